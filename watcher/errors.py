@@ -1,0 +1,65 @@
+"""The one error hierarchy of kpi-watch.
+
+Every error carries its data as attributes so that callers (CLI, HTTP API,
+rejected log) can show or store the parts separately, and its message says what
+the user can do about it.
+"""
+
+from __future__ import annotations
+
+
+class WatcherError(Exception):
+    """Base of every error kpi-watch raises on purpose."""
+
+
+class ConfigError(WatcherError):
+    """A configuration, rule or channel file is wrong; names the file and key or line."""
+
+    def __init__(self, message: str, *, file: str | None = None, key: str | None = None,
+                 line: int | None = None) -> None:
+        self.file = file
+        self.key = key
+        self.line = line
+        self.reason = message
+        where = ", ".join(
+            part for part in (
+                file,
+                f"line {line}" if line is not None else None,
+                f"key '{key}'" if key else None,
+            ) if part
+        )
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+class InputError(WatcherError):
+    """A record (snapshot) is malformed; names where it was and which field is wrong."""
+
+    def __init__(self, message: str, *, location: str | None = None,
+                 field: str | None = None) -> None:
+        self.location = location
+        self.field = field
+        self.reason = message
+        prefix = " ".join(p for p in (location, f"field '{field}'" if field else None) if p)
+        super().__init__(f"{prefix}: {message}" if prefix else message)
+
+
+class InputTooLarge(InputError):
+    """A body or file exceeds the configured size limit."""
+
+
+class DeliveryFailed(WatcherError):
+    """A channel could not deliver a notification; retried by the dispatcher."""
+
+    def __init__(self, channel: str, reason: str, *, retryable: bool = True) -> None:
+        self.channel = channel
+        self.reason = reason
+        self.retryable = retryable
+        super().__init__(f"channel '{channel}': {reason}")
+
+
+class NotFound(WatcherError):
+    """The incident, silence or token asked for does not exist."""
+
+
+class InvalidTransition(WatcherError):
+    """An incident cannot move to the asked state from the one it is in."""

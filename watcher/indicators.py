@@ -1,0 +1,129 @@
+"""The indicator registry: the project's public metric vocabulary.
+
+Ids follow ``kpi-reference.md`` and never change (aliases are fine). Each entry
+knows its direction, which is what turns "on the wrong side of a target" into a
+comparison, and its valid range, which is what rejects a rate of 3.5 sent as
+"3.5 percent" without the percent sign.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Final
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Direction(StrEnum):
+    HIGHER_IS_BETTER = "higher"
+    LOWER_IS_BETTER = "lower"
+
+
+class Unit(StrEnum):
+    FRACTION = "fraction"
+    CURRENCY = "currency"
+    COUNT = "count"
+    HOURS = "hours"
+    DAYS = "days"
+    SCORE = "score"
+    TIMES_PER_YEAR = "times_per_year"
+    RATIO = "ratio"
+
+
+class Cycle(StrEnum):
+    REALTIME = "realtime"
+    MONTHLY = "monthly"
+    QUARTERLY = "quarterly"
+    ANNUAL = "annual"
+
+
+class Dimension(StrEnum):
+    PERFORMANCE = "performance"
+    EFFICIENCY = "efficiency"
+    CUSTOMER = "customer"
+    COMPLIANCE = "compliance"
+    PLATFORM = "platform"
+
+
+class Indicator(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    dimension: Dimension
+    unit: Unit
+    direction: Direction
+    cycle: Cycle
+    name_en: str
+    name_zh: str
+    minimum: float | None = 0.0
+    maximum: float | None = None
+
+    def name(self, language: str) -> str:
+        return self.name_zh if language.lower().startswith("zh") else self.name_en
+
+    def is_worse(self, value: float, reference: float) -> bool:
+        """True when ``value`` is on the wrong side of ``reference`` (strictly)."""
+        if self.direction is Direction.HIGHER_IS_BETTER:
+            return value < reference
+        return value > reference
+
+
+def _i(id_: str, dim: Dimension, unit: Unit, direction: Direction, cycle: Cycle,
+       en: str, zh: str, maximum: float | None = None, minimum: float | None = 0.0) -> Indicator:
+    if unit is Unit.FRACTION and maximum is None:
+        maximum = 1.0
+    return Indicator(id=id_, dimension=dim, unit=unit, direction=direction, cycle=cycle,
+                     name_en=en, name_zh=zh, minimum=minimum, maximum=maximum)
+
+
+_P, _E, _C, _K, _X = (Dimension.PERFORMANCE, Dimension.EFFICIENCY, Dimension.CUSTOMER,
+                      Dimension.COMPLIANCE, Dimension.PLATFORM)
+_UP, _DOWN = Direction.HIGHER_IS_BETTER, Direction.LOWER_IS_BETTER
+_M, _Q, _A, _R = Cycle.MONTHLY, Cycle.QUARTERLY, Cycle.ANNUAL, Cycle.REALTIME
+_F = Unit.FRACTION
+
+INDICATORS: Final[dict[str, Indicator]] = {i.id: i for i in (
+    # 1-17: the assessment system
+    _i("gmv", _P, Unit.CURRENCY, _UP, _M, "GMV", "销售额"),
+    _i("gmv_organic", _P, Unit.CURRENCY, _UP, _M, "Organic GMV", "自然流量销售额"),
+    _i("gmv_ads", _P, Unit.CURRENCY, _UP, _M, "Ad-driven GMV", "广告销售额"),
+    _i("net_margin", _P, _F, _UP, _M, "Net margin", "利润率", minimum=-1.0),
+    _i("conversion_rate", _P, _F, _UP, _M, "Conversion rate", "转化率"),
+    _i("new_customer_share", _P, _F, _UP, _M, "New-customer share", "新客占比"),
+    _i("new_category_share", _P, _F, _UP, _A, "New-category contribution", "品类拓展贡献"),
+    _i("inventory_turnover", _E, Unit.TIMES_PER_YEAR, _UP, _M, "Inventory turnover",
+       "库存周转率"),
+    _i("stockout_rate", _E, _F, _DOWN, _M, "Stockout rate", "缺货率"),
+    _i("order_processing_hours", _E, Unit.HOURS, _DOWN, _M, "Order handling time",
+       "订单处理时效"),
+    _i("delivery_success_rate", _E, _F, _UP, _M, "Delivery success rate", "物流妥投率"),
+    _i("positive_review_rate", _C, _F, _UP, _Q, "Positive review rate", "好评率"),
+    _i("dispute_rate", _C, _F, _DOWN, _Q, "Dispute rate", "纠纷率"),
+    _i("dispute_win_rate", _C, _F, _UP, _Q, "Dispute win rate", "纠纷胜诉率"),
+    _i("repurchase_rate", _C, _F, _UP, _Q, "Repurchase rate", "复购率"),
+    _i("ltv_growth", _C, Unit.RATIO, _UP, _A, "LTV growth", "用户生命周期价值增长", minimum=-1.0),
+    _i("account_health_score", _K, Unit.SCORE, _UP, _R, "Account health score", "账号健康分",
+       maximum=100.0),
+    _i("penalty_count", _K, Unit.COUNT, _DOWN, _R, "Penalties", "违规处罚次数"),
+    _i("risk_response_hours", _K, Unit.HOURS, _DOWN, _Q, "Risk response time", "突发风险处理时效"),
+    # platform-native health metrics
+    _i("order_defect_rate", _X, _F, _DOWN, _R, "Order defect rate", "订单缺陷率"),
+    _i("late_shipment_rate", _X, _F, _DOWN, _R, "Late shipment rate", "迟发率"),
+    _i("pre_fulfillment_cancellation_rate", _X, _F, _DOWN, _R, "Pre-fulfilment cancellation rate",
+       "配送前取消率"),
+    _i("valid_tracking_rate", _X, _F, _UP, _R, "Valid tracking rate", "有效追踪率"),
+    _i("on_time_delivery_rate", _X, _F, _UP, _R, "On-time delivery rate", "准时交货率"),
+    _i("chat_response_rate", _X, _F, _UP, _R, "Chat response rate", "聊天回复率"),
+    _i("penalty_points", _X, Unit.COUNT, _DOWN, _R, "Penalty points", "扣分"),
+    _i("ad_share_of_gmv", _P, _F, _DOWN, _M, "Ad share of GMV", "广告销售占比"),
+)}
+
+# Raw counts that may arrive beside (or instead of) the rates derived from them.
+COUNT_FIELDS: Final[frozenset[str]] = frozenset({
+    "orders", "visitors", "disputes", "disputes_won", "disputes_closed", "stockout_orders",
+    "shipped", "delivered", "buyers", "repeat_buyers", "reviews", "positive_reviews",
+})
+
+
+def get(metric_id: str) -> Indicator | None:
+    return INDICATORS.get(metric_id)

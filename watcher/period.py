@@ -1,0 +1,80 @@
+"""Assessment periods: a day, a month, a quarter or a year, written as in the reference."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, timedelta
+from enum import StrEnum
+from typing import Self
+
+
+class PeriodKind(StrEnum):
+    DAY = "day"
+    MONTH = "month"
+    QUARTER = "quarter"
+    YEAR = "year"
+
+
+_FORMS = (
+    (re.compile(r"^(\d{4})-(\d{2})-(\d{2})$"), PeriodKind.DAY),
+    (re.compile(r"^(\d{4})-(\d{2})$"), PeriodKind.MONTH),
+    (re.compile(r"^(\d{4})-Q([1-4])$"), PeriodKind.QUARTER),
+    (re.compile(r"^(\d{4})$"), PeriodKind.YEAR),
+)
+
+PERIOD_FORMS = "YYYY-MM-DD, YYYY-MM, YYYY-Qn or YYYY"
+
+
+@dataclass(frozen=True, order=True, slots=True)
+class Period:
+    """A period is ordered by (start, end) so a month sorts before its own quarter's end."""
+
+    start: date
+    end: date
+    kind: PeriodKind
+    text: str
+
+    @classmethod
+    def parse(cls, text: str) -> Self:
+        text = text.strip()
+        for pattern, kind in _FORMS:
+            m = pattern.match(text)
+            if not m:
+                continue
+            year = int(m.group(1))
+            try:
+                if kind is PeriodKind.DAY:
+                    start = end = date(year, int(m.group(2)), int(m.group(3)))
+                elif kind is PeriodKind.MONTH:
+                    start = date(year, int(m.group(2)), 1)
+                    end = _month_end(start)
+                elif kind is PeriodKind.QUARTER:
+                    q = int(m.group(2))
+                    start = date(year, 3 * q - 2, 1)
+                    end = _month_end(date(year, 3 * q, 1))
+                else:
+                    start, end = date(year, 1, 1), date(year, 12, 31)
+            except ValueError as exc:
+                raise ValueError(f"'{text}' is not a real date: {exc}") from None
+            return cls(start, end, kind, text)
+        raise ValueError(f"'{text}' is not a period; expected {PERIOD_FORMS}")
+
+    @classmethod
+    def month(cls, year: int, month: int) -> Self:
+        return cls.parse(f"{year:04d}-{month:02d}")
+
+    def shift_months(self, months: int) -> Period:
+        """The month ``months`` away from this month (only for monthly periods)."""
+        if self.kind is not PeriodKind.MONTH:
+            raise ValueError(f"{self.text} is not a monthly period")
+        index = self.start.year * 12 + self.start.month - 1 + months
+        return Period.month(index // 12, index % 12 + 1)
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def _month_end(first: date) -> date:
+    nxt = date(first.year + (first.month == 12), first.month % 12 + 1, 1)
+    return nxt - timedelta(days=1)

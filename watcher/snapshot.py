@@ -1,0 +1,207 @@
+"""The canonical snapshot: the public input contract of kpi-watch.
+
+A snapshot is one store's (and optionally one operator's) metrics for one
+period. It is validated once, here, into a frozen model; everything downstream
+trusts it. See ``docs/snapshot-format.md`` for the contract.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+from watcher import indicators
+from watcher.indicators import Unit
+from watcher.period import Period
+
+SEGMENT_KEYS = (
+    "stage", "product_type", "category", "special_category", "fulfillment", "region",
+    "price_band", "category_type", "level",
+)
+
+
+class Comparator(StrEnum):
+    """How a platform states its own target: the value must be ``<`` the target, etc."""
+
+    LT = "<"
+    LE = "<="
+    GT = ">"
+    GE = ">="
+    EQ = "=="
+
+
+def parse_number(value: Any) -> float:
+    """A number, a numeric string, or a percent string (``"3.5%"`` is 0.035)."""
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not true/false")
+    if isinstance(value, int | float):
+        number = float(value)
+    elif isinstance(value, str):
+        text = value.strip().replace(",", "")
+        scale = 1.0
+        if text.endswith("%"):
+            text, scale = text[:-1].strip(), 0.01
+        try:
+            number = float(text) * scale
+        except ValueError:
+            raise ValueError(f"must be a number or a percentage like \"3.5%\", got {value!r}")
+        if scale != 1.0:
+            number = round(number, 12)
+    else:
+        raise ValueError(f"must be a number, got {type(value).__name__}")
+    if math.isnan(number) or math.isinf(number):
+        raise ValueError("must be a finite number")
+    return number
+
+
+Number = Annotated[float, BeforeValidator(parse_number)]
+Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]+$")]
+
+
+class Target(BaseModel):
+    """A target value; ``comparator`` is set when the platform states how to compare."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    value: Number
+    comparator: Comparator | None = None
+
+    def breached_by(self, metric_id: str, value: float) -> bool:
+        if self.comparator is None:
+            indicator = indicators.get(metric_id)
+            return indicator is not None and indicator.is_worse(value, self.value)
+        ok = {
+            Comparator.LT: value < self.value, Comparator.LE: value <= self.value,
+            Comparator.GT: value > self.value, Comparator.GE: value >= self.value,
+            Comparator.EQ: value == self.value,
+        }[self.comparator]
+        return not ok
+
+
+def _target(value: Any) -> Any:
+    if isinstance(value, dict):
+        return value
+    return {"value": value}
+
+
+class Snapshot(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore", arbitrary_types_allowed=True)
+
+    store: Name
+    platform: Name
+    period: Period
+    operator: Name | None = None
+    observed_at: datetime | None = None
+    segment: dict[str, str | bool | float] = Field(default_factory=dict)
+    metrics: dict[str, Number]
+    targets: dict[str, Annotated[Target, BeforeValidator(_target)]] = Field(default_factory=dict)
+
+    @field_validator("store", "platform", "operator", mode="before")
+    @classmethod
+    def _strip(cls, value: Any) -> Any:
+        return value.strip() if isinstance(value, str) else value
+
+    @field_validator("period", mode="before")
+    @classmethod
+    def _period(cls, value: Any) -> Period:
+        if isinstance(value, Period):
+            return value
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str):
+            raise ValueError(f"must be a string such as \"2026-10\", got {type(value).__name__}")
+        return Period.parse(value)
+
+    @field_validator("observed_at")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+    @field_validator("segment", mode="before")
+    @classmethod
+    def _segment(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {str(k): (v.strip().lower() if isinstance(v, str) else v)
+                    for k, v in value.items() if v is not None}
+        return value
+
+    @field_validator("metrics")
+    @classmethod
+    def _metrics(cls, value: dict[str, float]) -> dict[str, float]:
+        if not value:
+            raise ValueError("needs at least one metric")
+        return value
+
+    @model_validator(mode="after")
+    def _ranges(self) -> Snapshot:
+        for metric_id, number in self.metrics.items():
+            _check_range(f"metrics.{metric_id}", metric_id, number)
+        for metric_id, target in self.targets.items():
+            _check_range(f"targets.{metric_id}", metric_id, target.value)
+        return self
+
+    @property
+    def key(self) -> str:
+        """Identity of a snapshot: the same key again is a restatement."""
+        return f"{self.platform}|{self.store}|{self.period.text}"
+
+    def content_hash(self) -> str:
+        """Hash of what rules can see; an identical restatement has the same hash."""
+        body = json.dumps(
+            [self.operator, self.segment, self.metrics,
+             {k: [t.value, t.comparator] for k, t in self.targets.items()}],
+            sort_keys=True, separators=(",", ":"),
+        )
+        return hashlib.blake2b(body.encode(), digest_size=16).hexdigest()
+
+    def to_canonical(self) -> dict[str, Any]:
+        """The snapshot as canonical JSON (what the API returns and the store keeps)."""
+        targets: dict[str, Any] = {
+            k: (t.value if t.comparator is None else {"value": t.value, "comparator": t.comparator})
+            for k, t in self.targets.items()
+        }
+        return {
+            "store": self.store, "platform": self.platform, "period": self.period.text,
+            "operator": self.operator,
+            "observed_at": self.observed_at.isoformat() if self.observed_at else None,
+            "segment": dict(self.segment), "metrics": dict(self.metrics), "targets": targets,
+        }
+
+
+class FieldRangeError(ValueError):
+    """A value out of its indicator's range; knows the dotted field it belongs to."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(message)
+
+
+def _check_range(field: str, metric_id: str, number: float) -> None:
+    indicator = indicators.get(metric_id)
+    if indicator is None:
+        if metric_id in indicators.COUNT_FIELDS and number < 0:
+            raise FieldRangeError(field, f"a count cannot be negative, got {number:g}")
+        return
+    low, high = indicator.minimum, indicator.maximum
+    if indicator.unit is Unit.FRACTION and high is not None and number > high:
+        raise FieldRangeError(
+            field, f"a rate is a fraction in [{low:g}, {high:g}], got {number:g} "
+            f"(write 3.5 % as 0.035 or \"3.5%\")")
+    if (low is not None and number < low) or (high is not None and number > high):
+        bounds = f"[{low if low is not None else '-inf'}, {high if high is not None else 'inf'}]"
+        raise FieldRangeError(field, f"must be within {bounds}, got {number:g}")
