@@ -1,0 +1,64 @@
+"""What a notification says: the data a channel renders, frozen at enqueue time.
+
+The outbox stores an ``Alert`` as JSON so that a notification sent after a
+restart says exactly what it would have said before it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class AlertKind(StrEnum):
+    OPENED = "opened"
+    FIRING = "firing"
+    REMINDER = "reminder"
+    ESCALATED = "escalated"
+    RESOLVED = "resolved"
+    TEST = "test"
+
+
+class Evidence(BaseModel):
+    """One reason behind an alert: a metric's value against its threshold or target."""
+
+    model_config = ConfigDict(frozen=True)
+
+    period: str
+    metric: str
+    value: float
+    threshold: float
+    comparison: str = "<"
+    store: str | None = None
+
+
+class Alert(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    kind: AlertKind
+    incident_id: int | None = None
+    rule: str
+    severity: str
+    audience: str
+    title: dict[str, str] = Field(description="rendered rule message by language (en, zh-CN)")
+    store: str | None = None
+    platform: str | None = None
+    operator: str | None = None
+    metric: str | None = None
+    value: float | None = None
+    threshold: float | None = None
+    period: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    evidence: list[Evidence] = Field(default_factory=list)
+    link: str | None = None
+    at: datetime
+    note: str | None = None
+
+    def text(self, language: str) -> str:
+        return self.title.get(language) or self.title.get("en") or self.rule
+
+    def as_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")

@@ -1,0 +1,128 @@
+"""Settings: read once at start from the config file and the environment, then frozen.
+
+Nothing deeper in the code reads the environment or a file on its own; it is
+handed the part of ``Settings`` it needs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from watcher import yamlfile
+from watcher.errors import ConfigError
+
+MATCH_KEYS = ("audience", "severity", "rule", "platform", "store", "operator", "team")
+
+
+class Route(BaseModel):
+    """Alertmanager-style route: the first match wins unless ``continue`` is set."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    match: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    channels: tuple[str, ...]
+    continue_: bool = Field(default=False, alias="continue")
+
+    @field_validator("match", mode="before")
+    @classmethod
+    def _match(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {str(k): tuple(str(i) for i in v) if isinstance(v, list) else (str(v),)
+                    for k, v in value.items()}
+        return value
+
+    def matches(self, labels: Mapping[str, str | None]) -> bool:
+        return all(labels.get(key) in values for key, values in self.match.items())
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    database_url: str = "sqlite:///watcher.db"
+    rules: Path = Path("rules")
+    drop_folder: Path = Path("inbox")
+    drop_poll_seconds: float = Field(default=1.0, gt=0)
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    public_url: str | None = None
+    channels: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    routes: tuple[Route, ...] = ()
+    default_channels: tuple[str, ...] = ("console",)
+    max_body_bytes: int = Field(default=20_000_000, gt=0)
+    batch_size: int = Field(default=500, ge=1, le=10_000)
+    dispatch_poll_seconds: float = Field(default=0.5, gt=0)
+    retry_base_seconds: float = Field(default=5.0, gt=0)
+    retry_max_seconds: float = Field(default=600.0, gt=0)
+    config_file: Path | None = None
+
+    def channel_names(self) -> set[str]:
+        return {"console", *self.channels}
+
+
+def load_settings(config_file: Path | str | None = None,
+                  env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Settings from ``config_file`` (or ``$WATCHER_CONFIG``), then the environment."""
+    env = os.environ if env is None else env
+    path = Path(config_file) if config_file else (
+        Path(env["WATCHER_CONFIG"]) if env.get("WATCHER_CONFIG") else None)
+    data: dict[str, Any] = {}
+    lines: yamlfile.Lines = {}
+    if path is not None:
+        loaded, lines = yamlfile.load(path)
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError("a config file is a YAML mapping", file=str(path), line=1)
+        data = dict(loaded)
+        base = path.parent
+        for key in ("rules", "drop_folder"):
+            if isinstance(data.get(key), str) and not Path(data[key]).is_absolute():
+                data[key] = str(base / data[key])
+        data["config_file"] = str(path)
+    if env.get("WATCHER_DATABASE_URL"):
+        data["database_url"] = env["WATCHER_DATABASE_URL"]
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        raise yamlfile.config_error(exc, str(path or "settings"), lines) from None
+    _check_routes(settings, str(path or "settings"), lines)
+    return settings
+
+
+def _check_routes(settings: Settings, name: str, lines: yamlfile.Lines) -> None:
+    known = settings.channel_names()
+    for index, route in enumerate(settings.routes):
+        for channel in route.channels:
+            if channel not in known:
+                raise ConfigError(
+                    f"route sends to unknown channel '{channel}' (known: "
+                    f"{', '.join(sorted(known))})", file=name, key=f"routes.{index}.channels",
+                    line=yamlfile.line_of(lines, ("routes", index, "channels")))
+        for key in route.match:
+            if key not in MATCH_KEYS and not key.startswith("label."):
+                raise ConfigError(
+                    f"cannot match on '{key}' (use {', '.join(MATCH_KEYS)} or label.<name>)",
+                    file=name, key=f"routes.{index}.match.{key}",
+                    line=yamlfile.line_of(lines, ("routes", index, "match", key)))
+    for channel in settings.default_channels:
+        if channel not in known:
+            raise ConfigError(f"unknown channel '{channel}'", file=name, key="default_channels")
+
+
+def route(settings: Settings, labels: Mapping[str, str | None]) -> list[str]:
+    """Channels for an alert with ``labels``; the default channels when no route matches."""
+    chosen: list[str] = []
+    matched = False
+    for candidate in settings.routes:
+        if candidate.matches(labels):
+            matched = True
+            chosen.extend(c for c in candidate.channels if c not in chosen)
+            if not candidate.continue_:
+                break
+    return chosen if matched else list(settings.default_channels)

@@ -1,0 +1,1 @@
+"""Declarative rules: YAML packs validated into frozen models, compiled onto durable-rules."""

@@ -1,0 +1,162 @@
+"""The condition language of rule files: ``dispute_rate > 0.03``, ``gmv < target``.
+
+Grammar (``and`` binds tighter than ``or``; parentheses group)::
+
+    expr    := term ("or" term)*
+    term    := factor ("and" factor)*
+    factor  := "(" expr ")" | METRIC OP (NUMBER | "target")
+
+A condition is parsed once at load into a tree of frozen nodes, which the
+compiler turns into durable-rules JSON and which ``holds`` evaluates in Python
+to describe a firing (value versus threshold) after the engine decided it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+Op = Literal["<", "<=", ">", ">=", "==", "!="]
+_TOKEN = re.compile(r"\s*(?:(\()|(\))|(<=|>=|==|!=|<|>)|([A-Za-z_][A-Za-z0-9_]*)|"
+                    r"(-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?%?))")
+METRIC_ID = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    metric: str
+    op: Op
+    value: float | None  # None: compare against the snapshot's target for the metric
+
+    @property
+    def against_target(self) -> bool:
+        return self.value is None
+
+    def holds(self, metrics: dict[str, float], targets: dict[str, float]) -> bool:
+        left = metrics.get(self.metric)
+        right = targets.get(self.metric) if self.value is None else self.value
+        if left is None or right is None:
+            return False
+        return _compare(left, self.op, right)
+
+    def __str__(self) -> str:
+        return f"{self.metric} {self.op} {'target' if self.value is None else f'{self.value:g}'}"
+
+
+@dataclass(frozen=True, slots=True)
+class BoolOp:
+    op: Literal["and", "or"]
+    parts: tuple[Condition, ...]
+
+    def __str__(self) -> str:
+        return f" {self.op} ".join(
+            f"({p})" if isinstance(p, BoolOp) else str(p) for p in self.parts)
+
+
+Condition = Comparison | BoolOp
+
+
+def comparisons(condition: Condition) -> list[Comparison]:
+    if isinstance(condition, Comparison):
+        return [condition]
+    return [c for part in condition.parts for c in comparisons(part)]
+
+
+def holds(condition: Condition, metrics: dict[str, float], targets: dict[str, float]) -> bool:
+    if isinstance(condition, Comparison):
+        return condition.holds(metrics, targets)
+    results = (holds(p, metrics, targets) for p in condition.parts)
+    return all(results) if condition.op == "and" else any(results)
+
+
+def _compare(left: float, op: Op, right: float) -> bool:
+    if op == "<":
+        return left < right
+    if op == "<=":
+        return left <= right
+    if op == ">":
+        return left > right
+    if op == ">=":
+        return left >= right
+    if op == "==":
+        return left == right
+    return left != right
+
+
+class ExpressionError(ValueError):
+    pass
+
+
+def parse(text: str) -> Condition:
+    tokens = _tokenize(text)
+    parser = _Parser(tokens, text)
+    condition = parser.expr()
+    if parser.pos != len(tokens):
+        raise ExpressionError(f"unexpected '{tokens[parser.pos]}' in condition '{text}'")
+    return condition
+
+
+def _tokenize(text: str) -> list[str]:
+    tokens: list[str] = []
+    pos = 0
+    while pos < len(text):
+        if text[pos:].strip() == "":
+            break
+        m = _TOKEN.match(text, pos)
+        if not m or m.end() == pos:
+            raise ExpressionError(f"cannot read condition '{text}' at '{text[pos:].strip()}'")
+        tokens.append(next(g for g in m.groups() if g is not None))
+        pos = m.end()
+    return tokens
+
+
+class _Parser:
+    def __init__(self, tokens: list[str], text: str) -> None:
+        self.tokens, self.text, self.pos = tokens, text, 0
+
+    def _peek(self) -> str | None:
+        return self.tokens[self.pos] if self.pos < len(self.tokens) else None
+
+    def _take(self) -> str:
+        token = self._peek()
+        if token is None:
+            raise ExpressionError(f"condition '{self.text}' ends too early")
+        self.pos += 1
+        return token
+
+    def expr(self) -> Condition:
+        parts = [self.term()]
+        while self._peek() == "or":
+            self._take()
+            parts.append(self.term())
+        return parts[0] if len(parts) == 1 else BoolOp("or", tuple(parts))
+
+    def term(self) -> Condition:
+        parts = [self.factor()]
+        while self._peek() == "and":
+            self._take()
+            parts.append(self.factor())
+        return parts[0] if len(parts) == 1 else BoolOp("and", tuple(parts))
+
+    def factor(self) -> Condition:
+        token = self._take()
+        if token == "(":
+            inner = self.expr()
+            if self._take() != ")":
+                raise ExpressionError(f"missing ')' in condition '{self.text}'")
+            return inner
+        if not METRIC_ID.match(token) or token in ("and", "or", "target"):
+            raise ExpressionError(f"expected a metric id, got '{token}' in '{self.text}'")
+        op = self._take()
+        if op not in ("<", "<=", ">", ">=", "==", "!="):
+            raise ExpressionError(f"expected a comparison after '{token}', got '{op}'")
+        right = self._take()
+        if right == "target":
+            return Comparison(token, op, None)  # type: ignore[arg-type]
+        try:
+            value = float(right[:-1]) / 100 if right.endswith("%") else float(right)
+        except ValueError:
+            raise ExpressionError(
+                f"expected a number or 'target' after '{token} {op}', got '{right}'") from None
+        return Comparison(token, op, value)  # type: ignore[arg-type]

@@ -1,0 +1,61 @@
+"""A snapshot as the flat fact durable-rules matches on.
+
+durable-rules compares top-level attributes of one message, so nested metrics,
+targets and segment become prefixed keys: ``m_<metric>``, ``t_<metric>`` (the
+target), ``s_<segment key>`` (always present, "" when unknown, so that a
+"not equal" guard can match), ``pk`` (period kind), and targets re-stated by
+the side that is good: ``tge_`` (value must be >= it), ``tgt_``, ``tle_``,
+``tlt_``. A plain target takes its side from the indicator's direction; a
+platform target carries its comparator.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from watcher import indicators
+from watcher.indicators import Direction
+from watcher.snapshot import Comparator, Snapshot
+
+_SIDE = {
+    Comparator.LT: ("tlt_",), Comparator.LE: ("tle_",), Comparator.GT: ("tgt_",),
+    Comparator.GE: ("tge_",), Comparator.EQ: ("tle_", "tge_"),
+}
+
+
+def segment_value(value: str | bool | float) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).lower()
+
+
+def to_fact(snapshot: Snapshot, fact_id: str, segment_keys: frozenset[str]) -> dict[str, Any]:
+    fact: dict[str, Any] = {
+        "id": fact_id,
+        "store": snapshot.store,
+        "platform": snapshot.platform,
+        "operator": snapshot.operator or "",
+        "pk": snapshot.period.kind.value,
+    }
+    for key in segment_keys:
+        fact["s_" + key] = ""
+    for key, value in snapshot.segment.items():
+        fact["s_" + key] = segment_value(value)
+    for metric, number in snapshot.metrics.items():
+        fact["m_" + metric] = number
+    for metric, target in snapshot.targets.items():
+        fact["t_" + metric] = target.value
+        for prefix in target_sides(metric, target.comparator):
+            fact[prefix + metric] = target.value
+    return fact
+
+
+def target_sides(metric: str, comparator: Comparator | None) -> tuple[str, ...]:
+    if comparator is not None:
+        return _SIDE[comparator]
+    indicator = indicators.get(metric)
+    if indicator is None:
+        return ()
+    return ("tge_",) if indicator.direction is Direction.HIGHER_IS_BETTER else ("tle_",)

@@ -1,0 +1,78 @@
+"""Loading rule packs: a file or a folder of YAML files into one frozen ``RulePack``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from watcher import yamlfile
+from watcher.errors import ConfigError
+from watcher.rules.model import Rule, RulePack
+
+RULE_SUFFIXES = (".yaml", ".yml")
+
+
+def rule_files(path: Path) -> list[Path]:
+    """Rule files under ``path``; ``*.test.yaml`` files and ``tests/`` hold rule tests."""
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise ConfigError("no such file or folder", file=str(path))
+    return sorted(
+        p for p in path.rglob("*")
+        if p.suffix in RULE_SUFFIXES and not p.name.endswith((".test.yaml", ".test.yml"))
+        and "tests" not in p.relative_to(path).parts
+    )
+
+
+def load_pack(path: Path) -> RulePack:
+    files = rule_files(path)
+    if not files:
+        raise ConfigError("holds no rule files (*.yaml)", file=str(path))
+    rules: list[Rule] = []
+    origin: dict[str, str] = {}
+    for file in files:
+        for rule, line in _load_file(file):
+            if rule.id in origin:
+                raise ConfigError(f"rule id '{rule.id}' is already defined in {origin[rule.id]}",
+                                  file=str(file), line=line, key="id")
+            origin[rule.id] = f"{file}:{line}"
+            rules.append(rule)
+    return RulePack(rules=tuple(rules), sources=tuple(str(f) for f in files))
+
+
+def _load_file(file: Path) -> list[tuple[Rule, int]]:
+    data, lines = yamlfile.load(file)
+    name = str(file)
+    if data is None:
+        return []
+    if not isinstance(data, dict) or not isinstance(data.get("rules"), list):
+        raise ConfigError("a rule file is a mapping with a 'rules:' list", file=name,
+                          line=yamlfile.line_of(lines, ()))
+    unknown = set(data) - {"rules", "pack", "description"}
+    if unknown:
+        key = sorted(unknown)[0]
+        raise ConfigError("is not a known key (expected rules, pack, description)", file=name,
+                          key=key, line=yamlfile.line_of(lines, (key,)))
+    loaded: list[tuple[Rule, int]] = []
+    for index, item in enumerate(data["rules"]):
+        prefix: tuple[str | int, ...] = ("rules", index)
+        line = yamlfile.line_of(lines, prefix) or 0
+        if not isinstance(item, dict):
+            raise ConfigError("a rule is a mapping", file=name, line=line,
+                              key=f"rules.{index}")
+        try:
+            rule = Rule.model_validate(_normalise(item))
+        except ValidationError as exc:
+            raise yamlfile.config_error(exc, name, lines, prefix) from None
+        loaded.append((rule, line))
+    return loaded
+
+
+def _normalise(item: dict[str, Any]) -> dict[str, Any]:
+    labels = item.get("labels")
+    if isinstance(labels, dict):
+        item = {**item, "labels": {str(k): str(v) for k, v in labels.items()}}
+    return item

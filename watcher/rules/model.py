@@ -1,0 +1,133 @@
+"""Frozen rule models: what a rule file says once it has been validated.
+
+Nothing here is mutated after load; a reload builds a new ``RulePack`` with a
+new version, and incidents record the version that opened them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from watcher.rules.expression import Condition, ExpressionError, comparisons, parse
+
+
+class Severity(StrEnum):
+    CRITICAL = "critical"
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+    INFO = "info"
+
+    @property
+    def rank(self) -> int:
+        return ["info", "low", "medium", "high", "critical"].index(self.value)
+
+
+class SubjectKind(StrEnum):
+    STORE = "store"
+    OPERATOR = "operator"
+
+
+LANGUAGES = ("en", "zh-CN")
+SEVERITIES = tuple(s.value for s in Severity)
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Variant(_Frozen):
+    """A segment-specific form of a rule; the most specific matching variant wins."""
+
+    when: dict[str, str]
+    condition: str
+    compiled: Condition = Field(default=None, exclude=True)  # type: ignore[assignment]
+
+    @field_validator("when", mode="before")
+    @classmethod
+    def _when(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {str(k): str(v).lower() for k, v in value.items()}
+        return value
+
+    @model_validator(mode="after")
+    def _compile(self) -> Variant:
+        object.__setattr__(self, "compiled", _parse_condition(self.condition))
+        return self
+
+    def matches(self, segment: dict[str, str]) -> bool:
+        return all(segment.get(k) == v for k, v in self.when.items())
+
+
+class Rule(_Frozen):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", max_length=120)
+    description: str
+    kind: Literal["threshold", "streak"] = "threshold"
+    condition: str | None = None
+    variants: tuple[Variant, ...] = ()
+    periods: tuple[Literal["day", "month", "quarter", "year"], ...] = ()
+    severity: Severity
+    audience: str = Field(min_length=1, max_length=50)
+    subject: SubjectKind = SubjectKind.STORE
+    months: int = Field(default=3, ge=2, le=24)
+    labels: dict[str, str] = Field(default_factory=dict)
+    message: dict[str, str]
+    enabled: bool = True
+    compiled: Condition | None = Field(default=None, exclude=True)
+
+    @field_validator("message")
+    @classmethod
+    def _languages(cls, value: dict[str, str]) -> dict[str, str]:
+        missing = [lang for lang in LANGUAGES if lang not in value]
+        if missing:
+            raise ValueError(f"needs a message in {', '.join(missing)}")
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> Rule:
+        if self.kind == "threshold":
+            if self.condition is None:
+                raise ValueError("a threshold rule needs a 'condition'")
+            object.__setattr__(self, "compiled", _parse_condition(self.condition))
+        elif self.condition is not None or self.variants:
+            raise ValueError("a streak rule takes no 'condition' or 'variants' "
+                             "(it counts months with a metric on the wrong side of its target)")
+        if self.kind == "streak" and self.subject is not SubjectKind.OPERATOR:
+            raise ValueError("a streak rule's subject is 'operator'")
+        seen: set[tuple[tuple[str, str], ...]] = set()
+        for variant in self.variants:
+            key = tuple(sorted(variant.when.items()))
+            if key in seen:
+                raise ValueError(f"two variants share the segment {dict(key)}")
+            seen.add(key)
+        return self
+
+    def metrics(self) -> set[str]:
+        conditions = [c for c in [self.compiled, *(v.compiled for v in self.variants)] if c]
+        return {cmp.metric for c in conditions for cmp in comparisons(c)}
+
+
+class RulePack(_Frozen):
+    rules: tuple[Rule, ...]
+    sources: tuple[str, ...] = ()
+
+    @property
+    def version(self) -> str:
+        """Content hash: the same rules load to the same version, on any replica."""
+        body = json.dumps([r.model_dump(mode="json") for r in self.rules], sort_keys=True)
+        return hashlib.sha256(body.encode()).hexdigest()[:12]
+
+    def get(self, rule_id: str) -> Rule | None:
+        return next((r for r in self.rules if r.id == rule_id), None)
+
+
+def _parse_condition(text: str) -> Condition:
+    try:
+        return parse(text)
+    except ExpressionError as exc:
+        raise ValueError(str(exc)) from None

@@ -1,0 +1,152 @@
+"""Table definitions (SQLAlchemy Core). Alembic migrations are generated from these.
+
+Core tables rather than ORM classes: the pipeline writes in batches with
+``executemany`` and the pure core works on frozen pydantic models, so mapped
+objects would only add a second model of the same rows.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+
+metadata = MetaData(naming_convention={
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+})
+
+TS = DateTime(timezone=True)
+
+snapshots = Table(
+    "snapshots", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("key", String(700), nullable=False, unique=True),
+    Column("store", String(200), nullable=False),
+    Column("platform", String(200), nullable=False),
+    Column("period", String(10), nullable=False),
+    Column("period_kind", String(10), nullable=False),
+    Column("period_start", Date, nullable=False),
+    Column("period_end", Date, nullable=False),
+    Column("operator", String(200)),
+    Column("observed_at", TS),
+    Column("segment", JSON, nullable=False),
+    Column("metrics", JSON, nullable=False),
+    Column("targets", JSON, nullable=False),
+    Column("content_hash", String(32), nullable=False),
+    Column("revision", Integer, nullable=False, server_default=text("1")),
+    Column("source", String(300)),
+    Column("raw", Text),
+    Column("received_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    Index("ix_snapshots_store_period", "store", "period_start"),
+    Index("ix_snapshots_operator_period", "operator", "period_start"),
+)
+
+rejected_inputs = Table(
+    "rejected_inputs", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("received_at", TS, nullable=False, index=True),
+    Column("source", String(500), nullable=False),
+    Column("location", String(100), nullable=False),
+    Column("field", String(300)),
+    Column("error", Text, nullable=False),
+    Column("raw", Text, nullable=False),
+)
+
+incidents = Table(
+    "incidents", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("fingerprint", String(700), nullable=False),
+    Column("rule", String(200), nullable=False),
+    Column("rule_version", String(40), nullable=False),
+    Column("subject_kind", String(20), nullable=False),
+    Column("subject", String(200), nullable=False),
+    Column("store", String(200)),
+    Column("platform", String(200)),
+    Column("operator", String(200)),
+    Column("status", String(20), nullable=False),
+    Column("severity", String(20), nullable=False),
+    Column("audience", String(50), nullable=False),
+    Column("metric", String(100)),
+    Column("value", JSON),
+    Column("threshold", JSON),
+    Column("period", String(10)),
+    Column("period_end", Date),
+    Column("title", JSON, nullable=False),
+    Column("labels", JSON, nullable=False),
+    Column("evidence", JSON, nullable=False),
+    Column("opened_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    Column("acknowledged_at", TS),
+    Column("acknowledged_by", String(200)),
+    Column("resolved_at", TS),
+    Column("resolved_by", String(200)),
+    # At most one incident per fingerprint that is not resolved: the database,
+    # not luck, keeps a restatement or a second replica from opening a twin.
+    Index("uq_incidents_live_fingerprint", "fingerprint", unique=True,
+          sqlite_where=text("status != 'resolved'"),
+          postgresql_where=text("status != 'resolved'")),
+    Index("ix_incidents_status_opened", "status", "opened_at"),
+    Index("ix_incidents_fingerprint", "fingerprint"),
+)
+
+incident_events = Table(
+    "incident_events", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("incident_id", Integer, ForeignKey("incidents.id", ondelete="CASCADE"),
+           nullable=False, index=True),
+    Column("at", TS, nullable=False),
+    Column("kind", String(30), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("note", Text),
+    Column("data", JSON, nullable=False),
+)
+
+notifications = Table(
+    "notifications", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("incident_id", Integer, ForeignKey("incidents.id", ondelete="CASCADE"), index=True),
+    Column("event_id", Integer, ForeignKey("incident_events.id", ondelete="SET NULL")),
+    Column("channel", String(200), nullable=False),
+    Column("alert", JSON, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("next_attempt_at", TS, nullable=False),
+    Column("claimed_until", TS),
+    Column("claimed_by", String(100)),
+    Column("last_error", Text),
+    Column("created_at", TS, nullable=False),
+    Column("sent_at", TS),
+    Index("ix_notifications_due", "status", "next_attempt_at"),
+)
+
+assessments = Table(
+    "assessments", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("operator", String(200), nullable=False),
+    Column("store", String(200), nullable=False),
+    Column("platform", String(200), nullable=False),
+    Column("period", String(10), nullable=False),
+    Column("period_start", Date, nullable=False),
+    Column("missed", Boolean, nullable=False),
+    Column("evidence", JSON, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    UniqueConstraint("operator", "store", "platform", "period", name="uq_assessments_key"),
+    Index("ix_assessments_operator_start", "operator", "period_start"),
+)
