@@ -94,6 +94,11 @@ class RuleEngine:
         self._ruleset = _ruleset_for(pack)
         self._ids = itertools.count(1)
 
+    @classmethod
+    def empty(cls) -> RuleEngine:
+        """An engine with no rules, for commands that only read the store."""
+        return cls(RulePack(rules=()))
+
     def evaluate(self, snapshot: Snapshot) -> Verdict:
         ruleset = self._ruleset
         if not ruleset.forms:

@@ -1,0 +1,127 @@
+"""The pipeline, end to end on the store: snapshots in, incidents and outbox out."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from tests.conftest import Clock, jsonl, snapshot
+from watcher.pipeline import Pipeline
+from watcher.store import repository as repo
+from watcher.store.schema import notifications, snapshots
+from watcher.validation import read_records
+
+
+def ingest(pipeline: Pipeline, *records: dict[str, object]) -> dict[str, object]:
+    return pipeline.ingest(read_records(jsonl(*records)), "test").as_dict()
+
+
+def incidents(pipeline: Pipeline, **filters: str) -> list:  # type: ignore[type-arg]
+    with pipeline.db.engine.connect() as conn:
+        return repo.list_incidents(conn, **filters)  # type: ignore[arg-type]
+
+
+def events(pipeline: Pipeline, incident_id: int) -> list[str]:
+    with pipeline.db.engine.connect() as conn:
+        return [e["kind"] for e in repo.incident_events_of(conn, incident_id)]
+
+
+class TestCompliance:
+    def test_health_below_90_opens_a_critical_compliance_incident(self, pipeline: Pipeline):
+        ingest(pipeline, snapshot(account_health_score=88))
+        [incident] = incidents(pipeline)
+        assert (incident.rule, incident.subject, incident.severity, incident.audience) == (
+            "account-health-low", "amz-us-01", "critical", "compliance")
+        assert (incident.value, incident.threshold, incident.status.value) == (88, 90, "open")
+        assert "88" in incident.title["en"] and "账号健康分" in incident.title["zh-CN"]
+
+    def test_boundary_values_do_not_fire(self, pipeline: Pipeline):
+        ingest(pipeline, snapshot(account_health_score=90, dispute_rate=0.03, penalty_count=0))
+        assert incidents(pipeline) == []
+
+    def test_one_snapshot_can_fire_several_rules(self, pipeline: Pipeline):
+        ingest(pipeline, snapshot(account_health_score=70, penalty_count=2, dispute_rate="3.5%"))
+        assert sorted(i.rule for i in incidents(pipeline)) == [
+            "account-health-low", "dispute-rate-high", "penalty-received"]
+
+
+class TestRestatement:
+    def test_the_same_snapshot_twice_gives_one_incident_and_one_row(self, pipeline: Pipeline):
+        first = ingest(pipeline, snapshot(penalty_count=1))
+        second = ingest(pipeline, snapshot(penalty_count=1))
+        assert (first["incidents_opened"], second["incidents_opened"]) == (1, 0)
+        assert second["unchanged"] == 1
+        assert len(incidents(pipeline)) == 1
+        with pipeline.db.engine.connect() as conn:
+            assert conn.execute(select(func.count()).select_from(snapshots)).scalar() == 1
+            assert conn.execute(select(func.count()).select_from(notifications)).scalar() == 1
+
+    def test_a_changed_restatement_replaces_values_and_adds_an_event(self, pipeline: Pipeline):
+        ingest(pipeline, snapshot(dispute_rate=0.04))
+        report = ingest(pipeline, snapshot(dispute_rate=0.05))
+        assert report["restated"] == 1
+        [incident] = incidents(pipeline)
+        assert incident.value == 0.05
+        assert events(pipeline, incident.id) == ["opened", "firing"]
+        with pipeline.db.engine.connect() as conn:
+            [row] = repo.find_snapshots(conn, store="amz-us-01")
+        assert row["metrics"] == {"dispute_rate": 0.05} and row["revision"] == 2
+
+
+class TestRecovery:
+    def test_a_later_snapshot_within_threshold_resolves_with_a_timeline_entry(
+            self, pipeline: Pipeline, clock: Clock):
+        ingest(pipeline, snapshot(period="2026-09", dispute_rate=0.045))
+        clock.advance(days=30)
+        report = ingest(pipeline, snapshot(period="2026-10", dispute_rate=0.021))
+        assert report["incidents_resolved"] == 1
+        [incident] = incidents(pipeline)
+        assert incident.status.value == "resolved" and incident.resolved_by == "watcher"
+        assert events(pipeline, incident.id) == ["opened", "resolved"]
+
+    def test_an_older_period_does_not_resolve_newer_evidence(self, pipeline: Pipeline):
+        ingest(pipeline, snapshot(period="2026-10", dispute_rate=0.045))
+        ingest(pipeline, snapshot(period="2026-09", dispute_rate=0.01))
+        assert incidents(pipeline)[0].status.value == "open"
+
+    def test_a_snapshot_without_the_metric_leaves_the_incident_alone(self, pipeline: Pipeline):
+        ingest(pipeline, snapshot(period="2026-09", dispute_rate=0.045))
+        ingest(pipeline, snapshot(period="2026-10", gmv=5))
+        assert incidents(pipeline)[0].status.value == "open"
+
+    def test_a_new_breach_after_resolution_is_a_new_incident(self, pipeline: Pipeline):
+        ingest(pipeline, snapshot(period="2026-08", penalty_count=1))
+        ingest(pipeline, snapshot(period="2026-09", penalty_count=0))
+        ingest(pipeline, snapshot(period="2026-10", penalty_count=3))
+        assert [i.status.value for i in incidents(pipeline)] == ["open", "resolved"]
+
+
+class TestRejection:
+    def test_a_bad_record_is_kept_with_line_and_field_and_the_rest_goes_in(
+            self, pipeline: Pipeline):
+        body = jsonl(snapshot(store="a", penalty_count=0),
+                     snapshot(store="b", dispute_rate=3.5),
+                     snapshot(store="c", penalty_count=1))
+        report = pipeline.ingest(read_records(body), "file:x.jsonl").as_dict()
+        assert (report["accepted"], report["rejected"]) == (2, 1)
+        [error] = report["errors"]
+        assert (error["location"], error["field"]) == ("line 2", "metrics.dispute_rate")
+        with pipeline.db.engine.connect() as conn:
+            [kept] = repo.list_rejections(conn)
+        assert kept["location"] == "line 2" and '"store": "b"' in kept["raw"]
+        assert kept["source"] == "file:x.jsonl"
+
+
+class TestOutbox:
+    def test_an_opened_incident_is_queued_in_the_same_transaction(self, pipeline: Pipeline):
+        ingest(pipeline, snapshot(account_health_score=50))
+        with pipeline.db.engine.connect() as conn:
+            [row] = conn.execute(select(notifications)).mappings().all()
+        assert row["channel"] == "console" and row["status"] == "pending"
+        assert row["alert"]["kind"] == "opened" and row["alert"]["rule"] == "account-health-low"
+
+    def test_resolution_notifies_the_channels_told_of_the_incident(self, pipeline: Pipeline):
+        ingest(pipeline, snapshot(period="2026-09", penalty_count=1))
+        ingest(pipeline, snapshot(period="2026-10", penalty_count=0))
+        with pipeline.db.engine.connect() as conn:
+            kinds = conn.execute(select(notifications.c.alert)).scalars().all()
+        assert [k["kind"] for k in kinds] == ["opened", "resolved"]

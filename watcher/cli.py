@@ -1,0 +1,274 @@
+"""The ``watcher`` command line. Every command honours WATCHER_DATABASE_URL and WATCHER_CONFIG."""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from watcher import logs
+from watcher.actions import ActionKind, act
+from watcher.config import Settings, load_settings
+from watcher.errors import ConfigError, WatcherError
+from watcher.incidents import Incident
+from watcher.redact import redact_text
+from watcher.rules.loader import load_pack
+from watcher.runtime import Runtime
+from watcher.store import open_database
+from watcher.store import repository as repo
+from watcher.validation import Format, format_for_name, read_records
+
+app = typer.Typer(help="kpi-watch: KPI snapshots in, rule incidents with a timeline out.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+incidents_app = typer.Typer(help="List, show, acknowledge and resolve incidents.",
+                            no_args_is_help=True)
+rejected_app = typer.Typer(help="Records that were refused, with their raw text.",
+                           no_args_is_help=True)
+rules_app = typer.Typer(help="Check rule packs.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(incidents_app, name="incidents")
+app.add_typer(rejected_app, name="rejected")
+app.add_typer(rules_app, name="rules")
+app.add_typer(db_app, name="db")
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="Config file (YAML).",
+                                                envvar="WATCHER_CONFIG")]
+
+
+class OutputFormat(StrEnum):
+    TABLE = "table"
+    JSON = "json"
+
+
+FormatOpt = Annotated[OutputFormat, typer.Option("--format", "-f")]
+
+
+def _settings(config: Path | None, **overrides: Any) -> Settings:
+    return load_settings(config, **overrides)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.echo(f"error: {redact_text(message)}", err=True)
+    raise typer.Exit(code)
+
+
+def _print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+
+
+def _table(rows: list[dict[str, Any]], columns: list[str]) -> None:
+    if not rows:
+        typer.echo("(none)")
+        return
+    cells = [[str(r.get(c) if r.get(c) is not None else "-") for c in columns] for r in rows]
+    widths = [min(60, max(len(c), *(len(row[i]) for row in cells)))
+              for i, c in enumerate(columns)]
+    typer.echo("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)))
+    for row in cells:
+        typer.echo("  ".join(v[:w].ljust(w) for v, w in zip(row, widths, strict=True)))
+
+
+@app.callback()
+def _main(log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "info",
+          log_json: Annotated[bool | None, typer.Option(
+              "--log-json/--log-text", help="Default: JSON unless stderr is a terminal")] = None,
+          ) -> None:
+    logs.configure(log_level, log_json)
+
+
+@app.command()
+def run(config: ConfigOpt = None,
+        host: Annotated[str | None, typer.Option(help="Bind address")] = None,
+        port: Annotated[int | None, typer.Option(help="HTTP port")] = None,
+        with_examples: Annotated[bool, typer.Option(
+            "--with-examples", help="Drop the bundled example data in the drop folder")] = False,
+        ) -> None:
+    """Run the daemon in the foreground: HTTP API, drop folder, dispatcher."""
+    from watcher.daemon.runner import Daemon
+
+    settings = _settings(config, host=host, port=port)
+    Path(settings.drop_folder).mkdir(parents=True, exist_ok=True)
+    examples = _examples_folder() if with_examples else None
+    Daemon(Runtime.open(settings), examples=examples).serve()
+
+
+def _examples_folder() -> Path:
+    folder = Path(__file__).resolve().parent.parent / "examples"
+    if not folder.is_dir():
+        _fail("the bundled examples/ folder was not found next to the package; run from a "
+              "clone of the repository")
+    return folder
+
+
+@app.command()
+def ingest(files: Annotated[list[Path], typer.Argument(help="JSON, JSON Lines or CSV files")],
+           config: ConfigOpt = None,
+           fmt: Annotated[Format, typer.Option("--input-format", help="Default: by extension")]
+           = Format.AUTO,
+           output: FormatOpt = OutputFormat.TABLE) -> None:
+    """Ingest files through the same pipeline as the daemon; exit 1 if any record was rejected."""
+    runtime = Runtime.open(_settings(config))
+    total: dict[str, Any] = {"files": []}
+    any_rejected = False
+    for path in files:
+        try:
+            content = path.read_bytes()
+            records = read_records(content, fmt if fmt is not Format.AUTO
+                                   else format_for_name(path.name),
+                                   max_bytes=runtime.settings.max_body_bytes)
+            report = runtime.pipeline.ingest(records, f"file:{path}")
+        except OSError as exc:
+            _fail(f"{path}: {exc.strerror}")
+            return
+        result = {"file": str(path), **report.as_dict()}
+        total["files"].append(result)
+        any_rejected = any_rejected or bool(report.rejected)
+        if output is OutputFormat.TABLE:
+            typer.echo(f"{path}: {report.accepted} accepted ({report.unchanged} unchanged, "
+                       f"{report.restated} restated), {len(report.rejected)} rejected, "
+                       f"{report.opened} incident(s) opened, {report.resolved} resolved")
+            for r in report.rejected:
+                where = f"{r.location}" + (f", field '{r.field}'" if r.field else "")
+                typer.echo(f"  rejected {where}: {r.error}", err=True)
+    if output is OutputFormat.JSON:
+        _print_json(total)
+    runtime.close()
+    raise typer.Exit(1 if any_rejected else 0)
+
+
+def _incident_row(incident: Incident) -> dict[str, Any]:
+    data = incident.model_dump(mode="json", exclude={"fingerprint"})
+    data["title"] = incident.title.get("en", "")
+    return data
+
+
+@incidents_app.command("list")
+def incidents_list(config: ConfigOpt = None,
+                   status: Annotated[str | None, typer.Option(
+                       help="open, acknowledged or resolved")] = None,
+                   severity: str | None = None, store: str | None = None,
+                   operator: str | None = None, rule: str | None = None,
+                   limit: int = 100, output: FormatOpt = OutputFormat.TABLE) -> None:
+    """List incidents, newest first."""
+    if status not in (None, "open", "acknowledged", "resolved"):
+        _fail("--status is open, acknowledged or resolved")
+    db = open_database(_settings(config).database_url)
+    with db.engine.connect() as conn:
+        found = repo.list_incidents(conn, status=status, severity=severity, store=store,
+                                    operator=operator, rule=rule, limit=limit)
+    if output is OutputFormat.JSON:
+        _print_json([i.model_dump(mode="json", exclude={"fingerprint"}) for i in found])
+        return
+    _table([_incident_row(i) for i in found],
+           ["id", "status", "severity", "rule", "subject", "period", "opened_at", "title"])
+
+
+@incidents_app.command("show")
+def incidents_show(incident_id: int, config: ConfigOpt = None,
+                   output: FormatOpt = OutputFormat.TABLE) -> None:
+    """One incident with its timeline."""
+    db = open_database(_settings(config).database_url)
+    with db.engine.connect() as conn:
+        incident = repo.get_incident(conn, incident_id)
+        if incident is None:
+            _fail(f"no incident {incident_id}", 1)
+            return
+        events = repo.incident_events_of(conn, incident_id)
+    data = {**incident.model_dump(mode="json", exclude={"fingerprint"}),
+            "events": [{k: (v.isoformat() if hasattr(v, "isoformat") else v)
+                        for k, v in e.items() if k != "incident_id"} for e in events]}
+    if output is OutputFormat.JSON:
+        _print_json(data)
+        return
+    typer.echo(f"#{incident.id} [{incident.status.value}] {incident.severity} {incident.rule}")
+    typer.echo(f"  {incident.title.get('en', '')}")
+    typer.echo(f"  {incident.title.get('zh-CN', '')}")
+    typer.echo(f"  subject: {incident.subject_kind} {incident.subject}   store: "
+               f"{incident.store or '-'}   operator: {incident.operator or '-'}   "
+               f"period: {incident.period or '-'}")
+    for item in incident.evidence:
+        typer.echo(f"  evidence: {item.get('period')} {item.get('store', '')} "
+                   f"{item.get('metric')} = {item.get('value')} vs target {item.get('target')}")
+    typer.echo("  timeline:")
+    for e in data["events"]:
+        note = f" - {e['note']}" if e.get("note") else ""
+        channel = e["data"].get("channel") if isinstance(e.get("data"), dict) else None
+        extra = f" ({channel})" if channel else ""
+        typer.echo(f"    {e['at']}  {e['kind']}{extra} by {e['actor']}{note}")
+
+
+def _act(kind: ActionKind, incident_id: int, by: str, note: str | None,
+         config: Path | None) -> None:
+    db = open_database(_settings(config).database_url)
+    incident = act(db, incident_id, kind, by, note)
+    typer.echo(f"incident {incident_id} is {incident.status.value}")
+
+
+ByOpt = Annotated[str, typer.Option("--by", help="Who does it")]
+NoteOpt = Annotated[str | None, typer.Option("--note")]
+
+
+@incidents_app.command("ack")
+def incidents_ack(incident_id: int, by: ByOpt, note: NoteOpt = None,
+                  config: ConfigOpt = None) -> None:
+    """Acknowledge an open incident (stops escalation)."""
+    _act("ack", incident_id, by, note, config)
+
+
+@incidents_app.command("resolve")
+def incidents_resolve(incident_id: int, by: ByOpt, note: NoteOpt = None,
+                      config: ConfigOpt = None) -> None:
+    """Resolve an incident by hand."""
+    _act("resolve", incident_id, by, note, config)
+
+
+@rejected_app.command("list")
+def rejected_list(config: ConfigOpt = None, limit: int = 100,
+                  output: FormatOpt = OutputFormat.TABLE) -> None:
+    """Rejected records, newest first, with the error and the raw text."""
+    db = open_database(_settings(config).database_url)
+    with db.engine.connect() as conn:
+        rows = repo.list_rejections(conn, limit)
+    if output is OutputFormat.JSON:
+        _print_json(rows)
+        return
+    _table(rows, ["id", "received_at", "source", "location", "field", "error", "raw"])
+
+
+@rules_app.command("check")
+def rules_check(path: Annotated[Path | None, typer.Argument(
+        help="Rule file or folder (default: the configured rules)")] = None,
+        config: ConfigOpt = None) -> None:
+    """Validate rule files; errors name the file and line."""
+    target = path or _settings(config).rules
+    pack = load_pack(Path(target))
+    from watcher.rules.engine import RuleEngine
+    RuleEngine(pack)  # compiling onto durable-rules is part of the check
+    typer.echo(f"{len(pack.rules)} rule(s) OK in {len(pack.sources)} file(s), "
+               f"version {pack.version}")
+
+
+@db_app.command("upgrade")
+def db_upgrade(config: ConfigOpt = None) -> None:
+    """Apply the schema migrations (run before starting a new version)."""
+    db = open_database(_settings(config).database_url, auto_upgrade=True)
+    typer.echo(f"database at revision {db.current_revision()}")
+
+
+def main() -> None:
+    try:
+        app()
+    except ConfigError as exc:
+        typer.echo(f"config error: {redact_text(str(exc))}", err=True)
+        sys.exit(2)
+    except WatcherError as exc:
+        typer.echo(f"error: {redact_text(str(exc))}", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

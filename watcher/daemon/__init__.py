@@ -1,0 +1,1 @@
+"""The long-running daemon: HTTP ingestion, the drop folder and the dispatcher."""

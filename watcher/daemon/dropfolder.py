@@ -1,0 +1,98 @@
+"""The drop folder: files put in it are ingested, then moved out of the way.
+
+A file lands in ``processed/`` when at least one record was accepted, or in
+``rejected/`` when none was; either way an ``.error.json`` beside it lists the
+rejected records. Hidden files and ``*.part``/``*.tmp`` are still being
+written and are left alone, as is a file whose size is still changing.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import structlog
+
+from watcher.errors import InputError
+from watcher.pipeline import IngestReport
+from watcher.validation import Format, format_for_name, read_records
+
+log = structlog.get_logger(__name__)
+
+Ingest = Callable[[bytes, Format, str], IngestReport]
+INCOMPLETE = (".part", ".tmp", ".partial", ".crdownload")
+
+
+class DropFolder:
+    def __init__(self, folder: Path, ingest: Ingest, *, max_bytes: int) -> None:
+        self.folder = folder
+        self.ingest = ingest
+        self.max_bytes = max_bytes
+        self._sizes: dict[Path, int] = {}
+        for name in ("processed", "rejected"):
+            (folder / name).mkdir(parents=True, exist_ok=True)
+
+    def ready_files(self) -> list[Path]:
+        """Files whose size did not change since the last look (writers are done)."""
+        ready = []
+        current: dict[Path, int] = {}
+        for path in sorted(self.folder.iterdir()):
+            if not path.is_file() or path.name.startswith(".") or path.suffix in INCOMPLETE:
+                continue
+            size = path.stat().st_size
+            current[path] = size
+            if self._sizes.get(path) == size:
+                ready.append(path)
+        self._sizes = current
+        return ready
+
+    def scan(self, *, settle: bool = True) -> int:
+        files = self.ready_files() if settle else [
+            p for p in sorted(self.folder.iterdir())
+            if p.is_file() and not p.name.startswith(".") and p.suffix not in INCOMPLETE]
+        for path in files:
+            self.process(path)
+        return len(files)
+
+    def process(self, path: Path) -> None:
+        source = f"drop:{path.name}"
+        errors: list[dict[str, object]] = []
+        accepted = 0
+        try:
+            if path.stat().st_size > self.max_bytes:
+                raise InputError(f"file is {path.stat().st_size} bytes; the limit is "
+                                 f"{self.max_bytes}", location=path.name)
+            report = self.ingest(path.read_bytes(), format_for_name(path.name), source)
+            accepted = report.accepted
+            errors = [r.as_dict() for r in report.rejected]
+        except InputError as exc:
+            errors = [{"source": source, "location": exc.location, "field": exc.field,
+                       "error": exc.reason}]
+        target_dir = self.folder / ("processed" if accepted else "rejected")
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+        target = target_dir / f"{stamp}-{path.name}"
+        shutil.move(str(path), target)
+        if errors:
+            target.with_name(target.name + ".error.json").write_text(
+                json.dumps({"file": path.name, "accepted": accepted, "rejected": errors},
+                           ensure_ascii=False, indent=2), encoding="utf-8")
+        log.info("drop_file_done", file=path.name, accepted=accepted, rejected=len(errors),
+                 moved_to=str(target))
+
+    def run_forever(self, stop: threading.Event, poll_seconds: float) -> None:
+        while not stop.is_set():
+            try:
+                self.scan()
+            except Exception:
+                log.exception("drop_folder_scan_failed", folder=str(self.folder))
+            stop.wait(poll_seconds)
+
+
+def ingest_bytes(pipeline_ingest: Callable[..., IngestReport], max_bytes: int) -> Ingest:
+    def run(content: bytes, fmt: Format, source: str) -> IngestReport:
+        return pipeline_ingest(read_records(content, fmt, max_bytes=max_bytes), source)
+    return run

@@ -1,0 +1,104 @@
+"""``watcher run``: the daemon's threads and their orderly shutdown.
+
+Threads: uvicorn's event loop (main thread), the engine thread (the only one
+that evaluates rules or writes snapshots), the drop-folder poller and the
+dispatcher. SIGTERM/SIGINT make uvicorn stop accepting requests and finish
+the ones in flight; then the poller and dispatcher are stopped, the engine
+thread drains, and the process exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import threading
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import structlog
+import uvicorn
+from fastapi import FastAPI
+
+from watcher.channels import build_channels
+from watcher.daemon.dropfolder import DropFolder, ingest_bytes
+from watcher.daemon.http import create_app
+from watcher.dispatcher import Dispatcher
+from watcher.runtime import Runtime
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+
+
+class Daemon:
+    def __init__(self, runtime: Runtime, *, examples: Path | None = None) -> None:
+        self.runtime = runtime
+        self.settings = runtime.settings
+        self.examples = examples
+        self.stop = threading.Event()
+        self.engine_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine")
+        self.dispatcher = Dispatcher(runtime.db, build_channels(self.settings), self.settings)
+        self.threads: list[threading.Thread] = []
+        self.drop = DropFolder(Path(self.settings.drop_folder), self._ingest_on_engine,
+                               max_bytes=self.settings.max_body_bytes)
+
+    def _ingest_on_engine(self, content: bytes, fmt: Any, source: str) -> Any:
+        run = ingest_bytes(self.runtime.pipeline.ingest, self.settings.max_body_bytes)
+        report = self.engine_thread.submit(run, content, fmt, source).result()
+        if report.opened or report.resolved:
+            self.dispatcher.wake.set()
+        return report
+
+    async def submit(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.engine_thread, fn, *args)
+
+    def start_workers(self) -> None:
+        if self.examples is not None:
+            self._drop_examples(self.examples)
+        for name, target in (
+            ("dispatcher", lambda: self.dispatcher.run_forever(self.stop)),
+            ("drop-folder", lambda: self.drop.run_forever(self.stop,
+                                                          self.settings.drop_poll_seconds)),
+        ):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self.threads.append(thread)
+        log.info("daemon_started", host=self.settings.host, port=self.settings.port,
+                 drop_folder=str(self.settings.drop_folder), rules=str(self.settings.rules),
+                 rule_version=self.runtime.pipeline.engine.version,
+                 database=self.runtime.db.engine.url.render_as_string(hide_password=True))
+
+    def stop_workers(self) -> None:
+        log.info("daemon_stopping")
+        self.stop.set()
+        self.dispatcher.wake.set()
+        for thread in self.threads:
+            thread.join(timeout=30)
+        self.engine_thread.shutdown(wait=True)
+        self.runtime.close()
+        log.info("daemon_stopped")
+
+    def _drop_examples(self, folder: Path) -> None:
+        for path in sorted(folder.glob("*")):
+            if path.suffix in (".jsonl", ".json", ".csv") and not path.name.startswith("bad"):
+                shutil.copy(path, Path(self.settings.drop_folder) / path.name)
+
+    def app(self) -> FastAPI:
+        @asynccontextmanager
+        async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+            self.start_workers()
+            try:
+                yield
+            finally:
+                self.stop_workers()
+
+        app = create_app(self.runtime, self.submit, self.dispatcher.wake.set)
+        app.router.lifespan_context = lifespan
+        return app
+
+    def serve(self) -> None:
+        config = uvicorn.Config(self.app(), host=self.settings.host, port=self.settings.port,
+                                log_config=None, access_log=False, lifespan="on")
+        uvicorn.Server(config).run()

@@ -1,0 +1,128 @@
+"""The outbox dispatcher: delivers committed notifications, retries, records every attempt.
+
+Delivery is at least once: a notification is marked sent only after its
+channel said so, so a crash between the send and that commit sends it again
+after restart (the only duplicate possible). A claim is a lease: a dispatcher
+that dies holding one loses it when the lease runs out. Each channel is sent
+on its own worker so a slow or throttled channel never holds up the others.
+"""
+
+from __future__ import annotations
+
+import random
+import socket
+import threading
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+import structlog
+
+from watcher.alerts import Alert
+from watcher.channels.base import DeliveryReport
+from watcher.config import Settings
+from watcher.incidents import Event, EventKind
+from watcher.redact import redact_text
+from watcher.store import Database
+from watcher.store import repository as repo
+from watcher.store.database import utcnow
+
+log = structlog.get_logger(__name__)
+
+LEASE = timedelta(minutes=2)
+COMPLAIN_AFTER = 3  # attempts after which a failing channel is logged as an error
+
+
+class Sender(Protocol):
+    def send(self, alert: Alert) -> DeliveryReport: ...
+
+
+def backoff(attempts: int, base: float, cap: float, jitter: float) -> float:
+    """Exponential backoff with jitter in [50 %, 100 %] of the step, capped."""
+    step = min(cap, base * (2 ** max(attempts - 1, 0)))
+    return step * (0.5 + jitter / 2)
+
+
+class Dispatcher:
+    def __init__(self, db: Database, channels: Mapping[str, Sender], settings: Settings, *,
+                 clock: Callable[[], datetime] = utcnow,
+                 jitter: Callable[[], float] = random.random, workers: int = 8) -> None:
+        self.db = db
+        self.channels = channels
+        self.settings = settings
+        self.clock = clock
+        self.jitter = jitter
+        self.worker_id = f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="send")
+        self.wake = threading.Event()
+
+    def run_once(self) -> int:
+        """Claim what is due, send it per channel in parallel, record outcomes."""
+        now = self.clock()
+        with self.db.engine.begin() as conn:
+            claimed = repo.claim_due(conn, now, self.worker_id, now + LEASE)
+        by_channel: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for row in claimed:
+            by_channel[row["channel"]].append(row)
+        futures = [self._pool.submit(self._send_all, name, rows)
+                   for name, rows in by_channel.items()]
+        for future in futures:
+            future.result()
+        return len(claimed)
+
+    def run_forever(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                sent = self.run_once()
+            except Exception:
+                log.exception("dispatch_failed")
+                sent = 0
+            if not sent:
+                self.wake.wait(self.settings.dispatch_poll_seconds)
+                self.wake.clear()
+        self.run_once()  # drain what is due before exiting
+        self._pool.shutdown(wait=True)
+
+    def _send_all(self, name: str, rows: list[dict[str, Any]]) -> None:
+        channel = self.channels.get(name)
+        for row in rows:
+            alert = Alert.model_validate(row["alert"])
+            if channel is None:
+                report = DeliveryReport(ok=False, outcomes=[], retryable=True,
+                                        reason=f"channel '{name}' is not configured")
+            else:
+                try:
+                    report = channel.send(alert)
+                except Exception as exc:  # a channel bug must not kill the dispatcher
+                    log.exception("channel_crashed", channel=name)
+                    report = DeliveryReport(ok=False, outcomes=[], retryable=True,
+                                            reason=f"channel error: {exc}")
+            self._record(name, row, report)
+
+    def _record(self, name: str, row: dict[str, Any], report: DeliveryReport) -> None:
+        now = self.clock()
+        attempt = int(row["attempts"]) + 1
+        outcomes = [o.as_dict() for o in report.outcomes]
+        with self.db.engine.begin() as conn:
+            if report.ok:
+                repo.mark_sent(conn, row["id"], now)
+                event = Event(kind=EventKind.NOTIFIED, at=now,
+                              data={"channel": name, "attempt": attempt, "outcomes": outcomes})
+                log.info("notified", channel=name, incident=row["incident_id"], attempt=attempt)
+            else:
+                reason = redact_text(report.summary())
+                delay = backoff(attempt, self.settings.retry_base_seconds,
+                                self.settings.retry_max_seconds, self.jitter())
+                retry_at = now + timedelta(seconds=delay)
+                repo.mark_failed(conn, row["id"], reason, retry_at)
+                event = Event(kind=EventKind.DELIVERY_FAILED, at=now, note=reason,
+                              data={"channel": name, "attempt": attempt, "outcomes": outcomes,
+                                    "retry_at": retry_at.isoformat()})
+                emit = log.error if attempt >= COMPLAIN_AFTER else log.warning
+                emit("delivery_failed", channel=name, incident=row["incident_id"],
+                     attempt=attempt, reason=reason, retry_in_seconds=round(delay, 1))
+            if row["incident_id"] is not None:
+                repo.add_event(conn, row["incident_id"], event)
