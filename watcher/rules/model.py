@@ -55,6 +55,12 @@ class Variant(_Frozen):
             return {str(k): str(v).lower() for k, v in value.items()}
         return value
 
+    @field_validator("condition")
+    @classmethod
+    def _syntax(cls, value: str) -> str:
+        _parse_condition(value)  # fail here so the error names the 'condition' key
+        return value
+
     @model_validator(mode="after")
     def _compile(self) -> Variant:
         object.__setattr__(self, "compiled", _parse_condition(self.condition))
@@ -79,6 +85,13 @@ class Rule(_Frozen):
     message: dict[str, str]
     enabled: bool = True
     compiled: Condition | None = Field(default=None, exclude=True)
+
+    @field_validator("condition")
+    @classmethod
+    def _syntax(cls, value: str | None) -> str | None:
+        if value is not None:
+            _parse_condition(value)  # fail here so the error names the 'condition' key
+        return value
 
     @field_validator("message")
     @classmethod
