@@ -8,8 +8,8 @@ import pytest
 
 from watcher import incidents as inc
 from watcher.errors import InvalidTransition
-from watcher.streaks import longest_within, run_containing
 from watcher.period import Period
+from watcher.streaks import longest_within, run_containing
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
 

@@ -98,7 +98,8 @@ class TestLoader:
 
 class TestVariants:
     @pytest.fixture(scope="class")
-    def engine(self, tmp_path_factory: pytest.TempPathFactory) -> RuleEngine:
+    @classmethod
+    def engine(cls, tmp_path_factory: pytest.TempPathFactory) -> RuleEngine:
         return RuleEngine(load_pack(write(tmp_path_factory.mktemp("r"), RULE)))
 
     @pytest.mark.parametrize(("segment", "margin", "expected"), [

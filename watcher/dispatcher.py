@@ -43,7 +43,7 @@ class Sender(Protocol):
 def backoff(attempts: int, base: float, cap: float, jitter: float) -> float:
     """Exponential backoff with jitter in [50 %, 100 %] of the step, capped."""
     step = min(cap, base * (2 ** max(attempts - 1, 0)))
-    return step * (0.5 + jitter / 2)
+    return float(step * (0.5 + jitter / 2))
 
 
 class Dispatcher:

@@ -14,8 +14,8 @@ from watcher import indicators
 from watcher.incidents import Firing, Recovery, fingerprint
 from watcher.indicators import Unit
 from watcher.rules.compiler import Form
-from watcher.rules.engine import Verdict, applicable_variant
-from watcher.rules.expression import Comparison, Condition, comparisons, holds
+from watcher.rules.engine import Verdict, applicable_variant, normalise_segment
+from watcher.rules.expression import Comparison, Condition, comparisons, holds, requirements
 from watcher.rules.model import Rule, RulePack, SubjectKind
 from watcher.snapshot import Snapshot
 
@@ -68,18 +68,20 @@ def outcome(pack: RulePack, version: str, verdict: Verdict) -> Outcome:
         else:
             fired_threshold[form.rule.id] = form
     targets = {k: t.value for k, t in snap.targets.items()}
+    segment = normalise_segment(snap.segment) if snap.segment else {}
+    kind = snap.period.kind.value
     result = Outcome(snap)
     for rule in pack.rules:
         if not rule.enabled or rule.kind != "threshold":
             continue
-        if rule.periods and snap.period.kind.value not in rule.periods:
+        if rule.periods and kind not in rule.periods:
             continue
-        form = fired_threshold.get(rule.id)
-        if form is not None:
-            assert form.condition is not None
-            result.firings.append(_firing(rule, version, snap, form.condition, targets))
+        fired = fired_threshold.get(rule.id)
+        if fired is not None:
+            assert fired.condition is not None
+            result.firings.append(_firing(rule, version, snap, fired.condition, targets))
             continue
-        variant = applicable_variant(rule, snap.segment)
+        variant = applicable_variant(rule, segment) if rule.variants else None
         condition = variant.compiled if variant else rule.compiled
         if condition is not None and _evaluable(condition, snap.metrics, targets):
             result.recoveries.append(_recovery(rule, snap, condition, targets))
@@ -93,8 +95,8 @@ def outcome(pack: RulePack, version: str, verdict: Verdict) -> Outcome:
 
 
 def _evaluable(condition: Condition, metrics: dict[str, float], targets: dict[str, float]) -> bool:
-    return all(c.metric in metrics and (c.value is not None or c.metric in targets)
-               for c in comparisons(condition))
+    needed_metrics, needed_targets = requirements(condition)
+    return needed_metrics <= metrics.keys() and needed_targets <= targets.keys()
 
 
 def _primary(condition: Condition, metrics: dict[str, float],
@@ -142,13 +144,13 @@ def _recovery(rule: Rule, snap: Snapshot, condition: Condition,
               targets: dict[str, float]) -> Recovery:
     kind, subject = _subject(rule, snap)
     first = comparisons(condition)[0]
-    value = snap.metrics.get(first.metric)
-    return Recovery(
-        fingerprint=fingerprint(rule.id, kind, subject), period=snap.period.text,
-        period_end=snap.period.end,
-        note=f"recovered: {first.metric} is {format_value(first.metric, value)} in "
-             f"{snap.period.text} (rule: {condition})",
-    )
+
+    def note() -> str:
+        value = snap.metrics.get(first.metric)
+        return (f"recovered: {first.metric} is {format_value(first.metric, value)} in "
+                f"{snap.period.text} (rule: {condition})")
+
+    return Recovery(fingerprint(rule.id, kind, subject), snap.period.text, snap.period.end, note)
 
 
 def _miss_evidence(snap: Snapshot, metric: str) -> dict[str, Any]:

@@ -8,10 +8,11 @@ decision to the store. Nothing here touches a database or a clock.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -70,16 +71,23 @@ class Firing(BaseModel):
         return fingerprint(self.rule, self.subject_kind, self.subject)
 
 
-class Recovery(BaseModel):
-    """A rule evaluated for a subject and found not to hold."""
+class Recovery(NamedTuple):
+    """A rule evaluated for a subject and found not to hold.
 
-    model_config = ConfigDict(frozen=True)
+    A named tuple: one is made for every rule evaluated on every snapshot, and
+    nearly all of them meet no live incident, so they must be cheap to build
+    (the note is only formatted when one does).
+    """
 
     fingerprint: str
     period: str
     period_end: date
-    note: str
+    note: str | Callable[[], str]
     withdraw: bool = False  # a restatement removed the grounds, rather than a later recovery
+
+    @property
+    def text(self) -> str:
+        return self.note if isinstance(self.note, str) else self.note()
 
 
 class Incident(BaseModel):
@@ -167,7 +175,7 @@ def on_recovery(live: Incident | None, recovery: Recovery, now: datetime) -> Dec
     if not recovery.withdraw and live.period_end is not None \
             and recovery.period_end < live.period_end:
         return None  # older data does not overrule newer evidence
-    event = Event(kind=EventKind.RESOLVED, at=now, note=recovery.note,
+    event = Event(kind=EventKind.RESOLVED, at=now, note=recovery.text,
                   data={"period": recovery.period, "automatic": True,
                         "withdrawn": recovery.withdraw})
     return Update(live, {"status": Status.RESOLVED, "resolved_at": now,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -37,7 +38,11 @@ class Period:
 
     @classmethod
     def parse(cls, text: str) -> Self:
-        text = text.strip()
+        return cls._parse(text.strip())
+
+    @classmethod
+    @functools.lru_cache(maxsize=4096)
+    def _parse(cls, text: str) -> Self:
         for pattern, kind in _FORMS:
             m = pattern.match(text)
             if not m:

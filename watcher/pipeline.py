@@ -15,20 +15,17 @@ from datetime import datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from watcher import incidents as inc
-from watcher.alerts import Alert, AlertKind, Evidence
-from watcher.config import Settings, route
-from watcher.evaluation import Assessment, Outcome, outcome, render_title
+from watcher.apply import Planner, write
+from watcher.config import Settings
+from watcher.evaluation import Assessment, Outcome, outcome
 from watcher.period import Period
 from watcher.rules.engine import RuleEngine
-from watcher.rules.model import Rule
 from watcher.snapshot import Snapshot
 from watcher.store import repository as repo
 from watcher.store.database import Database, utcnow
-from watcher.store.schema import notifications
-from watcher.streaks import Streak, longest_within, run_containing
 from watcher.validation import RawRecord, Rejection, validate
 
 log = structlog.get_logger(__name__)
@@ -131,159 +128,40 @@ class Pipeline:
             report.accepted = len(batch)
             report.restated = len(restated)
             evaluate.sort(key=lambda s: (s.period.end, s.period.start))
-            outcomes = [outcome(self.engine.pack, self.engine.version, self.engine.evaluate(s))
-                        for s in evaluate]
-            _Applier(conn, self, now, report).apply(outcomes)
-        log.info("ingested", source=source, **{k: v for k, v in report.as_dict().items()
+            engine = self.engine
+            outcomes = [outcome(engine.pack, engine.version, engine.evaluate(s)) for s in evaluate]
+            self._apply(conn, outcomes, now, report)
+        log.debug("ingested", source=source, **{k: v for k, v in report.as_dict().items()
                                                if k != "errors"})
         return report
 
-
-class _Applier:
-    """Applies the outcomes of one batch inside its transaction."""
-
-    def __init__(self, conn: Connection, pipeline: Pipeline, now: datetime,
-                 report: IngestReport) -> None:
-        self.conn = conn
-        self.pipeline = pipeline
-        self.settings = pipeline.settings
-        self.now = now
-        self.report = report
-        self.live: dict[str, inc.Incident] = {}
-
-    def apply(self, outcomes: list[Outcome]) -> None:
+    def _apply(self, conn: Connection, outcomes: list[Outcome], now: datetime,
+               report: IngestReport) -> None:
+        pack = self.engine.pack
+        assessed = [o.assessment for o in outcomes if o.assessment is not None]
+        streak_rules = [r.id for r in pack.rules if r.enabled and r.kind == "streak"]
         fingerprints = {f.fingerprint for o in outcomes for f in o.firings}
         fingerprints |= {r.fingerprint for o in outcomes for r in o.recoveries}
-        self.live = repo.live_incidents(self.conn, fingerprints)
-        months: dict[tuple[str, str], Assessment] = {}
-        for result in outcomes:
-            for firing in result.firings:
-                self._decide(firing.fingerprint, inc.on_firing(
-                    self.live.get(firing.fingerprint), firing, self.now))
-            for recovery in result.recoveries:
-                self._decide(recovery.fingerprint, inc.on_recovery(
-                    self.live.get(recovery.fingerprint), recovery, self.now))
-            if result.assessment is not None:
-                a = result.assessment
-                repo.upsert_assessment(
-                    self.conn, operator=a.operator, store=a.store, platform=a.platform,
-                    period=a.period, period_start=Period.parse(a.period).start, missed=a.missed,
-                    evidence=a.evidence, now=self.now)
-                months[(a.operator, a.period)] = a
-        streak_rules = [r for r in self.pipeline.engine.pack.rules
-                        if r.enabled and r.kind == "streak"]
-        for rule in streak_rules:
-            for operator, month in sorted(months, key=lambda k: (k[0], Period.parse(k[1]))):
-                self._streak(rule, operator, Period.parse(month), months[(operator, month)])
-
-    # -- PIP -----------------------------------------------------------------------------
-
-    def _streak(self, rule: Rule, operator: str, month: Period, assessment: Assessment) -> None:
-        span = rule.months * 2
-        stored = repo.operator_months(self.conn, operator, month.shift_months(-span).start,
-                                      month.shift_months(span).start)
-        missed = {m: v[0] for m, v in stored.items()}
-        fp = inc.fingerprint(rule.id, "operator", operator)
-        live = self.live.get(fp) or repo.live_incidents(self.conn, [fp]).get(fp)
-        if live is not None:
-            self.live[fp] = live
-        streak = run_containing(missed, month)
-        if streak is not None and len(streak.months) >= rule.months:
-            self._decide(fp, inc.on_firing(live, self._pip_firing(
-                rule, operator, streak, stored, assessment), self.now))
-            return
-        if live is None or missed.get(month.text):
-            return
-        previous = tuple(str(e["period"]) for e in live.evidence if "period" in e)
-        months_of_live = tuple(dict.fromkeys(sorted(previous, key=Period.parse)))
-        if month.text in months_of_live:
-            remaining = longest_within(missed, months_of_live)
-            if remaining is not None and len(remaining.months) >= rule.months:
-                self._decide(fp, inc.on_firing(live, self._pip_firing(
-                    rule, operator, remaining, stored, assessment), self.now))
-                return
-            note = (f"withdrawn: {month.text} was restated and no longer misses its targets; "
-                    f"the streak {months_of_live[0]}..{months_of_live[-1]} is broken")
-            self._decide(fp, inc.on_recovery(live, inc.Recovery(
-                fingerprint=fp, period=month.text, period_end=month.end, note=note,
-                withdraw=True), self.now))
-        elif months_of_live and month.start > Period.parse(months_of_live[-1]).start:
-            self._decide(fp, inc.on_recovery(live, inc.Recovery(
-                fingerprint=fp, period=month.text, period_end=month.end,
-                note=f"recovered: {operator} met every target in {month.text}"), self.now))
-
-    def _pip_firing(self, rule: Rule, operator: str, streak: Streak,
-                    stored: dict[str, tuple[bool, list[dict[str, Any]]]],
-                    assessment: Assessment) -> inc.Firing:
-        evidence = [e for m in streak.months for e in stored.get(m, (False, []))[1]]
-        metrics = sorted({str(e["metric"]) for e in evidence})
-        values = {"operator": operator, "months": ", ".join(streak.months),
-                  "count": len(streak.months), "indicators": ", ".join(metrics),
-                  "first": streak.first, "last": streak.last, "store": assessment.store,
-                  "platform": assessment.platform, "period": streak.last}
-        return inc.Firing(
-            rule=rule.id, rule_version=self.pipeline.engine.version, subject_kind="operator",
-            subject=operator, store=None, platform=None, operator=operator,
-            severity=rule.severity.value, audience=rule.audience, metric=None, value=None,
-            threshold=None, period=streak.last, period_end=Period.parse(streak.last).end,
-            title=render_title(rule, values), labels={**rule.labels, "operator": operator},
-            evidence=evidence)
-
-    # -- applying a decision ---------------------------------------------------------------
-
-    def _decide(self, fp: str, decision: inc.Decision | None) -> None:
-        if decision is None:
-            return
-        if isinstance(decision, inc.Open):
-            firing = decision.firing
-            incident_id = repo.open_incident(self.conn, firing, self.now)
-            event_id = repo.add_event(self.conn, incident_id, decision.event)
-            incident = repo.get_incident(self.conn, incident_id)
-            assert incident is not None
-            self.live[fp] = incident
-            self.report.opened += 1
-            self._notify(incident, AlertKind.OPENED, event_id, None)
-            return
-        repo.update_incident(self.conn, decision.incident.id, decision.changes)
-        event_id = repo.add_event(self.conn, decision.incident.id, decision.event)
-        updated = decision.incident.model_copy(update=decision.changes)
-        if updated.live:
-            self.live[fp] = updated
-        else:
-            self.live.pop(fp, None)
-            self.report.resolved += 1
-            self._notify(updated, AlertKind.RESOLVED, event_id, decision.event.note)
-
-    def _notify(self, incident: inc.Incident, kind: AlertKind, event_id: int,
-                note: str | None) -> None:
-        alert = alert_for(incident, kind, self.now, self.settings.public_url, note)
-        if kind is AlertKind.RESOLVED:
-            told = self.conn.execute(select(notifications.c.channel).distinct().where(
-                notifications.c.incident_id == incident.id)).scalars().all()
-            channels = list(told)
-        else:
-            channels = route(self.settings, labels_of(incident))
-        for channel in channels:
-            repo.enqueue(self.conn, incident.id, event_id, channel, alert, self.now)
+        fingerprints |= {inc.fingerprint(rule, "operator", a.operator)
+                         for rule in streak_rules for a in assessed}
+        planner = Planner(pack, self.engine.version, self.settings, now,
+                          repo.live_incidents(conn, fingerprints),
+                          lambda operator, months: repo.month_evidence(conn, operator, months))
+        planner.outcomes(outcomes)
+        if assessed and streak_rules:
+            repo.upsert_assessments(conn, [_assessment_row(a, now) for a in assessed])
+            span = max(r.months for r in pack.rules if r.kind == "streak") * 2
+            starts = [Period.parse(a.period) for a in assessed]
+            months = repo.operators_months(
+                conn, [a.operator for a in assessed],
+                min(starts).shift_months(-span).start, max(starts).shift_months(span).start)
+            planner.streaks(assessed, months)
+        write(conn, planner.plan, self.settings, now)
+        report.opened += planner.plan.opened
+        report.resolved += planner.plan.resolved
 
 
-def labels_of(incident: inc.Incident) -> dict[str, str | None]:
-    return {**{f"label.{k}": v for k, v in incident.labels.items()},
-            "team": incident.labels.get("team"), "audience": incident.audience,
-            "severity": incident.severity, "rule": incident.rule, "platform": incident.platform,
-            "store": incident.store, "operator": incident.operator}
-
-
-def alert_for(incident: inc.Incident, kind: AlertKind, now: datetime,
-              public_url: str | None, note: str | None = None) -> Alert:
-    evidence = [Evidence(period=str(e["period"]), metric=str(e["metric"]),
-                         value=float(e["value"]), threshold=float(e["target"]),
-                         comparison=str(e.get("comparator") or ""), store=e.get("store"))
-                for e in incident.evidence]
-    link = f"{public_url.rstrip('/')}/incidents/{incident.id}" if public_url else None
-    return Alert(kind=kind, incident_id=incident.id, rule=incident.rule,
-                 severity=incident.severity, audience=incident.audience, title=incident.title,
-                 store=incident.store, platform=incident.platform, operator=incident.operator,
-                 metric=incident.metric, value=incident.value, threshold=incident.threshold,
-                 period=incident.period, labels=incident.labels, evidence=evidence, link=link,
-                 at=now, note=note)
+def _assessment_row(a: Assessment, now: datetime) -> dict[str, Any]:
+    return {"operator": a.operator, "store": a.store, "platform": a.platform,
+            "period": a.period, "period_start": Period.parse(a.period).start,
+            "missed": a.missed, "evidence": a.evidence, "updated_at": now}

@@ -57,7 +57,8 @@ def parse_number(value: Any) -> float:
         try:
             number = float(text) * scale
         except ValueError:
-            raise ValueError(f"must be a number or a percentage like \"3.5%\", got {value!r}")
+            raise ValueError(
+                f"must be a number or a percentage like \"3.5%\", got {value!r}") from None
         if scale != 1.0:
             number = round(number, 12)
     else:

@@ -185,6 +185,7 @@ def _describe(exc: ValidationError) -> tuple[str | None, str]:
     first_field: str | None = None
     for error in exc.errors(include_url=False):
         cause = (error.get("ctx") or {}).get("error")
+        field: str | None
         if isinstance(cause, FieldRangeError):
             field = cause.field
             text = str(cause)

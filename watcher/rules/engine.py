@@ -23,6 +23,7 @@ from __future__ import annotations
 import itertools
 import threading
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -108,22 +109,22 @@ class RuleEngine:
         assert host is not None
         with _ENGINE_LOCK:
             ruleset.fired.clear()
-            try:
+            # "No rule matched" is the ordinary outcome, not an error.
+            with suppress(durable_engine.MessageNotHandledException):
                 host.assert_fact(ruleset.name, fact)
-            except durable_engine.MessageNotHandledException:
-                pass
-            try:
+            with suppress(durable_engine.MessageNotHandledException):
                 host.retract_fact(ruleset.name, fact)
-            except durable_engine.MessageNotHandledException:
-                pass
             # An ``$or`` fires once per matching branch: keep each form once.
             fired = tuple(ruleset.forms[key] for key in dict.fromkeys(ruleset.fired))
         return Verdict(snapshot, fired)
 
 
-def applicable_variant(rule: Rule, segment: dict[str, str | bool | float]) -> Variant | None:
-    """The form of ``rule`` that applies to ``segment`` (mirrors the compiled guards)."""
-    normalised = {k: segment_value(v) for k, v in segment.items()}
+def normalise_segment(segment: dict[str, str | bool | float]) -> dict[str, str]:
+    return {k: segment_value(v) for k, v in segment.items()}
+
+
+def applicable_variant(rule: Rule, normalised: dict[str, str]) -> Variant | None:
+    """The form of ``rule`` that applies to a normalised segment (mirrors the compiled guards)."""
     best: Variant | None = None
     for variant in rule.variants:
         if variant.matches(normalised) and (best is None or len(variant.when) > len(best.when)):

@@ -13,6 +13,7 @@ to describe a firing (value versus threshold) after the engine decided it.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Literal
@@ -57,10 +58,19 @@ class BoolOp:
 Condition = Comparison | BoolOp
 
 
-def comparisons(condition: Condition) -> list[Comparison]:
+@functools.lru_cache(maxsize=4096)
+def comparisons(condition: Condition) -> tuple[Comparison, ...]:
     if isinstance(condition, Comparison):
-        return [condition]
-    return [c for part in condition.parts for c in comparisons(part)]
+        return (condition,)
+    return tuple(c for part in condition.parts for c in comparisons(part))
+
+
+@functools.lru_cache(maxsize=4096)
+def requirements(condition: Condition) -> tuple[frozenset[str], frozenset[str]]:
+    """(metrics, targets) a snapshot must carry for ``condition`` to be decidable."""
+    parts = comparisons(condition)
+    return (frozenset(c.metric for c in parts),
+            frozenset(c.metric for c in parts if c.value is None))
 
 
 def holds(condition: Condition, metrics: dict[str, float], targets: dict[str, float]) -> bool:

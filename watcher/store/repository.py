@@ -10,10 +10,12 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from watcher.alerts import Alert
-from watcher.incidents import Event, Firing, Incident, Status
+from watcher.incidents import Event, Incident, Status
 from watcher.snapshot import Snapshot
 from watcher.store.database import as_utc
 from watcher.store.schema import (
@@ -57,11 +59,17 @@ def insert_snapshots(conn: Connection, rows: list[dict[str, Any]]) -> None:
         conn.execute(insert(snapshots), rows)
 
 
+_RESTATED = [c.name for c in snapshots.columns if c.name not in ("id", "key", "received_at",
+                                                                   "revision")]
+_RESTATE = (update(snapshots).where(snapshots.c.key == bindparam("b_key"))
+            .values({**{name: bindparam("b_" + name) for name in _RESTATED},
+                     "revision": snapshots.c.revision + 1}))
+
+
 def restate_snapshots(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    for row in rows:
-        values = {k: v for k, v in row.items() if k not in ("key", "received_at")}
-        conn.execute(update(snapshots).where(snapshots.c.key == row["key"])
-                     .values(**values, revision=snapshots.c.revision + 1))
+    if rows:
+        conn.execute(_RESTATE, [{"b_key": r["key"], **{"b_" + n: r[n] for n in _RESTATED}}
+                                for r in rows])
 
 
 def find_snapshots(conn: Connection, *, store: str | None = None, period: str | None = None,
@@ -110,23 +118,58 @@ def live_incidents(conn: Connection, fingerprints: Iterable[str]) -> dict[str, I
     return found
 
 
-def open_incident(conn: Connection, firing: Firing, now: datetime) -> int:
-    values = firing.model_dump(exclude={"fingerprint"})
-    values.update(fingerprint=firing.fingerprint, status=Status.OPEN.value, opened_at=now,
-                  updated_at=now)
-    return int(conn.execute(insert(incidents).values(**values).returning(incidents.c.id))
-               .scalar_one())
+_INSERT_INCIDENT = insert(incidents).returning(incidents.c.id, sort_by_parameter_order=True)
+_INSERT_EVENT = insert(incident_events).returning(incident_events.c.id,
+                                                  sort_by_parameter_order=True)
+
+
+def insert_incidents(conn: Connection, new: list[Incident]) -> list[int]:
+    """Insert incidents (their ``id`` is ignored); returns the new ids in order."""
+    if not new:
+        return []
+    rows = [{k: (v.value if isinstance(v, Status) else v)
+             for k, v in i.model_dump(exclude={"id"}).items()} for i in new]
+    return [int(r[0]) for r in conn.execute(_INSERT_INCIDENT, rows)]
 
 
 def update_incident(conn: Connection, incident_id: int, changes: dict[str, Any]) -> None:
-    values = {k: (v.value if isinstance(v, Status) else v) for k, v in changes.items()}
-    conn.execute(update(incidents).where(incidents.c.id == incident_id).values(**values))
+    update_incidents(conn, {incident_id: changes})
+
+
+def update_incidents(conn: Connection, changes: dict[int, dict[str, Any]]) -> None:
+    """Apply per-incident changes, one ``executemany`` per set of changed columns."""
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for incident_id, values in changes.items():
+        keys = tuple(sorted(values))
+        groups.setdefault(keys, []).append(
+            {"b_id": incident_id, **{"b_" + k: (v.value if isinstance(v, Status) else v)
+                                     for k, v in values.items()}})
+    for keys, params in groups.items():
+        statement = (update(incidents).where(incidents.c.id == bindparam("b_id"))
+                     .values({k: bindparam("b_" + k) for k in keys}))
+        conn.execute(statement, params)
 
 
 def add_event(conn: Connection, incident_id: int, event: Event) -> int:
-    return int(conn.execute(insert(incident_events).values(
-        incident_id=incident_id, at=event.at, kind=event.kind.value, actor=event.actor,
-        note=event.note, data=event.data).returning(incident_events.c.id)).scalar_one())
+    return add_events(conn, [(incident_id, event)])[0]
+
+
+def add_events(conn: Connection, events: list[tuple[int, Event]]) -> list[int]:
+    if not events:
+        return []
+    rows = [{"incident_id": incident_id, "at": e.at, "kind": e.kind.value, "actor": e.actor,
+             "note": e.note, "data": e.data} for incident_id, e in events]
+    return [int(r[0]) for r in conn.execute(_INSERT_EVENT, rows)]
+
+
+def channels_told(conn: Connection, incident_ids: list[int]) -> dict[int, list[str]]:
+    told: dict[int, list[str]] = {}
+    for chunk in _chunks(incident_ids, 500):
+        rows = conn.execute(select(notifications.c.incident_id, notifications.c.channel)
+                            .distinct().where(notifications.c.incident_id.in_(chunk)))
+        for incident_id, channel in rows:
+            told.setdefault(int(incident_id), []).append(channel)
+    return told
 
 
 def get_incident(conn: Connection, incident_id: int) -> Incident | None:
@@ -171,40 +214,55 @@ def count_incidents_by_status(conn: Connection) -> dict[str, int]:
 # -- assessments (monthly pass/miss per operator and store) --------------------------------
 
 
-def upsert_assessment(conn: Connection, *, operator: str, store: str, platform: str,
-                      period: str, period_start: date, missed: bool,
-                      evidence: list[dict[str, Any]], now: datetime) -> None:
-    where = and_(assessments.c.operator == operator, assessments.c.store == store,
-                 assessments.c.platform == platform, assessments.c.period == period)
-    result = conn.execute(update(assessments).where(where).values(
-        missed=missed, evidence=evidence, updated_at=now))
-    if result.rowcount == 0:
-        conn.execute(insert(assessments).values(
-            operator=operator, store=store, platform=platform, period=period,
-            period_start=period_start, missed=missed, evidence=evidence, updated_at=now))
+def upsert_assessments(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Insert or replace (operator, store, platform, period) assessments in one statement."""
+    if not rows:
+        return
+    dialect_insert = postgresql_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    statement = dialect_insert(assessments)
+    statement = statement.on_conflict_do_update(
+        index_elements=["operator", "store", "platform", "period"],
+        set_={"missed": statement.excluded.missed, "evidence": statement.excluded.evidence,
+              "updated_at": statement.excluded.updated_at})
+    conn.execute(statement, rows)
 
 
-def operator_months(conn: Connection, operator: str, first: date,
-                    last: date) -> dict[str, tuple[bool, list[dict[str, Any]]]]:
-    """``month -> (missed by any store, evidence of all stores)`` in [first, last]."""
-    rows = conn.execute(select(assessments).where(
-        assessments.c.operator == operator, assessments.c.period_start >= first,
-        assessments.c.period_start <= last))
-    months: dict[str, tuple[bool, list[dict[str, Any]]]] = {}
-    for row in rows:
-        missed, evidence = months.get(row.period, (False, []))
-        months[row.period] = (missed or bool(row.missed), evidence + list(row.evidence))
-    return months
+def operators_months(conn: Connection, operators: list[str], first: date,
+                     last: date) -> dict[str, dict[str, bool]]:
+    """``operator -> month -> missed by any of the operator's stores``, in [first, last]."""
+    result: dict[str, dict[str, bool]] = {}
+    for chunk in _chunks(sorted(set(operators)), 500):
+        rows = conn.execute(select(
+            assessments.c.operator, assessments.c.period, assessments.c.missed).where(
+            assessments.c.operator.in_(chunk), assessments.c.period_start >= first,
+            assessments.c.period_start <= last))
+        for operator, period, missed in rows:
+            months = result.setdefault(operator, {})
+            months[period] = months.get(period, False) or bool(missed)
+    return result
+
+
+def month_evidence(conn: Connection, operator: str, months: list[str]) -> list[dict[str, Any]]:
+    """What the operator missed in ``months``: loaded only when a streak needs telling."""
+    rows = conn.execute(select(assessments.c.period, assessments.c.evidence).where(
+        assessments.c.operator == operator, assessments.c.period.in_(months),
+        assessments.c.missed.is_(True)).order_by(assessments.c.period_start, assessments.c.store))
+    return [item for _period, evidence in rows for item in evidence]
 
 
 # -- outbox ------------------------------------------------------------------------------
 
 
-def enqueue(conn: Connection, incident_id: int | None, event_id: int | None, channel: str,
-            alert: Alert, now: datetime) -> None:
-    conn.execute(insert(notifications).values(
-        incident_id=incident_id, event_id=event_id, channel=channel, alert=alert.as_json(),
-        status="pending", attempts=0, next_attempt_at=now, created_at=now))
+def notification_row(incident_id: int | None, event_id: int | None, channel: str, alert: Alert,
+                     now: datetime) -> dict[str, Any]:
+    return {"incident_id": incident_id, "event_id": event_id, "channel": channel,
+            "alert": alert.as_json(), "status": "pending", "attempts": 0,
+            "next_attempt_at": now, "created_at": now}
+
+
+def insert_notifications(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        conn.execute(insert(notifications), rows)
 
 
 def claim_due(conn: Connection, now: datetime, worker: str, lease_until: datetime,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import create_engine
+from sqlalchemy import Connection, create_engine
 
 from watcher.store.schema import metadata
 
@@ -20,7 +20,7 @@ def run() -> None:
         _migrate(conn)
 
 
-def _migrate(connection: object) -> None:
+def _migrate(connection: Connection) -> None:
     context.configure(connection=connection, target_metadata=metadata,
                       render_as_batch=True, compare_type=True)
     with context.begin_transaction():

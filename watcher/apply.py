@@ -1,0 +1,222 @@
+"""Applying one batch's outcomes: plan in memory, then write in bulk.
+
+Planning walks the outcomes in period order against the live incidents held in
+memory, so several snapshots of one store in a batch (a backfill) behave as if
+they had arrived one by one. Writing then costs one statement per table (with
+``executemany``) instead of a few per snapshot: this is what lets a batch
+keep pace with the rule engine (see bench/README.md).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection
+
+from watcher import incidents as inc
+from watcher.alerts import Alert, AlertKind, Evidence
+from watcher.config import Settings, route
+from watcher.evaluation import Assessment, Outcome, render_title
+from watcher.period import Period
+from watcher.rules.model import Rule, RulePack
+from watcher.store import repository as repo
+from watcher.streaks import Streak, longest_within, run_containing
+
+Months = dict[str, bool]
+EvidenceOf = Callable[[str, list[str]], list[dict[str, Any]]]
+
+
+@dataclass
+class _Notice:
+    ref: int
+    event_index: int
+    kind: AlertKind
+    note: str | None
+    channels: list[str] | None  # None: the channels already told of the incident
+
+
+@dataclass
+class Plan:
+    """Writes decided for one batch; negative ids stand for incidents opened in it."""
+
+    opens: dict[int, inc.Incident] = field(default_factory=dict)
+    changes: dict[int, dict[str, Any]] = field(default_factory=dict)
+    events: list[tuple[int, inc.Event]] = field(default_factory=list)
+    notices: list[_Notice] = field(default_factory=list)
+    state: dict[int, inc.Incident] = field(default_factory=dict)
+    opened: int = 0
+    resolved: int = 0
+
+
+class Planner:
+    def __init__(self, pack: RulePack, version: str, settings: Settings, now: datetime,
+                 live: dict[str, inc.Incident], evidence_of: EvidenceOf) -> None:
+        self.evidence_of = evidence_of
+        self.pack = pack
+        self.version = version
+        self.settings = settings
+        self.now = now
+        self.live = dict(live)
+        self.plan = Plan()
+        self._next_temp = -1
+
+    # -- threshold rules ---------------------------------------------------------------------
+
+    def outcomes(self, outcomes: list[Outcome]) -> None:
+        for result in outcomes:
+            for firing in result.firings:
+                self.decide(firing.fingerprint, inc.on_firing(
+                    self.live.get(firing.fingerprint), firing, self.now))
+            for recovery in result.recoveries:
+                self.decide(recovery.fingerprint, inc.on_recovery(
+                    self.live.get(recovery.fingerprint), recovery, self.now))
+
+    # -- streak rules (PIP) --------------------------------------------------------------------
+
+    def streaks(self, changed: list[Assessment], months: dict[str, Months]) -> None:
+        rules = [r for r in self.pack.rules if r.enabled and r.kind == "streak"]
+        keys = sorted({(a.operator, a.period) for a in changed},
+                      key=lambda k: (k[0], Period.parse(k[1]).start))
+        latest = {(a.operator, a.period): a for a in changed}
+        for rule in rules:
+            for operator, month in keys:
+                self._streak(rule, operator, Period.parse(month), months.get(operator, {}),
+                             latest[(operator, month)])
+
+    def _streak(self, rule: Rule, operator: str, month: Period, stored: Months,
+                assessment: Assessment) -> None:
+        missed = stored
+        fp = inc.fingerprint(rule.id, "operator", operator)
+        live = self.live.get(fp)
+        streak = run_containing(missed, month)
+        if streak is not None and len(streak.months) >= rule.months:
+            self.decide(fp, inc.on_firing(live, self._pip(rule, operator, streak, stored,
+                                                          assessment), self.now))
+            return
+        if live is None or missed.get(month.text):
+            return
+        months_of_live = tuple(sorted({str(e["period"]) for e in live.evidence},
+                                      key=lambda m: Period.parse(m).start))
+        if month.text in months_of_live:
+            remaining = longest_within(missed, months_of_live)
+            if remaining is not None and len(remaining.months) >= rule.months:
+                self.decide(fp, inc.on_firing(live, self._pip(rule, operator, remaining, stored,
+                                                              assessment), self.now))
+                return
+            note = (f"withdrawn: {month.text} was restated and no longer misses its targets; "
+                    f"the streak {months_of_live[0]}..{months_of_live[-1]} is broken")
+            self.decide(fp, inc.on_recovery(live, inc.Recovery(
+                fingerprint=fp, period=month.text, period_end=month.end, note=note,
+                withdraw=True), self.now))
+        elif months_of_live and month.start > Period.parse(months_of_live[-1]).start:
+            self.decide(fp, inc.on_recovery(live, inc.Recovery(
+                fingerprint=fp, period=month.text, period_end=month.end,
+                note=f"recovered: {operator} met every target in {month.text}"), self.now))
+
+    def _pip(self, rule: Rule, operator: str, streak: Streak, stored: Months,
+             assessment: Assessment) -> inc.Firing:
+        evidence = self.evidence_of(operator, list(streak.months))
+        metrics = sorted({str(e["metric"]) for e in evidence})
+        values = {"operator": operator, "months": ", ".join(streak.months),
+                  "count": len(streak.months), "indicators": ", ".join(metrics),
+                  "first": streak.first, "last": streak.last, "store": assessment.store,
+                  "platform": assessment.platform, "period": streak.last}
+        return inc.Firing(
+            rule=rule.id, rule_version=self.version, subject_kind="operator", subject=operator,
+            store=None, platform=None, operator=operator, severity=rule.severity.value,
+            audience=rule.audience, metric=None, value=None, threshold=None,
+            period=streak.last, period_end=Period.parse(streak.last).end,
+            title=render_title(rule, values), labels={**rule.labels, "operator": operator},
+            evidence=evidence)
+
+    # -- decisions -------------------------------------------------------------------------------
+
+    def decide(self, fp: str, decision: inc.Decision | None) -> None:
+        plan = self.plan
+        if decision is None:
+            return
+        if isinstance(decision, inc.Open):
+            ref = self._next_temp
+            self._next_temp -= 1
+            firing = decision.firing
+            incident = inc.Incident(id=ref, fingerprint=fp, status=inc.Status.OPEN,
+                                    opened_at=self.now, updated_at=self.now,
+                                    **firing.model_dump())
+            plan.opens[ref] = incident
+            plan.state[ref] = incident
+            self.live[fp] = incident
+            plan.events.append((ref, decision.event))
+            plan.opened += 1
+            plan.notices.append(_Notice(ref, len(plan.events) - 1, AlertKind.OPENED, None,
+                                        route(self.settings, labels_of(incident))))
+            return
+        ref = decision.incident.id
+        updated = decision.incident.model_copy(update=decision.changes)
+        plan.state[ref] = updated
+        if ref < 0:
+            plan.opens[ref] = updated
+        else:
+            plan.changes.setdefault(ref, {}).update(decision.changes)
+        plan.events.append((ref, decision.event))
+        if updated.live:
+            self.live[fp] = updated
+            return
+        self.live.pop(fp, None)
+        plan.resolved += 1
+        plan.notices.append(_Notice(ref, len(plan.events) - 1, AlertKind.RESOLVED,
+                                    decision.event.note, None))
+
+
+def write(conn: Connection, plan: Plan, settings: Settings, now: datetime) -> None:
+    """One bulk statement per table, in dependency order."""
+    refs = list(plan.opens)
+    ids = repo.insert_incidents(conn, [plan.opens[r] for r in refs])
+    real = dict(zip(refs, ids, strict=True))
+
+    def resolve_ref(ref: int) -> int:
+        return real[ref] if ref < 0 else ref
+
+    repo.update_incidents(conn, plan.changes)
+    event_ids = repo.add_events(conn, [(resolve_ref(r), e) for r, e in plan.events])
+    told = repo.channels_told(conn, [r for r in {n.ref for n in plan.notices
+                                                 if n.channels is None} if r > 0])
+    planned: dict[int, list[str]] = defaultdict(list)
+    rows: list[dict[str, Any]] = []
+    for notice in plan.notices:
+        incident_id = resolve_ref(notice.ref)
+        channels = notice.channels
+        if channels is None:
+            channels = sorted(set(told.get(incident_id, [])) | set(planned[notice.ref]))
+        else:
+            planned[notice.ref].extend(channels)
+        incident = plan.state[notice.ref].model_copy(update={"id": incident_id})
+        alert = alert_for(incident, notice.kind, now, settings.public_url, notice.note)
+        rows.extend(repo.notification_row(incident_id, event_ids[notice.event_index], channel,
+                                          alert, now) for channel in channels)
+    repo.insert_notifications(conn, rows)
+
+
+def labels_of(incident: inc.Incident) -> dict[str, str | None]:
+    return {**{f"label.{k}": v for k, v in incident.labels.items()},
+            "team": incident.labels.get("team"), "audience": incident.audience,
+            "severity": incident.severity, "rule": incident.rule, "platform": incident.platform,
+            "store": incident.store, "operator": incident.operator}
+
+
+def alert_for(incident: inc.Incident, kind: AlertKind, now: datetime,
+              public_url: str | None, note: str | None = None) -> Alert:
+    evidence = [Evidence(period=str(e["period"]), metric=str(e["metric"]),
+                         value=float(e["value"]), threshold=float(e["target"]),
+                         comparison=str(e.get("comparator") or ""), store=e.get("store"))
+                for e in incident.evidence]
+    link = f"{public_url.rstrip('/')}/incidents/{incident.id}" if public_url else None
+    return Alert(kind=kind, incident_id=incident.id, rule=incident.rule,
+                 severity=incident.severity, audience=incident.audience, title=incident.title,
+                 store=incident.store, platform=incident.platform, operator=incident.operator,
+                 metric=incident.metric, value=incident.value, threshold=incident.threshold,
+                 period=incident.period, labels=incident.labels, evidence=evidence, link=link,
+                 at=now, note=note)
