@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
-import sys
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -259,15 +260,29 @@ def db_upgrade(config: ConfigOpt = None) -> None:
     typer.echo(f"database at revision {db.current_revision()}")
 
 
+def _clean_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Our own errors end a command with a message and a status, never a traceback."""
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except ConfigError as exc:
+            typer.echo(f"config error: {redact_text(str(exc))}", err=True)
+            raise typer.Exit(2) from None
+        except WatcherError as exc:
+            typer.echo(f"error: {redact_text(str(exc))}", err=True)
+            raise typer.Exit(1) from None
+    return run
+
+
+for _typer in (app, incidents_app, rejected_app, rules_app, db_app):
+    for _command in _typer.registered_commands:
+        if _command.callback is not None:
+            _command.callback = _clean_errors(_command.callback)
+
+
 def main() -> None:
-    try:
-        app()
-    except ConfigError as exc:
-        typer.echo(f"config error: {redact_text(str(exc))}", err=True)
-        sys.exit(2)
-    except WatcherError as exc:
-        typer.echo(f"error: {redact_text(str(exc))}", err=True)
-        sys.exit(1)
+    app()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,110 @@
+"""The watcher command, as a user runs it (typer's runner, a real SQLite file)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tests.conftest import ROOT, jsonl, snapshot
+from watcher.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("WATCHER_DATABASE_URL", f"sqlite:///{tmp_path / 'w.db'}")
+    config = tmp_path / "watcher.yaml"
+    config.write_text(f"rules: {ROOT / 'rules'}\n", encoding="utf-8")
+    monkeypatch.setenv("WATCHER_CONFIG", str(config))
+    return tmp_path
+
+
+def watcher(*args: str) -> tuple[int, str]:
+    result = runner.invoke(app, ["--log-json", *args])
+    return result.exit_code, result.output
+
+
+class TestIngest:
+    def test_a_bad_record_is_reported_by_line_and_field_and_the_rest_ingested(self, env: Path):
+        code, out = watcher("ingest", str(ROOT / "examples" / "bad-records.jsonl"))
+        assert code == 1
+        assert "2 accepted" in out and "1 rejected" in out
+        assert "line 2, field 'metrics.dispute_rate'" in out
+        code, out = watcher("rejected", "list", "--format", "json")
+        [kept] = json.loads(out)
+        assert kept["location"] == "line 2" and "amz-us-08" in kept["raw"]
+
+    def test_clean_input_exits_zero_and_the_examples_give_a_pip(self, env: Path):
+        code, _ = watcher("ingest", str(ROOT / "examples" / "snapshots.jsonl"),
+                          str(ROOT / "examples" / "stores.csv"))
+        assert code == 0
+        code, out = watcher("incidents", "list", "--format", "json")
+        found = {(i["rule"], i["subject"], i["status"]) for i in json.loads(out)}
+        assert ("pip-recommended", "li.wei", "open") in found
+        assert ("dispute-rate-high", "shopee-my-02", "resolved") in found
+        assert ("penalty-received", "tts-uk-03", "open") in found
+        assert ("account-health-low", "amz-us-01", "open") in found
+
+    def test_ingesting_twice_opens_nothing_new(self, env: Path):
+        path = env / "one.jsonl"
+        path.write_bytes(jsonl(snapshot(penalty_count=2)))
+        watcher("ingest", str(path))
+        code, out = watcher("ingest", str(path))
+        assert code == 0 and "1 unchanged" in out and "0 incident(s) opened" in out
+
+
+class TestIncidents:
+    @pytest.fixture
+    def incident_id(self, env: Path) -> int:
+        path = env / "x.jsonl"
+        path.write_bytes(jsonl(snapshot(account_health_score=80)))
+        watcher("ingest", str(path))
+        _, out = watcher("incidents", "list", "--format", "json")
+        return int(json.loads(out)[0]["id"])
+
+    def test_show_json_carries_the_contract_fields_and_the_timeline(self, incident_id: int):
+        code, out = watcher("incidents", "show", str(incident_id), "--format", "json")
+        data = json.loads(out)
+        assert code == 0
+        for key in ("id", "rule", "subject", "store", "operator", "status", "severity",
+                    "opened_at", "resolved_at", "events"):
+            assert key in data
+        assert [e["kind"] for e in data["events"]] == ["opened"]
+
+    def test_ack_then_resolve_are_timeline_entries_with_actor_and_note(self, incident_id: int):
+        assert watcher("incidents", "ack", str(incident_id), "--by", "ana",
+                       "--note", "calling the store")[0] == 0
+        assert watcher("incidents", "resolve", str(incident_id), "--by", "ana")[0] == 0
+        _, out = watcher("incidents", "show", str(incident_id), "--format", "json")
+        data = json.loads(out)
+        assert data["status"] == "resolved"
+        assert [(e["kind"], e["actor"], e["note"]) for e in data["events"]][1:] == [
+            ("acknowledged", "ana", "calling the store"), ("resolved", "ana", None)]
+
+    def test_acknowledging_a_resolved_incident_is_refused(self, incident_id: int):
+        watcher("incidents", "resolve", str(incident_id), "--by", "ana")
+        code, out = watcher("incidents", "ack", str(incident_id), "--by", "ana")
+        assert code == 1 and "already resolved" not in out and "only an open incident" in out
+
+    def test_status_filter(self, incident_id: int):
+        _, out = watcher("incidents", "list", "--status", "resolved", "--format", "json")
+        assert json.loads(out) == []
+
+
+class TestRulesCheck:
+    def test_the_default_pack_checks(self, env: Path):
+        code, out = watcher("rules", "check", str(ROOT / "rules"))
+        assert code == 0 and "OK" in out
+
+    def test_a_broken_file_is_reported_with_file_and_line(self, env: Path):
+        bad = env / "bad.yaml"
+        bad.write_text("rules:\n  - id: x\n    description: d\n    condition: gmv <\n"
+                       "    severity: high\n    audience: ops\n"
+                       "    message: {en: a, zh-CN: b}\n", encoding="utf-8")
+        code, out = watcher("rules", "check", str(bad))
+        assert code == 2 and f"config error: {bad}, line 4" in out
