@@ -47,6 +47,7 @@ class Settings(BaseModel):
     rules: Path = Path("rules")
     drop_folder: Path = Path("inbox")
     drop_poll_seconds: float = Field(default=1.0, gt=0)
+    rules_poll_seconds: float = Field(default=2.0, gt=0)
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     public_url: str | None = None

@@ -25,6 +25,7 @@ from fastapi import FastAPI
 from watcher.channels import build_channels
 from watcher.daemon.dropfolder import DropFolder, ingest_bytes
 from watcher.daemon.http import create_app
+from watcher.daemon.reload import RuleReloader
 from watcher.dispatcher import Dispatcher
 from watcher.runtime import Runtime
 
@@ -41,6 +42,8 @@ class Daemon:
         self.engine_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine")
         self.dispatcher = Dispatcher(runtime.db, build_channels(self.settings), self.settings)
         self.threads: list[threading.Thread] = []
+        self.reloader = RuleReloader(Path(self.settings.rules), runtime.pipeline,
+                                     self.engine_thread)
         self.drop = DropFolder(Path(self.settings.drop_folder), self._ingest_on_engine,
                                max_bytes=self.settings.max_body_bytes)
 
@@ -61,6 +64,8 @@ class Daemon:
             ("dispatcher", lambda: self.dispatcher.run_forever(self.stop)),
             ("drop-folder", lambda: self.drop.run_forever(self.stop,
                                                           self.settings.drop_poll_seconds)),
+            ("rule-reloader", lambda: self.reloader.run_forever(
+                self.stop, self.settings.rules_poll_seconds)),
         ):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()

@@ -1,0 +1,80 @@
+"""Rule hot reload: edited rule files take effect without a restart.
+
+The rule folder is polled for changed modification times (no inotify
+dependency; rule edits are rare and a second of delay is fine). A pack that
+fails to load is refused with its file and line in the log, and the rules
+already running stay in force. The new engine is built on the engine thread,
+the only thread that touches durable-rules.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import Executor
+from pathlib import Path
+
+import structlog
+
+from watcher.errors import ConfigError
+from watcher.pipeline import Pipeline
+from watcher.rules.engine import RuleEngine
+from watcher.rules.loader import load_pack, rule_files
+
+log = structlog.get_logger(__name__)
+
+
+def _stamp(path: Path) -> tuple[tuple[str, float, int], ...]:
+    try:
+        files = rule_files(path)
+    except ConfigError:
+        return ()
+    stamps = []
+    for file in files:
+        try:
+            stat = file.stat()
+        except OSError:
+            continue
+        stamps.append((str(file), stat.st_mtime, stat.st_size))
+    return tuple(stamps)
+
+
+class RuleReloader:
+    def __init__(self, path: Path, pipeline: Pipeline, engine_thread: Executor,
+                 on_reload: Callable[[str], None] = lambda version: None) -> None:
+        self.path = path
+        self.pipeline = pipeline
+        self.engine_thread = engine_thread
+        self.on_reload = on_reload
+        self._seen = _stamp(path)
+
+    def check(self) -> bool:
+        """Reload when the files changed; True when a new version took effect."""
+        stamp = _stamp(self.path)
+        if stamp == self._seen:
+            return False
+        self._seen = stamp
+        try:
+            pack = load_pack(self.path)
+            engine = self.engine_thread.submit(RuleEngine, pack).result()
+        except ConfigError as exc:
+            log.error("rules_reload_refused", error=str(exc), file=exc.file, line=exc.line,
+                      keeping_version=self.pipeline.engine.version)
+            return False
+        except Exception as exc:
+            log.error("rules_reload_refused", error=f"cannot compile: {exc}",
+                      keeping_version=self.pipeline.engine.version)
+            return False
+        if engine.version == self.pipeline.engine.version:
+            return False
+        self.engine_thread.submit(self.pipeline.use_engine, engine).result()
+        log.info("rules_reloaded", version=engine.version, rules=len(pack.rules))
+        self.on_reload(engine.version)
+        return True
+
+    def run_forever(self, stop: threading.Event, poll_seconds: float) -> None:
+        while not stop.wait(poll_seconds):
+            try:
+                self.check()
+            except Exception:
+                log.exception("rules_reload_failed")
