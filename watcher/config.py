@@ -9,9 +9,16 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 from watcher import yamlfile
 from watcher.errors import ConfigError
@@ -19,14 +26,53 @@ from watcher.errors import ConfigError
 MATCH_KEYS = ("audience", "severity", "rule", "platform", "store", "operator", "team")
 
 
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: Any) -> float:
+    """``90`` (seconds), ``"45s"``, ``"30m"``, ``"2h"``, ``"1d"``."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text and text[-1] in _UNITS:
+            try:
+                return float(text[:-1]) * _UNITS[text[-1]]
+            except ValueError:
+                pass
+        try:
+            return float(text)
+        except ValueError:
+            pass
+    raise ValueError(f"is not a duration like 30m, 2h or 1d: {value!r}")
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
+
+
+class EscalationStep(BaseModel):
+    """After ``after`` without acknowledgement, also tell ``channels``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    after: Duration
+    channels: tuple[str, ...]
+
+
 class Route(BaseModel):
-    """Alertmanager-style route: the first match wins unless ``continue`` is set."""
+    """Alertmanager-style route: the first match wins unless ``continue`` is set.
+
+    A route may carry an escalation policy (PagerDuty-style steps) and a
+    reminder interval, both stopped by an acknowledgement.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
     match: dict[str, tuple[str, ...]] = Field(default_factory=dict)
     channels: tuple[str, ...]
     continue_: bool = Field(default=False, alias="continue")
+    escalate: tuple[EscalationStep, ...] = ()
+    repeat_interval: Duration | None = None
 
     @field_validator("match", mode="before")
     @classmethod
@@ -57,6 +103,7 @@ class Settings(BaseModel):
     max_body_bytes: int = Field(default=20_000_000, gt=0)
     batch_size: int = Field(default=500, ge=1, le=10_000)
     dispatch_poll_seconds: float = Field(default=0.5, gt=0)
+    timers_poll_seconds: float = Field(default=30.0, gt=0)
     retry_base_seconds: float = Field(default=5.0, gt=0)
     retry_max_seconds: float = Field(default=600.0, gt=0)
     config_file: Path | None = None
@@ -99,7 +146,7 @@ def load_settings(config_file: Path | str | None = None,
 def _check_routes(settings: Settings, name: str, lines: yamlfile.Lines) -> None:
     known = settings.channel_names()
     for index, route in enumerate(settings.routes):
-        for channel in route.channels:
+        for channel in (*route.channels, *(c for step in route.escalate for c in step.channels)):
             if channel not in known:
                 raise ConfigError(
                     f"route sends to unknown channel '{channel}' (known: "
@@ -114,6 +161,14 @@ def _check_routes(settings: Settings, name: str, lines: yamlfile.Lines) -> None:
     for channel in settings.default_channels:
         if channel not in known:
             raise ConfigError(f"unknown channel '{channel}'", file=name, key="default_channels")
+
+
+def policy(settings: Settings, labels: Mapping[str, str | None]) -> Route | None:
+    """The first matching route that escalates or reminds, if any."""
+    for candidate in settings.routes:
+        if candidate.matches(labels) and (candidate.escalate or candidate.repeat_interval):
+            return candidate
+    return None
 
 
 def route(settings: Settings, labels: Mapping[str, str | None]) -> list[str]:

@@ -31,6 +31,7 @@ class EventKind(StrEnum):
     NOTIFIED = "notified"
     DELIVERY_FAILED = "delivery_failed"
     ESCALATED = "escalated"
+    REMINDED = "reminded"
     ACKNOWLEDGED = "acknowledged"
     RESOLVED = "resolved"
     NOTE = "note"

@@ -28,6 +28,7 @@ from watcher.daemon.http import create_app
 from watcher.daemon.reload import RuleReloader
 from watcher.dispatcher import Dispatcher
 from watcher.runtime import Runtime
+from watcher.timers import Timers
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -42,6 +43,7 @@ class Daemon:
         self.engine_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine")
         self.dispatcher = Dispatcher(runtime.db, build_channels(self.settings), self.settings)
         self.threads: list[threading.Thread] = []
+        self.timers = Timers(runtime.db, self.settings, wake=self.dispatcher.wake.set)
         self.reloader = RuleReloader(Path(self.settings.rules), runtime.pipeline,
                                      self.engine_thread)
         self.drop = DropFolder(Path(self.settings.drop_folder), self._ingest_on_engine,
@@ -64,6 +66,7 @@ class Daemon:
             ("dispatcher", lambda: self.dispatcher.run_forever(self.stop)),
             ("drop-folder", lambda: self.drop.run_forever(self.stop,
                                                           self.settings.drop_poll_seconds)),
+            ("timers", lambda: self.timers.run_forever(self.stop)),
             ("rule-reloader", lambda: self.reloader.run_forever(
                 self.stop, self.settings.rules_poll_seconds)),
         ):

@@ -1,0 +1,56 @@
+"""Escalation and reminders: what an unacknowledged incident is owed, and when.
+
+Pure: given an incident, its route's policy, what was already done (from the
+timeline) and the time, say which steps are due. The timer loop in the daemon
+applies them, writing the event and its notifications in one transaction.
+Acknowledging (or resolving) stops both: only an ``open`` incident escalates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from watcher.config import Route
+from watcher.incidents import Incident, Status
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """What the timeline says was done: escalation steps taken, last reminder."""
+
+    steps_done: frozenset[int]
+    last_reminder: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Escalate:
+    step: int
+    channels: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Remind:
+    channels: tuple[str, ...]
+
+
+Due = Escalate | Remind
+
+
+def due(incident: Incident, policy: Route, progress: Progress, now: datetime) -> list[Due]:
+    if incident.status is not Status.OPEN:
+        return []
+    actions: list[Due] = []
+    age = now - incident.opened_at
+    for index, step in enumerate(policy.escalate):
+        if index not in progress.steps_done and age >= timedelta(seconds=step.after):
+            actions.append(Escalate(index, step.channels))
+    if policy.repeat_interval:
+        since = progress.last_reminder or incident.opened_at
+        if now - since >= timedelta(seconds=policy.repeat_interval):
+            told = set(policy.channels)
+            for index in progress.steps_done | {a.step for a in actions
+                                                if isinstance(a, Escalate)}:
+                told |= set(policy.escalate[index].channels)
+            actions.append(Remind(tuple(sorted(told))))
+    return actions
