@@ -23,6 +23,7 @@ from watcher.config import Settings, route
 from watcher.evaluation import Assessment, Outcome, render_title
 from watcher.period import Period
 from watcher.rules.model import Rule, RulePack
+from watcher.silences import Silence, silenced_by
 from watcher.store import repository as repo
 from watcher.streaks import Streak, longest_within, run_containing
 
@@ -186,8 +187,14 @@ def write(conn: Connection, plan: Plan, settings: Settings, now: datetime) -> No
                                                  if n.channels is None} if r > 0])
     planned: dict[int, list[str]] = defaultdict(list)
     rows: list[dict[str, Any]] = []
+    held: list[tuple[int, inc.Event]] = []
+    active = repo.list_silences(conn, active_at=now) if plan.notices else []
     for notice in plan.notices:
         incident_id = resolve_ref(notice.ref)
+        silence = silenced_by(active, labels_of(plan.state[notice.ref]), now)
+        if silence is not None:
+            held.append((incident_id, silenced_event(silence, notice.kind, now)))
+            continue
         channels = notice.channels
         if channels is None:
             channels = sorted(set(told.get(incident_id, [])) | set(planned[notice.ref]))
@@ -198,6 +205,14 @@ def write(conn: Connection, plan: Plan, settings: Settings, now: datetime) -> No
         rows.extend(repo.notification_row(incident_id, event_ids[notice.event_index], channel,
                                           alert, now) for channel in channels)
     repo.insert_notifications(conn, rows)
+    repo.add_events(conn, held)
+
+
+def silenced_event(silence: Silence, kind: AlertKind, now: datetime) -> inc.Event:
+    return inc.Event(kind=inc.EventKind.SILENCED, at=now,
+                     note=f"{kind.value} notification held by silence {silence.id} "
+                          f"({silence.created_by}: {silence.comment})",
+                     data={"silence": silence.id, "alert": kind.value})
 
 
 def labels_of(incident: inc.Incident) -> dict[str, str | None]:

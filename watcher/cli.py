@@ -5,22 +5,26 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable
+from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 
 from watcher import logs
 from watcher.actions import ActionKind, act
-from watcher.config import Settings, load_settings
+from watcher.config import Settings, load_settings, parse_duration
 from watcher.errors import ConfigError, WatcherError
 from watcher.incidents import Incident
 from watcher.redact import redact_text
 from watcher.rules.loader import load_pack
 from watcher.runtime import Runtime
+from watcher.silences import Silence, parse_matchers
 from watcher.store import open_database
 from watcher.store import repository as repo
+from watcher.store.database import utcnow
 from watcher.validation import Format, format_for_name, read_records
 
 app = typer.Typer(help="kpi-watch: KPI snapshots in, rule incidents with a timeline out.",
@@ -31,10 +35,13 @@ rejected_app = typer.Typer(help="Records that were refused, with their raw text.
                            no_args_is_help=True)
 rules_app = typer.Typer(help="Check rule packs.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+silences_app = typer.Typer(help="Hold back notifications that match, for a while.",
+                           no_args_is_help=True)
 app.add_typer(incidents_app, name="incidents")
 app.add_typer(rejected_app, name="rejected")
 app.add_typer(rules_app, name="rules")
 app.add_typer(db_app, name="db")
+app.add_typer(silences_app, name="silences")
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="Config file (YAML).",
                                                 envvar="WATCHER_CONFIG")]
@@ -260,6 +267,59 @@ def db_upgrade(config: ConfigOpt = None) -> None:
     typer.echo(f"database at revision {db.current_revision()}")
 
 
+@silences_app.command("add")
+def silences_add(
+    match: Annotated[list[str], typer.Option(
+        "--match", "-m", help="key=value (audience, severity, rule, platform, store, operator, "
+                              "team, label.<name>); repeat for several")],
+    by: ByOpt,
+    comment: Annotated[str, typer.Option("--comment", help="Why")],
+    duration: Annotated[str, typer.Option("--duration", help="e.g. 30m, 2h, 1d")] = "2h",
+    config: ConfigOpt = None,
+) -> None:
+    """Silence matching notifications from now for --duration."""
+    try:
+        matchers = parse_matchers(match)
+        seconds = parse_duration(duration)
+        now = utcnow()
+        silence = Silence(matchers=matchers, starts_at=now,
+                          ends_at=now + timedelta(seconds=seconds), created_by=by,
+                          comment=comment, created_at=now)
+    except (ValueError, ValidationError) as exc:
+        _fail(str(exc))
+        return
+    db = open_database(_settings(config).database_url)
+    with db.engine.begin() as conn:
+        created = repo.add_silence(conn, silence)
+    typer.echo(f"silence {created.id} until {created.ends_at.isoformat()}")
+
+
+@silences_app.command("list")
+def silences_list(config: ConfigOpt = None,
+                  all_: Annotated[bool, typer.Option("--all", help="Include ended ones")] = False,
+                  output: FormatOpt = OutputFormat.TABLE) -> None:
+    """Silences (active ones unless --all)."""
+    db = open_database(_settings(config).database_url)
+    with db.engine.connect() as conn:
+        found = repo.list_silences(conn, active_at=None if all_ else utcnow())
+    rows = [s.model_dump(mode="json") for s in found]
+    if output is OutputFormat.JSON:
+        _print_json(rows)
+        return
+    _table(rows, ["id", "matchers", "starts_at", "ends_at", "created_by", "comment"])
+
+
+@silences_app.command("expire")
+def silences_expire(silence_id: int, config: ConfigOpt = None) -> None:
+    """End a silence now."""
+    db = open_database(_settings(config).database_url)
+    with db.engine.begin() as conn:
+        silence = repo.expire_silence(conn, silence_id, utcnow())
+    if silence is None:
+        _fail(f"no silence {silence_id}", 1)
+    typer.echo(f"silence {silence_id} ended")
+
+
 def _clean_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     """Our own errors end a command with a message and a status, never a traceback."""
     @functools.wraps(command)
@@ -275,7 +335,7 @@ def _clean_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     return run
 
 
-for _typer in (app, incidents_app, rejected_app, rules_app, db_app):
+for _typer in (app, incidents_app, rejected_app, rules_app, db_app, silences_app):
     for _command in _typer.registered_commands:
         if _command.callback is not None:
             _command.callback = _clean_errors(_command.callback)

@@ -32,6 +32,7 @@ class EventKind(StrEnum):
     DELIVERY_FAILED = "delivery_failed"
     ESCALATED = "escalated"
     REMINDED = "reminded"
+    SILENCED = "silenced"
     ACKNOWLEDGED = "acknowledged"
     RESOLVED = "resolved"
     NOTE = "note"

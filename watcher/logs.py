@@ -20,6 +20,10 @@ def redact(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDi
     return {key: redact_value(value) for key, value in event_dict.items()}
 
 
+def _stderr_logger(*_args: Any) -> structlog.PrintLogger:
+    return structlog.PrintLogger(sys.stderr)
+
+
 def configure(level: str = "info", json: bool | None = None) -> None:
     if json is None:
         json = not sys.stderr.isatty()
@@ -36,6 +40,7 @@ def configure(level: str = "info", json: bool | None = None) -> None:
         ],
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping().get(level.upper(), logging.INFO)),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        # Resolve stderr at each use: tests and embedders swap sys.stderr.
+        logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,
     )

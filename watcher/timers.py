@@ -14,10 +14,11 @@ from datetime import datetime
 import structlog
 
 from watcher.alerts import AlertKind
-from watcher.apply import alert_for, labels_of
+from watcher.apply import alert_for, labels_of, silenced_event
 from watcher.config import Route, Settings, policy
 from watcher.escalation import Escalate, Progress, Remind, due
 from watcher.incidents import Event, EventKind, Incident
+from watcher.silences import silenced_by
 from watcher.store import Database
 from watcher.store import repository as repo
 from watcher.store.database import as_utc, utcnow
@@ -77,6 +78,11 @@ class Timers:
                     note = "still open: reminder"
                 event_id = repo.add_event(conn, incident.id, Event(kind=kind, at=now, note=note,
                                                                    data=data))
+                silence = silenced_by(repo.list_silences(conn, active_at=now),
+                                      labels_of(current), now)
+                if silence is not None:
+                    repo.add_event(conn, incident.id, silenced_event(silence, alert_kind, now))
+                    continue
                 alert = alert_for(current, alert_kind, now, self.settings.public_url, note)
                 repo.insert_notifications(conn, [
                     repo.notification_row(incident.id, event_id, channel, alert, now)

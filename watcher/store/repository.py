@@ -16,6 +16,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from watcher.alerts import Alert
 from watcher.incidents import Event, Incident, Status
+from watcher.silences import Silence
 from watcher.snapshot import Snapshot
 from watcher.store.database import as_utc
 from watcher.store.schema import (
@@ -24,6 +25,7 @@ from watcher.store.schema import (
     incidents,
     notifications,
     rejected_inputs,
+    silences,
     snapshots,
 )
 from watcher.validation import Rejection
@@ -317,3 +319,34 @@ def channel_status(conn: Connection) -> list[dict[str, Any]]:
 def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
+
+
+# -- silences ----------------------------------------------------------------------------
+
+
+def _silence(row: Any) -> Silence:
+    data = dict(row._mapping)
+    for key in ("starts_at", "ends_at", "created_at"):
+        data[key] = as_utc(data[key])
+    return Silence.model_validate(data)
+
+
+def add_silence(conn: Connection, silence: Silence) -> Silence:
+    new_id = conn.execute(insert(silences).values(
+        **silence.model_dump(exclude={"id"})).returning(silences.c.id)).scalar_one()
+    return silence.model_copy(update={"id": int(new_id)})
+
+
+def list_silences(conn: Connection, *, active_at: datetime | None = None,
+                  limit: int = 200) -> list[Silence]:
+    query = select(silences).order_by(silences.c.id.desc()).limit(limit)
+    if active_at is not None:
+        query = query.where(silences.c.starts_at <= active_at, silences.c.ends_at > active_at)
+    return [_silence(r) for r in conn.execute(query)]
+
+
+def expire_silence(conn: Connection, silence_id: int, now: datetime) -> Silence | None:
+    conn.execute(update(silences).where(silences.c.id == silence_id, silences.c.ends_at > now)
+                 .values(ends_at=now))
+    row = conn.execute(select(silences).where(silences.c.id == silence_id)).first()
+    return _silence(row) if row else None

@@ -150,3 +150,15 @@ assessments = Table(
     UniqueConstraint("operator", "store", "platform", "period", name="uq_assessments_key"),
     Index("ix_assessments_operator_start", "operator", "period_start"),
 )
+
+silences = Table(
+    "silences", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("matchers", JSON, nullable=False),
+    Column("starts_at", TS, nullable=False),
+    Column("ends_at", TS, nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("comment", Text, nullable=False),
+    Column("created_at", TS, nullable=False),
+    Index("ix_silences_ends_at", "ends_at"),
+)
