@@ -88,3 +88,15 @@ class TestIncidentsEndpoint:
     def test_health_and_readiness(self, client: TestClient):
         assert client.get("/healthz").json() == {"status": "ok"}
         assert client.get("/readyz").status_code == 200
+
+
+class TestMetricsEndpoint:
+    def test_counts_ingestion_incidents_and_the_outbox(self, client: TestClient):
+        client.post("/v1/snapshots", content=jsonl(snapshot(store="m1", penalty_count=1),
+                                                   snapshot(store="m2", dispute_rate=9)))
+        text = client.get("/metrics").text
+        assert 'watcher_snapshots_ingested_total{source="http"}' in text
+        assert 'watcher_snapshots_rejected_total{source="http"}' in text
+        assert 'watcher_incidents{status="open"} 1.0' in text
+        assert "watcher_outbox_backlog 1.0" in text
+        assert "watcher_rule_evaluation_seconds_bucket" in text

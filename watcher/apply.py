@@ -55,8 +55,10 @@ class Plan:
 
 class Planner:
     def __init__(self, pack: RulePack, version: str, settings: Settings, now: datetime,
-                 live: dict[str, inc.Incident], evidence_of: EvidenceOf) -> None:
+                 live: dict[str, inc.Incident], evidence_of: EvidenceOf,
+                 recent: dict[str, inc.Incident] | None = None) -> None:
         self.evidence_of = evidence_of
+        self.recent = dict(recent or {})
         self.pack = pack
         self.version = version
         self.settings = settings
@@ -70,8 +72,7 @@ class Planner:
     def outcomes(self, outcomes: list[Outcome]) -> None:
         for result in outcomes:
             for firing in result.firings:
-                self.decide(firing.fingerprint, inc.on_firing(
-                    self.live.get(firing.fingerprint), firing, self.now))
+                self.fire(firing)
             for recovery in result.recoveries:
                 self.decide(recovery.fingerprint, inc.on_recovery(
                     self.live.get(recovery.fingerprint), recovery, self.now))
@@ -95,8 +96,7 @@ class Planner:
         live = self.live.get(fp)
         streak = run_containing(missed, month)
         if streak is not None and len(streak.months) >= rule.months:
-            self.decide(fp, inc.on_firing(live, self._pip(rule, operator, streak, stored,
-                                                          assessment), self.now))
+            self.fire(self._pip(rule, operator, streak, stored, assessment))
             return
         if live is None or missed.get(month.text):
             return
@@ -105,8 +105,7 @@ class Planner:
         if month.text in months_of_live:
             remaining = longest_within(missed, months_of_live)
             if remaining is not None and len(remaining.months) >= rule.months:
-                self.decide(fp, inc.on_firing(live, self._pip(rule, operator, remaining, stored,
-                                                              assessment), self.now))
+                self.fire(self._pip(rule, operator, remaining, stored, assessment))
                 return
             note = (f"withdrawn: {month.text} was restated and no longer misses its targets; "
                     f"the streak {months_of_live[0]}..{months_of_live[-1]} is broken")
@@ -135,6 +134,12 @@ class Planner:
             evidence=evidence)
 
     # -- decisions -------------------------------------------------------------------------------
+
+    def fire(self, firing: inc.Firing) -> None:
+        fp = firing.fingerprint
+        live = self.live.get(fp)
+        recent = self.recent.pop(fp, None) if live is None or not live.live else None
+        self.decide(fp, inc.on_firing(live, firing, self.now, recent))
 
     def decide(self, fp: str, decision: inc.Decision | None) -> None:
         plan = self.plan
@@ -165,6 +170,11 @@ class Planner:
         plan.events.append((ref, decision.event))
         if updated.live:
             self.live[fp] = updated
+            if decision.event.kind is inc.EventKind.REOPENED:
+                # Channels were told "resolved": they must hear it is back.
+                plan.notices.append(_Notice(ref, len(plan.events) - 1, AlertKind.OPENED,
+                                            decision.event.note,
+                                            route(self.settings, labels_of(updated))))
             return
         self.live.pop(fp, None)
         plan.resolved += 1
@@ -189,11 +199,23 @@ def write(conn: Connection, plan: Plan, settings: Settings, now: datetime) -> No
     rows: list[dict[str, Any]] = []
     held: list[tuple[int, inc.Event]] = []
     active = repo.list_silences(conn, active_at=now) if plan.notices else []
+    sources = _inhibition_sources(conn, plan, settings)
     for notice in plan.notices:
         incident_id = resolve_ref(notice.ref)
-        silence = silenced_by(active, labels_of(plan.state[notice.ref]), now)
+        labels = labels_of(plan.state[notice.ref])
+        silence = silenced_by(active, labels, now)
         if silence is not None:
             held.append((incident_id, silenced_event(silence, notice.kind, now)))
+            continue
+        inhibitor = None if notice.kind is AlertKind.RESOLVED else inhibited_by(
+            settings, labels, plan.state[notice.ref].fingerprint, sources)
+        if inhibitor is not None:
+            held.append((incident_id, inc.Event(
+                kind=inc.EventKind.INHIBITED, at=now,
+                note=f"{notice.kind.value} notification held: incident {inhibitor.id} "
+                     f"({inhibitor.rule}) is live for the same {inhibitor.store or ''}",
+                data={"inhibitor": inhibitor.id if inhibitor.id > 0 else None,
+                      "rule": inhibitor.rule})))
             continue
         channels = notice.channels
         if channels is None:
@@ -206,6 +228,25 @@ def write(conn: Connection, plan: Plan, settings: Settings, now: datetime) -> No
                                           alert, now) for channel in channels)
     repo.insert_notifications(conn, rows)
     repo.add_events(conn, held)
+
+
+def _inhibition_sources(conn: Connection, plan: Plan, settings: Settings) -> list[inc.Incident]:
+    if not settings.inhibit or not plan.notices:
+        return []
+    stores = {i.store for i in plan.state.values() if i.store}
+    operators = {i.operator for i in plan.state.values() if i.operator}
+    known = {i.id: i for i in repo.live_for_subjects(conn, stores, operators)}
+    known.update({ref: i for ref, i in plan.state.items()})
+    return [i for i in known.values() if i.live]
+
+
+def inhibited_by(settings: Settings, target: dict[str, str | None], fingerprint: str,
+                 sources: list[inc.Incident]) -> inc.Incident | None:
+    for rule in settings.inhibit:
+        for source in sources:
+            if source.fingerprint != fingerprint and rule.inhibits(labels_of(source), target):
+                return source
+    return None
 
 
 def silenced_event(silence: Silence, kind: AlertKind, now: datetime) -> inc.Event:

@@ -86,6 +86,29 @@ class Route(BaseModel):
         return all(labels.get(key) in values for key, values in self.match.items())
 
 
+class Inhibition(BaseModel):
+    """While a live incident matches ``source``, hold notifications of incidents that
+    match ``target`` and share the ``equal`` labels (e.g. a suspended account makes
+    lower-severity alerts for the same store noise)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    source: dict[str, tuple[str, ...]]
+    target: dict[str, tuple[str, ...]]
+    equal: tuple[str, ...] = ("store",)
+
+    @field_validator("source", "target", mode="before")
+    @classmethod
+    def _values(cls, value: Any) -> Any:
+        return Route._match(value)
+
+    def inhibits(self, source: Mapping[str, str | None], target: Mapping[str, str | None]) -> bool:
+        return (all(source.get(k) in v for k, v in self.source.items())
+                and all(target.get(k) in v for k, v in self.target.items())
+                and all(source.get(k) is not None and source.get(k) == target.get(k)
+                        for k in self.equal))
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -99,6 +122,10 @@ class Settings(BaseModel):
     public_url: str | None = None
     channels: dict[str, dict[str, Any]] = Field(default_factory=dict)
     routes: tuple[Route, ...] = ()
+    inhibit: tuple[Inhibition, ...] = ()
+    reopen_hold: Duration | None = Field(
+        default=None, description="an incident resolved less than this ago re-opens "
+                                  "(same id, no new notification) instead of a new one")
     default_channels: tuple[str, ...] = ("console",)
     max_body_bytes: int = Field(default=20_000_000, gt=0)
     batch_size: int = Field(default=500, ge=1, le=10_000)

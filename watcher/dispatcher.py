@@ -25,6 +25,7 @@ from watcher.alerts import Alert
 from watcher.channels.base import DeliveryReport
 from watcher.config import Settings
 from watcher.incidents import Event, EventKind
+from watcher.observability import NOTIFICATIONS_FAILED, NOTIFICATIONS_SENT
 from watcher.redact import redact_text
 from watcher.store import Database
 from watcher.store import repository as repo
@@ -109,6 +110,7 @@ class Dispatcher:
         with self.db.engine.begin() as conn:
             if report.ok:
                 repo.mark_sent(conn, row["id"], now)
+                NOTIFICATIONS_SENT.labels(name).inc()
                 event = Event(kind=EventKind.NOTIFIED, at=now,
                               data={"channel": name, "attempt": attempt, "outcomes": outcomes})
                 log.info("notified", channel=name, incident=row["incident_id"], attempt=attempt)
@@ -118,6 +120,7 @@ class Dispatcher:
                                 self.settings.retry_max_seconds, self.jitter())
                 retry_at = now + timedelta(seconds=delay)
                 repo.mark_failed(conn, row["id"], reason, retry_at)
+                NOTIFICATIONS_FAILED.labels(name).inc()
                 event = Event(kind=EventKind.DELIVERY_FAILED, at=now, note=reason,
                               data={"channel": name, "attempt": attempt, "outcomes": outcomes,
                                     "retry_at": retry_at.isoformat()})

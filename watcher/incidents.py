@@ -33,6 +33,8 @@ class EventKind(StrEnum):
     ESCALATED = "escalated"
     REMINDED = "reminded"
     SILENCED = "silenced"
+    INHIBITED = "inhibited"
+    REOPENED = "reopened"
     ACKNOWLEDGED = "acknowledged"
     RESOLVED = "resolved"
     NOTE = "note"
@@ -153,8 +155,22 @@ class Update:
 Decision = Open | Update
 
 
-def on_firing(live: Incident | None, firing: Firing, now: datetime) -> Decision | None:
-    """A live incident absorbs further firings as events; otherwise one opens."""
+def on_firing(live: Incident | None, firing: Firing, now: datetime,
+              recently_resolved: Incident | None = None) -> Decision | None:
+    """A live incident absorbs further firings as events; otherwise one opens.
+
+    ``recently_resolved`` is an incident of the same fingerprint resolved within the
+    flap hold-down: it re-opens instead, so a metric hovering at its threshold
+    makes one incident, not a new one (and a new notification) each time.
+    """
+    if (live is None or not live.live) and recently_resolved is not None:
+        changes = {"status": Status.OPEN, "resolved_at": None, "resolved_by": None,
+                   "acknowledged_at": None, "acknowledged_by": None, "updated_at": now,
+                   "value": firing.value, "threshold": firing.threshold, "period": firing.period,
+                   "period_end": firing.period_end, "evidence": firing.evidence}
+        return Update(recently_resolved, changes,
+                      Event(kind=EventKind.REOPENED, at=now, note="fired again within the "
+                            "flap hold-down", data=_firing_data(firing)))
     if live is None or not live.live:
         return Open(firing, Event(kind=EventKind.OPENED, at=now, data=_firing_data(firing)))
     same = (live.period == firing.period and live.value == firing.value

@@ -9,9 +9,10 @@ re-evaluated; a changed one replaces the values and is evaluated again.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -21,6 +22,13 @@ from watcher import incidents as inc
 from watcher.apply import Planner, write
 from watcher.config import Settings
 from watcher.evaluation import Assessment, Outcome, outcome
+from watcher.observability import (
+    EVALUATION_SECONDS,
+    RULE_EVALUATIONS,
+    SNAPSHOTS_INGESTED,
+    SNAPSHOTS_REJECTED,
+    source_kind,
+)
 from watcher.period import Period
 from watcher.rules.engine import RuleEngine
 from watcher.snapshot import Snapshot
@@ -129,8 +137,18 @@ class Pipeline:
             report.restated = len(restated)
             evaluate.sort(key=lambda s: (s.period.end, s.period.start))
             engine = self.engine
-            outcomes = [outcome(engine.pack, engine.version, engine.evaluate(s)) for s in evaluate]
+            started = time.perf_counter()
+            verdicts = [engine.evaluate(s) for s in evaluate]
+            if verdicts:
+                per_snapshot = (time.perf_counter() - started) / len(verdicts)
+                for _ in verdicts:
+                    EVALUATION_SECONDS.observe(per_snapshot)
+                RULE_EVALUATIONS.inc(len(verdicts))
+            outcomes = [outcome(engine.pack, engine.version, v) for v in verdicts]
             self._apply(conn, outcomes, now, report)
+        kind = source_kind(source)
+        SNAPSHOTS_INGESTED.labels(kind).inc(report.accepted)
+        SNAPSHOTS_REJECTED.labels(kind).inc(len(report.rejected))
         log.debug("ingested", source=source, **{k: v for k, v in report.as_dict().items()
                                                if k != "errors"})
         return report
@@ -144,9 +162,14 @@ class Pipeline:
         fingerprints |= {r.fingerprint for o in outcomes for r in o.recoveries}
         fingerprints |= {inc.fingerprint(rule, "operator", a.operator)
                          for rule in streak_rules for a in assessed}
+        recent = {}
+        if self.settings.reopen_hold:
+            recent = repo.recently_resolved(
+                conn, fingerprints, now - timedelta(seconds=self.settings.reopen_hold))
         planner = Planner(pack, self.engine.version, self.settings, now,
                           repo.live_incidents(conn, fingerprints),
-                          lambda operator, months: repo.month_evidence(conn, operator, months))
+                          lambda operator, months: repo.month_evidence(conn, operator, months),
+                          recent)
         planner.outcomes(outcomes)
         if assessed and streak_rules:
             repo.upsert_assessments(conn, [_assessment_row(a, now) for a in assessed])

@@ -11,12 +11,14 @@ from datetime import datetime
 from typing import Any, Literal
 
 from fastapi import FastAPI, HTTPException, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 
 from watcher.actions import ActionKind, act
 from watcher.errors import InputError, InputTooLarge, InvalidTransition, NotFound
 from watcher.incidents import Incident
+from watcher.observability import REGISTRY, watch_store
 from watcher.pipeline import IngestReport
 from watcher.runtime import Runtime
 from watcher.store import repository as repo
@@ -89,6 +91,13 @@ def create_app(runtime: Runtime, submit: Submit,
                   description="KPI snapshots in, rule incidents with a timeline out.")
     db = runtime.db
     max_bytes = runtime.settings.max_body_bytes
+
+    watch_store(db)
+
+    @app.get("/metrics", response_class=PlainTextResponse, include_in_schema=False)
+    def metrics() -> PlainTextResponse:
+        return PlainTextResponse(generate_latest(REGISTRY).decode(),
+                                 media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:

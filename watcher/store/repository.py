@@ -120,6 +120,30 @@ def live_incidents(conn: Connection, fingerprints: Iterable[str]) -> dict[str, I
     return found
 
 
+def recently_resolved(conn: Connection, fingerprints: Iterable[str],
+                      since: datetime) -> dict[str, Incident]:
+    """The latest incident per fingerprint resolved at or after ``since``."""
+    found: dict[str, Incident] = {}
+    for chunk in _chunks(sorted(set(fingerprints)), 500):
+        rows = conn.execute(select(incidents).where(
+            incidents.c.fingerprint.in_(chunk), incidents.c.status == Status.RESOLVED.value,
+            incidents.c.resolved_at >= since).order_by(incidents.c.resolved_at))
+        found.update({i.fingerprint: i for i in map(_incident, rows)})
+    return found
+
+
+def live_for_subjects(conn: Connection, stores: Iterable[str],
+                      operators: Iterable[str]) -> list[Incident]:
+    """Live incidents of these stores or operators (inhibition sources)."""
+    found: list[Incident] = []
+    for column, values in ((incidents.c.store, stores), (incidents.c.operator, operators)):
+        for chunk in _chunks(sorted(set(values)), 500):
+            rows = conn.execute(select(incidents).where(
+                column.in_(chunk), incidents.c.status != Status.RESOLVED.value))
+            found.extend(map(_incident, rows))
+    return found
+
+
 _INSERT_INCIDENT = insert(incidents).returning(incidents.c.id, sort_by_parameter_order=True)
 _INSERT_EVENT = insert(incident_events).returning(incident_events.c.id,
                                                   sort_by_parameter_order=True)
