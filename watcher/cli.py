@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from watcher import logs
 from watcher.actions import ActionKind, act
+from watcher.auth import Role, create_token, list_tokens, revoke_token
 from watcher.config import Settings, load_settings, parse_duration
 from watcher.errors import ConfigError, WatcherError
 from watcher.incidents import Incident
@@ -35,6 +36,7 @@ rejected_app = typer.Typer(help="Records that were refused, with their raw text.
                            no_args_is_help=True)
 rules_app = typer.Typer(help="Check rule packs.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+tokens_app = typer.Typer(help="API tokens (stored hashed; shown once).", no_args_is_help=True)
 silences_app = typer.Typer(help="Hold back notifications that match, for a while.",
                            no_args_is_help=True)
 app.add_typer(incidents_app, name="incidents")
@@ -42,6 +44,7 @@ app.add_typer(rejected_app, name="rejected")
 app.add_typer(rules_app, name="rules")
 app.add_typer(db_app, name="db")
 app.add_typer(silences_app, name="silences")
+app.add_typer(tokens_app, name="tokens")
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="Config file (YAML).",
                                                 envvar="WATCHER_CONFIG")]
@@ -320,6 +323,37 @@ def silences_expire(silence_id: int, config: ConfigOpt = None) -> None:
     typer.echo(f"silence {silence_id} ended")
 
 
+@tokens_app.command("create")
+def tokens_create(name: str,
+                  role: Annotated[Role, typer.Option(help="ingest, viewer, responder or admin")],
+                  config: ConfigOpt = None) -> None:
+    """Create a token; the clear text is printed once, only its hash is stored."""
+    db = open_database(_settings(config).database_url)
+    token, clear = create_token(db, name, role)
+    typer.echo(f"token {token.id} ({token.role.value}) for {token.name}:")
+    typer.echo(clear)
+    typer.echo("Store it now: it cannot be shown again.", err=True)
+
+
+@tokens_app.command("list")
+def tokens_list(config: ConfigOpt = None, output: FormatOpt = OutputFormat.TABLE) -> None:
+    """Tokens with role, creation, last use and revocation (never the token itself)."""
+    rows = [t.model_dump(mode="json") for t in list_tokens(
+        open_database(_settings(config).database_url))]
+    if output is OutputFormat.JSON:
+        _print_json(rows)
+        return
+    _table(rows, ["id", "name", "role", "created_at", "last_used_at", "revoked_at"])
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(token_id: int, config: ConfigOpt = None) -> None:
+    """Revoke a token at once."""
+    if not revoke_token(open_database(_settings(config).database_url), token_id):
+        _fail(f"no live token {token_id}", 1)
+    typer.echo(f"token {token_id} revoked")
+
+
 def _clean_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     """Our own errors end a command with a message and a status, never a traceback."""
     @functools.wraps(command)
@@ -335,7 +369,8 @@ def _clean_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     return run
 
 
-for _typer in (app, incidents_app, rejected_app, rules_app, db_app, silences_app):
+for _typer in (app, incidents_app, rejected_app, rules_app, db_app, silences_app,
+               tokens_app):
     for _command in _typer.registered_commands:
         if _command.callback is not None:
             _command.callback = _clean_errors(_command.callback)

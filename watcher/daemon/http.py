@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 
 from watcher.actions import ActionKind, act
+from watcher.auth import Authenticator, Role, bearer
 from watcher.errors import InputError, InputTooLarge, InvalidTransition, NotFound
 from watcher.incidents import Incident
 from watcher.observability import REGISTRY, watch_store
@@ -88,8 +89,31 @@ def incident_json(incident: Incident) -> dict[str, Any]:
 def create_app(runtime: Runtime, submit: Submit,
                wake_dispatcher: Callable[[], None] = lambda: None) -> FastAPI:
     app = FastAPI(title="kpi-watch", version="0.1.0",
-                  description="KPI snapshots in, rule incidents with a timeline out.")
+                  description="KPI snapshots in, rule incidents with a timeline out. "
+                              "Send `Authorization: Bearer <token>` (see `watcher tokens`).")
     db = runtime.db
+    auth = Authenticator(db, runtime.settings.host)
+    app.state.auth = auth
+
+    def require(role: Role) -> Any:
+        def check(authorization: Annotated[str | None, Header()] = None) -> None:
+            if auth.open_mode():
+                return
+            token = bearer(authorization)
+            if token is None:
+                raise HTTPException(401, "a bearer token is required",
+                                    headers={"WWW-Authenticate": "Bearer"})
+            granted = auth.role_of(token)
+            if granted is None:
+                raise HTTPException(401, "the token is unknown or revoked",
+                                    headers={"WWW-Authenticate": "Bearer"})
+            if not granted.allows(role):
+                raise HTTPException(403, f"a {granted.value} token cannot do this; it needs "
+                                         f"{role.value}")
+        return Depends(check)
+
+    ingest, viewer, responder = require(Role.INGEST), require(Role.VIEWER), require(
+        Role.RESPONDER)
     max_bytes = runtime.settings.max_body_bytes
 
     watch_store(db)
@@ -109,8 +133,8 @@ def create_app(runtime: Runtime, submit: Submit,
             return JSONResponse({"status": "ready"})
         return JSONResponse({"status": "database unreachable"}, status_code=503)
 
-    @app.post("/v1/snapshots", response_model=IngestResult,
-              responses={422: {"model": IngestResult}, 413: {}})
+    @app.post("/v1/snapshots", response_model=IngestResult, dependencies=[ingest],
+              responses={422: {"model": IngestResult}, 413: {}, 401: {}, 403: {}})
     async def post_snapshots(request: Request) -> JSONResponse:
         declared = int(request.headers.get("content-length") or 0)
         if declared > max_bytes:
@@ -133,7 +157,8 @@ def create_app(runtime: Runtime, submit: Submit,
             status = 422
         return JSONResponse(report.as_dict(), status_code=status)
 
-    @app.get("/v1/incidents", response_model=list[IncidentOut])
+    @app.get("/v1/incidents", response_model=list[IncidentOut], dependencies=[viewer],
+             responses={401: {}, 403: {}})
     def list_incidents(
         status: Literal["open", "acknowledged", "resolved"] | None = None,
         severity: str | None = None, store: str | None = None, operator: str | None = None,
@@ -146,7 +171,8 @@ def create_app(runtime: Runtime, submit: Submit,
                                         limit=limit, offset=offset)
         return [incident_json(i) for i in found]
 
-    @app.get("/v1/incidents/{incident_id}", response_model=IncidentDetail)
+    @app.get("/v1/incidents/{incident_id}", response_model=IncidentDetail,
+             dependencies=[viewer], responses={404: {}, 401: {}, 403: {}})
     def get_incident(incident_id: int) -> dict[str, Any]:
         with db.engine.connect() as conn:
             incident = repo.get_incident(conn, incident_id)
@@ -166,17 +192,17 @@ def create_app(runtime: Runtime, submit: Submit,
         return get_incident(incident_id)
 
     @app.post("/v1/incidents/{incident_id}/ack", response_model=IncidentDetail,
-              responses={404: {}, 409: {}})
+              dependencies=[responder], responses={404: {}, 409: {}, 401: {}, 403: {}})
     def ack(incident_id: int, action: Action) -> dict[str, Any]:
         return _act(incident_id, action, "ack")
 
     @app.post("/v1/incidents/{incident_id}/resolve", response_model=IncidentDetail,
-              responses={404: {}, 409: {}})
+              dependencies=[responder], responses={404: {}, 409: {}, 401: {}, 403: {}})
     def resolve(incident_id: int, action: Action) -> dict[str, Any]:
         return _act(incident_id, action, "resolve")
 
     @app.post("/v1/incidents/{incident_id}/notes", response_model=IncidentDetail,
-              responses={404: {}})
+              dependencies=[responder], responses={404: {}, 401: {}, 403: {}})
     def note(incident_id: int, action: Action) -> dict[str, Any]:
         return _act(incident_id, action, "note")
 

@@ -22,6 +22,7 @@ import structlog
 import uvicorn
 from fastapi import FastAPI
 
+from watcher.auth import Authenticator
 from watcher.channels import build_channels
 from watcher.daemon.dropfolder import DropFolder, ingest_bytes
 from watcher.daemon.http import create_app
@@ -73,6 +74,10 @@ class Daemon:
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self.threads.append(thread)
+        if Authenticator(self.runtime.db, self.settings.host).open_mode():
+            log.warning("api_open", message="NO API TOKEN EXISTS: the API and page are open to "
+                        "anyone on this machine. Bound to loopback only; create a token with "
+                        "'watcher tokens create NAME --role admin' to require tokens.")
         log.info("daemon_started", host=self.settings.host, port=self.settings.port,
                  drop_folder=str(self.settings.drop_folder), rules=str(self.settings.rules),
                  rule_version=self.runtime.pipeline.engine.version,
