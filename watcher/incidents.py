@@ -164,11 +164,11 @@ def on_firing(live: Incident | None, firing: Firing, now: datetime,
     makes one incident, not a new one (and a new notification) each time.
     """
     if (live is None or not live.live) and recently_resolved is not None:
-        changes = {"status": Status.OPEN, "resolved_at": None, "resolved_by": None,
+        reopen: dict[str, Any] = {"status": Status.OPEN, "resolved_at": None, "resolved_by": None,
                    "acknowledged_at": None, "acknowledged_by": None, "updated_at": now,
                    "value": firing.value, "threshold": firing.threshold, "period": firing.period,
                    "period_end": firing.period_end, "evidence": firing.evidence}
-        return Update(recently_resolved, changes,
+        return Update(recently_resolved, reopen,
                       Event(kind=EventKind.REOPENED, at=now, note="fired again within the "
                             "flap hold-down", data=_firing_data(firing)))
     if live is None or not live.live:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -29,6 +29,8 @@ from watcher.store.schema import (
     snapshots,
 )
 from watcher.validation import Rejection
+
+T = TypeVar("T")
 
 # -- snapshots -------------------------------------------------------------------------
 
@@ -340,7 +342,7 @@ def channel_status(conn: Connection) -> list[dict[str, Any]]:
              "last_error": r[4]} for r in rows]
 
 
-def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
+def _chunks(items: list[T], size: int) -> Iterable[list[T]]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
 
