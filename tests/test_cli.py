@@ -108,3 +108,19 @@ class TestRulesCheck:
                        "    message: {en: a, zh-CN: b}\n", encoding="utf-8")
         code, out = watcher("rules", "check", str(bad))
         assert code == 2 and f"config error: {bad}, line 4" in out
+
+
+class TestIngestSource:
+    def test_a_seller_central_report_ingests_with_source_and_store(self, env: Path):
+        fixture = ROOT / "tests" / "fixtures" / "platforms" / "amazon-spapi-seller-performance.json"
+        code, out = watcher("ingest", "--source", "amazon-spapi", "--store", "amz-us-01",
+                            str(fixture))
+        assert code == 0 and "2 accepted" in out
+
+    def test_source_without_store_is_refused(self, env: Path):
+        code, out = watcher("ingest", "--source", "shopee", "x.json")
+        assert code == 2 and "--store" in out
+
+    def test_an_unknown_source_lists_the_known_ones(self, env: Path):
+        code, out = watcher("ingest", "--source", "ebay", "--store", "s", "x.json")
+        assert code == 2 and "amazon-spapi" in out

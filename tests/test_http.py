@@ -100,3 +100,27 @@ class TestMetricsEndpoint:
         assert 'watcher_incidents{status="open"} 1.0' in text
         assert "watcher_outbox_backlog 1.0" in text
         assert "watcher_rule_evaluation_seconds_bucket" in text
+
+
+class TestSourcesEndpoint:
+    def test_a_platform_payload_is_mapped_and_stored(self, client: TestClient):
+        from tests.test_dropfolder import FIXTURES
+        body = (FIXTURES / "shopee-get-shop-performance.json").read_bytes()
+        response = client.post("/v1/sources/shopee", params={"store": "shopee-my-02",
+                                                              "period": "2026-10-28"},
+                               content=body)
+        assert response.status_code == 200 and response.json()["accepted"] == 1
+
+    def test_a_platform_error_envelope_is_refused_with_its_message(self, client: TestClient):
+        from tests.test_dropfolder import FIXTURES
+        body = (FIXTURES / "shopee-error.json").read_bytes()
+        response = client.post("/v1/sources/shopee", params={"store": "s"}, content=body)
+        assert response.status_code == 422
+        assert response.json()["errors"][0]["error"]
+
+    def test_an_unknown_source_is_404_and_a_missing_store_names_the_field(
+            self, client: TestClient):
+        assert client.post("/v1/sources/ebay", params={"store": "s"}, content=b"{}"
+                           ).status_code == 404
+        missing = client.post("/v1/sources/shopee", content=b"{}")
+        assert missing.status_code == 422 and "store" in missing.text

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -23,10 +23,12 @@ from watcher.redact import redact_text
 from watcher.rules.loader import load_pack
 from watcher.runtime import Runtime
 from watcher.silences import Silence, parse_matchers
+from watcher.sources import get_source
+from watcher.sources import records as source_records
 from watcher.store import open_database
 from watcher.store import repository as repo
 from watcher.store.database import utcnow
-from watcher.validation import Format, format_for_name, read_records
+from watcher.validation import Format, RawRecord, Rejection, format_for_name, read_records
 
 app = typer.Typer(help="kpi-watch: KPI snapshots in, rule incidents with a timeline out.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -120,17 +122,32 @@ def ingest(files: Annotated[list[Path], typer.Argument(help="JSON, JSON Lines or
            config: ConfigOpt = None,
            fmt: Annotated[Format, typer.Option("--input-format", help="Default: by extension")]
            = Format.AUTO,
-           output: FormatOpt = OutputFormat.TABLE) -> None:
+           output: FormatOpt = OutputFormat.TABLE,
+           source: Annotated[str | None, typer.Option(
+               help="Platform payload: amazon-spapi, shopee, tiktokshop, lingxing")] = None,
+           store: Annotated[str | None, typer.Option(help="Store id (with --source)")] = None,
+           operator: Annotated[str | None, typer.Option(help="Operator (with --source)")] = None,
+           ) -> None:
     """Ingest files through the same pipeline as the daemon; exit 1 if any record was rejected."""
+    if source and not store:
+        _fail("--source needs --store (platform payloads do not name our store ids)")
+    if source:
+        get_source(source)  # an unknown name fails before anything is read
     runtime = Runtime.open(_settings(config))
     total: dict[str, Any] = {"files": []}
     any_rejected = False
     for path in files:
         try:
             content = path.read_bytes()
-            records = read_records(content, fmt if fmt is not Format.AUTO
-                                   else format_for_name(path.name),
-                                   max_bytes=runtime.settings.max_body_bytes)
+            if len(content) > runtime.settings.max_body_bytes:
+                _fail(f"{path}: file is {len(content)} bytes; the limit is "
+                      f"{runtime.settings.max_body_bytes}")
+            if source and store:
+                records: Iterable[RawRecord | Rejection] = source_records(
+                    source, content, store=store, operator=operator)
+            else:
+                records = read_records(content, fmt if fmt is not Format.AUTO
+                                       else format_for_name(path.name))
             report = runtime.pipeline.ingest(records, f"file:{path}")
         except OSError as exc:
             _fail(f"{path}: {exc.strerror}")

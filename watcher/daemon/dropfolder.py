@@ -1,9 +1,12 @@
 """The drop folder: files put in it are ingested, then moved out of the way.
 
-A file lands in ``processed/`` when at least one record was accepted, or in
-``rejected/`` when none was; either way an ``.error.json`` beside it lists the
-rejected records. Hidden files and ``*.part``/``*.tmp`` are still being
-written and are left alone, as is a file whose size is still changing.
+Canonical snapshots (JSON, JSON Lines, CSV) go at the top; a platform payload
+goes in ``<source>/<store>/`` (e.g. ``amazon-spapi/amz-us-01/report.json``),
+since platform reports do not name our store ids. A file lands in
+``processed/`` when at least one record was accepted, or in ``rejected/`` when
+none was; either way an ``.error.json`` beside it lists the rejected records.
+Hidden files and ``*.part``/``*.tmp`` are still being written and are left
+alone, as is a file whose size is still changing.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import json
 import shutil
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,11 +22,13 @@ import structlog
 
 from watcher.errors import InputError
 from watcher.pipeline import IngestReport
-from watcher.validation import Format, format_for_name, read_records
+from watcher.sources import SOURCES
+from watcher.sources import records as source_records
+from watcher.validation import RawRecord, Rejection, format_for_name, read_records
 
 log = structlog.get_logger(__name__)
 
-Ingest = Callable[[bytes, Format, str], IngestReport]
+Ingest = Callable[[Iterable[RawRecord | Rejection], str], IngestReport]
 INCOMPLETE = (".part", ".tmp", ".partial", ".crdownload")
 
 
@@ -35,14 +40,23 @@ class DropFolder:
         self._sizes: dict[Path, int] = {}
         for name in ("processed", "rejected"):
             (folder / name).mkdir(parents=True, exist_ok=True)
+        for source in SOURCES:
+            (folder / source).mkdir(exist_ok=True)
+
+    def candidates(self) -> list[Path]:
+        found = [p for p in sorted(self.folder.iterdir()) if p.is_file()]
+        for source in SOURCES:
+            base = self.folder / source
+            if base.is_dir():
+                found += sorted(p for store in base.iterdir() if store.is_dir()
+                                for p in store.iterdir() if p.is_file())
+        return [p for p in found if not p.name.startswith(".") and p.suffix not in INCOMPLETE]
 
     def ready_files(self) -> list[Path]:
         """Files whose size did not change since the last look (writers are done)."""
         ready = []
         current: dict[Path, int] = {}
-        for path in sorted(self.folder.iterdir()):
-            if not path.is_file() or path.name.startswith(".") or path.suffix in INCOMPLETE:
-                continue
+        for path in self.candidates():
             size = path.stat().st_size
             current[path] = size
             if self._sizes.get(path) == size:
@@ -51,28 +65,36 @@ class DropFolder:
         return ready
 
     def scan(self, *, settle: bool = True) -> int:
-        files = self.ready_files() if settle else [
-            p for p in sorted(self.folder.iterdir())
-            if p.is_file() and not p.name.startswith(".") and p.suffix not in INCOMPLETE]
+        files = self.ready_files() if settle else self.candidates()
         for path in files:
             self.process(path)
         return len(files)
 
     def process(self, path: Path) -> None:
-        source = f"drop:{path.name}"
+        relative = path.relative_to(self.folder)
+        source = f"drop:{relative}"
         errors: list[dict[str, object]] = []
         accepted = 0
         try:
             if path.stat().st_size > self.max_bytes:
                 raise InputError(f"file is {path.stat().st_size} bytes; the limit is "
                                  f"{self.max_bytes}", location=path.name)
-            report = self.ingest(path.read_bytes(), format_for_name(path.name), source)
+            content = path.read_bytes()
+            if len(relative.parts) == 3:
+                platform, store = relative.parts[0], relative.parts[1]
+                records: Iterable[RawRecord | Rejection] = source_records(
+                    platform, content, store=store)
+            else:
+                records = read_records(content, format_for_name(path.name))
+            report = self.ingest(records, source)
             accepted = report.accepted
             errors = [r.as_dict() for r in report.rejected]
         except InputError as exc:
             errors = [{"source": source, "location": exc.location, "field": exc.field,
                        "error": exc.reason}]
         target_dir = self.folder / ("processed" if accepted else "rejected")
+        target_dir = target_dir.joinpath(*relative.parts[:-1])
+        target_dir.mkdir(parents=True, exist_ok=True)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
         target = target_dir / f"{stamp}-{path.name}"
         shutil.move(str(path), target)
@@ -92,7 +114,3 @@ class DropFolder:
             stop.wait(poll_seconds)
 
 
-def ingest_bytes(pipeline_ingest: Callable[..., IngestReport], max_bytes: int) -> Ingest:
-    def run(content: bytes, fmt: Format, source: str) -> IngestReport:
-        return pipeline_ingest(read_records(content, fmt, max_bytes=max_bytes), source)
-    return run

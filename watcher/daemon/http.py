@@ -17,13 +17,15 @@ from pydantic import BaseModel, Field
 
 from watcher.actions import ActionKind, act
 from watcher.auth import Authenticator, Role, bearer
-from watcher.errors import InputError, InputTooLarge, InvalidTransition, NotFound
+from watcher.errors import InputError, InputTooLarge, InvalidTransition, NotFound, WatcherError
 from watcher.incidents import Incident
 from watcher.observability import REGISTRY, watch_store
 from watcher.pipeline import IngestReport
 from watcher.runtime import Runtime
+from watcher.sources import SOURCES
+from watcher.sources import records as source_records
 from watcher.store import repository as repo
-from watcher.validation import Format, read_records
+from watcher.validation import Format, RawRecord, Rejection, read_records
 
 Submit = Callable[..., Awaitable[Any]]
 
@@ -136,10 +138,7 @@ def create_app(runtime: Runtime, submit: Submit,
     @app.post("/v1/snapshots", response_model=IngestResult, dependencies=[ingest],
               responses={422: {"model": IngestResult}, 413: {}, 401: {}, 403: {}})
     async def post_snapshots(request: Request) -> JSONResponse:
-        declared = int(request.headers.get("content-length") or 0)
-        if declared > max_bytes:
-            raise HTTPException(413, f"body is {declared} bytes; the limit is {max_bytes}")
-        body = await request.body()
+        body = await _body(request)
         kind = (request.headers.get("content-type") or "").split(";")[0].strip()
         fmt = {"text/csv": Format.CSV, "application/x-ndjson": Format.JSONL,
                "application/jsonl": Format.JSONL}.get(kind, Format.AUTO)
@@ -149,12 +148,39 @@ def create_app(runtime: Runtime, submit: Submit,
             raise HTTPException(413, str(exc)) from None
         except InputError as exc:
             raise HTTPException(400, str(exc)) from None
-        report: IngestReport = await submit(runtime.pipeline.ingest, records, "http")
+        return await _ingest(records, "http")
+
+    @app.post("/v1/sources/{name}", response_model=IngestResult, dependencies=[ingest],
+              responses={422: {"model": IngestResult}, 413: {}, 404: {}, 401: {}, 403: {}})
+    async def post_source(name: str, request: Request,
+                          store: Annotated[str, Query(min_length=1, max_length=200)],
+                          operator: Annotated[str | None, Query(max_length=200)] = None,
+                          period: Annotated[str | None, Query(max_length=10)] = None,
+                          ) -> JSONResponse:
+        """A platform payload as it comes (Amazon SP-API report, Shopee, TikTok, Lingxing)."""
+        if name not in SOURCES:
+            raise HTTPException(404, f"unknown source '{name}'; known: {', '.join(SOURCES)}")
+        body = await _body(request)
+        try:
+            records = source_records(name, body, store=store, operator=operator, period=period)
+        except WatcherError as exc:
+            raise HTTPException(400, str(exc)) from None
+        return await _ingest(records, f"source:{name}")
+
+    async def _body(request: Request) -> bytes:
+        declared = int(request.headers.get("content-length") or 0)
+        if declared > max_bytes:
+            raise HTTPException(413, f"body is {declared} bytes; the limit is {max_bytes}")
+        body = await request.body()
+        if len(body) > max_bytes:
+            raise HTTPException(413, f"body is {len(body)} bytes; the limit is {max_bytes}")
+        return body
+
+    async def _ingest(records: list[RawRecord | Rejection], source: str) -> JSONResponse:
+        report: IngestReport = await submit(runtime.pipeline.ingest, records, source)
         if report.opened or report.resolved:
             wake_dispatcher()
-        status = 422 if report.rejected and not report.accepted else 200
-        if not records:
-            status = 422
+        status = 422 if not report.accepted else 200
         return JSONResponse(report.as_dict(), status_code=status)
 
     @app.get("/v1/incidents", response_model=list[IncidentOut], dependencies=[viewer],

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -24,12 +24,14 @@ from fastapi import FastAPI
 
 from watcher.auth import Authenticator
 from watcher.channels import build_channels
-from watcher.daemon.dropfolder import DropFolder, ingest_bytes
+from watcher.daemon.dropfolder import DropFolder
 from watcher.daemon.http import create_app
 from watcher.daemon.reload import RuleReloader
 from watcher.dispatcher import Dispatcher
+from watcher.pipeline import IngestReport
 from watcher.runtime import Runtime
 from watcher.timers import Timers
+from watcher.validation import RawRecord, Rejection
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -50,9 +52,10 @@ class Daemon:
         self.drop = DropFolder(Path(self.settings.drop_folder), self._ingest_on_engine,
                                max_bytes=self.settings.max_body_bytes)
 
-    def _ingest_on_engine(self, content: bytes, fmt: Any, source: str) -> Any:
-        run = ingest_bytes(self.runtime.pipeline.ingest, self.settings.max_body_bytes)
-        report = self.engine_thread.submit(run, content, fmt, source).result()
+    def _ingest_on_engine(self, records: Iterable[RawRecord | Rejection], source: str
+                          ) -> IngestReport:
+        report = self.engine_thread.submit(self.runtime.pipeline.ingest, list(records),
+                                           source).result()
         if report.opened or report.resolved:
             self.dispatcher.wake.set()
         return report
