@@ -62,16 +62,21 @@ def outcome(pack: RulePack, version: str, verdict: Verdict) -> Outcome:
     snap = verdict.snapshot
     fired_threshold: dict[str, Form] = {}
     missed: list[Form] = []
+    platform: dict[tuple[str, str], Form] = {}
     for form in verdict.fired:
-        if form.metric is not None:
-            missed.append(form)
-        else:
+        if form.metric is None:
             fired_threshold[form.rule.id] = form
+        elif form.rule.kind == "platform_target":
+            platform[(form.rule.id, form.metric)] = form
+        else:
+            missed.append(form)
     targets = {k: t.value for k, t in snap.targets.items()}
     segment = normalise_segment(snap.segment) if snap.segment else {}
     kind = snap.period.kind.value
     result = Outcome(snap)
     for rule in pack.rules:
+        if rule.enabled and rule.kind == "platform_target":
+            _platform_targets(rule, version, snap, platform, result)
         if not rule.enabled or rule.kind != "threshold":
             continue
         if rule.periods and kind not in rule.periods:
@@ -158,3 +163,30 @@ def _miss_evidence(snap: Snapshot, metric: str) -> dict[str, Any]:
     return {"period": snap.period.text, "store": snap.store, "metric": metric,
             "value": snap.metrics[metric], "target": target.value,
             "comparator": target.comparator.value if target.comparator else None}
+
+
+def _platform_targets(rule: Rule, version: str, snap: Snapshot,
+                      fired: dict[tuple[str, str], Form], result: Outcome) -> None:
+    """Each metric whose platform-stated target is missed is its own incident."""
+    for metric, target in snap.targets.items():
+        if target.comparator is None or metric not in snap.metrics:
+            continue
+        rule_id = f"{rule.id}/{metric}"
+        value = snap.metrics[metric]
+        if (rule.id, metric) in fired:
+            values = {**_values(snap, metric, value, target.value),
+                      "comparator": target.comparator.value}
+            result.firings.append(Firing(
+                rule=rule_id, rule_version=version, subject_kind="store", subject=snap.store,
+                store=snap.store, platform=snap.platform, operator=snap.operator,
+                severity=rule.severity_for(metric).value, audience=rule.audience,
+                metric=metric, value=value, threshold=target.value, period=snap.period.text,
+                period_end=snap.period.end, title=render_title(rule, values),
+                labels={**rule.labels, "platform": snap.platform, "store": snap.store,
+                        "metric": metric}))
+        else:
+            result.recoveries.append(Recovery(
+                fingerprint(rule_id, "store", snap.store), snap.period.text, snap.period.end,
+                f"recovered: {metric} is {format_value(metric, value)}, meeting the platform "
+                f"target {target.comparator.value} {format_value(metric, target.value)} in "
+                f"{snap.period.text}"))

@@ -38,7 +38,13 @@ class Form:
         return self.variant.compiled if self.variant else self.rule.compiled
 
 
+_ALL_SIDES = _MISSED_HIGHER + _MISSED_LOWER
+
+
 def forms(rule: Rule, watched: list[str]) -> list[Form]:
+    if rule.kind == "platform_target":
+        return [Form(f"{rule.id}@target:{metric}:{side}", rule, None, metric, side)
+                for metric in watched for side, _ in _ALL_SIDES]
     if rule.kind == "streak":
         # durable-rules refuses an ``$or`` of more than a few compound branches
         # (error 113), so each (metric, side of its target) is a rule of its own.
@@ -131,8 +137,16 @@ def target_metrics(pack: RulePack) -> list[str]:
     return sorted(set(indicators.INDICATORS) | named)
 
 
+def platform_target_json(metric: str, side: str) -> dict[str, Any]:
+    op = dict(_ALL_SIDES)[side]
+    stated = "p" + side[1:] + metric
+    return {"$and": [{"$ex": {stated: 1}}, {op: {"m_" + metric: {"$m": stated}}}]}
+
+
 def form_json(form: Form) -> dict[str, Any]:
     if form.metric is not None and form.side is not None:
+        if form.rule.kind == "platform_target":
+            return platform_target_json(form.metric, form.side)
         return missed_month_json(form.metric, form.side)
     condition = form.condition
     assert condition is not None

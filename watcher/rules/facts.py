@@ -6,7 +6,9 @@ target), ``s_<segment key>`` (always present, "" when unknown, so that a
 "not equal" guard can match), ``pk`` (period kind), and targets re-stated by
 the side that is good: ``tge_`` (value must be >= it), ``tgt_``, ``tle_``,
 ``tlt_``. A plain target takes its side from the indicator's direction; a
-platform target carries its comparator.
+platform target carries its comparator, and is also stated as ``pge_`` /
+``pgt_`` / ``ple_`` / ``plt_`` so that platform-target rules see only targets
+a platform stated.
 """
 
 from __future__ import annotations
@@ -49,6 +51,9 @@ def to_fact(snapshot: Snapshot, fact_id: str, segment_keys: frozenset[str]) -> d
         fact["t_" + metric] = target.value
         for prefix in target_sides(metric, target.comparator):
             fact[prefix + metric] = target.value
+        if target.comparator is not None:
+            for prefix in _SIDE[target.comparator]:
+                fact["p" + prefix[1:] + metric] = target.value
     return fact
 
 

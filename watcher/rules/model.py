@@ -73,7 +73,7 @@ class Variant(_Frozen):
 class Rule(_Frozen):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", max_length=120)
     description: str
-    kind: Literal["threshold", "streak"] = "threshold"
+    kind: Literal["threshold", "streak", "platform_target"] = "threshold"
     condition: str | None = None
     variants: tuple[Variant, ...] = ()
     periods: tuple[Literal["day", "month", "quarter", "year"], ...] = ()
@@ -81,6 +81,8 @@ class Rule(_Frozen):
     audience: str = Field(min_length=1, max_length=50)
     subject: SubjectKind = SubjectKind.STORE
     months: int = Field(default=3, ge=2, le=24)
+    severities: dict[str, Severity] = Field(
+        default_factory=dict, description="platform_target: severity per metric id")
     labels: dict[str, str] = Field(default_factory=dict)
     message: dict[str, str]
     enabled: bool = True
@@ -108,8 +110,8 @@ class Rule(_Frozen):
                 raise ValueError("a threshold rule needs a 'condition'")
             object.__setattr__(self, "compiled", _parse_condition(self.condition))
         elif self.condition is not None or self.variants:
-            raise ValueError("a streak rule takes no 'condition' or 'variants' "
-                             "(it counts months with a metric on the wrong side of its target)")
+            raise ValueError(f"a {self.kind} rule takes no 'condition' or 'variants' (it "
+                             "compares each metric with its target)")
         if self.kind == "streak" and self.subject is not SubjectKind.OPERATOR:
             raise ValueError("a streak rule's subject is 'operator'")
         seen: set[tuple[tuple[str, str], ...]] = set()
@@ -119,6 +121,9 @@ class Rule(_Frozen):
                 raise ValueError(f"two variants share the segment {dict(key)}")
             seen.add(key)
         return self
+
+    def severity_for(self, metric: str) -> Severity:
+        return self.severities.get(metric, self.severity)
 
     def metrics(self) -> set[str]:
         conditions = [c for c in [self.compiled, *(v.compiled for v in self.variants)] if c]
