@@ -17,6 +17,7 @@ from typing import Any
 
 import structlog
 from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError
 
 from watcher import incidents as inc
 from watcher.apply import Planner, write
@@ -37,6 +38,7 @@ from watcher.store.database import Database, utcnow
 from watcher.validation import RawRecord, Rejection, validate
 
 log = structlog.get_logger(__name__)
+RACE_RETRIES = 5
 
 
 @dataclass
@@ -112,6 +114,20 @@ class Pipeline:
 
     def _commit(self, batch: list[tuple[Snapshot, str]], rejected: list[Rejection],
                 source: str) -> IngestReport:
+        """Commit a batch; a race with another replica on the same snapshot key or
+        incident fingerprint (a unique constraint) is retried, and the retry sees
+        the winner's rows: a restatement, an incident already live."""
+        for attempt in range(1, RACE_RETRIES + 1):
+            try:
+                return self._commit_once(batch, rejected, source)
+            except IntegrityError:
+                if attempt == RACE_RETRIES:
+                    raise
+                log.info("batch_race_retry", attempt=attempt, source=source)
+        raise AssertionError("unreachable")
+
+    def _commit_once(self, batch: list[tuple[Snapshot, str]], rejected: list[Rejection],
+                     source: str) -> IngestReport:
         now = self.clock()
         report = IngestReport(rejected=list(rejected))
         latest: dict[str, tuple[Snapshot, str]] = {}
