@@ -69,3 +69,23 @@ class TestTimers:
         pipeline.ingest(read_records(jsonl(snapshot(penalty_count=1))), "t")
         clock.advance(days=3)
         assert Timers(pipeline.db, pipeline.settings, clock=clock).run_once() == 0
+
+
+class TestLeader:
+    def test_only_the_replica_holding_the_lock_runs_timers(self, pipeline: Pipeline,
+                                                           settings: Settings, clock: Clock):
+        from sqlalchemy import text
+
+        from watcher.timers import TIMERS_LOCK
+        pipeline.settings = escalating(settings)
+        pipeline.ingest(read_records(jsonl(snapshot(penalty_count=1))), "t")
+        clock.advance(hours=1)
+        timers = Timers(pipeline.db, pipeline.settings, clock=clock)
+        if pipeline.db.engine.dialect.name != "postgresql":
+            assert timers.run_once() == 1  # one process: always the leader
+            return
+        other = pipeline.db.engine.connect()  # another replica holds the lock
+        other.execute(text("SELECT pg_advisory_lock(:k)"), {"k": TIMERS_LOCK})
+        assert timers.run_once() == 0
+        other.close()  # that replica dies: its lock goes with its connection
+        assert timers.run_once() == 1

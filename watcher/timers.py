@@ -8,10 +8,12 @@ the timeline, so a restart neither repeats nor skips a step.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 
 import structlog
+from sqlalchemy import text
 
 from watcher.alerts import AlertKind
 from watcher.apply import alert_for, labels_of, silenced_event
@@ -34,6 +36,28 @@ def progress_of(events: list[dict[str, object]]) -> Progress:
     return Progress(steps, max((r for r in reminders if r is not None), default=None))
 
 
+TIMERS_LOCK = 0x6B7077_01  # "kpw" + 1: the advisory lock id of the timer loop
+
+
+@contextmanager
+def leader(db: Database, key: int) -> Iterator[bool]:
+    """On PostgreSQL, hold a session advisory lock so only one replica runs timers;
+    a replica that dies drops its connection, and the lock moves to the next pass
+    of another. SQLite serves one process: it always leads."""
+    if db.engine.dialect.name != "postgresql":
+        yield True
+        return
+    with db.engine.connect() as conn:
+        elected = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key})
+                       .scalar())
+        try:
+            yield elected
+        finally:
+            if elected:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                conn.commit()
+
+
 class Timers:
     def __init__(self, db: Database, settings: Settings, *,
                  clock: Callable[[], datetime] = utcnow,
@@ -46,6 +70,10 @@ class Timers:
     def run_once(self) -> int:
         if not any(r.escalate or r.repeat_interval for r in self.settings.routes):
             return 0
+        with leader(self.db, TIMERS_LOCK) as elected:
+            return self._pass() if elected else 0
+
+    def _pass(self) -> int:
         now = self.clock()
         with self.db.engine.connect() as conn:
             candidates = repo.list_incidents(conn, status="open", limit=100_000)
