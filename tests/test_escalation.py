@@ -87,5 +87,5 @@ class TestLeader:
         other = pipeline.db.engine.connect()  # another replica holds the lock
         other.execute(text("SELECT pg_advisory_lock(:k)"), {"k": TIMERS_LOCK})
         assert timers.run_once() == 0
-        other.close()  # that replica dies: its lock goes with its connection
+        other.invalidate()  # that replica dies: its lock goes with its connection
         assert timers.run_once() == 1
