@@ -19,6 +19,8 @@ _URL = re.compile(r"\b([a-zA-Z][a-zA-Z0-9+.-]{1,20})://([^\s'\"<>]+)")
 _SECRET_QUERY = re.compile(
     r"(?i)([?&](?:key|token|secret|password|pass|pwd|access_token|webhook|sign|auth)[^=&]*=)"
     r"[^&\s]+")
+# kpi-watch's own pseudo-URLs (console://stdout, memory://name): nothing to hide.
+_NO_SECRETS = frozenset({"console", "memory"})
 _lock = threading.Lock()
 _secrets: set[str] = set()
 
@@ -36,6 +38,8 @@ def redact_url(url: str) -> str:
     if not m:
         return redact_text(url)
     scheme, rest = m.group(1), m.group(2)
+    if scheme.lower() in _NO_SECRETS:
+        return url.strip()
     if "@" in rest.split("/", 1)[0]:
         rest = rest.split("@", 1)[1]
         userinfo = f"{MASK}@"

@@ -1,0 +1,105 @@
+"""Alerts and loopback servers shared by the channel tests."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from watcher.alerts import Alert, AlertKind, Evidence
+from watcher.channels.render import Renderer
+
+AT = datetime(2026, 11, 1, 2, 0, tzinfo=UTC)
+
+
+def health_alert(**changes: Any) -> Alert:
+    """The reference's real-time compliance alert: account health 88 < 90."""
+    fields: dict[str, Any] = dict(
+        kind=AlertKind.OPENED, incident_id=12, rule="account-health-low", severity="critical",
+        audience="compliance",
+        title={"en": "amz-us-01 (amazon): account health 88 is below 90 in 2026-10",
+               "zh-CN": "amz-us-01（amazon）：账号健康分 88 低于 90（2026-10）"},
+        store="amz-us-01", platform="amazon", operator="li.wei",
+        metric="account_health_score", value=88, threshold=90, period="2026-10",
+        labels={"dimension": "compliance"}, link="https://kpi.example.com/incidents/12", at=AT)
+    fields.update(changes)
+    return Alert(**fields)
+
+
+def pip_alert(**changes: Any) -> Alert:
+    """li.wei missed GMV three months running (and conversion in September)."""
+    evidence = [Evidence(period=month, metric="gmv", value=value, threshold=150000,
+                         store="amz-us-01")
+                for month, value in (("2026-08", 120000), ("2026-09", 118000),
+                                     ("2026-10", 99000))]
+    evidence.append(Evidence(period="2026-09", metric="conversion_rate", value=0.021,
+                             threshold=0.03, store="amz-us-01"))
+    fields: dict[str, Any] = dict(
+        kind=AlertKind.OPENED, incident_id=13, rule="pip-recommended", severity="high",
+        audience="manager",
+        title={"en": "li.wei missed targets 3 months in a row (2026-08, 2026-09, 2026-10): "
+                     "start a performance-improvement plan",
+               "zh-CN": "li.wei 连续 3 个月未达标（2026-08, 2026-09, 2026-10）："
+                        "建议启动绩效改进计划（PIP）"},
+        operator="li.wei", period="2026-10", evidence=evidence, at=AT)
+    fields.update(changes)
+    return Alert(**fields)
+
+
+@pytest.fixture(scope="session")
+def renderer() -> Renderer:
+    return Renderer()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Webhook:
+    """A real HTTP server on 127.0.0.1 recording JSON bodies; ``fail`` answers 500 N times."""
+
+    def __init__(self) -> None:
+        self.received: list[dict[str, Any]] = []
+        self.fail = 0
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                if hook.fail:
+                    hook.fail -= 1
+                    self.send_response(500)
+                    self.end_headers()
+                    return
+                hook.received.append({"path": self.path, "headers": dict(self.headers),
+                                      "json": json.loads(body)})
+                self.send_response(200)
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            def log_message(self, *_args: Any) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = int(self.server.server_address[1])
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def webhook() -> Iterator[Webhook]:
+    hook = Webhook()
+    yield hook
+    hook.stop()

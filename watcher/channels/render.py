@@ -1,0 +1,237 @@
+"""Alert -> words: jinja2 templates that users edit, one per format, two languages.
+
+Templates are data, not code: they live in a directory the caller names
+(default: the repository's ``channels/templates``) so a team can reword a
+notification without a release. What they get is a flat, pre-formatted
+context (``value`` is already ``"3.50%"``, evidence already carries its gap)
+so that templates stay free of arithmetic, and so every format says the same
+numbers the same way.
+
+A template that breaks (a typo in an edited file) must not silence alerts:
+rendering falls back to a built-in plain text and logs the error.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import structlog
+import yaml
+from jinja2.sandbox import SandboxedEnvironment
+
+from watcher import indicators
+from watcher.alerts import Alert, AlertKind
+from watcher.errors import ConfigError
+from watcher.indicators import Unit
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_TEMPLATES = Path(__file__).resolve().parents[2] / "channels" / "templates"
+FORMATS = ("text", "slack", "markdown", "html", "console")
+STRINGS_FILE = "strings.yaml"
+_BLANK_RUNS = re.compile(r"\n\s*\n(\s*\n)+")
+SEVERITY_ICONS = {"critical": "🔴", "high": "🟠", "medium": "🟡", "low": "🔵"}
+RESOLVED_ICON = "✅"
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """A subject (email subject, chat title) and a body in the asked format."""
+
+    subject: str
+    body: str
+
+
+class Renderer:
+    """Loads ``<format>.j2`` and ``strings.yaml`` from ``directory``; renders alerts.
+
+    Template edits are picked up without a restart (jinja2 checks the file's
+    mtime); ``strings.yaml`` is read once, at construction.
+    """
+
+    def __init__(self, directory: Path | str | None = None) -> None:
+        self.directory = Path(directory) if directory is not None else DEFAULT_TEMPLATES
+        if not self.directory.is_dir():
+            raise ConfigError("the notification template folder does not exist",
+                              file=str(self.directory))
+        self.strings = _load_strings(self.directory / STRINGS_FILE)
+        self.env = SandboxedEnvironment(
+            loader=jinja2.FileSystemLoader(str(self.directory)),
+            autoescape=lambda name: bool(name) and str(name).startswith("html"),
+            undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+            auto_reload=True)
+        self.env.filters["pad"] = pad
+        self.env.filters["width"] = display_width
+        for name in (*FORMATS, "subject"):
+            try:
+                self.env.get_template(f"{name}.j2")
+            except jinja2.TemplateSyntaxError as exc:
+                raise ConfigError(f"template error: {exc.message}",
+                                  file=str(self.directory / f"{name}.j2"),
+                                  line=exc.lineno) from None
+            except jinja2.TemplateNotFound:
+                raise ConfigError("template missing", file=str(
+                    self.directory / f"{name}.j2")) from None
+
+    def words(self, language: str) -> dict[str, Any]:
+        """The strings of ``language``, English for what it lacks."""
+        base = dict(self.strings.get("en", {}))
+        base.update(self.strings.get(language, {}))
+        return base
+
+    def render(self, alert: Alert, fmt: str, language: str, *, heading: bool = True,
+               service: str = "", style: Callable[[str, str], str] | None = None) -> Rendered:
+        """``alert`` in ``fmt`` (one of ``FORMATS``) and ``language``.
+
+        ``heading``: whether the body repeats the title (services that show the
+        subject on their own, like a Slack attachment title, do not need it).
+        ``service`` (``slack``, ``wecombot``…) lets a template use a service's
+        extras. ``style(text, name)`` decorates text for the console.
+        """
+        context = self.context(alert, language)
+        context.update(heading=heading, service=service,
+                       style=style or (lambda text, _name: text))
+        try:
+            subject = self.env.get_template("subject.j2").render(context).strip()
+            body = self.env.get_template(f"{fmt}.j2").render(context).strip()
+        except jinja2.TemplateError as exc:
+            log.error("template_failed", format=fmt, language=language,
+                      error=f"{type(exc).__name__}: {exc}", folder=str(self.directory))
+            return fallback(alert, language)
+        if fmt != "html":
+            body = _BLANK_RUNS.sub("\n\n", body)
+        return Rendered(subject=" ".join(subject.split()), body=body)
+
+    def context(self, alert: Alert, language: str) -> dict[str, Any]:
+        """Everything a template may use, formatted for ``language``."""
+        t = self.words(language)
+        resolved = alert.kind is AlertKind.RESOLVED
+        evidence = [_evidence_row(e.period, e.metric, e.value, e.threshold, e.comparison,
+                                  e.store, language, t) for e in alert.evidence]
+        by_period: dict[str, list[dict[str, Any]]] = {}
+        for row in sorted(evidence, key=lambda r: (r["period"], r["metric_name"])):
+            by_period.setdefault(row["period"], []).append(row)
+        return {
+            "alert": alert, "t": t, "lang": language,
+            "title": alert.text(language),
+            "kind": alert.kind.value,
+            "kind_prefix": t.get("kind", {}).get(alert.kind.value, ""),
+            "status": t.get("status", {}).get(alert.kind.value, alert.kind.value),
+            "severity": alert.severity,
+            "severity_label": t.get("severity", {}).get(alert.severity,
+                                                        alert.severity.upper()),
+            "icon": RESOLVED_ICON if resolved else SEVERITY_ICONS.get(alert.severity, "⚪"),
+            "resolved": resolved,
+            "rule": alert.rule, "audience": alert.audience,
+            "store": alert.store, "platform": alert.platform, "operator": alert.operator,
+            "metric": alert.metric,
+            "metric_name": metric_name(alert.metric, language) if alert.metric else None,
+            "value": format_value(alert.metric, alert.value) if alert.value is not None
+            else None,
+            "threshold": format_value(alert.metric, alert.threshold)
+            if alert.threshold is not None else None,
+            "period": alert.period, "incident_id": alert.incident_id,
+            "link": alert.link, "note": alert.note, "labels": alert.labels,
+            "at": alert.at.strftime("%Y-%m-%d %H:%M UTC") if alert.at.utcoffset() is not None
+            else alert.at.strftime("%Y-%m-%d %H:%M"),
+            "is_pip": alert.rule.lower().startswith("pip"),
+            "evidence": evidence,
+            "evidence_by_period": list(by_period.items()),
+            "months": sorted({row["period"] for row in evidence}),
+            "indicators": sorted({row["metric_name"] for row in evidence}),
+        }
+
+
+def _load_strings(path: Path) -> dict[str, dict[str, Any]]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError("localized strings missing", file=str(path)) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise ConfigError(f"not valid YAML: {exc}", file=str(path),
+                          line=mark.line + 1 if mark is not None else None) from None
+    if not isinstance(data, dict) or not isinstance(data.get("en"), dict):
+        raise ConfigError("a mapping of language -> strings, with 'en'", file=str(path))
+    return {str(k): v for k, v in data.items() if isinstance(v, dict)}
+
+
+def metric_name(metric: str, language: str) -> str:
+    indicator = indicators.get(metric)
+    return indicator.name(language) if indicator is not None else metric
+
+
+def _is_fraction(metric: str | None) -> bool:
+    indicator = indicators.get(metric) if metric else None
+    return indicator is not None and indicator.unit is Unit.FRACTION
+
+
+def format_value(metric: str | None, value: float | None) -> str:
+    """``0.035`` of a rate -> ``3.50%``; ``118000`` -> ``118,000``; ``4.25`` -> ``4.25``.
+
+    The same rule as rule messages (``watcher.evaluation.format_value``), so a
+    notification's numbers match its title.
+    """
+    if value is None:
+        return "-"
+    if _is_fraction(metric):
+        return f"{value * 100:.2f}%"
+    if value == int(value):
+        return f"{int(value):,}"
+    return f"{value:,.2f}".rstrip("0").rstrip(".")
+
+
+def format_gap(metric: str | None, value: float, target: float, t: dict[str, Any]) -> str:
+    """How far from target, signed: ``-32,000, -21.3%`` or ``+0.50 pp``."""
+    diff = value - target
+    if _is_fraction(metric):
+        return f"{diff * 100:+.2f} {t.get('pp', 'pp')}"
+    sign = "+" if diff >= 0 else "-"
+    text = f"{sign}{format_value(None, abs(diff))}"
+    if target:
+        text += f", {diff / abs(target) * 100:+.1f}%"
+    return text
+
+
+def _evidence_row(period: str, metric: str, value: float, target: float, comparison: str,
+                  store: str | None, language: str, t: dict[str, Any]) -> dict[str, Any]:
+    return {"period": period, "metric": metric, "metric_name": metric_name(metric, language),
+            "value": format_value(metric, value), "target": format_value(metric, target),
+            "comparison": comparison, "gap": format_gap(metric, value, target, t),
+            "store": store}
+
+
+def fallback(alert: Alert, language: str) -> Rendered:
+    """Plain text from code alone, for when the templates cannot render."""
+    lines = [alert.text(language)]
+    for label, value in (("store", alert.store), ("platform", alert.platform),
+                         ("operator", alert.operator), ("metric", alert.metric),
+                         ("period", alert.period), ("incident", alert.incident_id),
+                         ("link", alert.link)):
+        if value is not None:
+            lines.append(f"{label}: {value}")
+    if alert.value is not None:
+        lines.append(f"value: {format_value(alert.metric, alert.value)} "
+                     f"(threshold {format_value(alert.metric, alert.threshold)})")
+    for e in alert.evidence:
+        lines.append(f"- {e.period} {e.metric}: {format_value(e.metric, e.value)} vs "
+                     f"{format_value(e.metric, e.threshold)}")
+    return Rendered(subject=f"[{alert.severity.upper()}] {alert.text(language)}",
+                    body="\n".join(lines))
+
+
+def display_width(text: str) -> int:
+    """Terminal columns: CJK characters take two."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def pad(text: Any, width: int) -> str:
+    """Left-align ``text`` in ``width`` terminal columns (CJK-aware, for the console)."""
+    shown = str(text)
+    return shown + " " * max(width - display_width(shown), 0)
