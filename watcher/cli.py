@@ -15,7 +15,9 @@ from pydantic import ValidationError
 
 from watcher import logs
 from watcher.actions import ActionKind, act
+from watcher.alerts import Alert, AlertKind
 from watcher.auth import Role, create_token, list_tokens, revoke_token
+from watcher.channels import ChannelDef, Renderer, build_channel, build_channels
 from watcher.config import Settings, load_settings, parse_duration
 from watcher.errors import ConfigError, WatcherError
 from watcher.incidents import Incident
@@ -38,6 +40,8 @@ rejected_app = typer.Typer(help="Records that were refused, with their raw text.
                            no_args_is_help=True)
 rules_app = typer.Typer(help="Check rule packs.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+channels_app = typer.Typer(help="Test channels and see how deliveries go.",
+                           no_args_is_help=True)
 tokens_app = typer.Typer(help="API tokens (stored hashed; shown once).", no_args_is_help=True)
 silences_app = typer.Typer(help="Hold back notifications that match, for a while.",
                            no_args_is_help=True)
@@ -47,6 +51,7 @@ app.add_typer(rules_app, name="rules")
 app.add_typer(db_app, name="db")
 app.add_typer(silences_app, name="silences")
 app.add_typer(tokens_app, name="tokens")
+app.add_typer(channels_app, name="channels")
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="Config file (YAML).",
                                                 envvar="WATCHER_CONFIG")]
@@ -371,6 +376,51 @@ def tokens_revoke(token_id: int, config: ConfigOpt = None) -> None:
     typer.echo(f"token {token_id} revoked")
 
 
+@channels_app.command("test")
+def channels_test(
+    name: Annotated[str | None, typer.Argument(help="A configured channel")] = None,
+    url: Annotated[str | None, typer.Option(
+        "--url", help="An apprise URL to try instead (${ENV} references allowed)")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Send a test message; report success or each URL's failure reason."""
+    settings = _settings(config)
+    if (name is None) == (url is None):
+        _fail("give a channel NAME or --url URL")
+    if url is not None:
+        channel = build_channel(ChannelDef.from_config("test", {"urls": [url]}),
+                                renderer=Renderer(settings.templates))
+    else:
+        channels = build_channels(settings, templates=settings.templates)
+        if name not in channels:
+            _fail(f"no channel '{name}' (configured: {', '.join(sorted(channels))})")
+        channel = channels[str(name)]
+    now = utcnow()
+    alert = Alert(kind=AlertKind.TEST, rule="channel-test", severity="info", audience="test",
+                  title={"en": f"kpi-watch test message ({now:%Y-%m-%d %H:%M} UTC)",
+                         "zh-CN": f"kpi-watch 测试消息（{now:%Y-%m-%d %H:%M} UTC）"}, at=now)
+    report = channel.send(alert)
+    for outcome in report.outcomes:
+        mark = "ok" if outcome.ok else f"FAILED: {outcome.reason}"
+        typer.echo(f"{outcome.url}: {mark}")
+    if not report.ok:
+        _fail(f"test message not delivered: {report.summary()}", 1)
+    typer.echo("test message delivered")
+
+
+@channels_app.command("status")
+def channels_status(config: ConfigOpt = None, output: FormatOpt = OutputFormat.TABLE) -> None:
+    """Each channel's deliveries: sent, waiting, failing, last success and last failure."""
+    db = open_database(_settings(config).database_url)
+    with db.engine.connect() as conn:
+        rows = repo.channel_status(conn)
+    if output is OutputFormat.JSON:
+        _print_json(rows)
+        return
+    _table(rows, ["channel", "sent", "pending", "failing", "last_sent_at", "last_failure_at",
+                  "last_error"])
+
+
 def _clean_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     """Our own errors end a command with a message and a status, never a traceback."""
     @functools.wraps(command)
@@ -387,7 +437,7 @@ def _clean_errors(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 for _typer in (app, incidents_app, rejected_app, rules_app, db_app, silences_app,
-               tokens_app):
+               tokens_app, channels_app):
     for _command in _typer.registered_commands:
         if _command.callback is not None:
             _command.callback = _clean_errors(_command.callback)

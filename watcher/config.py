@@ -127,6 +127,8 @@ class Settings(BaseModel):
         default=None, description="an incident resolved less than this ago re-opens "
                                   "(same id, no new notification) instead of a new one")
     default_channels: tuple[str, ...] = ("console",)
+    templates: Path | None = Field(
+        default=None, description="message templates folder (default: channels/templates)")
     max_body_bytes: int = Field(default=20_000_000, gt=0)
     batch_size: int = Field(default=500, ge=1, le=10_000)
     dispatch_poll_seconds: float = Field(default=0.5, gt=0)
@@ -155,7 +157,7 @@ def load_settings(config_file: Path | str | None = None,
             raise ConfigError("a config file is a YAML mapping", file=str(path), line=1)
         data = dict(loaded)
         base = path.parent
-        for key in ("rules", "drop_folder"):
+        for key in ("rules", "drop_folder", "templates"):
             if isinstance(data.get(key), str) and not Path(data[key]).is_absolute():
                 data[key] = str(base / data[key])
         data["config_file"] = str(path)

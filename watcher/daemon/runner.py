@@ -45,7 +45,8 @@ class Daemon:
         self.examples = examples
         self.stop = threading.Event()
         self.engine_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine")
-        self.dispatcher = Dispatcher(runtime.db, build_channels(self.settings), self.settings)
+        channels = build_channels(self.settings, templates=self.settings.templates)
+        self.dispatcher = Dispatcher(runtime.db, channels, self.settings)
         self.threads: list[threading.Thread] = []
         self.timers = Timers(runtime.db, self.settings, wake=self.dispatcher.wake.set)
         self.reloader = RuleReloader(Path(self.settings.rules), runtime.pipeline,

@@ -334,12 +334,32 @@ def outbox_backlog(conn: Connection) -> tuple[int, datetime | None]:
 
 
 def channel_status(conn: Connection) -> list[dict[str, Any]]:
+    """Per channel: delivered, waiting, failing, last success and last failure with reason."""
+    summary: dict[str, dict[str, Any]] = {}
     rows = conn.execute(select(
-        notifications.c.channel, notifications.c.status, func.count(),
-        func.max(notifications.c.sent_at), func.max(notifications.c.last_error),
-    ).group_by(notifications.c.channel, notifications.c.status))
-    return [{"channel": r[0], "status": r[1], "count": int(r[2]), "last_sent_at": as_utc(r[3]),
-             "last_error": r[4]} for r in rows]
+        notifications.c.channel, notifications.c.status,
+        (notifications.c.attempts > 0).label("tried"), func.count(),
+        func.max(notifications.c.sent_at)).group_by(
+        notifications.c.channel, notifications.c.status, "tried"))
+    for channel, status, tried, count, last_sent in rows:
+        entry = summary.setdefault(channel, {"channel": channel, "sent": 0, "pending": 0,
+                                             "failing": 0, "last_sent_at": None,
+                                             "last_failure_at": None, "last_error": None})
+        if status == "sent":
+            entry["sent"] += int(count)
+            entry["last_sent_at"] = as_utc(last_sent)
+        else:
+            entry["pending"] += int(count)
+            entry["failing"] += int(count) if tried else 0
+    failures = conn.execute(select(incident_events.c.at, incident_events.c.note,
+                                   incident_events.c.data)
+                            .where(incident_events.c.kind == "delivery_failed")
+                            .order_by(incident_events.c.id.desc()).limit(1000))
+    for at, note, data in failures:
+        failed = summary.get(str((data or {}).get("channel")))
+        if failed is not None and failed["last_failure_at"] is None:
+            failed["last_failure_at"], failed["last_error"] = as_utc(at), note
+    return sorted(summary.values(), key=lambda e: str(e["channel"]))
 
 
 def _chunks(items: list[T], size: int) -> Iterable[list[T]]:

@@ -1,0 +1,66 @@
+"""The outbox dispatcher: delivery, retries with backoff, and a timeline entry per attempt."""
+
+from __future__ import annotations
+
+from tests.conftest import Clock, jsonl, snapshot
+from tests.test_pipeline import events, incidents
+from watcher.channels.memory import MemoryChannel
+from watcher.dispatcher import Dispatcher, backoff
+from watcher.pipeline import Pipeline
+from watcher.store import repository as repo
+from watcher.validation import read_records
+
+
+def dispatcher(pipeline: Pipeline, channel: MemoryChannel, clock: Clock) -> Dispatcher:
+    return Dispatcher(pipeline.db, {"console": channel}, pipeline.settings, clock=clock,
+                      jitter=lambda: 1.0)
+
+
+class TestBackoff:
+    def test_doubles_up_to_the_cap_with_jitter_between_half_and_full(self):
+        assert [backoff(n, 5, 60, 1.0) for n in (1, 2, 3, 4, 5)] == [5, 10, 20, 40, 60]
+        assert backoff(3, 5, 60, 0.0) == 10
+
+
+class TestDispatcher:
+    def test_delivers_once_and_records_notified(self, pipeline: Pipeline, clock: Clock):
+        pipeline.ingest(read_records(jsonl(snapshot(penalty_count=1))), "t")
+        channel = MemoryChannel.named("console")
+        sender = dispatcher(pipeline, channel, clock)
+        assert sender.run_once() == 1
+        assert sender.run_once() == 0  # a delivered notification is not sent again
+        assert len(channel.sent) == 1
+        [incident] = incidents(pipeline)
+        assert events(pipeline, incident.id) == ["opened", "notified"]
+
+    def test_failures_are_retried_with_backoff_and_each_attempt_is_on_the_timeline(
+            self, pipeline: Pipeline, clock: Clock):
+        pipeline.ingest(read_records(jsonl(snapshot(penalty_count=1))), "t")
+        channel = MemoryChannel.named("console", fail_times=2)
+        sender = dispatcher(pipeline, channel, clock)
+        assert sender.run_once() == 1  # attempt 1 fails: retry in 5 s
+        clock.advance(seconds=4)
+        assert sender.run_once() == 0  # not due yet
+        clock.advance(seconds=1)
+        assert sender.run_once() == 1  # attempt 2 fails: retry in 10 s
+        with pipeline.db.engine.connect() as conn:
+            [status] = repo.channel_status(conn)
+        assert (status["pending"], status["failing"]) == (1, 1)
+        assert status["last_error"]
+        clock.advance(seconds=10)
+        assert sender.run_once() == 1  # attempt 3 succeeds
+        [incident] = incidents(pipeline)
+        assert events(pipeline, incident.id) == [
+            "opened", "delivery_failed", "delivery_failed", "notified"]
+        with pipeline.db.engine.connect() as conn:
+            [status] = repo.channel_status(conn)
+        assert (status["sent"], status["pending"]) == (1, 0)
+
+    def test_an_unconfigured_channel_is_kept_and_retried_not_dropped(
+            self, pipeline: Pipeline, clock: Clock):
+        pipeline.ingest(read_records(jsonl(snapshot(penalty_count=1))), "t")
+        sender = Dispatcher(pipeline.db, {}, pipeline.settings, clock=clock, jitter=lambda: 1.0)
+        assert sender.run_once() == 1
+        with pipeline.db.engine.connect() as conn:
+            backlog, _ = repo.outbox_backlog(conn)
+        assert backlog == 1
