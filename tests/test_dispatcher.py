@@ -64,3 +64,31 @@ class TestDispatcher:
         with pipeline.db.engine.connect() as conn:
             backlog, _ = repo.outbox_backlog(conn)
         assert backlog == 1
+
+
+class TestGrouping:
+    def test_alerts_of_one_store_within_the_wait_go_out_as_one_message(
+            self, pipeline: Pipeline, clock: Clock):
+        from watcher.config import load_settings
+        pipeline.settings = load_settings(env={}, rules=str(pipeline.settings.rules), routes=[
+            {"match": {"audience": "compliance"}, "channels": ["console"],
+             "group_by": ["store"], "group_wait": "30s"}])
+        pipeline.ingest(read_records(jsonl(snapshot(store="a", penalty_count=1))), "t")
+        clock.advance(seconds=10)
+        pipeline.ingest(read_records(jsonl(snapshot(store="a", period="2026-11",
+                                                    account_health_score=50),
+                                           snapshot(store="b", penalty_count=1))), "t")
+        channel = MemoryChannel.named("console")
+        sender = dispatcher(pipeline, channel, clock)
+        assert sender.run_once() == 0  # everyone waits for the group
+        clock.advance(seconds=21)
+        assert sender.run_once() == 2  # store a's group, 30 s after its first alert
+        clock.advance(seconds=10)
+        assert sender.run_once() == 1  # store b's own group
+        texts = sorted(alert.text("en") for alert in channel.sent)
+        assert len(channel.sent) == 2  # store a: one message for two incidents; store b: one
+        assert texts[0] == "2 new incidents for a"
+        grouped = next(a for a in channel.sent if a.rule == "group")
+        assert grouped.severity == "critical" and "penalty" in (grouped.note or "")
+        for incident in incidents(pipeline):
+            assert events(pipeline, incident.id)[-1] == "notified"

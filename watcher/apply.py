@@ -12,14 +12,14 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection
 
 from watcher import incidents as inc
 from watcher.alerts import Alert, AlertKind, Evidence
-from watcher.config import Settings, route
+from watcher.config import Settings, group_for, route
 from watcher.evaluation import Assessment, Outcome, render_title
 from watcher.period import Period
 from watcher.rules.model import Rule, RulePack
@@ -224,10 +224,32 @@ def write(conn: Connection, plan: Plan, settings: Settings, now: datetime) -> No
             planned[notice.ref].extend(channels)
         incident = plan.state[notice.ref].model_copy(update={"id": incident_id})
         alert = alert_for(incident, notice.kind, now, settings.public_url, notice.note)
-        rows.extend(repo.notification_row(incident_id, event_ids[notice.event_index], channel,
-                                          alert, now) for channel in channels)
+        for channel in channels:
+            group = (group_for(settings, labels, channel)
+                     if notice.kind is AlertKind.OPENED else None)
+            rows.append(repo.notification_row(
+                incident_id, event_ids[notice.event_index], channel, alert, now,
+                group_key=group[0] if group else None,
+                send_at=now + timedelta(seconds=group[1]) if group else None))
+    _join_pending_groups(conn, rows)
     repo.insert_notifications(conn, rows)
     repo.add_events(conn, held)
+
+
+def _join_pending_groups(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """A notification whose group is already waiting goes out with it."""
+    keys = {r["group_key"] for r in rows if r["group_key"]}
+    if not keys:
+        return
+    times = repo.pending_group_times(conn, keys)
+    for row in rows:
+        key = row["group_key"]
+        if key is None:
+            continue
+        if key in times:
+            row["next_attempt_at"] = times[key]
+        else:
+            times[key] = row["next_attempt_at"]
 
 
 def _inhibition_sources(conn: Connection, plan: Plan, settings: Settings) -> list[inc.Incident]:

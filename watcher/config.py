@@ -73,6 +73,8 @@ class Route(BaseModel):
     continue_: bool = Field(default=False, alias="continue")
     escalate: tuple[EscalationStep, ...] = ()
     repeat_interval: Duration | None = None
+    group_by: tuple[str, ...] = ()
+    group_wait: Duration | None = None
 
     @field_validator("match", mode="before")
     @classmethod
@@ -197,6 +199,20 @@ def policy(settings: Settings, labels: Mapping[str, str | None]) -> Route | None
     for candidate in settings.routes:
         if candidate.matches(labels) and (candidate.escalate or candidate.repeat_interval):
             return candidate
+    return None
+
+
+def group_for(settings: Settings, labels: Mapping[str, str | None],
+              channel: str) -> tuple[str, float] | None:
+    """(group key, wait) when the route sending to ``channel`` groups its alerts."""
+    for index, candidate in enumerate(settings.routes):
+        if not candidate.matches(labels):
+            continue
+        if channel in candidate.channels and candidate.group_wait:
+            values = "|".join(f"{k}={labels.get(k) or ''}" for k in candidate.group_by)
+            return f"{channel}|route{index}|{values}", candidate.group_wait
+        if not candidate.continue_:
+            return None
     return None
 
 

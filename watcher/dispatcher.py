@@ -47,6 +47,22 @@ def backoff(attempts: int, base: float, cap: float, jitter: float) -> float:
     return float(step * (0.5 + jitter / 2))
 
 
+_RANK = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
+
+
+def grouped(alerts: list[Alert]) -> Alert:
+    """Several alerts of one group (same store, say) as one message."""
+    first = alerts[0]
+    worst = max(alerts, key=lambda a: _RANK.get(a.severity, 0))
+    subject = first.store or first.operator or first.rule
+    lines = "\n".join(f"#{a.incident_id} [{a.severity}] {a.text('en')}" for a in alerts)
+    return first.model_copy(update={
+        "incident_id": None, "rule": "group", "severity": worst.severity,
+        "title": {"en": f"{len(alerts)} new incidents for {subject}",
+                  "zh-CN": f"{subject} 新增 {len(alerts)} 个事件"},
+        "metric": None, "value": None, "threshold": None, "evidence": [], "note": lines})
+
+
 class Dispatcher:
     def __init__(self, db: Database, channels: Mapping[str, Sender], settings: Settings, *,
                  clock: Callable[[], datetime] = utcnow,
@@ -88,20 +104,26 @@ class Dispatcher:
         self._pool.shutdown(wait=True)
 
     def _send_all(self, name: str, rows: list[dict[str, Any]]) -> None:
-        channel = self.channels.get(name)
+        batches: dict[object, list[dict[str, Any]]] = defaultdict(list)
         for row in rows:
-            alert = Alert.model_validate(row["alert"])
-            if channel is None:
-                report = DeliveryReport(ok=False, outcomes=[], retryable=True,
-                                        reason=f"channel '{name}' is not configured")
-            else:
-                try:
-                    report = channel.send(alert)
-                except Exception as exc:  # a channel bug must not kill the dispatcher
-                    log.exception("channel_crashed", channel=name)
-                    report = DeliveryReport(ok=False, outcomes=[], retryable=True,
-                                            reason=f"channel error: {exc}")
-            self._record(name, row, report)
+            batches[row.get("group_key") or ("single", row["id"])].append(row)
+        for batch in batches.values():
+            alerts = [Alert.model_validate(row["alert"]) for row in batch]
+            report = self._send(name, alerts[0] if len(alerts) == 1 else grouped(alerts))
+            for row in batch:
+                self._record(name, row, report)
+
+    def _send(self, name: str, alert: Alert) -> DeliveryReport:
+        channel = self.channels.get(name)
+        if channel is None:
+            return DeliveryReport(ok=False, outcomes=[], retryable=True,
+                                  reason=f"channel '{name}' is not configured")
+        try:
+            return channel.send(alert)
+        except Exception as exc:  # a channel bug must not kill the dispatcher
+            log.exception("channel_crashed", channel=name)
+            return DeliveryReport(ok=False, outcomes=[], retryable=True,
+                                  reason=f"channel error: {exc}")
 
     def _record(self, name: str, row: dict[str, Any], report: DeliveryReport) -> None:
         now = self.clock()
@@ -116,7 +138,10 @@ class Dispatcher:
                 log.info("notified", channel=name, incident=row["incident_id"], attempt=attempt)
             else:
                 reason = redact_text(report.summary())
-                delay = backoff(attempt, self.settings.retry_base_seconds,
+                # A refusal that will not pass by itself (bad key, rejected content)
+                # waits the longest interval: kept and visible, retried after a fix.
+                step = attempt if report.retryable else 64
+                delay = backoff(step, self.settings.retry_base_seconds,
                                 self.settings.retry_max_seconds, self.jitter())
                 retry_at = now + timedelta(seconds=delay)
                 repo.mark_failed(conn, row["id"], reason, retry_at)

@@ -282,10 +282,25 @@ def month_evidence(conn: Connection, operator: str, months: list[str]) -> list[d
 
 
 def notification_row(incident_id: int | None, event_id: int | None, channel: str, alert: Alert,
-                     now: datetime) -> dict[str, Any]:
+                     now: datetime, *, group_key: str | None = None,
+                     send_at: datetime | None = None) -> dict[str, Any]:
     return {"incident_id": incident_id, "event_id": event_id, "channel": channel,
             "alert": alert.as_json(), "status": "pending", "attempts": 0,
-            "next_attempt_at": now, "created_at": now}
+            "next_attempt_at": send_at or now, "created_at": now, "group_key": group_key}
+
+
+def pending_group_times(conn: Connection, keys: Iterable[str]) -> dict[str, datetime]:
+    """When each still-pending, never-tried group goes out: newcomers join that time."""
+    found: dict[str, datetime] = {}
+    for chunk in _chunks(sorted(set(keys)), 500):
+        rows = conn.execute(select(notifications.c.group_key,
+                                   func.min(notifications.c.next_attempt_at)).where(
+            notifications.c.group_key.in_(chunk), notifications.c.status == "pending",
+            notifications.c.attempts == 0).group_by(notifications.c.group_key))
+        for key, at in rows:
+            if at is not None:
+                found[str(key)] = as_utc(at) or at
+    return found
 
 
 def insert_notifications(conn: Connection, rows: list[dict[str, Any]]) -> None:

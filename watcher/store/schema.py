@@ -133,7 +133,9 @@ notifications = Table(
     Column("last_error", Text),
     Column("created_at", TS, nullable=False),
     Column("sent_at", TS),
+    Column("group_key", String(700)),
     Index("ix_notifications_due", "status", "next_attempt_at"),
+    Index("ix_notifications_group", "group_key", "status"),
 )
 
 assessments = Table(
