@@ -76,8 +76,10 @@ class Webhook:
 
 
 class Daemon:
-    def __init__(self, folder: Path, config: dict[str, Any]) -> None:
+    def __init__(self, folder: Path, config: dict[str, Any],
+                 env: dict[str, str] | None = None) -> None:
         self.folder = folder
+        self.env = env or {}
         self.port = free_port()
         self.config = {"database_url": f"sqlite:///{folder / 'watcher.db'}",
                        "rules": str(ROOT / "rules"), "drop_folder": str(folder / "inbox"),
@@ -93,7 +95,7 @@ class Daemon:
     def start(self, *extra: str) -> Daemon:
         path = self.folder / "config.yaml"
         path.write_text(json.dumps(self.config), encoding="utf-8")  # JSON is YAML
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
         env.pop("WATCHER_CONFIG", None)
         env.pop("WATCHER_DATABASE_URL", None)
         self.proc = subprocess.Popen(
@@ -129,8 +131,9 @@ class Daemon:
 
 
 @contextmanager
-def running(folder: Path, config: dict[str, Any], *extra: str) -> Iterator[Daemon]:
-    daemon = Daemon(folder, config).start(*extra)
+def running(folder: Path, config: dict[str, Any], *extra: str,
+            env: dict[str, str] | None = None) -> Iterator[Daemon]:
+    daemon = Daemon(folder, config, env).start(*extra)
     try:
         yield daemon
     finally:

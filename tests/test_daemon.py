@@ -11,6 +11,7 @@ import httpx
 from tests.conftest import ROOT
 from tests.daemon_harness import Daemon, Webhook, running
 
+SECRET = "tok-9f8e7d6c5b4a"
 EXAMPLES = (ROOT / "examples" / "snapshots.jsonl").read_bytes()
 
 
@@ -18,7 +19,8 @@ def contract_config(hook: Webhook) -> dict[str, object]:
     """The config of the escalations issue, as written, pointed at a loopback webhook."""
     return {
         "channels": {
-            "compliance-hook": {"urls": [f"json://127.0.0.1:{hook.port}/compliance"]},
+            "compliance-hook": {"urls": [
+                f"json://127.0.0.1:{hook.port}/compliance?token=${{HOOK_SECRET}}"]},
             "managers-mail": {"urls": [f"json://127.0.0.1:{hook.port}/managers"]},
         },
         "routes": [{"match": {"audience": "compliance"}, "channels": ["compliance-hook"]},
@@ -40,12 +42,12 @@ class TestDaemon:
     def test_examples_over_http_reach_the_right_channels_once(self, tmp_path: Path):
         hook = Webhook().start()
         try:
-            with running(tmp_path, contract_config(hook)) as daemon:
+            with running(tmp_path, contract_config(hook), env={"HOOK_SECRET": SECRET}) as daemon:
                 first = daemon.post(EXAMPLES)
                 assert first.status_code == 200 and first.json()["accepted"] == 10
                 opened = first.json()["incidents_opened"]
                 received = hook.wait_for(opened + 1)  # + the dispute's resolution
-                paths = [r["path"] for r in received]
+                paths = [r["path"].split("?")[0] for r in received]
                 assert paths.count("/managers") == 1  # the PIP, to managers only
                 assert paths.count("/compliance") == len(paths) - 1
                 again = daemon.post(EXAMPLES)
@@ -53,7 +55,7 @@ class TestDaemon:
                 assert again.json()["incidents_opened"] == 0
                 assert daemon.terminate() == 0
             assert len(hook.received) == len(received)
-            assert "slack" not in daemon.output()
+            assert SECRET not in daemon.output()  # no token in any log line
         finally:
             hook.stop()
 
@@ -65,7 +67,8 @@ class TestDaemon:
     def test_a_crash_between_commit_and_send_delivers_after_restart(self, tmp_path: Path):
         hook = Webhook()  # not listening yet: every send fails
         config = {**contract_config(hook), "retry_base_seconds": 0.2, "retry_max_seconds": 0.5}
-        daemon = Daemon(tmp_path, config).start()
+        secret = {"HOOK_SECRET": SECRET}
+        daemon = Daemon(tmp_path, config, secret).start()
         response = daemon.post(json.dumps({"store": "s1", "platform": "amazon",
                                            "period": "2026-10", "metrics": {
                                                "penalty_count": 1}}).encode())
@@ -74,20 +77,22 @@ class TestDaemon:
         daemon.kill()  # kill -9
         hook.start()
         try:
-            with running(tmp_path, config) as restarted:
+            with running(tmp_path, config, env=secret) as restarted:
                 [delivered] = hook.wait_for(1)
-                assert delivered["path"] == "/compliance"
+                assert delivered["path"].startswith("/compliance")
                 incident = httpx.get(f"{restarted.url}/v1/incidents/1").json()
                 kinds = [e["kind"] for e in incident["events"]]
                 assert kinds[0] == "opened" and kinds[-1] == "notified"
                 assert "delivery_failed" in kinds
+                assert SECRET not in daemon.output() + restarted.output()
         finally:
             hook.stop()
 
     def test_the_drop_folder_takes_the_examples(self, tmp_path: Path):
         hook = Webhook().start()
         try:
-            with running(tmp_path, contract_config(hook), "--with-examples") as daemon:
+            with running(tmp_path, contract_config(hook), "--with-examples",
+                         env={"HOOK_SECRET": SECRET}) as daemon:
                 hook.wait_for(6)
                 listed = httpx.get(f"{daemon.url}/v1/incidents").json()
                 assert any(i["rule"] == "pip-recommended" for i in listed)
