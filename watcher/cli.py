@@ -285,6 +285,40 @@ def rules_check(path: Annotated[Path | None, typer.Argument(
                f"version {pack.version}")
 
 
+@rules_app.command("backtest")
+def rules_backtest(
+    from_: Annotated[str, typer.Option("--from", help="First period, e.g. 2026-01")],
+    to: Annotated[str, typer.Option("--to", help="Last period, e.g. 2026-10")],
+    rules: Annotated[Path | None, typer.Option(help="Rule pack (default: configured)")] = None,
+    config: ConfigOpt = None, output: FormatOpt = OutputFormat.TABLE,
+) -> None:
+    """Replay stored history through the current rules and report what would have fired
+    and what would have changed; nobody is notified."""
+    from watcher.backtest import backtest
+    from watcher.period import Period
+    from watcher.rules.engine import RuleEngine
+
+    settings = _settings(config)
+    try:
+        first, last = Period.parse(from_), Period.parse(to)
+    except ValueError as exc:
+        _fail(f"--from/--to: {exc}")
+        return
+    pack = load_pack(Path(rules or settings.rules))
+    report = backtest(open_database(settings.database_url), RuleEngine(pack), settings,
+                      first, last)
+    data = report.as_dict()
+    if output is OutputFormat.JSON:
+        _print_json(data)
+        return
+    typer.echo(f"{data['snapshots']} snapshot(s) from {first} to {last}, rules {pack.version}")
+    _table(data["rules"], ["rule", "would_fire", "recorded"])
+    for item in data["would_open_not_recorded"]:
+        typer.echo(f"  + would open: {item['rule']} for {item['subject']}")
+    for item in data["recorded_not_reproduced"]:
+        typer.echo(f"  - would not open: {item['rule']} for {item['subject']}")
+
+
 @db_app.command("upgrade")
 def db_upgrade(config: ConfigOpt = None) -> None:
     """Apply the schema migrations (run before starting a new version)."""
