@@ -125,3 +125,12 @@ class TestOutbox:
         with pipeline.db.engine.connect() as conn:
             kinds = conn.execute(select(notifications.c.alert)).scalars().all()
         assert [k["kind"] for k in kinds] == ["opened", "resolved"]
+
+
+class TestBatchOrdering:
+    def test_resolve_and_reopen_of_one_store_in_a_single_batch(self, pipeline: Pipeline):
+        ingest(pipeline, snapshot(period="2026-08", dispute_rate=0.05))
+        report = ingest(pipeline, snapshot(period="2026-09", dispute_rate=0.01),
+                        snapshot(period="2026-10", dispute_rate=0.06))
+        assert (report["incidents_resolved"], report["incidents_opened"]) == (1, 1)
+        assert [i.status.value for i in incidents(pipeline)] == ["open", "resolved"]

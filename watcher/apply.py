@@ -184,6 +184,9 @@ class Planner:
 
 def write(conn: Connection, plan: Plan, settings: Settings, now: datetime) -> None:
     """One bulk statement per table, in dependency order."""
+    # Updates first: an incident resolved in this batch must leave the live slot of its
+    # fingerprint before a new one for the same fingerprint is inserted.
+    repo.update_incidents(conn, plan.changes)
     refs = list(plan.opens)
     ids = repo.insert_incidents(conn, [plan.opens[r] for r in refs])
     real = dict(zip(refs, ids, strict=True))
@@ -191,7 +194,6 @@ def write(conn: Connection, plan: Plan, settings: Settings, now: datetime) -> No
     def resolve_ref(ref: int) -> int:
         return real[ref] if ref < 0 else ref
 
-    repo.update_incidents(conn, plan.changes)
     event_ids = repo.add_events(conn, [(resolve_ref(r), e) for r, e in plan.events])
     told = repo.channels_told(conn, [r for r in {n.ref for n in plan.notices
                                                  if n.channels is None} if r > 0])
