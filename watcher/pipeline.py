@@ -19,7 +19,6 @@ import structlog
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
-from watcher import incidents as inc
 from watcher.apply import Planner, write
 from watcher.config import Settings
 from watcher.evaluation import Assessment, Outcome, outcome
@@ -174,16 +173,15 @@ class Pipeline:
         pack = self.engine.pack
         assessed = [o.assessment for o in outcomes if o.assessment is not None]
         streak_rules = [r.id for r in pack.rules if r.enabled and r.kind == "streak"]
-        fingerprints = {f.fingerprint for o in outcomes for f in o.firings}
-        fingerprints |= {r.fingerprint for o in outcomes for r in o.recoveries}
-        fingerprints |= {inc.fingerprint(rule, "operator", a.operator)
-                         for rule in streak_rules for a in assessed}
+        subjects = {o.snapshot.store for o in outcomes}
+        subjects |= {o.snapshot.operator for o in outcomes if o.snapshot.operator}
         recent = {}
         if self.settings.reopen_hold:
+            fingerprints = {f.fingerprint for o in outcomes for f in o.firings}
             recent = repo.recently_resolved(
                 conn, fingerprints, now - timedelta(seconds=self.settings.reopen_hold))
         planner = Planner(pack, self.engine.version, self.settings, now,
-                          repo.live_incidents(conn, fingerprints),
+                          repo.live_incidents_of(conn, subjects),
                           lambda operator, months: repo.month_evidence(conn, operator, months),
                           recent)
         planner.outcomes(outcomes)

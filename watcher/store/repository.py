@@ -113,6 +113,20 @@ def _incident(row: Any) -> Incident:
     return Incident.model_validate(data)
 
 
+def live_incidents_of(conn: Connection, subjects: Iterable[str]) -> dict[str, Incident]:
+    """Live incidents of these subjects (stores, operators), by fingerprint.
+
+    One row per live incident of a subject in the batch, however many rules were
+    evaluated: far fewer than asking for every rule's fingerprint.
+    """
+    found: dict[str, Incident] = {}
+    for chunk in _chunks(sorted(set(subjects)), 500):
+        rows = conn.execute(select(incidents).where(
+            incidents.c.subject.in_(chunk), incidents.c.status != Status.RESOLVED.value))
+        found.update({inc.fingerprint: inc for inc in map(_incident, rows)})
+    return found
+
+
 def live_incidents(conn: Connection, fingerprints: Iterable[str]) -> dict[str, Incident]:
     found: dict[str, Incident] = {}
     for chunk in _chunks(sorted(set(fingerprints)), 500):

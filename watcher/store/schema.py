@@ -104,6 +104,7 @@ incidents = Table(
           postgresql_where=text("status != 'resolved'")),
     Index("ix_incidents_status_opened", "status", "opened_at"),
     Index("ix_incidents_fingerprint", "fingerprint"),
+    Index("ix_incidents_subject_status", "subject", "status"),
 )
 
 incident_events = Table(

@@ -1,0 +1,1 @@
+"""Benchmarks of kpi-watch: ``python -m bench [--quick] [--json]``. Not tests."""

@@ -1,0 +1,57 @@
+"""Realistic snapshot streams: many stores, every indicator, segments, targets, ~4 % breaches.
+
+Deterministic for a seed. Each store belongs to an operator (7 stores each on
+average); periods are months, so streaks (PIP) and restatement paths are real.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterator
+from typing import Any
+
+STAGES, CATEGORIES = ("novice", "mature"), ("apparel", "electronics", "home", "beauty")
+BREACH_SHARE = 0.04
+
+
+def snapshots(count: int, *, stores: int = 5000, seed: int = 7,
+              first_year: int = 2020) -> Iterator[dict[str, Any]]:
+    rng = random.Random(seed)
+    for index in range(count):
+        store = index % stores
+        month = index // stores
+        breach = rng.random() < BREACH_SHARE
+        metrics: dict[str, float] = {
+            "gmv": rng.randint(125_000, 220_000), "gmv_ads": rng.randint(10_000, 40_000),
+            "net_margin": round(rng.uniform(0.26, 0.35), 4),
+            "conversion_rate": round(rng.uniform(0.05, 0.09), 4),
+            "new_customer_share": round(rng.uniform(0.3, 0.5), 4),
+            "inventory_turnover": round(rng.uniform(6, 9), 2),
+            "stockout_rate": round(rng.uniform(0.0, 0.04), 4),
+            "order_processing_hours": round(rng.uniform(6, 20), 1),
+            "delivery_success_rate": round(rng.uniform(0.96, 0.99), 4),
+            "positive_review_rate": round(rng.uniform(0.95, 0.99), 4),
+            "dispute_rate": round(rng.uniform(0.0, 0.025), 4),
+            "dispute_win_rate": round(rng.uniform(0.8, 0.95), 4),
+            "repurchase_rate": round(rng.uniform(0.3, 0.5), 4),
+            "account_health_score": rng.randint(92, 100), "penalty_count": 0,
+            "risk_response_hours": round(rng.uniform(2, 40), 1),
+        }
+        if breach:
+            which = rng.choice(["account_health_score", "penalty_count", "dispute_rate", "gmv"])
+            metrics[which] = {"account_health_score": rng.randint(70, 89), "penalty_count": 1,
+                              "dispute_rate": round(rng.uniform(0.031, 0.08), 4),
+                              "gmv": rng.randint(50_000, 140_000)}[which]
+        yield {
+            "store": f"st-{store:05d}", "platform": rng.choice(("amazon", "shopee", "tiktok")),
+            "period": f"{first_year + month // 12:04d}-{month % 12 + 1:02d}",
+            "operator": f"op-{store // 7:04d}",
+            "segment": {"stage": STAGES[store % 2], "category": CATEGORIES[store % 4],
+                        "special_category": store % 10 == 0, "level": "junior"},
+            "metrics": metrics, "targets": {"gmv": 150_000, "conversion_rate": 0.05},
+        }
+
+
+def jsonl(records: Iterator[dict[str, Any]]) -> bytes:
+    return "\n".join(json.dumps(r) for r in records).encode()

@@ -1,0 +1,282 @@
+"""One function per figure group; each returns a dict of figures."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import structlog
+from durable import engine as durable_engine
+from sqlalchemy import create_engine, text
+
+from bench.generate import jsonl, snapshots
+from bench.measure import peak_rss_mb, percentile
+from watcher.config import load_settings
+from watcher.pipeline import Pipeline
+from watcher.rules.compiler import compile_pack
+from watcher.rules.engine import RuleEngine
+from watcher.rules.facts import to_fact
+from watcher.rules.loader import load_pack
+from watcher.rules.model import RulePack
+from watcher.snapshot import Snapshot
+from watcher.store import open_database
+from watcher.validation import read_records
+
+ROOT = Path(__file__).resolve().parent.parent
+RULES = ROOT / "rules"
+PG_URL = os.environ.get("WATCHER_TEST_POSTGRES_URL",
+                        "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))
+
+
+class _QuietHost(durable_engine.Host):  # type: ignore[misc]
+    def _run(self) -> None:
+        return None
+
+
+def raw_engine(pack: RulePack, count: int) -> dict[str, Any]:
+    """durable-rules alone on the compiled pack: assert + retract per fact."""
+    name = f"bench_{uuid.uuid4().hex[:8]}"
+    definition = compile_pack(pack)
+    for rule in definition.values():
+        rule["run"] = lambda _c: None
+    host = _QuietHost()
+    host.register_rulesets({name: definition})
+    keys = frozenset(k for r in pack.rules for v in r.variants for k in v.when)
+    facts = [to_fact(Snapshot.model_validate(s), str(i), keys)
+             for i, s in enumerate(snapshots(count))]
+    started = time.perf_counter()
+    for fact in facts:
+        with suppress(durable_engine.MessageNotHandledException):
+            host.assert_fact(name, fact)
+        with suppress(durable_engine.MessageNotHandledException):
+            host.retract_fact(name, fact)
+    elapsed = time.perf_counter() - started
+    return {"facts_per_s": count / elapsed, "rules": len(pack.rules),
+            "durable_rules": len(definition)}
+
+
+@contextmanager
+def pg_schema() -> Iterator[str | None]:
+    try:
+        admin = create_engine(PG_URL, connect_args={"connect_timeout": 3})
+        schema = f"bench_{uuid.uuid4().hex[:8]}"
+        with admin.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    except Exception as exc:
+        print(f"PostgreSQL skipped: {exc.__class__.__name__}", file=sys.stderr)
+        yield None
+        return
+    try:
+        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def batch(url: str, body: bytes, count: int, pack: RulePack) -> dict[str, Any]:
+    db = open_database(url, auto_upgrade=True)
+    pipeline = Pipeline(db, RuleEngine(pack), load_settings(env={}))
+    started = time.perf_counter()
+    report = pipeline.ingest(read_records(body), "bench")
+    elapsed = time.perf_counter() - started
+    db.dispose()
+    return {"snapshots_per_s": count / elapsed, "opened": report.opened,
+            "accepted": report.accepted}
+
+
+def cli_ingest(count: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "in.jsonl"
+        path.write_bytes(jsonl(snapshots(count, seed=11)))
+        env = {**os.environ, "WATCHER_DATABASE_URL": f"sqlite:///{folder}/w.db"}
+        env.pop("WATCHER_CONFIG", None)
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "watcher.cli", "--log-json", "ingest", str(path)],
+                       cwd=ROOT, env=env, check=False, capture_output=True)
+        elapsed = time.perf_counter() - started
+    return {"snapshots_per_s": count / elapsed, "seconds": elapsed}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Hook:
+    """Loopback webhook: records when each store's alert arrived."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.arrived: dict[str, float] = {}
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                now = time.perf_counter()
+                try:
+                    store = json.loads(body).get("alert", {}).get("store")
+                except ValueError:
+                    store = None
+                if store:
+                    hook.arrived.setdefault(store, now)
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *_args: Any) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@contextmanager
+def daemon(hook: Hook) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    folder = Path(tempfile.mkdtemp())
+    port = free_port()
+    config = {"database_url": f"sqlite:///{folder}/w.db", "rules": str(RULES),
+              "drop_folder": str(folder / "inbox"), "port": port,
+              "dispatch_poll_seconds": 0.05,
+              "channels": {"hook": {"urls": [f"json://127.0.0.1:{hook.port}/hook"]}},
+              "default_channels": ["hook"]}
+    (folder / "config.yaml").write_text(json.dumps(config))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WATCHER_")}
+    proc = subprocess.Popen([sys.executable, "-m", "watcher.cli", "--log-json",
+                             "--log-level", "warning", "run", "--config",
+                             str(folder / "config.yaml")], cwd=folder, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    try:
+        yield url, proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def latency(rate: int, seconds: float) -> dict[str, Any]:
+    """Open-loop: one breaching snapshot every 1/rate s; accept -> webhook receipt."""
+    hook = Hook()
+    sent: dict[str, float] = {}
+    try:
+        with daemon(hook) as (url, _proc), httpx.Client(timeout=30) as client:
+            total = int(rate * seconds)
+            start = time.perf_counter()
+            for index in range(total):
+                due = start + index / rate
+                pause = due - time.perf_counter()
+                if pause > 0:
+                    time.sleep(pause)
+                store = f"lat-{rate}-{index}"
+                body = json.dumps({"store": store, "platform": "amazon", "period": "2026-10",
+                                   "metrics": {"penalty_count": 1}}).encode()
+                sent[store] = time.perf_counter()
+                client.post(f"{url}/v1/snapshots", content=body)
+            offered = total / (time.perf_counter() - start)
+            deadline = time.perf_counter() + 30
+            while len(hook.arrived) < total and time.perf_counter() < deadline:
+                time.sleep(0.05)
+    finally:
+        hook.close()
+    waits = [(hook.arrived[s] - t) * 1000 for s, t in sent.items() if s in hook.arrived]
+    return {"offered_per_s": offered, "delivered": len(waits), "sent": len(sent),
+            "p50_ms": percentile(waits, 50), "p95_ms": percentile(waits, 95),
+            "p99_ms": percentile(waits, 99)}
+
+
+def online(counts: list[int], per_request: int = 100) -> dict[str, Any]:
+    """HTTP POSTs in batches as fast as one client goes; daemon peak RSS at each mark."""
+    hook = Hook()
+    result: dict[str, Any] = {"rss_mb": {}}
+    try:
+        with daemon(hook) as (url, proc), httpx.Client(timeout=60) as client:
+            records = snapshots(max(counts), stores=20_000, seed=3)
+            done, started = 0, time.perf_counter()
+            for mark in sorted(counts):
+                while done < mark:
+                    chunk = [next(records) for _ in range(min(per_request, mark - done))]
+                    client.post(f"{url}/v1/snapshots", content=jsonl(iter(chunk)))
+                    done += len(chunk)
+                result["rss_mb"][mark] = peak_rss_mb(proc.pid)
+            result["snapshots_per_s"] = done / (time.perf_counter() - started)
+    finally:
+        hook.close()
+    return result
+
+
+def rule_scaling(count: int) -> dict[str, Any]:
+    """Throughput as the pack grows: extra threshold rules on real metrics."""
+    base = load_pack(RULES)
+    out: dict[str, Any] = {}
+    for total in (10, 30, 100):
+        extra = max(0, total - len(base.rules))
+        folder = Path(tempfile.mkdtemp())
+        shutil.copytree(RULES, folder / "rules")
+        lines = ["rules:"]
+        metrics = ("gmv", "net_margin", "stockout_rate", "dispute_rate", "conversion_rate")
+        for n in range(extra):
+            metric = metrics[n % len(metrics)]
+            op = ">" if metric in ("stockout_rate", "dispute_rate") else "<"
+            bound = {"gmv": 1000 + n, "net_margin": 0.01, "stockout_rate": 0.9,
+                     "dispute_rate": 0.9, "conversion_rate": 0.001}[metric]
+            lines += [f"  - id: extra-{n}", "    description: scaling rule",
+                      f"    condition: {metric} {op} {bound}", "    severity: low",
+                      "    audience: ops", "    message: {en: x, zh-CN: x}"]
+        (folder / "rules" / "extra.yaml").write_text("\n".join(lines) + "\n")
+        pack = load_pack(folder / "rules")
+        raw = raw_engine(pack, count)
+        with tempfile.TemporaryDirectory() as db_dir:
+            e2e = batch(f"sqlite:///{db_dir}/w.db", jsonl(snapshots(count)), count, pack)
+        out[str(len(pack.rules))] = {"raw_facts_per_s": raw["facts_per_s"],
+                                     "e2e_snapshots_per_s": e2e["snapshots_per_s"]}
+        shutil.rmtree(folder, ignore_errors=True)
+    return out
+
+
+def history_scaling(stores: int) -> dict[str, Any]:
+    """A month's batch after 1, 12 and 36 stored months: streak checks must not slow."""
+    pack = load_pack(RULES)
+    out: dict[str, Any] = {}
+    for months in (1, 12, 36):
+        with tempfile.TemporaryDirectory() as db_dir:
+            db = open_database(f"sqlite:///{db_dir}/w.db", auto_upgrade=True)
+            pipeline = Pipeline(db, RuleEngine(pack), load_settings(env={}))
+            history = list(snapshots(stores * (months + 1), stores=stores, seed=5))
+            pipeline.ingest(read_records(jsonl(iter(history[:stores * months]))), "history")
+            body = jsonl(iter(history[stores * months:]))
+            started = time.perf_counter()
+            pipeline.ingest(read_records(body), "month")
+            out[str(months)] = stores / (time.perf_counter() - started)
+            db.dispose()
+    return out

@@ -1,0 +1,21 @@
+"""The benchmark harness runs (benchmarks are not tests: no thresholds asserted here)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
+
+class TestBenchHarness:
+    def test_quick_mode_prints_every_figure_as_json(self):
+        result = subprocess.run([sys.executable, "-m", "bench", "--quick", "--json"], cwd=ROOT,
+                                capture_output=True, text=True, timeout=240, check=True)
+        figures = json.loads(result.stdout)
+        assert figures["raw_engine"]["facts_per_s"] > 0
+        assert figures["batch_sqlite"]["snapshots_per_s"] > 0
+        assert figures["latency_200"]["delivered"] > 0
+        assert set(figures["rule_scaling"]) and set(figures["history_scaling"])
+        assert all(v > 0 for v in figures["memory"]["rss_mb"].values())
