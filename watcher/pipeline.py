@@ -64,9 +64,6 @@ class IngestReport:
                 "errors": [r.as_dict() for r in self.rejected]}
 
 
-Listener = Callable[[IngestReport], None]
-
-
 class Pipeline:
     def __init__(self, db: Database, engine: RuleEngine, settings: Settings, *,
                  clock: Callable[[], datetime] = utcnow) -> None:
@@ -74,7 +71,6 @@ class Pipeline:
         self.engine = engine
         self.settings = settings
         self.clock = clock
-        self.listeners: list[Listener] = []
 
     def use_engine(self, engine: RuleEngine) -> None:
         """Swap in a reloaded rule pack; the next batch is evaluated with it."""
@@ -97,8 +93,6 @@ class Pipeline:
                 batch, rejected = [], []
         if batch or rejected:
             report.merge(self._commit(batch, rejected, source))
-        for listener in self.listeners:
-            listener(report)
         return report
 
     def ingest_snapshots(self, snapshots: Iterable[Snapshot], source: str) -> IngestReport:

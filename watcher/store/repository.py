@@ -127,15 +127,6 @@ def live_incidents_of(conn: Connection, subjects: Iterable[str]) -> dict[str, In
     return found
 
 
-def live_incidents(conn: Connection, fingerprints: Iterable[str]) -> dict[str, Incident]:
-    found: dict[str, Incident] = {}
-    for chunk in _chunks(sorted(set(fingerprints)), 500):
-        rows = conn.execute(select(incidents).where(
-            incidents.c.fingerprint.in_(chunk), incidents.c.status != Status.RESOLVED.value))
-        found.update({inc.fingerprint: inc for inc in map(_incident, rows)})
-    return found
-
-
 def recently_resolved(conn: Connection, fingerprints: Iterable[str],
                       since: datetime) -> dict[str, Incident]:
     """The latest incident per fingerprint resolved at or after ``since``."""
