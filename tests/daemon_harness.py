@@ -28,13 +28,19 @@ def free_port() -> int:
 
 
 class Webhook:
-    """A real HTTP server on loopback; ``fail`` makes it answer 500."""
+    """A real HTTP server on loopback recording each POST as ``{path, headers, json}``.
 
-    def __init__(self, port: int | None = None) -> None:
-        self.port = port or free_port()
+    ``fail`` makes it answer 500 that many times; ``listening=False`` reserves the port
+    without serving yet (a channel that is down), until ``start()``.
+    """
+
+    def __init__(self, *, listening: bool = True) -> None:
+        self.port = free_port()
         self.received: list[dict[str, Any]] = []
         self.fail = 0
         self._server: ThreadingHTTPServer | None = None
+        if listening:
+            self.start()
 
     def start(self) -> Webhook:
         hook = self
@@ -48,9 +54,11 @@ class Webhook:
                     self.end_headers()
                     return
                 try:
-                    hook.received.append({"path": self.path, **json.loads(body or b"{}")})
+                    payload: Any = json.loads(body or b"{}")
                 except ValueError:
-                    hook.received.append({"path": self.path, "raw": body.decode()})
+                    payload = body.decode(errors="replace")
+                hook.received.append({"path": self.path, "headers": dict(self.headers),
+                                      "json": payload})
                 self.send_response(200)
                 self.end_headers()
                 self.wfile.write(b"{}")

@@ -13,7 +13,7 @@ from tests.test_cli import watcher
 
 @pytest.fixture
 def hook() -> Webhook:
-    server = Webhook().start()
+    server = Webhook()
     yield server  # type: ignore[misc]
     server.stop()
 

@@ -40,7 +40,7 @@ def wait_for_event(daemon: Daemon, incident_id: int, kind: str, timeout: float =
 
 class TestDaemon:
     def test_examples_over_http_reach_the_right_channels_once(self, tmp_path: Path):
-        hook = Webhook().start()
+        hook = Webhook()
         try:
             with running(tmp_path, contract_config(hook), env={"HOOK_SECRET": SECRET}) as daemon:
                 first = daemon.post(EXAMPLES)
@@ -65,7 +65,7 @@ class TestDaemon:
         assert "daemon_stopped" in daemon.output()
 
     def test_a_crash_between_commit_and_send_delivers_after_restart(self, tmp_path: Path):
-        hook = Webhook()  # not listening yet: every send fails
+        hook = Webhook(listening=False)  # down: every send fails
         config = {**contract_config(hook), "retry_base_seconds": 0.2, "retry_max_seconds": 0.5}
         secret = {"HOOK_SECRET": SECRET}
         daemon = Daemon(tmp_path, config, secret).start()
@@ -89,7 +89,7 @@ class TestDaemon:
             hook.stop()
 
     def test_the_drop_folder_takes_the_examples(self, tmp_path: Path):
-        hook = Webhook().start()
+        hook = Webhook()
         try:
             with running(tmp_path, contract_config(hook), "--with-examples",
                          env={"HOOK_SECRET": SECRET}) as daemon:

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import socket
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
+from tests.daemon_harness import Webhook
+from tests.daemon_harness import free_port as free_port
 from watcher.alerts import Alert, AlertKind, Evidence
 from watcher.channels.render import Renderer
 
@@ -55,47 +53,6 @@ def pip_alert(**changes: Any) -> Alert:
 @pytest.fixture(scope="session")
 def renderer() -> Renderer:
     return Renderer()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Webhook:
-    """A real HTTP server on 127.0.0.1 recording JSON bodies; ``fail`` answers 500 N times."""
-
-    def __init__(self) -> None:
-        self.received: list[dict[str, Any]] = []
-        self.fail = 0
-        hook = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length") or 0))
-                if hook.fail:
-                    hook.fail -= 1
-                    self.send_response(500)
-                    self.end_headers()
-                    return
-                hook.received.append({"path": self.path, "headers": dict(self.headers),
-                                      "json": json.loads(body)})
-                self.send_response(200)
-                self.end_headers()
-                self.wfile.write(b"{}")
-
-            def log_message(self, *_args: Any) -> None:
-                return
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = int(self.server.server_address[1])
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
