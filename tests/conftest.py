@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import create_engine, text
 
 from watcher.config import Settings, load_settings
@@ -26,6 +28,13 @@ from watcher.rules.loader import load_pack
 from watcher.store import Database, open_database
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# Property tests judge behaviour, not speed: on a loaded 2-core machine input
+# generation may be slow, which is not a failure of the code under test.
+hypothesis_settings.register_profile(
+    "kpi-watch", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+hypothesis_settings.load_profile("kpi-watch")
+
 PG_URL = os.environ.get("WATCHER_TEST_POSTGRES_URL",
                         "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 

@@ -63,7 +63,10 @@ class Planner:
         self.version = version
         self.settings = settings
         self.now = now
-        self.live = dict(live)
+        self.live: dict[str, inc.Incident] = {}
+        self._live_of: dict[tuple[str, str], set[str]] = defaultdict(set)
+        for fp, incident in live.items():
+            self._keep_live(fp, incident)
         self.plan = Plan()
         self._next_temp = -1
 
@@ -73,9 +76,17 @@ class Planner:
         for result in outcomes:
             for firing in result.firings:
                 self.fire(firing)
-            for recovery in result.recoveries:
-                self.decide(recovery.fingerprint, inc.on_recovery(
-                    self.live.get(recovery.fingerprint), recovery, self.now))
+            snap = result.snapshot
+            subjects = {("store", snap.store)}
+            if snap.operator:
+                subjects.add(("operator", snap.operator))
+            # Only the store's and operator's live incidents can recover: asking each
+            # of them is far cheaper than describing every rule that did not fire.
+            live_fps = sorted(fp for key in subjects for fp in self._live_of.get(key, ()))
+            for live in [self.live[fp] for fp in live_fps]:
+                recovery = result.recovery(live.rule, live.subject_kind, live.subject)
+                if recovery is not None:
+                    self.decide(live.fingerprint, inc.on_recovery(live, recovery, self.now))
 
     # -- streak rules (PIP) --------------------------------------------------------------------
 
@@ -133,6 +144,15 @@ class Planner:
             title=render_title(rule, values), labels={**rule.labels, "operator": operator},
             evidence=evidence)
 
+    def _keep_live(self, fp: str, incident: inc.Incident) -> None:
+        self.live[fp] = incident
+        self._live_of[(incident.subject_kind, incident.subject)].add(fp)
+
+    def _drop_live(self, fp: str) -> None:
+        incident = self.live.pop(fp, None)
+        if incident is not None:
+            self._live_of[(incident.subject_kind, incident.subject)].discard(fp)
+
     # -- decisions -------------------------------------------------------------------------------
 
     def fire(self, firing: inc.Firing) -> None:
@@ -154,7 +174,7 @@ class Planner:
                                     **firing.model_dump())
             plan.opens[ref] = incident
             plan.state[ref] = incident
-            self.live[fp] = incident
+            self._keep_live(fp, incident)
             plan.events.append((ref, decision.event))
             plan.opened += 1
             plan.notices.append(_Notice(ref, len(plan.events) - 1, AlertKind.OPENED, None,
@@ -169,14 +189,14 @@ class Planner:
             plan.changes.setdefault(ref, {}).update(decision.changes)
         plan.events.append((ref, decision.event))
         if updated.live:
-            self.live[fp] = updated
+            self._keep_live(fp, updated)
             if decision.event.kind is inc.EventKind.REOPENED:
                 # Channels were told "resolved": they must hear it is back.
                 plan.notices.append(_Notice(ref, len(plan.events) - 1, AlertKind.OPENED,
                                             decision.event.note,
                                             route(self.settings, labels_of(updated))))
             return
-        self.live.pop(fp, None)
+        self._drop_live(fp)
         plan.resolved += 1
         plan.notices.append(_Notice(ref, len(plan.events) - 1, AlertKind.RESOLVED,
                                     decision.event.note, None))

@@ -13,7 +13,6 @@ from typing import Any
 from watcher import indicators
 from watcher.incidents import Firing, Recovery, fingerprint
 from watcher.indicators import Unit
-from watcher.rules.compiler import Form
 from watcher.rules.engine import Verdict, applicable_variant, normalise_segment
 from watcher.rules.expression import Comparison, Condition, comparisons, holds, requirements
 from watcher.rules.model import Rule, RulePack, SubjectKind
@@ -34,10 +33,45 @@ class Assessment:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
+    """What one snapshot did: the rules that fired, and what can recover.
+
+    Recoveries are asked for, not listed: a snapshot is evaluable by most rules
+    of the pack but meets a live incident of its store for very few of them, so
+    only those are checked (``recovery``). This keeps the cost per snapshot
+    independent of the number of rules (bench/README.md, rule scaling).
+    """
+
     snapshot: Snapshot
+    pack: RulePack
     firings: list[Firing] = field(default_factory=list)
-    recoveries: list[Recovery] = field(default_factory=list)
+    fired: frozenset[tuple[str, str | None]] = frozenset()
     assessment: Assessment | None = None
+
+    def recovery(self, rule_id: str, subject_kind: str, subject: str) -> Recovery | None:
+        """The recovery of a live incident of this snapshot's store or operator, if any.
+
+        A rule recovers when it was evaluable on this snapshot (its metrics, and
+        targets, are present; its period kind applies) and did not fire.
+        """
+        snap = self.snapshot
+        base, _, metric = rule_id.partition("/")
+        rule = self.pack.get(base)
+        if rule is None or not rule.enabled or (base, metric or None) in self.fired:
+            return None
+        if _subject(rule, snap) != (subject_kind, subject):
+            return None
+        if rule.kind == "platform_target":
+            return _platform_recovery(rule_id, snap, metric) if metric else None
+        if rule.kind != "threshold" or (rule.periods and snap.period.kind.value
+                                        not in rule.periods):
+            return None
+        variant = (applicable_variant(rule, normalise_segment(snap.segment))
+                   if rule.variants and snap.segment else None)
+        condition = variant.compiled if variant else rule.compiled
+        targets = {k: t.value for k, t in snap.targets.items()}
+        if condition is None or not _evaluable(condition, snap.metrics, targets):
+            return None
+        return _recovery(rule, snap, condition, targets)
 
 
 def format_value(metric: str | None, value: float | None) -> str:
@@ -60,43 +94,32 @@ def render_title(rule: Rule, values: dict[str, Any]) -> dict[str, str]:
 
 def outcome(pack: RulePack, version: str, verdict: Verdict) -> Outcome:
     snap = verdict.snapshot
-    fired_threshold: dict[str, Form] = {}
-    missed: list[Form] = []
-    platform: dict[tuple[str, str], Form] = {}
-    for form in verdict.fired:
-        if form.metric is None:
-            fired_threshold[form.rule.id] = form
-        elif form.rule.kind == "platform_target":
-            platform[(form.rule.id, form.metric)] = form
-        else:
-            missed.append(form)
     targets = {k: t.value for k, t in snap.targets.items()}
-    segment = normalise_segment(snap.segment) if snap.segment else {}
-    kind = snap.period.kind.value
-    result = Outcome(snap)
-    for rule in pack.rules:
-        if rule.enabled and rule.kind == "platform_target":
-            _platform_targets(rule, version, snap, platform, result)
-        if not rule.enabled or rule.kind != "threshold":
+    firings: list[Firing] = []
+    fired: set[tuple[str, str | None]] = set()
+    missed: list[str] = []
+    for form in verdict.fired:
+        rule = form.rule
+        if not rule.enabled:
             continue
-        if rule.periods and kind not in rule.periods:
-            continue
-        fired = fired_threshold.get(rule.id)
-        if fired is not None:
-            assert fired.condition is not None
-            result.firings.append(_firing(rule, version, snap, fired.condition, targets))
-            continue
-        variant = applicable_variant(rule, segment) if rule.variants else None
-        condition = variant.compiled if variant else rule.compiled
-        if condition is not None and _evaluable(condition, snap.metrics, targets):
-            result.recoveries.append(_recovery(rule, snap, condition, targets))
+        if form.metric is None:
+            if rule.periods and snap.period.kind.value not in rule.periods:
+                continue
+            if (rule.id, None) not in fired and form.condition is not None:
+                fired.add((rule.id, None))
+                firings.append(_firing(rule, version, snap, form.condition, targets))
+        elif rule.kind == "platform_target":
+            if (rule.id, form.metric) not in fired:
+                fired.add((rule.id, form.metric))
+                firings.append(_platform_firing(rule, version, snap, form.metric))
+        else:
+            missed.append(form.metric)
+    assessment = None
     if snap.operator and snap.period.kind.value == "month" and snap.targets:
-        evidence = [_miss_evidence(snap, form.metric) for form in missed if form.metric]
-        unique = list({e["metric"]: e for e in evidence}.values())
-        result_assessment = Assessment(snap.operator, snap.store, snap.platform,
-                                       snap.period.text, bool(unique), unique)
-        return Outcome(snap, result.firings, result.recoveries, result_assessment)
-    return result
+        evidence = {m: _miss_evidence(snap, m) for m in missed}
+        assessment = Assessment(snap.operator, snap.store, snap.platform, snap.period.text,
+                                bool(evidence), list(evidence.values()))
+    return Outcome(snap, pack, firings, frozenset(fired), assessment)
 
 
 def _evaluable(condition: Condition, metrics: dict[str, float], targets: dict[str, float]) -> bool:
@@ -148,13 +171,9 @@ def _firing(rule: Rule, version: str, snap: Snapshot, condition: Condition,
 def _recovery(rule: Rule, snap: Snapshot, condition: Condition,
               targets: dict[str, float]) -> Recovery:
     kind, subject = _subject(rule, snap)
-    first = comparisons(condition)[0]
-
-    def note() -> str:
-        value = snap.metrics.get(first.metric)
-        return (f"recovered: {first.metric} is {format_value(first.metric, value)} in "
-                f"{snap.period.text} (rule: {condition})")
-
+    metric = comparisons(condition)[0].metric
+    value = format_value(metric, snap.metrics.get(metric))
+    note = f"recovered: {metric} is {value} in {snap.period.text} (rule: {condition})"
     return Recovery(fingerprint(rule.id, kind, subject), snap.period.text, snap.period.end, note)
 
 
@@ -165,28 +184,29 @@ def _miss_evidence(snap: Snapshot, metric: str) -> dict[str, Any]:
             "comparator": target.comparator.value if target.comparator else None}
 
 
-def _platform_targets(rule: Rule, version: str, snap: Snapshot,
-                      fired: dict[tuple[str, str], Form], result: Outcome) -> None:
-    """Each metric whose platform-stated target is missed is its own incident."""
-    for metric, target in snap.targets.items():
-        if target.comparator is None or metric not in snap.metrics:
-            continue
-        rule_id = f"{rule.id}/{metric}"
-        value = snap.metrics[metric]
-        if (rule.id, metric) in fired:
-            values = {**_values(snap, metric, value, target.value),
-                      "comparator": target.comparator.value}
-            result.firings.append(Firing(
-                rule=rule_id, rule_version=version, subject_kind="store", subject=snap.store,
-                store=snap.store, platform=snap.platform, operator=snap.operator,
-                severity=rule.severity_for(metric).value, audience=rule.audience,
-                metric=metric, value=value, threshold=target.value, period=snap.period.text,
-                period_end=snap.period.end, title=render_title(rule, values),
-                labels={**rule.labels, "platform": snap.platform, "store": snap.store,
-                        "metric": metric}))
-        else:
-            result.recoveries.append(Recovery(
-                fingerprint(rule_id, "store", snap.store), snap.period.text, snap.period.end,
-                f"recovered: {metric} is {format_value(metric, value)}, meeting the platform "
-                f"target {target.comparator.value} {format_value(metric, target.value)} in "
-                f"{snap.period.text}"))
+def _platform_firing(rule: Rule, version: str, snap: Snapshot, metric: str) -> Firing:
+    """A metric whose platform-stated target is missed is its own incident."""
+    target = snap.targets[metric]
+    value = snap.metrics[metric]
+    values = {**_values(snap, metric, value, target.value),
+              "comparator": target.comparator.value if target.comparator else ""}
+    return Firing(
+        rule=f"{rule.id}/{metric}", rule_version=version, subject_kind="store",
+        subject=snap.store, store=snap.store, platform=snap.platform, operator=snap.operator,
+        severity=rule.severity_for(metric).value, audience=rule.audience,
+        metric=metric, value=value, threshold=target.value, period=snap.period.text,
+        period_end=snap.period.end, title=render_title(rule, values),
+        labels={**rule.labels, "platform": snap.platform, "store": snap.store,
+                "metric": metric})
+
+
+def _platform_recovery(rule_id: str, snap: Snapshot, metric: str) -> Recovery | None:
+    target = snap.targets.get(metric)
+    if target is None or target.comparator is None or metric not in snap.metrics:
+        return None
+    value = snap.metrics[metric]
+    return Recovery(
+        fingerprint(rule_id, "store", snap.store), snap.period.text, snap.period.end,
+        f"recovered: {metric} is {format_value(metric, value)}, meeting the platform "
+        f"target {target.comparator.value} {format_value(metric, target.value)} in "
+        f"{snap.period.text}")

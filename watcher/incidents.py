@@ -8,7 +8,6 @@ decision to the store. Nothing here touches a database or a clock.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
@@ -76,22 +75,13 @@ class Firing(BaseModel):
 
 
 class Recovery(NamedTuple):
-    """A rule evaluated for a subject and found not to hold.
-
-    A named tuple: one is made for every rule evaluated on every snapshot, and
-    nearly all of them meet no live incident, so they must be cheap to build
-    (the note is only formatted when one does).
-    """
+    """A live incident's rule evaluated for its subject and found not to hold."""
 
     fingerprint: str
     period: str
     period_end: date
-    note: str | Callable[[], str]
+    note: str
     withdraw: bool = False  # a restatement removed the grounds, rather than a later recovery
-
-    @property
-    def text(self) -> str:
-        return self.note if isinstance(self.note, str) else self.note()
 
 
 class Incident(BaseModel):
@@ -193,7 +183,7 @@ def on_recovery(live: Incident | None, recovery: Recovery, now: datetime) -> Dec
     if not recovery.withdraw and live.period_end is not None \
             and recovery.period_end < live.period_end:
         return None  # older data does not overrule newer evidence
-    event = Event(kind=EventKind.RESOLVED, at=now, note=recovery.text,
+    event = Event(kind=EventKind.RESOLVED, at=now, note=recovery.note,
                   data={"period": recovery.period, "automatic": True,
                         "withdrawn": recovery.withdraw})
     return Update(live, {"status": Status.RESOLVED, "resolved_at": now,
