@@ -12,7 +12,19 @@ from collections.abc import Iterator
 from typing import Any
 
 STAGES, CATEGORIES = ("novice", "mature"), ("apparel", "electronics", "home", "beauty")
+PLATFORMS = ("amazon", "shopee", "tiktok")
 BREACH_SHARE = 0.04
+# A breach sets one metric past its default threshold (kpi-reference §1).
+BREACHES: dict[str, Any] = {
+    "account_health_score": lambda rng: rng.randint(70, 89),
+    "penalty_count": lambda rng: 1,
+    "dispute_rate": lambda rng: round(rng.uniform(0.031, 0.08), 4),
+    "gmv": lambda rng: rng.randint(50_000, 140_000),
+    "stockout_rate": lambda rng: round(rng.uniform(0.09, 0.2), 4),
+    "order_processing_hours": lambda rng: round(rng.uniform(49, 96), 1),
+    "delivery_success_rate": lambda rng: round(rng.uniform(0.7, 0.89), 4),
+    "positive_review_rate": lambda rng: round(rng.uniform(0.7, 0.89), 4),
+}
 
 
 def snapshots(count: int, *, stores: int = 5000, seed: int = 7,
@@ -23,7 +35,7 @@ def snapshots(count: int, *, stores: int = 5000, seed: int = 7,
         month = index // stores
         breach = rng.random() < BREACH_SHARE
         metrics: dict[str, float] = {
-            "gmv": rng.randint(125_000, 220_000), "gmv_ads": rng.randint(10_000, 40_000),
+            "gmv": rng.randint(150_000, 220_000), "gmv_ads": rng.randint(10_000, 40_000),
             "net_margin": round(rng.uniform(0.26, 0.35), 4),
             "conversion_rate": round(rng.uniform(0.05, 0.09), 4),
             "new_customer_share": round(rng.uniform(0.3, 0.5), 4),
@@ -39,16 +51,18 @@ def snapshots(count: int, *, stores: int = 5000, seed: int = 7,
             "risk_response_hours": round(rng.uniform(2, 40), 1),
         }
         if breach:
-            which = rng.choice(["account_health_score", "penalty_count", "dispute_rate", "gmv"])
-            metrics[which] = {"account_health_score": rng.randint(70, 89), "penalty_count": 1,
-                              "dispute_rate": round(rng.uniform(0.031, 0.08), 4),
-                              "gmv": rng.randint(50_000, 140_000)}[which]
+            which = rng.choice(sorted(BREACHES))
+            metrics[which] = BREACHES[which](rng)
         yield {
-            "store": f"st-{store:05d}", "platform": rng.choice(("amazon", "shopee", "tiktok")),
+            "store": f"st-{store:05d}", "platform": PLATFORMS[store % 3],
             "period": f"{first_year + month // 12:04d}-{month % 12 + 1:02d}",
             "operator": f"op-{store // 7:04d}",
             "segment": {"stage": STAGES[store % 2], "category": CATEGORIES[store % 4],
-                        "special_category": store % 10 == 0, "level": "junior"},
+                        "special_category": store % 10 == 0, "level": "junior",
+                        "fulfillment": "overseas_warehouse" if store % 5 == 0 else "fba",
+                        "region": "remote" if store % 9 == 0 else "standard",
+                        "price_band": "high" if store % 6 == 0 else "normal",
+                        "category_type": "fmcg" if store % 4 == 3 else "durable"},
             "metrics": metrics, "targets": {"gmv": 150_000, "conversion_rate": 0.05},
         }
 

@@ -38,7 +38,7 @@ incidents_app = typer.Typer(help="List, show, acknowledge and resolve incidents.
                             no_args_is_help=True)
 rejected_app = typer.Typer(help="Records that were refused, with their raw text.",
                            no_args_is_help=True)
-rules_app = typer.Typer(help="Check rule packs.", no_args_is_help=True)
+rules_app = typer.Typer(help="Check, test and backtest rule packs.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 channels_app = typer.Typer(help="Test channels and see how deliveries go.",
                            no_args_is_help=True)
@@ -283,6 +283,28 @@ def rules_check(path: Annotated[Path | None, typer.Argument(
     RuleEngine(pack)  # compiling onto durable-rules is part of the check
     typer.echo(f"{len(pack.rules)} rule(s) OK in {len(pack.sources)} file(s), "
                f"version {pack.version}")
+
+
+@rules_app.command("test")
+def rules_test(paths: Annotated[list[Path] | None, typer.Argument(
+        help="Rule test files or folders (default: the tests of the configured rules)")] = None,
+        config: ConfigOpt = None) -> None:
+    """Run rule unit tests: snapshots in, expected incidents out; exit 1 on a failure."""
+    from watcher.rules.testing import rule_test_files, run_files
+
+    roots = paths or [_settings(config).rules]
+    files = [f for root in roots for f in rule_test_files(Path(root))]
+    if not files:
+        _fail(f"no rule tests (tests/*.yaml or *.test.yaml) under {', '.join(map(str, roots))}")
+    results = run_files(files)
+    for result in results:
+        for line in result.report():
+            typer.echo(line)
+    failed = sum(len(r.failed) for r in results)
+    typer.echo(f"{len(results)} file(s), {sum(len(r.cases) for r in results)} case(s), "
+               f"{failed} failed")
+    if failed:
+        raise typer.Exit(1)
 
 
 @rules_app.command("backtest")

@@ -175,12 +175,29 @@ INDICATORS: Final[dict[str, Indicator]] = {i.id: i for i in (
     _i("ad_share_of_gmv", _P, _F, _DOWN, _M, "Ad share of GMV", "广告销售占比"),
 )}
 
-# Raw counts that may arrive beside (or instead of) the rates derived from them.
-COUNT_FIELDS: Final[frozenset[str]] = frozenset({
-    "orders", "visitors", "disputes", "disputes_won", "disputes_closed", "stockout_orders",
-    "shipped", "delivered", "buyers", "repeat_buyers", "reviews", "positive_reviews",
-})
+# Raw counts and amounts that may arrive beside (or instead of) the rates derived from
+# them (watcher/derive.py). They validate and format like indicators, but stay out of
+# INDICATORS: they are inputs, not assessed on their own, so no PIP or platform-target
+# form is compiled for them.
+RAW_FIELDS: Final[dict[str, Indicator]] = {i.id: i for i in (
+    _i("orders", _P, Unit.COUNT, _UP, _M, "Orders", "订单数"),
+    _i("visitors", _P, Unit.COUNT, _UP, _M, "Visitors", "访客数"),
+    _i("cogs", _E, Unit.CURRENCY, _UP, _M, "Cost of goods sold", "销货成本"),
+    _i("average_inventory", _E, Unit.CURRENCY, _DOWN, _M, "Average inventory (at cost)",
+       "平均库存"),
+    _i("stockout_orders", _E, Unit.COUNT, _DOWN, _M, "Out-of-stock orders", "缺货订单数"),
+    _i("shipped", _E, Unit.COUNT, _UP, _M, "Parcels shipped", "发货包裹数"),
+    _i("delivered", _E, Unit.COUNT, _UP, _M, "Parcels delivered", "妥投包裹数"),
+    _i("reviews", _C, Unit.COUNT, _UP, _Q, "Reviews", "评价数"),
+    _i("positive_reviews", _C, Unit.COUNT, _UP, _Q, "Positive (4-5 star) reviews", "好评数"),
+    _i("disputes", _C, Unit.COUNT, _DOWN, _Q, "Disputed orders", "纠纷订单数"),
+    _i("disputes_closed", _C, Unit.COUNT, _UP, _Q, "Disputes closed", "已结案纠纷数"),
+    _i("disputes_won", _C, Unit.COUNT, _UP, _Q, "Disputes won", "胜诉纠纷数"),
+    _i("buyers", _C, Unit.COUNT, _UP, _Q, "Buyers", "买家数"),
+    _i("repeat_buyers", _C, Unit.COUNT, _UP, _Q, "Repeat buyers", "复购买家数"),
+)}
+COUNT_FIELDS: Final[frozenset[str]] = frozenset(RAW_FIELDS)
 
 
 def get(metric_id: str) -> Indicator | None:
-    return INDICATORS.get(metric_id)
+    return INDICATORS.get(metric_id) or RAW_FIELDS.get(metric_id)

@@ -221,7 +221,7 @@ def _limits(metric_id: str) -> tuple[float, float]:
     """Valid range of a metric, cached: it is asked for every value of every snapshot."""
     indicator = indicators.get(metric_id)
     if indicator is None:
-        return (0.0 if metric_id in indicators.COUNT_FIELDS else -math.inf), math.inf
+        return -math.inf, math.inf
     low, high = indicator.minimum, indicator.maximum
     return (-math.inf if low is None else low), (math.inf if high is None else high)
 
@@ -229,10 +229,10 @@ def _limits(metric_id: str) -> tuple[float, float]:
 def _check_range(field: str, metric_id: str, number: float) -> None:
     indicator = indicators.get(metric_id)
     if indicator is None:
-        if metric_id in indicators.COUNT_FIELDS and number < 0:
-            raise FieldRangeError(field, f"a count cannot be negative, got {number:g}")
         return
     low, high = indicator.minimum, indicator.maximum
+    if indicator.unit is Unit.COUNT and number < 0:
+        raise FieldRangeError(field, f"a count cannot be negative, got {number:g}")
     if indicator.unit is Unit.FRACTION and high is not None and number > high:
         raise FieldRangeError(
             field, f"a rate is a fraction in [{low:g}, {high:g}], got {number:g} "

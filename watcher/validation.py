@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from watcher import derive
 from watcher.errors import InputError, InputTooLarge
 from watcher.snapshot import FieldRangeError, Snapshot
 
@@ -173,10 +174,12 @@ def validate(raw: RawRecord, source: str = "") -> Snapshot | Rejection:
         return Rejection(source, raw.location, None,
                          f"a snapshot is a JSON object, got {type(raw.data).__name__}", raw.text)
     try:
-        return Snapshot.model_validate(raw.data)
+        return derive.complete(Snapshot.model_validate(raw.data))
     except ValidationError as exc:
         field, message = _describe(exc)
         return Rejection(source, raw.location, field, message, raw.text)
+    except InputError as exc:  # counts that cannot make the rate derived from them
+        return Rejection(source, raw.location, exc.field, f"{exc.field}: {exc.reason}", raw.text)
 
 
 def _describe(exc: ValidationError) -> tuple[str | None, str]:

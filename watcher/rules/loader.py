@@ -21,10 +21,13 @@ def rule_files(path: Path) -> list[Path]:
     if not path.is_dir():
         raise ConfigError("no such file or folder", file=str(path))
     return sorted(
-        p for p in path.rglob("*")
-        if p.suffix in RULE_SUFFIXES and not p.name.endswith((".test.yaml", ".test.yml"))
-        and "tests" not in p.relative_to(path).parts
-    )
+        p for p in path.rglob("*") if p.suffix in RULE_SUFFIXES and not is_test_file(p, path))
+
+
+def is_test_file(file: Path, folder: Path) -> bool:
+    """Rule tests (``watcher rules test``) sit in a ``tests/`` folder or are ``*.test.yaml``."""
+    return (file.name.endswith((".test.yaml", ".test.yml"))
+            or "tests" in file.relative_to(folder).parts)
 
 
 def load_pack(path: Path) -> RulePack:

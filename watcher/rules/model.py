@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from watcher.rules.expression import Condition, ExpressionError, comparisons, parse
+from watcher.rules.facts import segment_value
 
 
 class Severity(StrEnum):
@@ -51,8 +52,9 @@ class Variant(_Frozen):
     @field_validator("when", mode="before")
     @classmethod
     def _when(cls, value: Any) -> Any:
-        if isinstance(value, dict):
-            return {str(k): str(v).lower() for k, v in value.items()}
+        if isinstance(value, dict):  # spelled as the fact spells segments: 1.0 is "1"
+            return {str(k): segment_value(v) if isinstance(v, str | bool | float) else str(v)
+                    for k, v in value.items()}
         return value
 
     @field_validator("condition")

@@ -1,0 +1,105 @@
+"""Derived metrics: rates computed from the raw counts a sender has, when it lacks the rate.
+
+Many sources (ERP exports, customer-service desks) report counts, not rates:
+orders and disputes, not the dispute rate. Rules are written against the
+reference's rates, so a snapshot that carries both parts of a rate but not the
+rate itself gets the rate here, once, before it is stored and evaluated; the
+stored snapshot then shows exactly what the rules saw.
+
+* A rate that was sent always wins: the sender may know better (e.g. a
+  platform's own dispute rate counts only some kinds of dispute).
+* A zero denominator derives nothing: "no orders" is not "no disputes".
+* A numerator larger than its denominator cannot make a rate (a rate outside
+  [0, 1] is a rejected record, whether sent or derived): the record is refused,
+  naming the numerator, so the contradiction is fixed at its source.
+* Inventory turnover is "times per year" (annual COGS / average inventory), so
+  the COGS of a shorter period is annualised by the number of such periods in a
+  year (12 months, 4 quarters, 365 days); a monthly 1,000 of COGS on 3,000 of
+  inventory turns 4 times a year. Multiplying before dividing keeps exact
+  quotients exact (12 * 1000 / 3000 is 4.0, not 3.9999...), so a derived value
+  that lands on a threshold is judged as the same value sent would be.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final
+
+from watcher import indicators
+from watcher.errors import InputError
+from watcher.indicators import Unit
+from watcher.period import PeriodKind
+from watcher.snapshot import Snapshot
+
+PER_YEAR: Final[dict[PeriodKind, int]] = {
+    PeriodKind.DAY: 365, PeriodKind.MONTH: 12, PeriodKind.QUARTER: 4, PeriodKind.YEAR: 1,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Ratio:
+    """``metric = numerator / denominator`` (times the periods per year when annualised)."""
+
+    metric: str
+    numerator: str
+    denominator: str
+    annualised: bool = False
+
+    def __str__(self) -> str:
+        per_year = " (annualised)" if self.annualised else ""
+        return f"{self.metric} = {self.numerator} / {self.denominator}{per_year}"
+
+
+RATIOS: Final[tuple[Ratio, ...]] = (
+    Ratio("conversion_rate", "orders", "visitors"),
+    Ratio("ad_share_of_gmv", "gmv_ads", "gmv"),
+    Ratio("inventory_turnover", "cogs", "average_inventory", annualised=True),
+    Ratio("stockout_rate", "stockout_orders", "orders"),
+    Ratio("delivery_success_rate", "delivered", "shipped"),
+    Ratio("positive_review_rate", "positive_reviews", "reviews"),
+    Ratio("dispute_rate", "disputes", "orders"),
+    Ratio("dispute_win_rate", "disputes_won", "disputes_closed"),
+    Ratio("repurchase_rate", "repeat_buyers", "buyers"),
+)
+_NUMERATORS: Final[frozenset[str]] = frozenset(r.numerator for r in RATIOS)
+
+
+def derived_metrics(metrics: Mapping[str, float], period: PeriodKind) -> dict[str, float]:
+    """The rates ``metrics`` lets us compute and does not already carry.
+
+    Raises ``InputError`` (field ``metrics.<numerator>``) when a numerator exceeds
+    its denominator for a rate, which no consistent data can do.
+    """
+    derived: dict[str, float] = {}
+    for ratio in RATIOS:
+        if ratio.metric in metrics:
+            continue
+        top, bottom = metrics.get(ratio.numerator), metrics.get(ratio.denominator)
+        if top is None or bottom is None or bottom == 0:
+            continue
+        if ratio.annualised:
+            top *= PER_YEAR[period]
+        elif _is_rate(ratio.metric) and top > bottom:
+            raise InputError(
+                f"{top:g} is more than {ratio.denominator} ({bottom:g}), so {ratio} would be "
+                f"{top / bottom:.4g}, not a rate in [0, 1]; correct the counts, or send "
+                f"{ratio.metric} itself", field=f"metrics.{ratio.numerator}")
+        derived[ratio.metric] = top / bottom
+    return derived
+
+
+def complete(snapshot: Snapshot) -> Snapshot:
+    """``snapshot`` with its derivable rates added (the same object when there are none)."""
+    metrics = snapshot.metrics
+    if metrics.keys().isdisjoint(_NUMERATORS):
+        return snapshot  # the common case: a sender of rates pays one set test
+    derived = derived_metrics(metrics, snapshot.period.kind)
+    if not derived:
+        return snapshot
+    return snapshot.model_copy(update={"metrics": {**metrics, **derived}})
+
+
+def _is_rate(metric: str) -> bool:
+    indicator = indicators.get(metric)
+    return indicator is not None and indicator.unit is Unit.FRACTION

@@ -1,0 +1,282 @@
+"""Rule unit tests (``watcher rules test``): snapshots in, the incidents they open out.
+
+Like ``promtool test rules``: a rule pack is data that people edit, so it ships
+with cases that pin what it must do. Each case sends canonical snapshots in
+order and lists the incidents they must open, *and no others*; a case that
+differs fails with a diff. Test files live where the rule loader never reads
+them: a ``tests/`` folder of the pack, or files named ``*.test.yaml``.
+
+The replay is the pipeline without its database: the same validation (with
+derived metrics), engine, ``outcome`` and ``Planner``, with the open incidents
+and the monthly assessments that PIP streaks count held in memory. Snapshots
+are taken in the order listed (``observed_at`` does not reorder them); the same
+store, platform and period again is a restatement; an identical one is ignored.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from watcher import yamlfile
+from watcher.apply import Planner
+from watcher.config import Settings
+from watcher.errors import ConfigError
+from watcher.evaluation import Assessment, outcome
+from watcher.incidents import Incident
+from watcher.period import Period
+from watcher.rules.engine import RuleEngine
+from watcher.rules.loader import RULE_SUFFIXES, is_test_file, load_pack
+from watcher.rules.model import Severity
+from watcher.snapshot import Snapshot
+from watcher.validation import RawRecord, Rejection, validate
+
+_OPTIONAL = ("severity", "metric", "status")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ExpectedIncident(_Frozen):
+    """An incident a case must open; fields left out are not checked."""
+
+    rule: str = Field(min_length=1)
+    subject: str = Field(min_length=1)
+    severity: Severity | None = None
+    metric: str | None = None
+    status: Literal["open", "resolved"] | None = None
+
+    def matches(self, actual: ActualIncident) -> bool:
+        return (self.rule, self.subject) == (actual.rule, actual.subject) and all(
+            getattr(self, name) is None or str(getattr(self, name)) == getattr(actual, name)
+            for name in _OPTIONAL)
+
+    def __str__(self) -> str:
+        checked = [f"{n} {getattr(self, n)}" for n in _OPTIONAL if getattr(self, n) is not None]
+        return f"{self.rule} for {self.subject}" + (f" ({', '.join(checked)})" if checked else "")
+
+
+class Case(_Frozen):
+    name: str = Field(min_length=1)
+    snapshots: tuple[dict[str, Any], ...] = Field(min_length=1)
+    incidents: tuple[ExpectedIncident, ...] = ()
+
+
+class RuleTestFile(_Frozen):
+    """A test file: the pack under test, snapshot defaults, and the cases."""
+
+    rules: str | None = Field(default=None, description="rule file or folder, relative to "
+                              "this file (default: the pack the tests folder belongs to)")
+    defaults: dict[str, Any] = Field(default_factory=dict, description="top-level snapshot "
+                                     "keys every snapshot of the file starts from")
+    tests: tuple[Case, ...] = Field(min_length=1)
+
+
+@dataclass(frozen=True, slots=True)
+class ActualIncident:
+    rule: str
+    subject_kind: str
+    subject: str
+    severity: str
+    metric: str | None
+    status: str
+
+    @classmethod
+    def of(cls, incident: Incident) -> ActualIncident:
+        return cls(incident.rule, incident.subject_kind, incident.subject, incident.severity,
+                   incident.metric, incident.status.value)
+
+    def __str__(self) -> str:
+        metric = f", metric {self.metric}" if self.metric else ""
+        return (f"{self.rule} for {self.subject_kind} {self.subject} "
+                f"(severity {self.severity}{metric}, status {self.status})")
+
+
+@dataclass(frozen=True, slots=True)
+class CaseResult:
+    name: str
+    line: int | None
+    missing: tuple[ExpectedIncident, ...]
+    unexpected: tuple[ActualIncident, ...]
+
+    @property
+    def passed(self) -> bool:
+        return not self.missing and not self.unexpected
+
+    def diff(self) -> list[str]:
+        """``-`` expected but not opened, ``+`` opened but not expected, ``~`` both, differing."""
+        lines: list[str] = []
+        unexpected = list(self.unexpected)
+        for expected in self.missing:
+            near = next((a for a in unexpected
+                         if (a.rule, a.subject) == (expected.rule, expected.subject)), None)
+            if near is None:
+                lines.append(f"- expected, not opened: {expected}")
+                continue
+            unexpected.remove(near)
+            wrong = [f"{n} expected {getattr(expected, n)}, got {getattr(near, n)}"
+                     for n in _OPTIONAL if getattr(expected, n) is not None
+                     and str(getattr(expected, n)) != getattr(near, n)]
+            lines.append(f"~ {expected.rule} for {expected.subject}: {'; '.join(wrong)}")
+        lines.extend(f"+ opened, not expected: {actual}" for actual in unexpected)
+        return lines
+
+
+@dataclass(frozen=True, slots=True)
+class FileResult:
+    path: Path
+    rules: Path
+    cases: tuple[CaseResult, ...]
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.cases)
+
+    @property
+    def failed(self) -> tuple[CaseResult, ...]:
+        return tuple(c for c in self.cases if not c.passed)
+
+    def report(self) -> list[str]:
+        if self.passed:
+            return [f"PASS {self.path} ({len(self.cases)} case(s), rules {self.rules})"]
+        lines = [f"FAIL {self.path}: {len(self.failed)} of {len(self.cases)} case(s) failed "
+                 f"(rules {self.rules})"]
+        for case in self.failed:
+            where = f" (line {case.line})" if case.line else ""
+            lines.append(f"  case '{case.name}'{where}:")
+            lines.extend(f"    {line}" for line in case.diff())
+        return lines
+
+
+def rule_test_files(path: Path) -> list[Path]:
+    """The rule tests under ``path``: a file as given, or a folder's ``tests/`` and
+    ``*.test.yaml`` files (the ones the rule loader skips)."""
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise ConfigError("no such file or folder", file=str(path))
+    root = path.parent if path.name == "tests" else path
+    return sorted(p for p in path.rglob("*")
+                  if p.suffix in RULE_SUFFIXES and is_test_file(p, root))
+
+
+def run_files(paths: Iterable[Path]) -> list[FileResult]:
+    engines: dict[Path, RuleEngine] = {}
+    return [run_file(path, engines) for path in paths]
+
+
+def run_file(path: Path, engines: dict[Path, RuleEngine] | None = None) -> FileResult:
+    """Run one test file; a malformed file or snapshot raises ConfigError (file, line, key)."""
+    data, lines = yamlfile.load(path)
+    try:
+        spec = RuleTestFile.model_validate(data if data is not None else {})
+    except ValidationError as exc:
+        raise yamlfile.config_error(exc, str(path), lines) from None
+    rules = (path.parent / spec.rules) if spec.rules else default_rules(path)
+    engines = {} if engines is None else engines
+    if rules not in engines:
+        engines[rules] = RuleEngine(load_pack(rules))
+    engine = engines[rules]
+    results = []
+    for index, case in enumerate(spec.tests):
+        snapshots = [_snapshot(path, lines, ("tests", index, "snapshots", number),
+                               {**spec.defaults, **record})
+                     for number, record in enumerate(case.snapshots)]
+        actual = [ActualIncident.of(i) for i in replay(engine, snapshots)]
+        missing, unexpected = compare(case.incidents, actual)
+        results.append(CaseResult(case.name, yamlfile.line_of(lines, ("tests", index)),
+                                  missing, unexpected))
+    return FileResult(path, rules, tuple(results))
+
+
+def default_rules(test_file: Path) -> Path:
+    """The pack a test file belongs to: its folder, or the folder its ``tests/`` is in."""
+    folder = test_file.parent
+    return folder.parent if folder.name == "tests" else folder
+
+
+def compare(expected: Iterable[ExpectedIncident], actual: Iterable[ActualIncident],
+            ) -> tuple[tuple[ExpectedIncident, ...], tuple[ActualIncident, ...]]:
+    """(expected but not opened, opened but not expected); each incident meets one expectation."""
+    left = list(actual)
+    missing: list[ExpectedIncident] = []
+    for item in expected:
+        found = next((a for a in left if item.matches(a)), None)
+        if found is None:
+            missing.append(item)
+        else:
+            left.remove(found)
+    return tuple(missing), tuple(left)
+
+
+def _snapshot(path: Path, lines: yamlfile.Lines, where: tuple[str | int, ...],
+              record: dict[str, Any]) -> Snapshot:
+    text = json.dumps(record, default=str)
+    verdict = validate(RawRecord(".".join(map(str, where)), text, record), str(path))
+    if isinstance(verdict, Rejection):
+        field_path = tuple(verdict.field.split(".")) if verdict.field else ()
+        raise ConfigError(f"not a valid snapshot: {verdict.error}", file=str(path),
+                          key=".".join(map(str, (*where, *field_path))),
+                          line=yamlfile.line_of(lines, (*where, *field_path)))
+    return verdict
+
+
+@dataclass
+class _Memory:
+    """What the pipeline keeps in its database, for one case."""
+
+    hashes: dict[str, str] = field(default_factory=dict)
+    incidents: dict[int, Incident] = field(default_factory=dict)
+    assessments: dict[tuple[str, str, str, str], Assessment] = field(default_factory=dict)
+
+    def live(self) -> dict[str, Incident]:
+        return {i.fingerprint: i for i in self.incidents.values() if i.live}
+
+    def months(self, operator: str) -> dict[str, bool]:
+        """Month -> missed by any of the operator's stores (``repository.operators_months``)."""
+        months: dict[str, bool] = {}
+        for a in self.assessments.values():
+            if a.operator == operator:
+                months[a.period] = months.get(a.period, False) or a.missed
+        return months
+
+    def evidence(self, operator: str, months: list[str]) -> list[dict[str, Any]]:
+        """What the operator missed in ``months`` (``repository.month_evidence``)."""
+        missed = sorted((a for a in self.assessments.values()
+                         if a.operator == operator and a.period in months and a.missed),
+                        key=lambda a: (Period.parse(a.period).start, a.store))
+        return [item for a in missed for item in a.evidence]
+
+
+def replay(engine: RuleEngine, snapshots: Iterable[Snapshot], *,
+           settings: Settings | None = None) -> list[Incident]:
+    """Every incident the snapshots open, in its final state, in the order opened."""
+    settings = settings or Settings()
+    now = datetime.now(UTC)
+    memory = _Memory()
+    streaks = any(r.enabled and r.kind == "streak" for r in engine.pack.rules)
+    for snapshot in snapshots:
+        if memory.hashes.get(snapshot.key) == snapshot.content_hash():
+            continue  # an identical restatement is not evaluated again
+        memory.hashes[snapshot.key] = snapshot.content_hash()
+        result = outcome(engine.pack, engine.version, engine.evaluate(snapshot))
+        planner = Planner(engine.pack, engine.version, settings, now, memory.live(),
+                          memory.evidence)
+        planner.outcomes([result])
+        assessment = result.assessment
+        if assessment is not None and streaks:
+            memory.assessments[(assessment.operator, assessment.store, assessment.platform,
+                                assessment.period)] = assessment
+            planner.streaks([assessment], {assessment.operator:
+                                           memory.months(assessment.operator)})
+        for ref, incident in planner.plan.state.items():
+            number = ref if ref > 0 else len(memory.incidents) + 1
+            memory.incidents[number] = incident.model_copy(update={"id": number})
+    return list(memory.incidents.values())
