@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from tests.conftest import ROOT, jsonl, snapshot
 from watcher.cli import app
+from watcher.config import load_settings
 
 runner = CliRunner()
 
@@ -124,3 +125,14 @@ class TestIngestSource:
     def test_an_unknown_source_lists_the_known_ones(self, env: Path):
         code, out = watcher("ingest", "--source", "ebay", "--store", "s", "x.json")
         assert code == 2 and "amazon-spapi" in out
+
+
+class TestReadmeConfiguration:
+    def test_the_configuration_example_in_the_readme_loads(self, tmp_path: Path) -> None:
+        """The README's annotated config is what users copy: it must be a valid config."""
+        text = (ROOT / "README.md").read_text(encoding="utf-8")
+        block = text.split("## Configuration", 1)[1].split("```yaml", 1)[1].split("```", 1)[0]
+        path = tmp_path / "config.yaml"
+        path.write_text(block, encoding="utf-8")
+        settings = load_settings(path, env={"SMTP_PASSWORD": "pw", "WECOM_BOT_KEY": "k" * 20})
+        assert {"compliance-hook", "managers-mail", "team-lead"} <= settings.channel_names()

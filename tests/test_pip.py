@@ -77,3 +77,29 @@ class TestPipRecommendation:
                                      targets={"stockout_rate": 0.05})
                             for p in ("2026-07", "2026-08", "2026-09")])
         assert len(pips(pipeline)) == 1
+
+
+class TestMajorViolation:
+    """A penalty (a major violation) fails the month's assessment whatever the targets say."""
+
+    def test_a_penalty_month_counts_as_missed_towards_a_pip(self, pipeline: Pipeline):
+        penalty = snapshot(store="amz-us-01", period="2026-08", operator="li.wei",
+                           gmv=200000, penalty_count=1, targets={"gmv": 150000})
+        feed(pipeline, month("2026-07", 1), penalty, month("2026-09", 1))
+        [pip] = pips(pipeline)
+        august = [e for e in pip.evidence if e["period"] == "2026-08"]
+        assert august == [{"period": "2026-08", "store": "amz-us-01", "metric": "penalty_count",
+                           "value": 1.0, "target": 0.0, "comparator": None,
+                           "rule": "penalty-received", "major_violation": True}]
+
+    def test_a_penalty_in_a_month_without_targets_still_fails_it(self, pipeline: Pipeline):
+        penalty = snapshot(store="amz-us-01", period="2026-08", operator="li.wei",
+                           penalty_count=2)
+        feed(pipeline, month("2026-07", 1), penalty, month("2026-09", 1))
+        assert len(pips(pipeline)) == 1
+
+    def test_a_month_met_without_violations_breaks_the_streak(self, pipeline: Pipeline):
+        clean = snapshot(store="amz-us-01", period="2026-08", operator="li.wei",
+                         gmv=200000, penalty_count=0, targets={"gmv": 150000})
+        feed(pipeline, month("2026-07", 1), clean, month("2026-09", 1))
+        assert pips(pipeline) == []

@@ -98,6 +98,7 @@ def outcome(pack: RulePack, version: str, verdict: Verdict) -> Outcome:
     firings: list[Firing] = []
     fired: set[tuple[str, str | None]] = set()
     missed: list[str] = []
+    violations: list[dict[str, Any]] = []
     for form in verdict.fired:
         rule = form.rule
         if not rule.enabled:
@@ -108,6 +109,8 @@ def outcome(pack: RulePack, version: str, verdict: Verdict) -> Outcome:
             if (rule.id, None) not in fired and form.condition is not None:
                 fired.add((rule.id, None))
                 firings.append(_firing(rule, version, snap, form.condition, targets))
+                if rule.downgrades_assessment:
+                    violations.append(_violation_evidence(snap, rule, firings[-1]))
         elif rule.kind == "platform_target":
             if (rule.id, form.metric) not in fired:
                 fired.add((rule.id, form.metric))
@@ -115,10 +118,12 @@ def outcome(pack: RulePack, version: str, verdict: Verdict) -> Outcome:
         else:
             missed.append(form.metric)
     assessment = None
-    if snap.operator and snap.period.kind.value == "month" and snap.targets:
-        evidence = {m: _miss_evidence(snap, m) for m in missed}
+    if snap.operator and snap.period.kind.value == "month" and (snap.targets or violations):
+        # A month is assessed when it has targets, or a major violation that fails it
+        # whatever the targets say (kpi-reference §1, indicator 16).
+        evidence = [*{m: _miss_evidence(snap, m) for m in missed}.values(), *violations]
         assessment = Assessment(snap.operator, snap.store, snap.platform, snap.period.text,
-                                bool(evidence), list(evidence.values()))
+                                bool(evidence), evidence)
     return Outcome(snap, pack, firings, frozenset(fired), assessment)
 
 
@@ -182,6 +187,12 @@ def _miss_evidence(snap: Snapshot, metric: str) -> dict[str, Any]:
     return {"period": snap.period.text, "store": snap.store, "metric": metric,
             "value": snap.metrics[metric], "target": target.value,
             "comparator": target.comparator.value if target.comparator else None}
+
+
+def _violation_evidence(snap: Snapshot, rule: Rule, firing: Firing) -> dict[str, Any]:
+    return {"period": snap.period.text, "store": snap.store, "metric": firing.metric,
+            "value": firing.value, "target": firing.threshold, "comparator": None,
+            "rule": rule.id, "major_violation": True}
 
 
 def _platform_firing(rule: Rule, version: str, snap: Snapshot, metric: str) -> Firing:

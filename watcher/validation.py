@@ -126,21 +126,39 @@ def _json_records(text: str) -> Iterator[RawRecord | Rejection]:
 
 
 def _csv_records(text: str) -> Iterator[RawRecord | Rejection]:
-    reader = csv.reader(io.StringIO(text))
+    # newline="": the csv module finds line ends itself (a bare CR is one too).
+    reader = csv.reader(io.StringIO(text, newline=""))
     header: list[str] | None = None
-    for row in reader:
-        if header is None:
-            header = [h.strip() for h in row]
-            continue
-        location = f"line {reader.line_num}"
-        raw = ",".join(row)
-        if not any(cell.strip() for cell in row):
-            continue
-        if len(row) != len(header):
-            yield Rejection("", location, None,
-                            f"has {len(row)} cells; the header has {len(header)}", raw)
-            continue
-        yield RawRecord(location, raw, _csv_row_to_dict(header, row))
+    try:
+        for row in reader:
+            if header is None:
+                header = [h.strip() for h in row]
+                _check_header(header, f"line {reader.line_num}")
+                continue
+            location = f"line {reader.line_num}"
+            raw = ",".join(row)
+            if not any(cell.strip() for cell in row):
+                continue
+            if len(row) != len(header):
+                yield Rejection("", location, None,
+                                f"has {len(row)} cells; the header has {len(header)}", raw)
+                continue
+            yield RawRecord(location, raw, _csv_row_to_dict(header, row))
+    except csv.Error as exc:  # e.g. a cell longer than the csv module's field limit
+        raise InputError(f"not valid CSV: {exc}", location=f"line {reader.line_num}") from None
+
+
+def _check_header(header: list[str], location: str) -> None:
+    """A column named twice, or both ``metrics`` and ``metrics.<id>``, has no one meaning."""
+    repeated = sorted({h for h in header if header.count(h) > 1})
+    if repeated:
+        raise InputError(f"the header names column '{repeated[0]}' more than once",
+                         location=location)
+    grouped = sorted({h.split(".")[0] for h in header if "." in h} & set(header)
+                     & {"metrics", "segment", "targets"})
+    if grouped:
+        raise InputError(f"the header has both '{grouped[0]}' and '{grouped[0]}.<id>' "
+                         "columns; use only the second", location=location)
 
 
 def _csv_row_to_dict(header: list[str], row: list[str]) -> dict[str, Any]:

@@ -88,6 +88,9 @@ class Rule(_Frozen):
     labels: dict[str, str] = Field(default_factory=dict)
     message: dict[str, str]
     enabled: bool = True
+    downgrades_assessment: bool = Field(
+        default=False, description="a major violation: when it fires on a monthly snapshot, "
+                                   "that month's assessment is missed (it counts towards a PIP)")
     compiled: Condition | None = Field(default=None, exclude=True)
 
     @field_validator("condition")
