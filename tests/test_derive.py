@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from watcher import indicators
-from watcher.derive import RATIOS, Ratio, complete, derived_metrics
+from watcher.derive import RATIOS, Ratio, completed, derived_metrics
 from watcher.errors import InputError
 from watcher.period import PeriodKind
 from watcher.snapshot import Snapshot
@@ -95,22 +95,22 @@ class TestDerivedMetrics:
             {"inventory_turnover": 5.0}
 
 
-class TestComplete:
-    def test_a_snapshot_without_counts_comes_back_unchanged(self):
-        original = snap(gmv=1000, dispute_rate=0.01)
-        assert complete(original) is original
+class TestCompleted:
+    def test_metrics_without_counts_come_back_unchanged(self):
+        metrics = {"gmv": 1000.0, "dispute_rate": 0.01}
+        assert completed(metrics, MONTH) is metrics
 
-    def test_counts_that_derive_nothing_leave_the_snapshot_unchanged(self):
-        original = snap(disputes=0, orders=0)
-        assert complete(original) is original
+    def test_counts_that_derive_nothing_leave_the_metrics_unchanged(self):
+        metrics = {"disputes": 0.0, "orders": 0.0}
+        assert completed(metrics, MONTH) is metrics
 
-    def test_derived_rates_join_the_metrics_sent(self):
-        result = complete(snap(disputes=3, orders=100, gmv=5000, gmv_ads=1000))
+    def test_a_snapshot_carries_its_derived_rates_beside_the_metrics_sent(self):
+        result = snap(disputes=3, orders=100, gmv=5000, gmv_ads=1000)
         assert result.metrics == {"disputes": 3, "orders": 100, "gmv": 5000, "gmv_ads": 1000,
                                   "dispute_rate": 0.03, "ad_share_of_gmv": 0.2}
 
     def test_the_period_decides_the_annualisation(self):
-        assert complete(snap("2026-Q3", cogs=3000, average_inventory=3000)).metrics[
+        assert snap("2026-Q3", cogs=3000, average_inventory=3000).metrics[
             "inventory_turnover"] == 4.0
 
 

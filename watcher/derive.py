@@ -30,7 +30,6 @@ from watcher import indicators
 from watcher.errors import InputError
 from watcher.indicators import Unit
 from watcher.period import PeriodKind
-from watcher.snapshot import Snapshot
 
 PER_YEAR: Final[dict[PeriodKind, int]] = {
     PeriodKind.DAY: 365, PeriodKind.MONTH: 12, PeriodKind.QUARTER: 4, PeriodKind.YEAR: 1,
@@ -62,7 +61,7 @@ RATIOS: Final[tuple[Ratio, ...]] = (
     Ratio("dispute_win_rate", "disputes_won", "disputes_closed"),
     Ratio("repurchase_rate", "repeat_buyers", "buyers"),
 )
-_NUMERATORS: Final[frozenset[str]] = frozenset(r.numerator for r in RATIOS)
+NUMERATORS: Final[frozenset[str]] = frozenset(r.numerator for r in RATIOS)
 
 
 def derived_metrics(metrics: Mapping[str, float], period: PeriodKind) -> dict[str, float]:
@@ -89,15 +88,16 @@ def derived_metrics(metrics: Mapping[str, float], period: PeriodKind) -> dict[st
     return derived
 
 
-def complete(snapshot: Snapshot) -> Snapshot:
-    """``snapshot`` with its derivable rates added (the same object when there are none)."""
-    metrics = snapshot.metrics
-    if metrics.keys().isdisjoint(_NUMERATORS):
-        return snapshot  # the common case: a sender of rates pays one set test
-    derived = derived_metrics(metrics, snapshot.period.kind)
-    if not derived:
-        return snapshot
-    return snapshot.model_copy(update={"metrics": {**metrics, **derived}})
+def completed(metrics: dict[str, float], period: PeriodKind) -> dict[str, float]:
+    """``metrics`` with its derivable rates added (the same dict when there are none).
+
+    Called by ``Snapshot`` validation, so every snapshot, from any source, is
+    complete before it is stored or evaluated.
+    """
+    if metrics.keys().isdisjoint(NUMERATORS):
+        return metrics  # the common case: a sender of rates pays one set test
+    derived = derived_metrics(metrics, period)
+    return {**metrics, **derived} if derived else metrics
 
 
 def _is_rate(metric: str) -> bool:

@@ -24,7 +24,8 @@ from pydantic import (
     model_validator,
 )
 
-from watcher import indicators
+from watcher import derive, indicators
+from watcher.errors import InputError
 from watcher.indicators import Unit
 from watcher.period import Period
 
@@ -157,8 +158,11 @@ class Snapshot(BaseModel):
         metrics: dict[str, float] = {}
         for key, raw in value.items():
             metric_id = str(key)
-            if type(raw) is float and math.isfinite(raw):
+            kind = type(raw)
+            if kind is float and math.isfinite(raw):
                 number = raw
+            elif kind is int and -_EXACT < raw < _EXACT:
+                number = float(raw)
             else:
                 number = _number(f"metrics.{metric_id}", raw)
             low, high = _limits(metric_id)
@@ -168,9 +172,18 @@ class Snapshot(BaseModel):
         return metrics
 
     @model_validator(mode="after")
-    def _ranges(self) -> Snapshot:
+    def _complete(self) -> Snapshot:
         for metric_id, target in self.targets.items():
-            _check_range(f"targets.{metric_id}", metric_id, target.value)
+            low, high = _limits(metric_id)
+            if target.value < low or target.value > high:
+                _check_range(f"targets.{metric_id}", metric_id, target.value)
+        try:
+            metrics = derive.completed(self.metrics, self.period.kind)
+        except InputError as exc:
+            raise FieldRangeError(exc.field or "metrics", exc.reason) from None
+        if metrics is not self.metrics:
+            # Still being built: derived rates join before anyone sees the snapshot.
+            object.__setattr__(self, "metrics", metrics)
         return self
 
     @property
@@ -214,6 +227,9 @@ def _number(field: str, value: Any) -> float:
         return parse_number(value)
     except ValueError as exc:
         raise FieldRangeError(field, str(exc)) from None
+
+
+_EXACT = 2**53  # integers a float holds exactly
 
 
 @functools.cache

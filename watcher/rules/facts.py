@@ -43,8 +43,8 @@ def to_fact(snapshot: Snapshot, fact_id: str, segment_keys: frozenset[str]) -> d
     }
     for key in segment_keys:
         fact["s_" + key] = ""
-    for key, value in snapshot.segment.items():
-        fact["s_" + key] = segment_value(value)
+    for key, value in snapshot.segment.items():  # strings arrive lower-cased already
+        fact["s_" + key] = value if type(value) is str else segment_value(value)
     for metric, number in snapshot.metrics.items():
         fact["m_" + metric] = number
     for metric, target in snapshot.targets.items():
