@@ -31,13 +31,15 @@ class Webhook:
     """A real HTTP server on loopback recording each POST as ``{path, headers, json}``.
 
     ``fail`` makes it answer 500 that many times; ``listening=False`` reserves the port
-    without serving yet (a channel that is down), until ``start()``.
+    without serving yet (a channel that is down), until ``start()``; ``delay`` holds
+    each answer that many seconds after the request was recorded (a slow channel).
     """
 
     def __init__(self, *, listening: bool = True) -> None:
         self.port = free_port()
         self.received: list[dict[str, Any]] = []
         self.fail = 0
+        self.delay = 0.0
         self._server: ThreadingHTTPServer | None = None
         if listening:
             self.start()
@@ -59,6 +61,7 @@ class Webhook:
                     payload = body.decode(errors="replace")
                 hook.received.append({"path": self.path, "headers": dict(self.headers),
                                       "json": payload})
+                time.sleep(hook.delay)
                 self.send_response(200)
                 self.end_headers()
                 self.wfile.write(b"{}")
@@ -147,3 +150,14 @@ def running(folder: Path, config: dict[str, Any], *extra: str,
     finally:
         if daemon.proc and daemon.proc.poll() is None:
             daemon.kill()
+
+
+def alerting_config(hook: Webhook) -> dict[str, Any]:
+    """Config sending compliance alerts to ``hook`` (json:// posts the alert itself)."""
+    return {"channels": {"hook": {"urls": [f"json://127.0.0.1:{hook.port}/compliance"]}},
+            "routes": [{"match": {"audience": "compliance"}, "channels": ["hook"]}]}
+
+
+def store_of(notification: dict[str, Any]) -> str:
+    """The store an alert received by the webhook was about."""
+    return str(notification["json"]["alert"]["store"])

@@ -123,4 +123,4 @@ class TestSourcesEndpoint:
         assert client.post("/v1/sources/ebay", params={"store": "s"}, content=b"{}"
                            ).status_code == 404
         missing = client.post("/v1/sources/shopee", content=b"{}")
-        assert missing.status_code == 422 and "store" in missing.text
+        assert missing.status_code == 400 and "store" in missing.text

@@ -110,6 +110,20 @@ class TestRejection:
         assert kept["location"] == "line 2" and '"store": "b"' in kept["raw"]
         assert kept["source"] == "file:x.jsonl"
 
+    def test_a_nul_character_rejects_its_record_and_is_kept_escaped(self, pipeline: Pipeline):
+        """PostgreSQL text cannot hold NUL: from any source, the record is refused by name
+        and the good records beside it go in (a whole batch once failed on it)."""
+        body = jsonl(snapshot(store="a", penalty_count=0),
+                     snapshot(store="b", segment={"category": "app\x00arel"}, gmv=1),
+                     snapshot(store="c", penalty_count=1))
+        report = pipeline.ingest(read_records(body), "drop:x.jsonl").as_dict()
+        assert (report["accepted"], report["rejected"]) == (2, 1)
+        [error] = report["errors"]
+        assert (error["location"], error["field"]) == ("line 2", "segment.category")
+        with pipeline.db.engine.connect() as conn:
+            [kept] = repo.list_rejections(conn)
+        assert "\\u0000" in kept["raw"] and "\x00" not in kept["raw"]
+
 
 class TestOutbox:
     def test_an_opened_incident_is_queued_in_the_same_transaction(self, pipeline: Pipeline):

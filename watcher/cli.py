@@ -25,8 +25,7 @@ from watcher.redact import redact_text
 from watcher.rules.loader import load_pack
 from watcher.runtime import Runtime
 from watcher.silences import Silence, parse_matchers
-from watcher.sources import get_source
-from watcher.sources import records as source_records
+from watcher.sources import catalog_for
 from watcher.store import open_database
 from watcher.store import repository as repo
 from watcher.store.database import utcnow
@@ -129,16 +128,19 @@ def ingest(files: Annotated[list[Path], typer.Argument(help="JSON, JSON Lines or
            = Format.AUTO,
            output: FormatOpt = OutputFormat.TABLE,
            source: Annotated[str | None, typer.Option(
-               help="Platform payload: amazon-spapi, shopee, tiktokshop, lingxing")] = None,
+               help="Platform payload (amazon-spapi, shopee, tiktokshop, lingxing) or a "
+                    "column mapping's name (mappings/*.yaml)")] = None,
            store: Annotated[str | None, typer.Option(help="Store id (with --source)")] = None,
            operator: Annotated[str | None, typer.Option(help="Operator (with --source)")] = None,
            ) -> None:
     """Ingest files through the same pipeline as the daemon; exit 1 if any record was rejected."""
-    if source and not store:
-        _fail("--source needs --store (platform payloads do not name our store ids)")
-    if source:
-        get_source(source)  # an unknown name fails before anything is read
-    runtime = Runtime.open(_settings(config))
+    settings = _settings(config)
+    sources = catalog_for(settings) if source else None
+    if source and sources is not None:
+        sources.check(source)  # an unknown name fails before anything is read
+        if not store and sources.needs_store(source):
+            _fail("--source needs --store (platform payloads do not name our store ids)")
+    runtime = Runtime.open(settings)
     total: dict[str, Any] = {"files": []}
     any_rejected = False
     for path in files:
@@ -147,8 +149,8 @@ def ingest(files: Annotated[list[Path], typer.Argument(help="JSON, JSON Lines or
             if len(content) > runtime.settings.max_body_bytes:
                 _fail(f"{path}: file is {len(content)} bytes; the limit is "
                       f"{runtime.settings.max_body_bytes}")
-            if source and store:
-                records: Iterable[RawRecord | Rejection] = source_records(
+            if source and sources is not None:
+                records: Iterable[RawRecord | Rejection] = sources.records(
                     source, content, store=store, operator=operator)
             else:
                 records = read_records(content, fmt if fmt is not Format.AUTO
@@ -339,6 +341,56 @@ def rules_backtest(
         typer.echo(f"  + would open: {item['rule']} for {item['subject']}")
     for item in data["recorded_not_reproduced"]:
         typer.echo(f"  - would not open: {item['rule']} for {item['subject']}")
+
+
+class CardFormat(StrEnum):
+    TABLE = "table"
+    JSON = "json"
+    HTML = "html"
+
+
+@app.command()
+def scorecard(
+    period: Annotated[str, typer.Option("--period", "-p", help="2026-10, 2026-Q3 or 2026")],
+    operator: Annotated[str | None, typer.Argument(help="The operator (or --team)")] = None,
+    team: Annotated[bool, typer.Option(
+        "--team", help="Every operator with data in the period, one row each")] = False,
+    config: ConfigOpt = None,
+    output: Annotated[CardFormat, typer.Option("--format", "-f")] = CardFormat.TABLE,
+) -> None:
+    """An operator's scorecard for a month, quarter or year, or the team's (--team);
+    --format html writes a printable page."""
+    from watcher.errors import InputError
+    from watcher.scorecard import TeamRow, card_period, operator_card, team_cards
+    from watcher.scorecard_report import card_text, html_page, team_text
+    from watcher.targets import load_optional
+
+    if (operator is None) != team:
+        _fail("give an OPERATOR or --team (not both)")
+    try:
+        chosen = card_period(period)
+    except InputError as exc:
+        _fail(f"--period: {exc.reason}")
+        return
+    settings = _settings(config)
+    pack, book = load_pack(Path(settings.rules)), load_optional(settings.targets)
+    with open_database(settings.database_url).engine.connect() as conn:
+        if operator is None:
+            cards = team_cards(conn, chosen, pack, book, settings.scorecard)
+        else:
+            card = operator_card(conn, operator, chosen, pack, book, settings.scorecard)
+            if card is None:
+                _fail(f"operator '{operator}' has no snapshots in {chosen}", 1)
+                return
+            cards = [card]
+    if output is CardFormat.HTML:
+        title = f"Scorecards {chosen}" if team else f"Scorecard {operator} {chosen}"
+        typer.echo(html_page(title, cards))
+    elif output is CardFormat.JSON:
+        _print_json([TeamRow.of(c).model_dump(mode="json") for c in cards] if team
+                    else cards[0].model_dump(mode="json"))
+    else:
+        typer.echo(team_text(cards) if team else card_text(cards[0]))
 
 
 @db_app.command("upgrade")

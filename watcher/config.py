@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -22,6 +22,7 @@ from pydantic import (
 
 from watcher import yamlfile
 from watcher.errors import ConfigError
+from watcher.weights import ScorecardSettings
 
 MATCH_KEYS = ("audience", "severity", "rule", "platform", "store", "operator", "team")
 
@@ -111,6 +112,53 @@ class Inhibition(BaseModel):
                         for k in self.equal))
 
 
+class NatsSettings(BaseModel):
+    """The NATS JetStream source (``nats:`` in the config file; absent: off).
+
+    Replicas that share ``durable`` share one pull consumer, so each message goes
+    to one of them. ``max_deliver`` is counted by kpi-watch, not the server: a
+    message is only dropped once its failure is written to the rejected log.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    url: str = "nats://127.0.0.1:4222"
+    stream: str = Field(default="KPI_SNAPSHOTS", pattern=r"^[A-Za-z0-9_-]{1,100}$")
+    subject: str = Field(default="kpi.snapshots.>",
+                         pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.>$",
+                         description="the stream's subjects: <prefix>.> where messages are "
+                                     "published on <prefix>.<platform>.<store>")
+    durable: str = Field(default="kpi-watch", pattern=r"^[A-Za-z0-9_-]{1,100}$")
+    max_deliver: int = Field(default=5, ge=1, le=1000)
+    batch: int = Field(default=100, ge=1, le=10_000)
+    ack_wait: Duration = 30.0
+    retry_delay: Duration = 5.0
+
+
+class PollerSettings(BaseModel):
+    """``pollers.<name>``: fetch one store from a platform API on a schedule (off unless listed).
+
+    ``credentials`` values are ``${ENV}`` references; they are filled in, and
+    registered for masking, when the poller is built (watcher/sources/poll.py),
+    so Settings never holds a secret.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    source: Literal["shopee", "amazon-spapi"]
+    store: str = Field(min_length=1, max_length=200)
+    operator: str | None = None
+    every: Duration = 3600.0
+    enabled: bool = True
+    base_url: str | None = Field(default=None, pattern=r"^https?://",
+                                 description="API host (default: the production host)")
+    token_url: str | None = Field(default=None, pattern=r"^https?://",
+                                  description="Amazon: the LWA token endpoint")
+    marketplaces: tuple[str, ...] = Field(default=(), description="Amazon marketplace ids")
+    report_timeout: Duration = Field(default=600.0, description="Amazon: report wait limit")
+    credentials: dict[str, str] = Field(default_factory=dict)
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -131,12 +179,23 @@ class Settings(BaseModel):
     default_channels: tuple[str, ...] = ("console",)
     templates: Path | None = Field(
         default=None, description="message templates folder (default: channels/templates)")
+    targets: Path | None = Field(
+        default=None, description="targets file (docs/scorecards.md); reloaded on change")
+    scorecard: ScorecardSettings = Field(default_factory=ScorecardSettings)
     max_body_bytes: int = Field(default=20_000_000, gt=0)
     batch_size: int = Field(default=500, ge=1, le=10_000)
     dispatch_poll_seconds: float = Field(default=0.5, gt=0)
     timers_poll_seconds: float = Field(default=30.0, gt=0)
     retry_base_seconds: float = Field(default=5.0, gt=0)
     retry_max_seconds: float = Field(default=600.0, gt=0)
+    claim_lease_seconds: float = Field(
+        default=120.0, gt=0, description="a replica that dies holding a claimed "
+                                         "notification loses it after this long")
+    nats: NatsSettings | None = None
+    mappings: Path | None = Field(
+        default=Path("mappings"), description="column-mapping files for ERP exports")
+    pollers: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")],
+                  PollerSettings] = Field(default_factory=dict)
     config_file: Path | None = None
 
     def channel_names(self) -> set[str]:
@@ -159,12 +218,14 @@ def load_settings(config_file: Path | str | None = None,
             raise ConfigError("a config file is a YAML mapping", file=str(path), line=1)
         data = dict(loaded)
         base = path.parent
-        for key in ("rules", "drop_folder", "templates"):
+        for key in ("rules", "drop_folder", "templates", "targets", "mappings"):
             if isinstance(data.get(key), str) and not Path(data[key]).is_absolute():
                 data[key] = str(base / data[key])
         data["config_file"] = str(path)
     if env.get("WATCHER_DATABASE_URL"):
         data["database_url"] = env["WATCHER_DATABASE_URL"]
+    if env.get("WATCHER_NATS_URL") and isinstance(data.get("nats"), dict):
+        data["nats"] = {**data["nats"], "url": env["WATCHER_NATS_URL"]}  # may hold a secret
     data.update({k: v for k, v in overrides.items() if v is not None})
     try:
         settings = Settings.model_validate(data)

@@ -33,7 +33,6 @@ from watcher.store.database import utcnow
 
 log = structlog.get_logger(__name__)
 
-LEASE = timedelta(minutes=2)
 COMPLAIN_AFTER = 3  # attempts after which a failing channel is logged as an error
 
 
@@ -80,7 +79,8 @@ class Dispatcher:
         """Claim what is due, send it per channel in parallel, record outcomes."""
         now = self.clock()
         with self.db.engine.begin() as conn:
-            claimed = repo.claim_due(conn, now, self.worker_id, now + LEASE)
+            claimed = repo.claim_due(conn, now, self.worker_id, now + timedelta(
+                seconds=self.settings.claim_lease_seconds))
         by_channel: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for row in claimed:
             by_channel[row["channel"]].append(row)

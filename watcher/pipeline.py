@@ -17,7 +17,7 @@ from typing import Any
 
 import structlog
 from sqlalchemy import Connection
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from watcher.apply import Planner, write
 from watcher.config import Settings
@@ -34,10 +34,12 @@ from watcher.rules.engine import RuleEngine
 from watcher.snapshot import Snapshot
 from watcher.store import repository as repo
 from watcher.store.database import Database, utcnow
+from watcher.targets import TargetBook, load_optional
 from watcher.validation import RawRecord, Rejection, validate
 
 log = structlog.get_logger(__name__)
 RACE_RETRIES = 5
+DEADLOCK = "40P01"  # PostgreSQL's SQLSTATE for a deadlock it broke
 
 
 @dataclass
@@ -66,15 +68,23 @@ class IngestReport:
 
 class Pipeline:
     def __init__(self, db: Database, engine: RuleEngine, settings: Settings, *,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+                 clock: Callable[[], datetime] = utcnow,
+                 targets: TargetBook | None = None) -> None:
         self.db = db
         self.engine = engine
         self.settings = settings
         self.clock = clock
+        # the targets file fills targets a snapshot does not send, for evaluation only:
+        # the store keeps the snapshot as sent
+        self.targets = load_optional(settings.targets) if targets is None else targets
 
     def use_engine(self, engine: RuleEngine) -> None:
         """Swap in a reloaded rule pack; the next batch is evaluated with it."""
         self.engine = engine
+
+    def use_targets(self, targets: TargetBook) -> None:
+        """Swap in a reloaded targets file; the next batch is evaluated with it."""
+        self.targets = targets
 
     def ingest(self, records: Iterable[RawRecord | Rejection], source: str) -> IngestReport:
         report = IngestReport()
@@ -109,12 +119,14 @@ class Pipeline:
                 source: str) -> IngestReport:
         """Commit a batch; a race with another replica on the same snapshot key or
         incident fingerprint (a unique constraint) is retried, and the retry sees
-        the winner's rows: a restatement, an incident already live."""
+        the winner's rows: a restatement, an incident already live. So is a deadlock
+        between two replicas' batches (PostgreSQL aborts one of them)."""
         for attempt in range(1, RACE_RETRIES + 1):
             try:
                 return self._commit_once(batch, rejected, source)
-            except IntegrityError:
-                if attempt == RACE_RETRIES:
+            except (IntegrityError, OperationalError) as exc:
+                deadlock = getattr(exc.orig, "sqlstate", None) == DEADLOCK
+                if attempt == RACE_RETRIES or not (isinstance(exc, IntegrityError) or deadlock):
                     raise
                 log.info("batch_race_retry", attempt=attempt, source=source)
         raise AssertionError("unreachable")
@@ -122,24 +134,35 @@ class Pipeline:
     def _commit_once(self, batch: list[tuple[Snapshot, str]], rejected: list[Rejection],
                      source: str) -> IngestReport:
         now = self.clock()
+        targets = self.targets
         report = IngestReport(rejected=list(rejected))
         latest: dict[str, tuple[Snapshot, str]] = {}
         for snapshot, raw in batch:
-            latest[snapshot.key] = (snapshot, raw)  # the last statement in a batch wins
+            held = latest.get(snapshot.key)
+            if held is None or not observed_before(snapshot, held[0].observed_at):
+                latest[snapshot.key] = (snapshot, raw)  # the last statement in a batch wins
         with self.db.engine.begin() as conn:
             repo.insert_rejections(conn, rejected, now)
-            known = repo.snapshot_state(conn, list(latest))
+            known = repo.snapshot_state(conn, list(latest), lock=True)
             fresh, restated, evaluate = [], [], []
+            later: dict[str, datetime] = {}
             for key, (snapshot, raw) in latest.items():
                 row = repo.snapshot_row(snapshot, raw, source, now)
                 if key not in known:
                     fresh.append(row)
+                elif observed_before(snapshot, known[key][3]):
+                    report.unchanged += 1  # late: a statement observed after it is stored
+                    continue
                 elif known[key][1] == row["content_hash"]:
                     report.unchanged += 1
+                    observed = snapshot.observed_at
+                    if observed is not None and observed != known[key][3]:
+                        later[key] = observed
                     continue
                 else:
                     restated.append(row)
-                evaluate.append(snapshot)
+                evaluate.append(targets.fill(snapshot))
+            repo.advance_observed(conn, later)
             repo.insert_snapshots(conn, fresh)
             repo.restate_snapshots(conn, restated)
             report.accepted = len(batch)
@@ -167,6 +190,8 @@ class Pipeline:
         pack = self.engine.pack
         assessed = [o.assessment for o in outcomes if o.assessment is not None]
         streak_rules = [r.id for r in pack.rules if r.enabled and r.kind == "streak"]
+        if assessed and streak_rules:  # before reading what is live: see lock_operators
+            repo.lock_operators(conn, [a.operator for a in assessed])
         subjects = {o.snapshot.store for o in outcomes}
         subjects |= {o.snapshot.operator for o in outcomes if o.snapshot.operator}
         recent = {}
@@ -190,6 +215,14 @@ class Pipeline:
         write(conn, planner.plan, self.settings, now)
         report.opened += planner.plan.opened
         report.resolved += planner.plan.resolved
+
+
+def observed_before(snapshot: Snapshot, other: datetime | None) -> bool:
+    """A statement observed before ``other``: it arrived late (a redelivery, a slow
+    replica) and must not replace what was observed after it. Without both
+    times, arrival order decides."""
+    return snapshot.observed_at is not None and other is not None \
+        and snapshot.observed_at < other
 
 
 def _assessment_row(a: Assessment, now: datetime) -> dict[str, Any]:

@@ -149,7 +149,12 @@ def _csv_records(text: str) -> Iterator[RawRecord | Rejection]:
 
 
 def _check_header(header: list[str], location: str) -> None:
-    """A column named twice, or both ``metrics`` and ``metrics.<id>``, has no one meaning."""
+    """A column named twice, or both ``metrics`` and ``metrics.<id>``, has no one meaning;
+    a NUL in a name would reach the store as a key (rows are checked in ``validate``)."""
+    for index, name in enumerate(header, start=1):
+        if "\x00" in name:
+            raise InputError(f"the header's column {index} contains a NUL character "
+                             "(\\u0000)", location=location)
     repeated = sorted({h for h in header if header.count(h) > 1})
     if repeated:
         raise InputError(f"the header names column '{repeated[0]}' more than once",
@@ -186,16 +191,39 @@ def _csv_row_to_dict(header: list[str], row: list[str]) -> dict[str, Any]:
     return record
 
 
+NUL_ERROR = "contains a NUL character (\\u0000), which cannot be stored"
+
+
 def validate(raw: RawRecord, source: str = "") -> Snapshot | Rejection:
     """One raw record to a snapshot, or a rejection naming the first bad field."""
     if not isinstance(raw.data, dict):
         return Rejection(source, raw.location, None,
                          f"a snapshot is a JSON object, got {type(raw.data).__name__}", raw.text)
+    if "\x00" in raw.text or "\\u0000" in raw.text:  # cheap test first: this is rare
+        field = nul_field(raw.data)
+        if field is not None:  # PostgreSQL text cannot hold it
+            return Rejection(source, raw.location, field, f"{field}: {NUL_ERROR}", raw.text)
     try:
         return Snapshot.model_validate(raw.data)
     except ValidationError as exc:
         field, message = _describe(exc)
         return Rejection(source, raw.location, field, message, raw.text)
+
+
+def nul_field(value: Any, path: str = "") -> str | None:
+    """The dotted field of the first key or string holding a NUL character, if any."""
+    if isinstance(value, str):
+        return (path or "record") if "\x00" in value else None
+    items = value.items() if isinstance(value, dict) else (
+        enumerate(value) if isinstance(value, list) else ())
+    for key, item in items:
+        here = f"{path}.{key}" if path else str(key)
+        if "\x00" in here:
+            return here.replace("\x00", "\\u0000")
+        found = nul_field(item, here)
+        if found:
+            return found
+    return None
 
 
 def _describe(exc: ValidationError) -> tuple[str | None, str]:

@@ -42,7 +42,10 @@ def loads(text: str, name: str) -> tuple[Any, Lines]:
     try:
         return _build(node, (), lines), lines
     except yaml.YAMLError as exc:
-        raise ConfigError(f"not valid YAML: {exc}", file=name) from None
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"not valid YAML: {problem}", file=name,
+                          line=mark.line + 1 if mark is not None else None) from None
 
 
 def _build(node: yaml.Node, path: tuple[str | int, ...], lines: Lines) -> Any:
@@ -51,6 +54,10 @@ def _build(node: yaml.Node, path: tuple[str | int, ...], lines: Lines) -> Any:
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             key = _scalar(key_node)
+            if isinstance(key, list | dict):  # YAML allows "? [a, b]: ..." keys; we do not
+                raise yaml.constructor.ConstructorError(
+                    None, None, "a key must be a plain value, not a list or a mapping",
+                    key_node.start_mark)
             result[key] = _build(value_node, (*path, str(key)), lines)
             lines[(*path, str(key))] = key_node.start_mark.line + 1
         return result

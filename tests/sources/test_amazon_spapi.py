@@ -56,7 +56,7 @@ class TestAmazonSpApiSource:
                 "pre_fulfillment_cancellation_rate": 0.0077, "valid_tracking_rate": 0.9769,
                 "on_time_delivery_rate": 0.9239, "listing_policy_violation_count": 1,
                 "ip_complaint_count": 0, "policy_violation_count": 1,
-                "account_warning_count": 0,
+                "account_warning_count": 0, "penalty_count": 0,
             },
             "targets": {
                 "order_defect_rate_afn": {"value": 0.01, "comparator": LT},
@@ -73,7 +73,7 @@ class TestAmazonSpApiSource:
         assert ca == {
             "store": "amz-01-ca", "platform": "amazon", "period": "2026-10-28",
             "operator": "li.wei", "observed_at": OBSERVED, "segment": {"marketplace": "ca"},
-            "metrics": {**CLEAN, "late_shipment_rate": 0.0125},
+            "metrics": {**CLEAN, "late_shipment_rate": 0.0125, "penalty_count": 0},
             "targets": {"late_shipment_rate": {"value": 0.04, "comparator": LT}},
         }
 
@@ -89,7 +89,7 @@ class TestAmazonSpApiSource:
                 "unit_on_time_delivery_rate": 0.91, "invoice_defect_rate": 0.012,
                 "safety_complaint_count": 2, "other_policy_violation_count": 1,
                 "policy_violation_count": 3, "document_request_count": 3,
-                "account_warning_count": 1,
+                "account_warning_count": 1, "penalty_count": 2,
             },
             "targets": {
                 "order_defect_rate_afn": {"value": 0.01, "comparator": LT},
@@ -118,7 +118,7 @@ class TestAmazonSpApiSource:
         warnings = [{"warningType": "a", "status": "BAD"}, {"warningType": "b", "status": "NONE"},
                     {"warningType": "c", "status": "bad"}]
         [snap] = parse(one_marketplace({spelling: warnings}))
-        assert snap["metrics"] == {"account_warning_count": 2}
+        assert snap["metrics"] == {"account_warning_count": 2, "penalty_count": 2}
 
     @pytest.mark.parametrize("spelling", ["documentRequests", "documentRequest"])
     def test_document_requests_are_counted_apart_from_violations(self, spelling: str):
@@ -139,7 +139,22 @@ class TestAmazonSpApiSource:
 
     def test_normal_status_sets_every_flag_to_zero(self):
         [snap] = parse(one_marketplace({}, "NORMAL"))
-        assert snap["metrics"] == CLEAN
+        assert snap["metrics"] == {**CLEAN, "penalty_count": 0}
+
+    @pytest.mark.parametrize(("status", "warnings", "penalties"), [
+        ("DEACTIVATED", [], 1), ("SUSPENDED", [{"warningType": "x", "status": "BAD"}], 2),
+        ("AT_RISK", [], 0), ("NORMAL", [{"warningType": "x", "status": "NONE"}], 0),
+    ])
+    def test_penalty_count_is_a_deactivation_or_suspension_plus_bad_warnings(
+            self, status: str, warnings: list[dict[str, str]], penalties: int):
+        [snap] = parse(one_marketplace({"warningStates": warnings}, status))
+        assert snap["metrics"]["penalty_count"] == penalties
+
+    def test_policy_violations_alone_are_not_penalties(self):
+        block = {"defectsCount": 3, "targetValue": 0, "targetCondition": "EQUALS"}
+        [snap] = parse(one_marketplace({"listingPolicyViolations": block}))
+        assert snap["metrics"]["policy_violation_count"] == 3
+        assert "penalty_count" not in snap["metrics"]  # no status, no warnings: not stated
 
     def test_a_marketplace_with_only_a_status_is_dated_by_the_rest_of_the_report(self):
         report = {"accountStatuses": [{"marketplaceId": "A1F83G8C2ARO7P", "status": "AT_RISK"}],
@@ -148,7 +163,7 @@ class TestAmazonSpApiSource:
         de, uk = parse(as_bytes(report))
         assert (de["store"], de["period"]) == ("amz-01-de", "2026-10-30")
         assert (uk["store"], uk["period"]) == ("amz-01-uk", "2026-10-30")
-        assert uk["metrics"] == {**CLEAN, "account_at_risk": 1}
+        assert uk["metrics"] == {**CLEAN, "account_at_risk": 1, "penalty_count": 0}
 
     def test_without_any_reporting_date_the_period_is_the_current_utc_day(self):
         [snap] = parse(one_marketplace({}, "NORMAL"))

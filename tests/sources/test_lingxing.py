@@ -47,7 +47,7 @@ class TestLingxingSource:
                 "safety_complaint_count": 0, "food_product_safety_issue_count": 0,
                 "restricted_product_violation_count": 0, "other_policy_violation_count": 0,
                 "review_policy_violation_count": 0, "policy_warning_count": 3,
-                "ahr_score": 236,
+                "penalty_count": 3, "ahr_score": 236,
             },
             "targets": {
                 "order_defect_rate_afn": {"value": 0.01, "comparator": LT},

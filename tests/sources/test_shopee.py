@@ -46,7 +46,8 @@ PERFORMANCE_TARGETS = {
     "chat_response_rate": {"value": 0.7, "comparator": ">="},
     "shop_rating": {"value": 4.5, "comparator": ">="},
 }
-PENALTY = {"penalty_points": 3, "ongoing_punishment_count": 1, "punishment_tier_max": 1}
+PENALTY = {"penalty_points": 3, "ongoing_punishment_count": 1, "punishment_tier_max": 1,
+           "penalty_count": 1}
 
 
 class TestShopeeSource:
@@ -72,7 +73,17 @@ class TestShopeeSource:
     def test_no_punishment_is_zero_count_and_tier_zero(self):
         [snap] = parse(fixture("shopee-shop-penalty-none.json"))
         assert snap["metrics"] == {"penalty_points": 0, "ongoing_punishment_count": 0,
-                                   "punishment_tier_max": 0}
+                                   "punishment_tier_max": 0, "penalty_count": 0}
+
+    def test_each_ongoing_punishment_is_a_penalty_and_points_alone_are_not(self):
+        penalty = {"request_id": "r", "error": "", "message": "", "response": {
+            "penalty_points": {"overall_penalty_points": 5},
+            "ongoing_punishment": [{"punishment_tier": 2}, {"punishment_tier": 3}]}}
+        points_only = {**penalty, "response": {"penalty_points": {"overall_penalty_points": 5}}}
+        [both] = parse(as_bytes(penalty))
+        [points] = parse(as_bytes(points_only))
+        assert both["metrics"]["penalty_count"] == 2
+        assert "penalty_count" not in points["metrics"]  # no punishment list: not stated
 
     def test_both_answers_in_one_array_make_one_snapshot(self):
         both = [fixture_json("shopee-get-shop-performance.json"),

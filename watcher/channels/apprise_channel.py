@@ -238,7 +238,9 @@ class AppriseChannel(Channel):
                  remember: int = 1024) -> None:
         super().__init__(defn)
         self.renderer = renderer or Renderer()
-        asset = apprise.AppriseAsset(language="en", app_id=APP, app_desc=APP)
+        # async_mode off: each Target holds one URL, and apprise's parallel mode would
+        # start a thread pool for every single send (it dominated a profile at 200/s).
+        asset = apprise.AppriseAsset(language="en", app_id=APP, app_desc=APP, async_mode=False)
         self.targets = [Target(url, defn.format, asset=asset, throttle_seconds=throttle_seconds,
                                file=file, key=f"channels.{defn.name}.urls.{index}")
                         for index, url in enumerate(defn.revealed_urls())]

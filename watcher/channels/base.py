@@ -177,7 +177,7 @@ class ChannelDef(BaseModel):
         if not isinstance(urls, list | tuple):
             raise ConfigError("'urls' is a list of apprise URLs", file=file,
                               key=f"channels.{name}.urls")
-        raw["urls"] = [_substitute(u, env, file=file, key=f"channels.{name}.urls.{i}")
+        raw["urls"] = [substitute_env(u, env, file=file, key=f"channels.{name}.urls.{i}")
                        if isinstance(u, str) else u for i, u in enumerate(urls)]
         try:
             return cls.model_validate({**raw, "name": name})
@@ -188,7 +188,7 @@ class ChannelDef(BaseModel):
                               key=f"channels.{name}" + (f".{where}" if where else "")) from None
 
 
-def _substitute(url: str, env: Mapping[str, str], *, file: str | None, key: str) -> str:
+def substitute_env(url: str, env: Mapping[str, str], *, file: str | None, key: str) -> str:
     def value(match: re.Match[str]) -> str:
         if match.group(0) == "$$":
             return "$"

@@ -2,7 +2,8 @@
 
 Canonical snapshots (JSON, JSON Lines, CSV) go at the top; a platform payload
 goes in ``<source>/<store>/`` (e.g. ``amazon-spapi/amz-us-01/report.json``),
-since platform reports do not name our store ids. A file lands in
+since platform reports do not name our store ids. An ERP export read by a
+column mapping with a store column may also go straight in ``<source>/``. A file lands in
 ``processed/`` when at least one record was accepted, or in ``rejected/`` when
 none was; either way an ``.error.json`` beside it lists the rejected records.
 Hidden files and ``*.part``/``*.tmp`` are still being written and are left
@@ -22,8 +23,7 @@ import structlog
 
 from watcher.errors import InputError
 from watcher.pipeline import IngestReport
-from watcher.sources import SOURCES
-from watcher.sources import records as source_records
+from watcher.sources import BUILTIN, Catalog
 from watcher.validation import RawRecord, Rejection, format_for_name, read_records
 
 log = structlog.get_logger(__name__)
@@ -33,23 +33,29 @@ INCOMPLETE = (".part", ".tmp", ".partial", ".crdownload")
 
 
 class DropFolder:
-    def __init__(self, folder: Path, ingest: Ingest, *, max_bytes: int) -> None:
+    def __init__(self, folder: Path, ingest: Ingest, *, max_bytes: int,
+                 sources: Catalog = BUILTIN) -> None:
         self.folder = folder
         self.ingest = ingest
         self.max_bytes = max_bytes
+        self.sources = sources
         self._sizes: dict[Path, int] = {}
         for name in ("processed", "rejected"):
             (folder / name).mkdir(parents=True, exist_ok=True)
-        for source in SOURCES:
+        for source in sources.names():
             (folder / source).mkdir(exist_ok=True)
 
     def candidates(self) -> list[Path]:
+        """Top-level files, ``<source>/<store>/`` files, and ``<source>/`` files of a column
+        mapping that reads the store from its own column."""
         found = [p for p in sorted(self.folder.iterdir()) if p.is_file()]
-        for source in SOURCES:
+        for source in self.sources.names():
             base = self.folder / source
             if base.is_dir():
                 found += sorted(p for store in base.iterdir() if store.is_dir()
                                 for p in store.iterdir() if p.is_file())
+                if not self.sources.needs_store(source):
+                    found += sorted(p for p in base.iterdir() if p.is_file())
         return [p for p in found if not p.name.startswith(".") and p.suffix not in INCOMPLETE]
 
     def ready_files(self) -> list[Path]:
@@ -80,10 +86,10 @@ class DropFolder:
                 raise InputError(f"file is {path.stat().st_size} bytes; the limit is "
                                  f"{self.max_bytes}", location=path.name)
             content = path.read_bytes()
-            if len(relative.parts) == 3:
-                platform, store = relative.parts[0], relative.parts[1]
-                records: Iterable[RawRecord | Rejection] = source_records(
-                    platform, content, store=store)
+            if len(relative.parts) > 1:
+                store = relative.parts[1] if len(relative.parts) == 3 else None
+                records: Iterable[RawRecord | Rejection] = self.sources.records(
+                    relative.parts[0], content, store=store)
             else:
                 records = read_records(content, format_for_name(path.name))
             report = self.ingest(records, source)

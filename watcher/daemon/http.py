@@ -1,4 +1,4 @@
-"""HTTP API (FastAPI): ingestion, incidents and health.
+"""HTTP API (FastAPI): ingestion, incidents, silences, rules, health, and the web page.
 
 Every engine call runs on the daemon's single engine thread (``submit``);
 handlers only parse, wait and answer, so a slow batch never blocks the loop.
@@ -7,27 +7,50 @@ handlers only parse, wait and answer, so a slow batch never blocks the loop.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
+import structlog
+from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from watcher.actions import ActionKind, act
 from watcher.auth import Authenticator, Role, bearer
+from watcher.daemon.schemas import (
+    MAX_ID,
+    MAX_OFFSET,
+    NO_NUL,
+    PERIOD,
+    SNAPSHOTS_BODY,
+    Name,
+    RulesOut,
+    SilenceIn,
+    SilenceOut,
+    SnapshotOut,
+)
+from watcher.daemon.scorecards import scorecard_router
 from watcher.errors import InputError, InputTooLarge, InvalidTransition, NotFound, WatcherError
 from watcher.incidents import Incident
 from watcher.observability import REGISTRY, watch_store
 from watcher.pipeline import IngestReport
 from watcher.runtime import Runtime
-from watcher.sources import SOURCES
-from watcher.sources import records as source_records
+from watcher.silences import Silence
+from watcher.sources import Catalog, catalog_for
 from watcher.store import repository as repo
+from watcher.store.database import utcnow
 from watcher.validation import Format, RawRecord, Rejection, read_records
+from watcher.web.pages import page_router
 
+log = structlog.get_logger(__name__)
 Submit = Callable[..., Awaitable[Any]]
+Filter = Annotated[str | None, Query(max_length=200, pattern=NO_NUL)]
+Id = Annotated[int, Path(ge=1, le=MAX_ID)]
+Limit = Annotated[int, Query(ge=1, le=1000)]
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
 
 
 class IngestResult(BaseModel):
@@ -80,22 +103,38 @@ class IncidentDetail(IncidentOut):
 
 
 class Action(BaseModel):
-    by: str = Field(min_length=1, max_length=200)
-    note: str | None = Field(default=None, max_length=5000)
+    by: Name
+    note: str | None = Field(default=None, max_length=5000, pattern=NO_NUL)
 
 
 def incident_json(incident: Incident) -> dict[str, Any]:
     return IncidentOut.model_validate(incident.model_dump()).model_dump(mode="json")
 
 
+RETRY_AFTER_SECONDS = 5
+DATABASE_DOWN = (OperationalError, InterfaceError, PoolTimeout)
+
+
+def database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+    """The database is down or restarting: a retryable 503, neither a 200 (nothing
+    may have been stored) nor a 500 (nothing is broken that a retry will not fix)."""
+    log.warning("database_unavailable", error=type(exc).__name__)
+    return JSONResponse({"detail": "the database is unavailable; retry later (sending the "
+                                   "same snapshots again is safe)"},
+                        status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
 def create_app(runtime: Runtime, submit: Submit,
-               wake_dispatcher: Callable[[], None] = lambda: None) -> FastAPI:
+               wake_dispatcher: Callable[[], None] = lambda: None,
+               sources: Catalog | None = None) -> FastAPI:
     app = FastAPI(title="kpi-watch", version="0.1.0",
                   description="KPI snapshots in, rule incidents with a timeline out. "
                               "Send `Authorization: Bearer <token>` (see `watcher tokens`).")
     db = runtime.db
     auth = Authenticator(db, runtime.settings.host)
     app.state.auth = auth
+    for error in DATABASE_DOWN:
+        app.add_exception_handler(error, database_unavailable)
 
     def require(role: Role) -> Any:
         def check(authorization: Annotated[str | None, Header()] = None) -> None:
@@ -117,6 +156,7 @@ def create_app(runtime: Runtime, submit: Submit,
     ingest, viewer, responder = require(Role.INGEST), require(Role.VIEWER), require(
         Role.RESPONDER)
     max_bytes = runtime.settings.max_body_bytes
+    catalog = sources if sources is not None else catalog_for(runtime.settings)
 
     watch_store(db)
 
@@ -136,7 +176,8 @@ def create_app(runtime: Runtime, submit: Submit,
         return JSONResponse({"status": "database unreachable"}, status_code=503)
 
     @app.post("/v1/snapshots", response_model=IngestResult, dependencies=[ingest],
-              responses={422: {"model": IngestResult}, 413: {}, 401: {}, 403: {}})
+              responses={422: {"model": IngestResult}, 413: {}, 401: {}, 403: {}},
+              openapi_extra=SNAPSHOTS_BODY)
     async def post_snapshots(request: Request) -> JSONResponse:
         body = await _body(request)
         kind = (request.headers.get("content-type") or "").split(";")[0].strip()
@@ -151,18 +192,25 @@ def create_app(runtime: Runtime, submit: Submit,
         return await _ingest(records, "http")
 
     @app.post("/v1/sources/{name}", response_model=IngestResult, dependencies=[ingest],
-              responses={422: {"model": IngestResult}, 413: {}, 404: {}, 401: {}, 403: {}})
+              responses={422: {"model": IngestResult}, 400: {}, 413: {}, 404: {}, 401: {},
+                         403: {}})
     async def post_source(name: str, request: Request,
-                          store: Annotated[str, Query(min_length=1, max_length=200)],
+                          store: Annotated[str | None, Query(min_length=1, max_length=200)]
+                          = None,
                           operator: Annotated[str | None, Query(max_length=200)] = None,
                           period: Annotated[str | None, Query(max_length=10)] = None,
                           ) -> JSONResponse:
-        """A platform payload as it comes (Amazon SP-API report, Shopee, TikTok, Lingxing)."""
-        if name not in SOURCES:
-            raise HTTPException(404, f"unknown source '{name}'; known: {', '.join(SOURCES)}")
+        """A platform payload as it comes (Amazon SP-API report, Shopee, TikTok, Lingxing),
+        or an ERP export (CSV/XLSX) read by the column mapping called ``name``."""
+        if name not in catalog:
+            raise HTTPException(404, f"unknown source '{name}'; known: "
+                                     f"{', '.join(catalog.names())}")
+        if store is None and catalog.needs_store(name):
+            raise HTTPException(400, f"query parameter 'store' is required for source '{name}' "
+                                     "(its payloads do not name our store ids)")
         body = await _body(request)
         try:
-            records = source_records(name, body, store=store, operator=operator, period=period)
+            records = catalog.records(name, body, store=store, operator=operator, period=period)
         except WatcherError as exc:
             raise HTTPException(400, str(exc)) from None
         return await _ingest(records, f"source:{name}")
@@ -187,9 +235,9 @@ def create_app(runtime: Runtime, submit: Submit,
              responses={401: {}, 403: {}})
     def list_incidents(
         status: Literal["open", "acknowledged", "resolved"] | None = None,
-        severity: str | None = None, store: str | None = None, operator: str | None = None,
-        rule: str | None = None, since: datetime | None = None, until: datetime | None = None,
-        limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0),
+        severity: Filter = None, store: Filter = None, operator: Filter = None,
+        rule: Filter = None, since: datetime | None = None, until: datetime | None = None,
+        limit: Limit = 100, offset: Offset = 0,
     ) -> list[dict[str, Any]]:
         with db.engine.connect() as conn:
             found = repo.list_incidents(conn, status=status, severity=severity, store=store,
@@ -199,7 +247,7 @@ def create_app(runtime: Runtime, submit: Submit,
 
     @app.get("/v1/incidents/{incident_id}", response_model=IncidentDetail,
              dependencies=[viewer], responses={404: {}, 401: {}, 403: {}})
-    def get_incident(incident_id: int) -> dict[str, Any]:
+    def get_incident(incident_id: Id) -> dict[str, Any]:
         with db.engine.connect() as conn:
             incident = repo.get_incident(conn, incident_id)
             if incident is None:
@@ -219,17 +267,82 @@ def create_app(runtime: Runtime, submit: Submit,
 
     @app.post("/v1/incidents/{incident_id}/ack", response_model=IncidentDetail,
               dependencies=[responder], responses={404: {}, 409: {}, 401: {}, 403: {}})
-    def ack(incident_id: int, action: Action) -> dict[str, Any]:
+    def ack(incident_id: Id, action: Action) -> dict[str, Any]:
         return _act(incident_id, action, "ack")
 
     @app.post("/v1/incidents/{incident_id}/resolve", response_model=IncidentDetail,
               dependencies=[responder], responses={404: {}, 409: {}, 401: {}, 403: {}})
-    def resolve(incident_id: int, action: Action) -> dict[str, Any]:
+    def resolve(incident_id: Id, action: Action) -> dict[str, Any]:
         return _act(incident_id, action, "resolve")
 
     @app.post("/v1/incidents/{incident_id}/notes", response_model=IncidentDetail,
               dependencies=[responder], responses={404: {}, 401: {}, 403: {}})
-    def note(incident_id: int, action: Action) -> dict[str, Any]:
+    def note(incident_id: Id, action: Action) -> dict[str, Any]:
         return _act(incident_id, action, "note")
 
+    @app.get("/v1/snapshots", response_model=list[SnapshotOut], dependencies=[viewer],
+             responses={401: {}, 403: {}})
+    def list_snapshots(
+        store: Filter = None, platform: Filter = None, operator: Filter = None,
+        period: Annotated[str | None, Query(pattern=PERIOD)] = None,
+        limit: Limit = 100, offset: Offset = 0,
+    ) -> list[dict[str, Any]]:
+        """Stored snapshots, latest period first (restatements show their revision)."""
+        with db.engine.connect() as conn:
+            return repo.list_snapshots(conn, store=store, period=period, platform=platform,
+                                       operator=operator, limit=limit, offset=offset)
+
+    @app.get("/v1/snapshots/{platform}/{store}/{period}", response_model=SnapshotOut,
+             dependencies=[viewer], responses={404: {}, 401: {}, 403: {}})
+    def get_snapshot(platform: Annotated[str, Path(max_length=200, pattern=NO_NUL)],
+                     store: Annotated[str, Path(max_length=200, pattern=NO_NUL)],
+                     period: Annotated[str, Path(pattern=PERIOD)]) -> dict[str, Any]:
+        """The snapshot of one store on one platform for one period (its identity)."""
+        with db.engine.connect() as conn:
+            found = repo.get_snapshot(conn, platform, store, period)
+        if found is None:
+            raise HTTPException(404, f"no snapshot of {store} on {platform} for {period}")
+        return found
+
+    @app.post("/v1/silences", response_model=SilenceOut, status_code=201,
+              dependencies=[responder], responses={401: {}, 403: {}})
+    def add_silence(body: SilenceIn) -> SilenceOut:
+        """Hold back matching notifications from now for ``duration``."""
+        now = utcnow()
+        silence = Silence(matchers=body.matchers, starts_at=now,
+                          ends_at=now + timedelta(seconds=body.seconds), created_by=body.by,
+                          comment=body.comment, created_at=now)
+        with db.engine.begin() as conn:
+            return SilenceOut.of(repo.add_silence(conn, silence), now)
+
+    @app.get("/v1/silences", response_model=list[SilenceOut], dependencies=[viewer],
+             responses={401: {}, 403: {}})
+    def list_silences(include_ended: Annotated[bool, Query(alias="all")] = False,
+                      limit: Limit = 200) -> list[SilenceOut]:
+        """Active silences, newest first; ``all=true`` adds the ended ones."""
+        now = utcnow()
+        with db.engine.connect() as conn:
+            found = repo.list_silences(conn, active_at=None if include_ended else now,
+                                       limit=limit)
+        return [SilenceOut.of(s, now) for s in found]
+
+    @app.delete("/v1/silences/{silence_id}", response_model=SilenceOut,
+                dependencies=[responder], responses={404: {}, 401: {}, 403: {}})
+    def expire_silence(silence_id: Id) -> SilenceOut:
+        """End a silence now (it stays listed with ``all=true``, as on the timelines)."""
+        now = utcnow()
+        with db.engine.begin() as conn:
+            silence = repo.expire_silence(conn, silence_id, now)
+        if silence is None:
+            raise HTTPException(404, f"no silence {silence_id}")
+        return SilenceOut.of(silence, now)
+
+    @app.get("/v1/rules", response_model=RulesOut, dependencies=[viewer],
+             responses={401: {}, 403: {}})
+    def rules() -> RulesOut:
+        """The rule pack in force (hot reload swaps it; ``version`` says which)."""
+        return RulesOut.of(runtime.pipeline.engine.pack)
+
+    app.include_router(scorecard_router(runtime, viewer))
+    app.include_router(page_router(runtime, auth))
     return app

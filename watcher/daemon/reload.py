@@ -4,7 +4,9 @@ The rule folder is polled for changed modification times (no inotify
 dependency; rule edits are rare and a second of delay is fine). A pack that
 fails to load is refused with its file and line in the log, and the rules
 already running stay in force. The new engine is built on the engine thread,
-the only thread that touches durable-rules.
+the only thread that touches durable-rules. The targets file is reloaded the
+same way: a broken edit is refused with file and line, the previous targets
+stay in force.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from watcher.errors import ConfigError
 from watcher.pipeline import Pipeline
 from watcher.rules.engine import RuleEngine
 from watcher.rules.loader import load_pack, rule_files
+from watcher.targets import load_targets
 
 log = structlog.get_logger(__name__)
 
@@ -78,3 +81,45 @@ class RuleReloader:
                 self.check()
             except Exception:
                 log.exception("rules_reload_failed")
+
+
+def _file_stamp(path: Path) -> tuple[float, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_mtime, stat.st_size
+
+
+class TargetsReloader:
+    """Reloads the targets file when it changes; swapped in on the engine thread, between
+    batches, so one batch never mixes two versions of the file."""
+
+    def __init__(self, path: Path, pipeline: Pipeline, engine_thread: Executor) -> None:
+        self.path = path
+        self.pipeline = pipeline
+        self.engine_thread = engine_thread
+        self._seen = _file_stamp(path)
+
+    def check(self) -> bool:
+        """Reload when the file changed; True when the new targets took effect."""
+        stamp = _file_stamp(self.path)
+        if stamp == self._seen:
+            return False
+        self._seen = stamp
+        try:
+            book = load_targets(self.path)
+        except ConfigError as exc:
+            log.error("targets_reload_refused", error=str(exc), file=exc.file, line=exc.line,
+                      keeping_entries=len(self.pipeline.targets.entries))
+            return False
+        self.engine_thread.submit(self.pipeline.use_targets, book).result()
+        log.info("targets_reloaded", file=str(self.path), entries=len(book.entries))
+        return True
+
+    def run_forever(self, stop: threading.Event, poll_seconds: float) -> None:
+        while not stop.wait(poll_seconds):
+            try:
+                self.check()
+            except Exception:
+                log.exception("targets_reload_failed")

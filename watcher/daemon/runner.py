@@ -24,13 +24,16 @@ import uvicorn
 from fastapi import FastAPI
 
 from watcher.auth import Authenticator
+from watcher.bus.nats import NatsSource
 from watcher.channels import build_channels
 from watcher.daemon.dropfolder import DropFolder
 from watcher.daemon.http import create_app
-from watcher.daemon.reload import RuleReloader
+from watcher.daemon.reload import RuleReloader, TargetsReloader
 from watcher.dispatcher import Dispatcher
 from watcher.pipeline import IngestReport
 from watcher.runtime import Runtime
+from watcher.sources import catalog_for
+from watcher.sources.pollers import build_pollers, start_pollers
 from watcher.timers import Timers
 from watcher.validation import RawRecord, Rejection
 
@@ -51,8 +54,16 @@ class Daemon:
         self.timers = Timers(runtime.db, self.settings, wake=self.dispatcher.wake.set)
         self.reloader = RuleReloader(Path(self.settings.rules), runtime.pipeline,
                                      self.engine_thread)
+        self.targets_reloader = (
+            TargetsReloader(Path(self.settings.targets), runtime.pipeline, self.engine_thread)
+            if self.settings.targets else None)
+        self.sources = catalog_for(self.settings)
         self.drop = DropFolder(Path(self.settings.drop_folder), self._ingest_on_engine,
+                               max_bytes=self.settings.max_body_bytes, sources=self.sources)
+        self.pollers = build_pollers(self.settings, self._ingest_on_engine, stop=self.stop)
+        self.bus = (NatsSource(self.settings.nats, self._ingest_on_engine,
                                max_bytes=self.settings.max_body_bytes)
+                    if self.settings.nats else None)
 
     def _ingest_on_engine(self, records: Iterable[RawRecord | Rejection], source: str
                           ) -> IngestReport:
@@ -75,10 +86,13 @@ class Daemon:
             ("timers", lambda: self.timers.run_forever(self.stop)),
             ("rule-reloader", lambda: self.reloader.run_forever(
                 self.stop, self.settings.rules_poll_seconds)),
+            ("targets-reloader", self._reload_targets),
+            ("nats", self._consume_bus),
         ):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self.threads.append(thread)
+        self.threads += start_pollers(self.pollers, self.stop)
         if Authenticator(self.runtime.db, self.settings.host).open_mode():
             log.warning("api_open", message="NO API TOKEN EXISTS: the API and page are open to "
                         "anyone on this machine. Bound to loopback only; create a token with "
@@ -87,6 +101,14 @@ class Daemon:
                  drop_folder=str(self.settings.drop_folder), rules=str(self.settings.rules),
                  rule_version=self.runtime.pipeline.engine.version,
                  database=self.runtime.db.engine.url.render_as_string(hide_password=True))
+
+    def _reload_targets(self) -> None:
+        if self.targets_reloader is not None:
+            self.targets_reloader.run_forever(self.stop, self.settings.rules_poll_seconds)
+
+    def _consume_bus(self) -> None:
+        if self.bus is not None:
+            self.bus.run_forever(self.stop)
 
     def stop_workers(self) -> None:
         log.info("daemon_stopping")
@@ -112,7 +134,7 @@ class Daemon:
             finally:
                 self.stop_workers()
 
-        app = create_app(self.runtime, self.submit, self.dispatcher.wake.set)
+        app = create_app(self.runtime, self.submit, self.dispatcher.wake.set, self.sources)
         app.router.lifespan_context = lifespan
         return app
 

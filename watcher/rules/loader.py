@@ -56,7 +56,7 @@ def _load_file(file: Path) -> list[tuple[Rule, int]]:
                           line=yamlfile.line_of(lines, ()))
     unknown = set(data) - {"rules", "pack", "description"}
     if unknown:
-        key = sorted(unknown)[0]
+        key = sorted(str(k) for k in unknown)[0]  # YAML keys may be numbers or booleans
         raise ConfigError("is not a known key (expected rules, pack, description)", file=name,
                           key=key, line=yamlfile.line_of(lines, (key,)))
     loaded: list[tuple[Rule, int]] = []

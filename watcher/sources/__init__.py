@@ -1,18 +1,27 @@
-"""Platform source adapters: platform payload bytes in, canonical snapshot dicts out.
+"""Source adapters: platform payloads and ERP spreadsheets in, canonical snapshot dicts out.
 
-Adding a source is one new module with a ``Source`` subclass and one line in
-``_ALL`` below; nothing else needs to know about it.
+Adding a platform is one new module with a ``Source`` subclass and one line in
+``_ALL`` below; nothing else needs to know about it. Column mappings (ERP
+exports, ``watcher/sources/tabular.py``) are data in the ``mappings`` folder;
+a ``Catalog`` holds both kinds under one namespace of source names, which is
+what every edge (``watcher ingest --source``, ``POST /v1/sources/{name}``, the
+drop folder's ``<source>/`` folders) looks names up in.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Final
 
+from watcher.config import Settings
 from watcher.errors import ConfigError, InputError
 from watcher.sources.amazon_spapi import AmazonSpApiSource
 from watcher.sources.base import Source
 from watcher.sources.lingxing import LingxingSource
 from watcher.sources.shopee import ShopeeSource
+from watcher.sources.tabular import TabularSource, load_mappings
 from watcher.sources.tiktokshop import TikTokShopSource
 from watcher.validation import RawRecord, Rejection
 
@@ -53,13 +62,82 @@ def records(name: str, content: bytes, *, store: str, operator: str | None = Non
             for index, data in enumerate(converted, start=1)]
 
 
+@dataclass(frozen=True)
+class Catalog:
+    """Every source by name: the built-in platform adapters and the user's column mappings."""
+
+    mappings: Mapping[str, TabularSource] = field(default_factory=dict)
+
+    def names(self) -> list[str]:
+        return [*SOURCES, *sorted(self.mappings)]
+
+    def __contains__(self, name: object) -> bool:
+        return name in SOURCES or name in self.mappings
+
+    def check(self, name: str) -> None:
+        """An unknown name is a ConfigError listing the known ones."""
+        if name not in self:
+            raise ConfigError(f"unknown source '{name}'; known sources: "
+                              f"{', '.join(self.names())}", key="source")
+
+    def needs_store(self, name: str) -> bool:
+        """Platform payloads never name our store ids; a mapping with a store column does."""
+        mapping = self.mappings.get(name)
+        return mapping is None or mapping.needs_store
+
+    def records(self, name: str, content: bytes, *, store: str | None = None,
+                operator: str | None = None, period: str | None = None
+                ) -> list[RawRecord | Rejection]:
+        """Pipeline records from ``content``; a refused file is one rejection, never a raise."""
+        self.check(name)
+        mapping = self.mappings.get(name)
+        if mapping is None:
+            if not store:
+                return [Rejection(f"source:{name}", name, "store",
+                                  f"source '{name}' needs the store id", "")]
+            return records(name, content, store=store, operator=operator, period=period)
+        try:
+            return mapping.records(content, store=store, operator=operator, period=period)
+        except InputError as exc:
+            return [Rejection(f"source:{name}", exc.location or name, exc.field, exc.reason,
+                              mapping.describe(content))]
+
+
+BUILTIN: Final = Catalog()
+
+
+def load_catalog(folder: Path | None, *, required: bool = False) -> Catalog:
+    """The built-in adapters plus the mapping files in ``folder``, validated once.
+
+    A folder that does not exist is no mappings unless ``required`` (the config
+    named it explicitly): then it is an error, not a silent empty catalog.
+    """
+    if folder is None or (not folder.is_dir() and not required):
+        return BUILTIN
+    if not folder.is_dir():
+        raise ConfigError("the mappings folder does not exist", file=str(folder),
+                          key="mappings")
+    found = load_mappings(folder, reserved=SOURCES)
+    return Catalog({name: TabularSource(mapping) for name, mapping in found.items()})
+
+
+def catalog_for(settings: Settings) -> Catalog:
+    """The sources a config asks for: ``mappings`` (default ``./mappings``, if present)."""
+    return load_catalog(settings.mappings, required="mappings" in settings.model_fields_set)
+
+
 __all__ = [
+    "BUILTIN",
     "SOURCES",
     "AmazonSpApiSource",
+    "Catalog",
     "LingxingSource",
     "ShopeeSource",
     "Source",
+    "TabularSource",
     "TikTokShopSource",
+    "catalog_for",
     "get_source",
+    "load_catalog",
     "records",
 ]

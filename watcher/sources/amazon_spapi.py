@@ -123,6 +123,7 @@ class AmazonSpApiSource(Source):
                 _status_flags(draft, *statuses[marketplace])
             if entry:
                 _performance(draft, entry, path)
+            _penalties(draft)
             if draft.metrics:
                 drafts.append(draft)
         return drafts
@@ -181,6 +182,24 @@ def _status_flags(draft: Draft, status: str, path: str) -> None:
     draft.metric(UNKNOWN_STATUS, 1 if unknown else 0, path)
     for known, metric_id in STATUS_FLAGS.items():
         draft.metric(metric_id, 1 if status == known else 0, path)
+
+
+def _penalties(draft: Draft) -> None:
+    """``penalty_count``: the sanctions Amazon has imposed on this marketplace account.
+
+    A deactivation or suspension (selling stopped, disbursements held: the
+    reference's "frozen funds") counts one, and each warning state in BAD
+    status (a policy warning Amazon issued) counts one. AT_RISK is a health
+    rating, not a sanction, and policy-violation ``defectsCount`` are
+    complaints over a 180-day window with a platform target of their own;
+    neither is counted. Present only when the report states a status or
+    warnings: missing is not zero.
+    """
+    parts = [metric for metric in ("account_deactivated", "account_suspended",
+                                   "account_warning_count") if metric in draft.metrics]
+    if parts:
+        origin = " + ".join(draft.origins[f"metrics.{metric}"] for metric in parts)
+        draft.metric("penalty_count", sum(draft.metrics[metric] for metric in parts), origin)
 
 
 def _performance(draft: Draft, entry: Mapping[str, Any], path: str) -> None:

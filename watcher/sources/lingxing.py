@@ -10,7 +10,10 @@ rate in percent (``"0.8"`` is 0.8 %), plus a ``standard`` block of targets in
 percent that states no comparator.
 
 The store is an Amazon store, so ``platform`` is ``amazon`` and the metric ids
-are the SP-API adapter's: the same store read either way can be compared.
+are the SP-API adapter's: the same store read either way is one series (the
+same store, platform and day restate each other), and every rule or route on
+``platform: amazon`` covers it. Which way a snapshot came in is kept apart, in
+its ``source`` (``source:lingxing``).
 """
 
 from __future__ import annotations
@@ -130,6 +133,11 @@ def _policy(draft: Draft, data: Mapping[str, Any], standard: Mapping[str, Any]) 
         value = block.get(key)
         if not is_missing(value):
             draft.metric(metric_id, count(value, join(path, key)), join(path, key))
+    if "policy_warning_count" in draft.metrics:
+        # Policy warnings are warnings Amazon issued: penalties in the reference's sense,
+        # as the SP-API adapter counts BAD warning states (docs/platform-mapping.md).
+        draft.metric("penalty_count", draft.metrics["policy_warning_count"],
+                     draft.origins["metrics.policy_warning_count"])
     target = standard.get("commodityPolicyCompliance")
     if "policy_violation_count" in draft.metrics and not is_missing(target):
         where = "data.standard.commodityPolicyCompliance"

@@ -176,7 +176,14 @@ def _factor(unit: Any, kind: Kind, path: str, metric_id: str) -> float:
 
 
 def _penalty(draft: Draft, response: Mapping[str, Any], path: str) -> None:
-    """Overall points (they reset each quarter) and the punishments in force today."""
+    """Overall points (they reset each quarter) and the punishments in force today.
+
+    Each ongoing punishment (deboost, listing limits, no campaigns, ...) is a
+    penalty in force, so their number is also ``penalty_count``, and the "any
+    penalty" rule fires from a Shopee payload. Points are not penalties: they
+    are what leads to one, and a rise in points needs yesterday's value, which
+    a pure adapter does not have.
+    """
     points = response.get("penalty_points")
     if points is not None:
         where = join(path, "penalty_points")
@@ -195,4 +202,5 @@ def _penalty(draft: Draft, response: Mapping[str, Any], path: str) -> None:
         if not is_missing(tier):
             tiers.append(count(tier, join(entry_path, "punishment_tier")))
     draft.metric("ongoing_punishment_count", len(array(punishments, where)), where)
+    draft.metric("penalty_count", len(array(punishments, where)), where)
     draft.metric("punishment_tier_max", max(tiers, default=0), where)

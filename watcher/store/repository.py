@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -35,14 +35,32 @@ T = TypeVar("T")
 # -- snapshots -------------------------------------------------------------------------
 
 
-def snapshot_state(conn: Connection, keys: Sequence[str]) -> dict[str, tuple[int, str, int]]:
-    """``key -> (id, content hash, revision)`` for the keys already stored."""
-    found: dict[str, tuple[int, str, int]] = {}
-    for chunk in _chunks(list(keys), 500):
-        rows = conn.execute(select(snapshots.c.key, snapshots.c.id, snapshots.c.content_hash,
-                                   snapshots.c.revision).where(snapshots.c.key.in_(chunk)))
-        found.update({r.key: (r.id, r.content_hash, r.revision) for r in rows})
+def snapshot_state(conn: Connection, keys: Sequence[str], *, lock: bool = False
+                   ) -> dict[str, tuple[int, str, int, datetime | None]]:
+    """``key -> (id, content hash, revision, observed_at)`` for the keys already stored.
+
+    ``lock`` holds those rows until the transaction ends (PostgreSQL; SQLite has one
+    writer anyway), taken in key order so that two replicas stating the same
+    snapshots take turns, each deciding on what the other committed.
+    """
+    found: dict[str, tuple[int, str, int, datetime | None]] = {}
+    for chunk in _chunks(sorted(set(keys)), 500):
+        query = (select(snapshots.c.key, snapshots.c.id, snapshots.c.content_hash,
+                        snapshots.c.revision, snapshots.c.observed_at)
+                 .where(snapshots.c.key.in_(chunk)).order_by(snapshots.c.key))
+        if lock and conn.dialect.name == "postgresql":
+            query = query.with_for_update()
+        found.update({r.key: (r.id, r.content_hash, r.revision, as_utc(r.observed_at))
+                      for r in conn.execute(query)})
     return found
+
+
+def advance_observed(conn: Connection, observed: dict[str, datetime]) -> None:
+    """A later statement with the same content: remember when it was observed."""
+    if observed:
+        conn.execute(update(snapshots).where(snapshots.c.key == bindparam("b_key"))
+                     .values(observed_at=bindparam("b_observed")),
+                     [{"b_key": k, "b_observed": v} for k, v in observed.items()])
 
 
 def snapshot_row(snapshot: Snapshot, raw: str | None, source: str, now: datetime) -> dict[str, Any]:
@@ -88,12 +106,62 @@ def find_snapshots(conn: Connection, *, store: str | None = None, period: str | 
     return [dict(r._mapping) for r in conn.execute(query)]
 
 
+def _snapshot_out(row: Any) -> dict[str, Any]:
+    data = dict(row._mapping)
+    for key in ("observed_at", "received_at", "updated_at"):
+        data[key] = as_utc(data[key])
+    return data
+
+
+def list_snapshots(conn: Connection, *, store: str | None = None, period: str | None = None,
+                   platform: str | None = None, operator: str | None = None, limit: int = 100,
+                   offset: int = 0) -> list[dict[str, Any]]:
+    """Stored snapshots, latest period first, for the API (a page at a time)."""
+    query = select(snapshots).order_by(snapshots.c.period_start.desc(), snapshots.c.store,
+                                       snapshots.c.platform, snapshots.c.id)
+    for column, value in ((snapshots.c.store, store), (snapshots.c.period, period),
+                          (snapshots.c.platform, platform), (snapshots.c.operator, operator)):
+        if value:
+            query = query.where(column == value)
+    return [_snapshot_out(r) for r in conn.execute(query.limit(limit).offset(offset))]
+
+
+def get_snapshot(conn: Connection, platform: str, store: str,
+                 period: str) -> dict[str, Any] | None:
+    """The one snapshot of a platform, store and period (its identity), if stored."""
+    row = conn.execute(select(snapshots).where(
+        snapshots.c.platform == platform, snapshots.c.store == store,
+        snapshots.c.period == period)).first()
+    return _snapshot_out(row) if row else None
+
+
+def snapshots_within(conn: Connection, first: date, last: date,
+                     operator: str | None = None) -> list[Snapshot]:
+    """Snapshots with an operator whose period lies within [first, last] (the scorecards'
+    input): one operator's, or every operator's when ``operator`` is None."""
+    query = select(snapshots.c.store, snapshots.c.platform, snapshots.c.period,
+                   snapshots.c.operator, snapshots.c.observed_at, snapshots.c.segment,
+                   snapshots.c.metrics, snapshots.c.targets).where(
+        snapshots.c.period_start >= first, snapshots.c.period_end <= last,
+        snapshots.c.operator.is_not(None) if operator is None
+        else snapshots.c.operator == operator,
+    ).order_by(snapshots.c.operator, snapshots.c.period_end, snapshots.c.period_start,
+               snapshots.c.platform, snapshots.c.store)
+    return [Snapshot.model_validate(dict(row._mapping)) for row in conn.execute(query)]
+
+
 # -- rejected inputs --------------------------------------------------------------------
 
 
+def _storable(text: str | None) -> str | None:
+    """PostgreSQL text cannot hold NUL; a rejected record may, so it is kept escaped."""
+    return text.replace("\x00", "\\u0000") if text is not None and "\x00" in text else text
+
+
 def insert_rejections(conn: Connection, rejections: Iterable[Rejection], now: datetime) -> None:
-    rows = [{"received_at": now, "source": r.source[:500] or "-", "location": r.location[:100],
-             "field": r.field, "error": r.error, "raw": r.raw} for r in rejections]
+    rows = [{"received_at": now, "source": _storable(r.source[:500] or "-"),
+             "location": _storable(r.location[:100]), "field": _storable(r.field),
+             "error": _storable(r.error), "raw": _storable(r.raw)} for r in rejections]
     if rows:
         conn.execute(insert(rejected_inputs), rows)
 
@@ -244,7 +312,51 @@ def count_incidents_by_status(conn: Connection) -> dict[str, int]:
     return {r[0]: int(r[1]) for r in rows}
 
 
+def incident_facets(conn: Connection, limit: int = 500) -> dict[str, list[str]]:
+    """The stores, operators and rules incidents exist for: the page's filter choices."""
+    facets: dict[str, list[str]] = {}
+    for name, column in (("store", incidents.c.store), ("operator", incidents.c.operator),
+                         ("rule", incidents.c.rule)):
+        rows = conn.execute(select(column).where(column.is_not(None)).distinct()
+                            .order_by(column).limit(limit))
+        facets[name] = [str(r[0]) for r in rows]
+    return facets
+
+
+def recommendations(conn: Connection, rules: Sequence[str], resolved_since: datetime,
+                    limit: int = 200) -> list[Incident]:
+    """Incidents of ``rules`` that are live or were resolved since ``resolved_since``."""
+    if not rules:
+        return []
+    query = (select(incidents).where(
+        incidents.c.rule.in_(list(rules)),
+        or_(incidents.c.status != Status.RESOLVED.value,
+            incidents.c.resolved_at >= resolved_since))
+        .order_by(incidents.c.opened_at.desc(), incidents.c.id.desc()).limit(limit))
+    return [_incident(r) for r in conn.execute(query)]
+
+
 # -- assessments (monthly pass/miss per operator and store) --------------------------------
+
+
+OPERATORS_LOCK = 0x6B7077  # "kpw": the advisory lock namespace of operators' months
+_LOCK_OPERATORS = text(
+    "SELECT count(pg_advisory_xact_lock(:space, hashtext(name))) FROM "
+    "(SELECT name FROM unnest(CAST(:names AS text[])) AS name ORDER BY name) AS sorted")
+
+
+def lock_operators(conn: Connection, operators: Iterable[str]) -> None:
+    """Until the transaction ends, hold each operator's months (PostgreSQL; SQLite has
+    one writer anyway), in name order so that transactions never wait in a circle.
+
+    A streak is judged on months stored by other transactions too: two replicas
+    assessing September and October of one operator at once would each miss the
+    other's month, and a three-month streak would open nowhere. Taking turns, the
+    second sees the first's month.
+    """
+    names = sorted(set(operators))
+    if names and conn.dialect.name == "postgresql":
+        conn.execute(_LOCK_OPERATORS, {"space": OPERATORS_LOCK, "names": names})
 
 
 def upsert_assessments(conn: Connection, rows: list[dict[str, Any]]) -> None:

@@ -1,0 +1,241 @@
+"""The web page in a real headless Chromium, against a real daemon with the example data.
+
+Needs Debian's ``chromium`` and ``chromium-driver`` (``apt-get install -y chromium
+chromium-driver``). Without them the tests skip with the reason, unless
+``WATCHER_REQUIRE_BROWSER=1`` (set by CI), where they fail. Selenium is given the
+driver and the browser explicitly, so selenium-manager (which would download) never
+runs. Screenshots land in ``test-artifacts/``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import ROOT
+from tests.daemon_harness import Daemon, running
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+def _browser_problem() -> str | None:
+    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.is_file()]
+    if missing:
+        return (f"no headless browser: {', '.join(missing)} missing "
+                "(apt-get install -y chromium chromium-driver)")
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        return "selenium is not installed (pip install -c constraints.txt -e '.[test]')"
+    return None
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[Any]:
+    problem = _browser_problem()
+    if problem:
+        if os.environ.get("WATCHER_REQUIRE_BROWSER") == "1":
+            pytest.fail(problem + " (WATCHER_REQUIRE_BROWSER=1)")
+        pytest.skip(problem)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    options = Options()
+    options.binary_location = str(CHROMIUM)
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu",
+                     "--disable-dev-shm-usage", "--disable-background-networking",
+                     "--disable-component-update", "--disable-sync", "--no-first-run",
+                     f"--user-data-dir={tmp_path / 'chromium-profile'}", "--lang=en-US"):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    driver.set_window_size(1280, 900)
+    ARTIFACTS.mkdir(exist_ok=True)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def until(check: Callable[[], Any], timeout: float = 15.0) -> Any:
+    """Poll ``check`` until it is truthy; a page replaced mid-check is checked again."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            result = check()
+        except (NoSuchElementException, StaleElementReferenceException):
+            result = None
+        if result or time.monotonic() > deadline:
+            assert result, f"gave up waiting for {check}"
+            return result
+        time.sleep(0.1)
+
+
+def example_incidents(daemon: Daemon, headers: dict[str, str] | None = None
+                      ) -> list[dict[str, Any]]:
+    """Wait until the drop folder has taken both example files, then list the incidents."""
+    processed = daemon.folder / "inbox" / "processed"
+    until(lambda: processed.is_dir() and len([p for p in processed.iterdir()
+                                               if p.suffix in (".jsonl", ".csv")]) >= 2)
+    found: list[dict[str, Any]] = httpx.get(f"{daemon.url}/v1/incidents", headers=headers,
+                                            timeout=10).json()
+    return found
+
+
+def create_token(folder: Path, role: str) -> str:
+    out = subprocess.run(
+        [sys.executable, "-m", "watcher.cli", "tokens", "create", "pager", "--role", role],
+        cwd=folder, capture_output=True, text=True, check=True,
+        env={**os.environ, "WATCHER_DATABASE_URL": f"sqlite:///{folder / 'watcher.db'}"})
+    return next(line.strip() for line in out.stdout.splitlines() if line.startswith("kw_"))
+
+
+def rows(driver: Any) -> list[Any]:
+    from selenium.webdriver.common.by import By
+    return list(driver.find_elements(By.CSS_SELECTOR, "tr.incident"))
+
+
+class TestPageInABrowser:
+    def test_filter_open_acknowledge_switch_language_and_fit_a_phone(
+            self, browser: Any, tmp_path: Path):
+        from selenium.webdriver.common.by import By
+        from selenium.webdriver.support.ui import Select
+
+        with running(tmp_path, {}, "--with-examples") as daemon:
+            incidents = example_incidents(daemon)
+            penalty = next(i for i in incidents if i["rule"] == "penalty-received")
+            assert penalty["store"] == "tts-uk-03" and penalty["status"] == "open"
+
+            browser.get(daemon.url + "/")
+            assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == "en"
+            assert len(rows(browser)) == len(incidents)
+
+            Select(browser.find_element(By.NAME, "severity")).select_by_value("critical")
+            Select(browser.find_element(By.NAME, "store")).select_by_value("tts-uk-03")
+            browser.find_element(By.ID, "apply").click()
+            until(lambda: "store=tts-uk-03" in browser.current_url)
+            [row] = rows(browser)
+            assert row.get_attribute("data-severity") == "critical"
+            assert "tts-uk-03" in row.find_element(By.CSS_SELECTOR, "td.subject").text
+
+            row.find_element(By.CSS_SELECTOR, "a.title").click()
+            until(lambda: browser.current_url.endswith(f"/incidents/{penalty['id']}"))
+            form = browser.find_element(By.ID, "ack-form")
+            form.find_element(By.NAME, "by").send_keys("ana")
+            form.find_element(By.NAME, "note").send_keys("calling the store")
+            form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+
+            until(lambda: browser.find_element(By.ID, "status")
+                  .get_attribute("data-status") == "acknowledged")
+            acked = browser.find_element(By.CSS_SELECTOR, "#timeline li[data-kind=acknowledged]")
+            assert "ana" in acked.text and "calling the store" in acked.text
+            assert "ack-form" not in browser.page_source  # nothing left to acknowledge
+
+            api = httpx.get(f"{daemon.url}/v1/incidents/{penalty['id']}", timeout=10).json()
+            assert (api["status"], api["acknowledged_by"]) == ("acknowledged", "ana")
+            metrics = httpx.get(f"{daemon.url}/metrics", timeout=10).text
+            assert 'watcher_incidents{status="acknowledged"} 1.0' in metrics
+
+            browser.find_element(By.ID, "lang-switch").click()
+            until(lambda: browser.find_element(By.TAG_NAME, "html")
+                  .get_attribute("lang") == "zh-CN")
+            assert browser.find_element(By.ID, "status").text == "已确认"
+            browser.save_screenshot(str(ARTIFACTS / "web-incident-zh-CN.png"))
+
+            browser.get(daemon.url + "/pip")  # no ?lang=: the cookie remembers zh-CN
+            assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == "zh-CN"
+            [pip] = browser.find_elements(By.CSS_SELECTOR, "section.pip")
+            assert "2026-07, 2026-08, 2026-09" in pip.find_element(By.CSS_SELECTOR,
+                                                                   ".months").text
+            assert "li.wei" in pip.text and "150,000" in pip.text
+            browser.save_screenshot(str(ARTIFACTS / "web-pip-zh-CN.png"))
+
+            browser.get(daemon.url + "/?lang=en")
+            browser.set_window_size(390, 844)
+            browser.get(daemon.url + "/")
+            assert browser.execute_script(
+                "return document.documentElement.scrollWidth <= window.innerWidth")
+            browser.save_screenshot(str(ARTIFACTS / "web-phone-list.png"))
+            browser.get(f"{daemon.url}/incidents/{penalty['id']}")
+            assert browser.execute_script(
+                "return document.documentElement.scrollWidth <= window.innerWidth")
+            browser.save_screenshot(str(ARTIFACTS / "web-phone-incident.png"))
+
+    def test_from_the_nav_to_the_team_scorecards_and_one_operators_card(
+            self, browser: Any, tmp_path: Path):
+        from selenium.webdriver.common.by import By
+
+        with running(tmp_path, {}, "--with-examples") as daemon:
+            example_incidents(daemon)
+            browser.get(daemon.url + "/?lang=en")
+            browser.find_element(By.ID, "nav-scorecards").click()
+            until(lambda: browser.current_url.endswith("/scorecards"))
+            period = browser.find_element(By.NAME, "period")  # the wall clock's last month
+            period.clear()
+            period.send_keys("2026-10")
+            browser.find_element(By.ID, "show").click()
+            until(lambda: browser.current_url.endswith("/scorecards?period=2026-10"))
+            operators = {link.text: link for link in browser.find_elements(
+                By.CSS_SELECTOR, "#team a.operator-link")}
+            assert {"li.wei", "zhao.min"} <= operators.keys()
+            browser.save_screenshot(str(ARTIFACTS / "web-scorecards-team.png"))
+
+            operators["li.wei"].click()
+            until(lambda: "/scorecards/li.wei?period=2026-10" in browser.current_url)
+            assert browser.find_element(By.ID, "title").text == "li.wei: 2026-10"
+            result = browser.find_element(By.ID, "result").get_attribute("data-result")
+            gmv = browser.find_element(By.CSS_SELECTOR, "#items tr[data-indicator=gmv]")
+            assert "118,000" in gmv.text and ">= 150,000" in gmv.text
+            assert gmv.get_attribute("data-status") == "fail" and result == "fail"
+            browser.save_screenshot(str(ARTIFACTS / "web-scorecard.png"))
+
+            browser.set_window_size(390, 844)  # a phone: the table scrolls, not the page
+            browser.refresh()
+            assert browser.execute_script(
+                "return document.documentElement.scrollWidth <= window.innerWidth")
+            assert browser.execute_script(
+                "const s = document.querySelector('.scroll');"
+                "return s.scrollWidth > s.clientWidth")
+            browser.save_screenshot(str(ARTIFACTS / "web-phone-scorecard.png"))
+
+    def test_with_a_token_the_page_asks_once_and_keeps_it_in_a_strict_httponly_cookie(
+            self, browser: Any, tmp_path: Path):
+        from selenium.webdriver.common.by import By
+
+        token = create_token(tmp_path, "responder")
+        with running(tmp_path, {}, "--with-examples") as daemon:
+            incidents = example_incidents(daemon, {"Authorization": f"Bearer {token}"})
+            target = next(i for i in incidents if i["status"] == "open")
+
+            browser.get(f"{daemon.url}/incidents/{target['id']}")
+            until(lambda: "/login" in browser.current_url)
+            browser.find_element(By.NAME, "token").send_keys(token)
+            browser.find_element(By.CSS_SELECTOR, "#login-form button").click()
+            until(lambda: browser.current_url.endswith(f"/incidents/{target['id']}"))
+
+            [cookie] = [c for c in browser.get_cookies() if c["name"] == "kw_token"]
+            assert cookie["httpOnly"] is True and cookie["sameSite"] == "Strict"
+            assert token not in browser.execute_script("return document.cookie")
+
+            form = browser.find_element(By.ID, "resolve-form")
+            form.find_element(By.NAME, "by").send_keys("bo")
+            form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+            until(lambda: browser.find_element(By.ID, "status")
+                  .get_attribute("data-status") == "resolved")
+
+            browser.find_element(By.CSS_SELECTOR, "form[action='/logout'] button").click()
+            until(lambda: "/login" in browser.current_url)
+            browser.get(daemon.url + "/")
+            assert "/login" in browser.current_url

@@ -1,0 +1,1 @@
+"""Message-bus transports that feed the pipeline (NATS JetStream)."""

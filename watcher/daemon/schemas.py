@@ -1,0 +1,170 @@
+"""Request and response models of the snapshot, silence and rule endpoints.
+
+They are the OpenAPI contract: every constraint a handler relies on is stated
+here (lengths, patterns, ranges), so a client (or the contract test) learns it
+from ``/openapi.json`` and a bad value is a 422 naming the field, never a 500
+from the database. NUL characters are refused in every string: PostgreSQL text
+cannot hold them (records holding one are rejected by ``watcher.validation``).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from watcher.config import MATCH_KEYS, parse_duration
+from watcher.rules.model import Rule, RulePack
+from watcher.silences import Silence
+
+NO_NUL = r"^[^\x00]*$"
+PERIOD = r"^\d{4}(-\d{2}(-\d{2})?|-Q[1-4])?$"
+MATCH_KEY = "^(" + "|".join(re.escape(k) for k in MATCH_KEYS) + r"|label\.[^\x00]{1,100})$"
+MAX_ID = 2**31 - 1  # the id columns are 32-bit integers
+MAX_OFFSET = 1_000_000_000
+MAX_SILENCE_SECONDS = 366 * 86400
+
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=NO_NUL)]
+MatchKey = Annotated[str, StringConstraints(pattern=MATCH_KEY)]
+
+
+class SnapshotOut(BaseModel):
+    id: int
+    store: str
+    platform: str
+    period: str
+    period_kind: str
+    period_start: date
+    period_end: date
+    operator: str | None
+    observed_at: datetime | None
+    segment: dict[str, Any]
+    metrics: dict[str, float]
+    targets: dict[str, Any] = Field(
+        description="metric id -> target: a number, or {value, comparator} when the "
+                    "platform states the comparison")
+    revision: int = Field(description="1, plus one per restatement")
+    source: str | None
+    received_at: datetime
+    updated_at: datetime
+
+
+class SilenceIn(BaseModel):
+    """A silence starting now. ``matchers`` use the route keys (or ``label.<name>``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    matchers: dict[MatchKey, Name] = Field(min_length=1, max_length=20, json_schema_extra={
+        "additionalProperties": False})  # pydantic states only the keys that are allowed
+    by: Name
+    comment: Annotated[str, StringConstraints(min_length=1, max_length=2000, pattern=NO_NUL)]
+    duration: Annotated[str, StringConstraints(pattern=r"^\d{1,9}(\.\d{1,6})?[smhd]?$")] | \
+        Annotated[float, Field(gt=0, le=MAX_SILENCE_SECONDS)] = Field(
+        default="2h", description="how long: seconds, or 45s, 30m, 2h, 1d (at most 366 days)")
+
+    @field_validator("duration")
+    @classmethod
+    def _duration(cls, value: str | float) -> str | float:
+        seconds = parse_duration(value)
+        if not 0 < seconds <= MAX_SILENCE_SECONDS:
+            raise ValueError("a silence lasts more than 0 seconds and at most 366 days")
+        return value
+
+    @property
+    def seconds(self) -> float:
+        return parse_duration(self.duration)
+
+
+class SilenceOut(BaseModel):
+    id: int
+    matchers: dict[str, str]
+    starts_at: datetime
+    ends_at: datetime
+    created_by: str
+    comment: str
+    created_at: datetime
+    active: bool
+
+    @classmethod
+    def of(cls, silence: Silence, now: datetime) -> SilenceOut:
+        return cls(**silence.model_dump(), active=silence.active(now))
+
+
+class VariantOut(BaseModel):
+    when: dict[str, str]
+    condition: str
+
+
+class RuleOut(BaseModel):
+    id: str
+    kind: str
+    description: str
+    enabled: bool
+    severity: str
+    severities: dict[str, str] = Field(description="platform_target: severity per metric id")
+    audience: str
+    subject: str
+    labels: dict[str, str]
+    condition: str | None
+    variants: list[VariantOut]
+    periods: list[str]
+    months: int | None = Field(description="streak: consecutive missed months that fire")
+    message: dict[str, str]
+
+    @classmethod
+    def of(cls, rule: Rule) -> RuleOut:
+        return cls(
+            id=rule.id, kind=rule.kind, description=rule.description, enabled=rule.enabled,
+            severity=rule.severity.value,
+            severities={k: v.value for k, v in rule.severities.items()},
+            audience=rule.audience, subject=rule.subject.value, labels=dict(rule.labels),
+            condition=rule.condition,
+            variants=[VariantOut(when=dict(v.when), condition=v.condition)
+                      for v in rule.variants],
+            periods=list(rule.periods), months=rule.months if rule.kind == "streak" else None,
+            message=dict(rule.message))
+
+
+class RulesOut(BaseModel):
+    version: str = Field(description="content hash of the loaded pack; incidents record it")
+    rules: list[RuleOut]
+
+    @classmethod
+    def of(cls, pack: RulePack) -> RulesOut:
+        return cls(version=pack.version, rules=[RuleOut.of(r) for r in pack.rules])
+
+
+_NUMBER_OR_TEXT = {"anyOf": [{"type": "number"}, {"type": "string", "maxLength": 40}]}
+SNAPSHOT_IN: dict[str, Any] = {
+    "type": "object",
+    "description": "A canonical snapshot (docs/snapshot-format.md); unknown keys are kept "
+                   "in the stored raw record",
+    "required": ["store", "platform", "period", "metrics"],
+    "properties": {
+        "store": {"type": "string", "minLength": 1, "maxLength": 200},
+        "platform": {"type": "string", "minLength": 1, "maxLength": 200},
+        "period": {"type": "string", "pattern": PERIOD},
+        "operator": {"type": "string", "maxLength": 200},
+        "observed_at": {"type": "string", "format": "date-time"},
+        "segment": {"type": "object", "additionalProperties": {
+            "anyOf": [{"type": "string"}, {"type": "boolean"}, {"type": "number"}]}},
+        "metrics": {"type": "object", "minProperties": 1,
+                    "additionalProperties": _NUMBER_OR_TEXT},
+        "targets": {"type": "object", "additionalProperties": {"anyOf": [
+            _NUMBER_OR_TEXT,
+            {"type": "object", "required": ["value"], "properties": {
+                "value": _NUMBER_OR_TEXT,
+                "comparator": {"enum": ["<", "<=", ">", ">=", "=="]}}}]}},
+    },
+}
+SNAPSHOTS_BODY: dict[str, Any] = {"requestBody": {
+    "required": True,
+    "description": "One snapshot, an array of them, JSON Lines "
+                   "(`application/x-ndjson`) or CSV (`text/csv`)",
+    "content": {"application/json": {"schema": {"anyOf": [
+        SNAPSHOT_IN, {"type": "array", "items": SNAPSHOT_IN, "maxItems": 10_000}]}}},
+}}
+
+

@@ -1,0 +1,56 @@
+"""HTTP endpoints of the scorecards: one operator's card, or the team's rows, for a period.
+
+Cards are read from the store with the rule pack and targets file in force
+(both reload while the daemon runs), so the card and the alerts never judge
+by different thresholds.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query
+
+from watcher.errors import InputError
+from watcher.period import Period
+from watcher.runtime import Runtime
+from watcher.scorecard import Scorecard, TeamRow, card_period, operator_card, team_cards
+
+PeriodQuery = Annotated[str, Query(max_length=20, description="2026-10, 2026-Q3 or 2026")]
+
+
+def _period(text: str) -> Period:
+    try:
+        return card_period(text)
+    except InputError as exc:
+        raise HTTPException(422, [{"loc": ["query", "period"], "msg": exc.reason,
+                                   "type": "value_error"}]) from None
+
+
+def scorecard_router(runtime: Runtime, viewer: Any) -> APIRouter:
+    """``viewer`` is the dependency that requires a viewer token."""
+    router = APIRouter(dependencies=[viewer], tags=["scorecards"])
+    pipeline, settings = runtime.pipeline, runtime.settings.scorecard
+
+    @router.get("/v1/scorecards", response_model=list[TeamRow],
+                responses={401: {}, 403: {}, 422: {}})
+    def team(period: PeriodQuery) -> list[TeamRow]:
+        """Every operator with snapshots in the period: score, result, failing indicators."""
+        chosen = _period(period)
+        with runtime.db.engine.connect() as conn:
+            cards = team_cards(conn, chosen, pipeline.engine.pack, pipeline.targets, settings)
+        return [TeamRow.of(card) for card in cards]
+
+    @router.get("/v1/scorecards/{operator}", response_model=Scorecard,
+                responses={401: {}, 403: {}, 404: {}, 422: {}})
+    def card(operator: str, period: PeriodQuery) -> Scorecard:
+        """One operator's card: each indicator of the period's cycle, weights, result."""
+        chosen = _period(period)
+        with runtime.db.engine.connect() as conn:
+            found = operator_card(conn, operator, chosen, pipeline.engine.pack,
+                                  pipeline.targets, settings)
+        if found is None:
+            raise HTTPException(404, f"operator '{operator}' has no snapshots in {chosen}")
+        return found
+
+    return router

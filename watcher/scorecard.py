@@ -1,0 +1,393 @@
+"""Operator scorecards: one operator, one assessment period, every indicator of its cycle.
+
+The card answers the manager's question "did this operator pass the month (or
+quarter, or year), and on what?". Its thresholds are not a second table: they
+come from the rule pack that is loaded (threshold rules labelled with the
+indicator, or whose condition is about that one metric) and from targets (sent
+with the snapshots or from the targets file). A target, being the goal set for
+this store and period, comes before a rule's generic threshold.
+
+Cycles follow the reference: a month assesses performance and efficiency, a
+quarter customer experience and compliance, a year the strategic indicators
+(``new_category_share``, ``ltv_growth``). A quarter or a year uses, per store
+and metric, the snapshot of the period itself when one was sent, else rolls up
+the snapshots within it (each part by the coarsest snapshot there is); an operator's
+stores are then aggregated (``watcher.rollup``). Each store's threshold is
+chosen with its own segment (a novice store's margin threshold is not a mature
+one's) and aggregated like the value, so value and threshold always describe
+the same stores.
+
+Pure functions over frozen models, plus two thin queries at the end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, computed_field
+from sqlalchemy import Connection
+
+from watcher import indicators
+from watcher.errors import InputError
+from watcher.indicators import Cycle, Dimension, Direction, Indicator
+from watcher.period import Period, PeriodKind
+from watcher.rollup import Combine, combine, combine_kind, weights_of
+from watcher.rules.engine import applicable_variant, normalise_segment
+from watcher.rules.expression import Comparison, Condition
+from watcher.rules.model import Rule, RulePack
+from watcher.snapshot import Comparator, Snapshot, Target
+from watcher.store import repository as repo
+from watcher.targets import TargetBook
+from watcher.weights import ScorecardSettings
+
+CYCLES = {PeriodKind.MONTH: Cycle.MONTHLY, PeriodKind.QUARTER: Cycle.QUARTERLY,
+          PeriodKind.YEAR: Cycle.ANNUAL}
+# the shorter periods a period is rolled up from, coarsest first
+_FINER = {PeriodKind.YEAR: (PeriodKind.QUARTER, PeriodKind.MONTH, PeriodKind.DAY),
+          PeriodKind.QUARTER: (PeriodKind.MONTH, PeriodKind.DAY),
+          PeriodKind.MONTH: (PeriodKind.DAY,)}
+# a rule's condition says when a metric fails; the card states the side that passes
+_PASSING_SIDE = {"<": Comparator.GE, "<=": Comparator.GT, ">": Comparator.LE,
+                 ">=": Comparator.LT}
+
+
+class ItemStatus(StrEnum):
+    PASS = "pass"
+    FAIL = "fail"
+    NO_DATA = "no_data"            # a threshold or target exists, no value was sent
+    NO_CRITERION = "no_criterion"  # a value was sent, nothing to judge it by
+
+
+class CardResult(StrEnum):
+    PASS = "pass"
+    FAIL = "fail"
+    INCOMPLETE = "incomplete"  # nothing on the card could be judged
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class CardItem(_Frozen):
+    indicator: str
+    name_en: str
+    name_zh: str
+    dimension: str
+    value: float | None
+    threshold: float | None
+    comparator: Comparator | None  # passes when ``value <comparator> threshold``
+    basis: Literal["target", "rule", "mixed", "per_store"] | None
+    rule: str | None  # the rule the threshold came from
+    status: ItemStatus
+    weight: float
+    stores: tuple[str, ...]  # the stores whose values (and thresholds) were aggregated
+    weighted_by: str | None  # orders, gmv or equal, for a weighted mean
+
+
+class Scorecard(_Frozen):
+    operator: str
+    period: str
+    cycle: Cycle
+    level: str | None  # segment.level as sent
+    tier: str  # the tier whose weights apply
+    stores: tuple[str, ...]
+    periods: tuple[str, ...]  # the snapshot periods the card was built from
+    items: tuple[CardItem, ...]
+    score: float | None
+    pass_score: float
+    result: CardResult
+    vetoes: tuple[str, ...]
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def failing(self) -> tuple[str, ...]:
+        return tuple(i.indicator for i in self.items if i.status is ItemStatus.FAIL)
+
+
+class TeamRow(_Frozen):
+    operator: str
+    tier: str
+    stores: tuple[str, ...]
+    score: float | None
+    result: CardResult
+    failing: tuple[str, ...]
+    vetoes: tuple[str, ...]
+
+    @classmethod
+    def of(cls, card: Scorecard) -> TeamRow:
+        return cls(operator=card.operator, tier=card.tier, stores=card.stores,
+                   score=card.score, result=card.result, failing=card.failing,
+                   vetoes=card.vetoes)
+
+
+def card_period(text: str) -> Period:
+    """The period of a card; a day or a malformed period names the ``period`` field."""
+    try:
+        period = Period.parse(text)
+    except ValueError as exc:
+        raise InputError(str(exc), field="period") from None
+    if period.kind not in CYCLES:
+        raise InputError(f"'{text}' is a day; a scorecard covers a month (2026-10), a quarter "
+                         "(2026-Q3) or a year (2026)", field="period")
+    return period
+
+
+def card_indicators(cycle: Cycle) -> list[Indicator]:
+    """The indicators a cycle assesses; real-time compliance signals count each quarter."""
+    if cycle is Cycle.MONTHLY:
+        return [i for i in indicators.INDICATORS.values() if i.cycle is Cycle.MONTHLY
+                and i.dimension in (Dimension.PERFORMANCE, Dimension.EFFICIENCY)]
+    if cycle is Cycle.QUARTERLY:
+        return [i for i in indicators.INDICATORS.values()
+                if i.cycle in (Cycle.QUARTERLY, Cycle.REALTIME)
+                and i.dimension in (Dimension.CUSTOMER, Dimension.COMPLIANCE)]
+    return [i for i in indicators.INDICATORS.values() if i.cycle is Cycle.ANNUAL]
+
+
+# -- one store's view of the period ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _StoreView:
+    store: str
+    segment: dict[str, str]
+    values: dict[str, float]
+    targets: dict[str, Target]
+
+
+@dataclass(frozen=True, slots=True)
+class _Criterion:
+    comparator: Comparator
+    threshold: float
+    basis: Literal["target", "rule"]
+    rule: str | None = None
+
+    def passes(self, value: float) -> bool:
+        return passes(value, self.comparator, self.threshold)
+
+
+def passes(value: float, comparator: Comparator, threshold: float) -> bool:
+    return {Comparator.LT: value < threshold, Comparator.LE: value <= threshold,
+            Comparator.GT: value > threshold, Comparator.GE: value >= threshold,
+            Comparator.EQ: value == threshold}[comparator]
+
+
+def _store_view(snaps: Sequence[Snapshot], period: Period, operator: str,
+                book: TargetBook) -> _StoreView:
+    """Values and targets of one store for ``period``: its own snapshot's, else rolled up.
+
+    A rolled-up metric's target is the one stated for the period itself (its snapshot's,
+    or the file's entry for exactly that period), else its parts' targets rolled up.
+    """
+    latest = snaps[-1]
+    exact = next((s for s in snaps if s.period == period), None)
+    file_targets = {s.period.text: book.lookup(s.store, operator, s.period) for s in snaps}
+    stated = {**book.lookup(latest.store, operator, period, exact_only=True),
+              **(exact.targets if exact else {})}
+    targets = {**book.lookup(latest.store, operator, period), **stated}
+    coarsest_first = [*([exact] if exact else []),
+                      *(s for kind in _FINER[period.kind] for s in snaps if s.period.kind is kind)]
+    values: dict[str, float] = {}
+    for metric in dict.fromkeys(m for s in snaps for m in s.metrics):
+        parts = _cover(metric, coarsest_first)
+        if parts[0] is exact:
+            values[metric] = parts[0].metrics[metric]
+            continue
+        _basis, weights = weights_of([p.metrics for p in parts])
+        values[metric] = combine(metric, [p.metrics[metric] for p in parts], weights)
+        target = stated.get(metric) or _rolled_target(
+            metric, [p.targets.get(metric) or file_targets[p.period.text].get(metric)
+                     for p in parts], weights)
+        if target is not None:
+            targets[metric] = target
+        else:
+            targets.pop(metric, None)
+    segment = next((s.segment for s in reversed(snaps) if s.segment), {})
+    return _StoreView(latest.store, normalise_segment(segment), values, targets)
+
+
+def _cover(metric: str, coarsest_first: Sequence[Snapshot]) -> list[Snapshot]:
+    """Snapshots with ``metric`` that cover the period without overlap, each part of it by
+    the coarsest snapshot there is (Q1-Q3 by their quarters, October by its month)."""
+    taken: list[Snapshot] = []
+    for snap in coarsest_first:
+        if metric in snap.metrics and not any(
+                snap.period.start <= t.period.end and t.period.start <= snap.period.end
+                for t in taken):
+            taken.append(snap)
+    return taken
+
+
+def _rolled_target(metric: str, found: Sequence[Target | None],
+                   weights: Sequence[float]) -> Target | None:
+    """The sub-periods' targets rolled up like the values, when every one of them has one."""
+    if any(t is None for t in found):
+        return None
+    given = [t for t in found if t is not None]
+    comparators = {t.comparator for t in given}
+    if len(comparators) != 1:
+        return None
+    comparator = comparators.pop()
+    value = combine_threshold(metric, [t.value for t in given], weights,
+                              comparator or _passing_side(metric))
+    return Target(value=value, comparator=comparator)
+
+
+def combine_threshold(metric: str, thresholds: Sequence[float], weights: Sequence[float],
+                      comparator: Comparator) -> float:
+    """Thresholds aggregate like values, except that for a worst-value metric the
+    strictest threshold applies (the worst store must meet it)."""
+    if combine_kind(metric) is Combine.WORST:
+        higher = comparator in (Comparator.GE, Comparator.GT)
+        return max(thresholds) if higher else min(thresholds)
+    return combine(metric, thresholds, weights)
+
+
+def _passing_side(metric: str) -> Comparator:
+    indicator = indicators.get(metric)
+    lower = indicator is not None and indicator.direction is Direction.LOWER_IS_BETTER
+    return Comparator.LE if lower else Comparator.GE
+
+
+# -- thresholds from the rule pack ----------------------------------------------------------
+
+
+def _single(condition: Condition | None, metric: str) -> Comparison | None:
+    if (isinstance(condition, Comparison) and condition.metric == metric
+            and condition.op in _PASSING_SIDE):
+        return condition
+    return None
+
+
+def card_rules(pack: RulePack, metric: str, kind: PeriodKind) -> list[Rule]:
+    """Threshold rules that judge ``metric`` in a period of ``kind``, in pack order: labelled
+    with the indicator (or unlabelled), with a single comparison of the metric (a compound
+    condition is an alerting refinement, not an assessment threshold)."""
+    return [rule for rule in pack.rules
+            if rule.enabled and rule.kind == "threshold"
+            and rule.labels.get("indicator", metric) == metric
+            and (not rule.periods or kind.value in rule.periods)
+            and any(_single(c, metric) for c in (rule.compiled,
+                                                  *(v.compiled for v in rule.variants)))]
+
+
+def _criterion(metric: str, view: _StoreView, rules: Sequence[Rule]) -> _Criterion | None:
+    target = view.targets.get(metric)
+    if target is not None:
+        return _Criterion(target.comparator or _passing_side(metric), target.value, "target")
+    for rule in rules:
+        variant = applicable_variant(rule, view.segment) if rule.variants else None
+        comparison = _single(variant.compiled if variant else rule.compiled, metric)
+        if comparison is not None and comparison.value is not None:
+            return _Criterion(_PASSING_SIDE[comparison.op], comparison.value, "rule", rule.id)
+    return None
+
+
+# -- the card ---------------------------------------------------------------------------------
+
+
+def _item(indicator: Indicator, views: Sequence[_StoreView], rules: Sequence[Rule],
+          weight: float) -> CardItem | None:
+    metric = indicator.id
+
+    def item(status: ItemStatus, stores: Sequence[_StoreView], value: float | None = None,
+             weighted_by: str | None = None, **judged: object) -> CardItem:
+        criterion = {"threshold": None, "comparator": None, "basis": None, "rule": None,
+                     **judged}
+        mean = combine_kind(metric) is Combine.MEAN and value is not None
+        return CardItem.model_validate({
+            "indicator": metric, "name_en": indicator.name_en, "name_zh": indicator.name_zh,
+            "dimension": indicator.dimension.value, "value": value, "status": status,
+            "weight": weight, "stores": tuple(v.store for v in stores),
+            "weighted_by": weighted_by if mean else None, **criterion})
+
+    with_value = [v for v in views if metric in v.values]
+    if not with_value:
+        known = bool(rules) or any(metric in v.targets for v in views)
+        return item(ItemStatus.NO_DATA, ()) if known else None
+    judged = [(v, c) for v in with_value if (c := _criterion(metric, v, rules)) is not None]
+    stores = [v for v, _c in judged] or with_value
+    weighted_by, weights = weights_of([v.values for v in stores])
+    value = combine(metric, [v.values[metric] for v in stores], weights)
+    if not judged:
+        return item(ItemStatus.NO_CRITERION, stores, value, weighted_by)
+    comparators = {c.comparator for _v, c in judged}
+    if len(comparators) > 1:  # e.g. one platform states "<", another ">=": judge each store
+        ok = all(c.passes(v.values[metric]) for v, c in judged)
+        return item(ItemStatus.PASS if ok else ItemStatus.FAIL, stores, value, weighted_by,
+                    basis="per_store")
+    comparator = comparators.pop()
+    threshold = combine_threshold(metric, [c.threshold for _v, c in judged], weights,
+                                  comparator)
+    sources = {(c.basis, c.rule) for _v, c in judged}
+    source, rule = sources.pop() if len(sources) == 1 else ("mixed", None)
+    status = ItemStatus.PASS if passes(value, comparator, threshold) else ItemStatus.FAIL
+    return item(status, stores, value, weighted_by, threshold=threshold,
+                comparator=comparator, basis=source, rule=rule)
+
+
+def build_card(operator: str, period: Period, snapshots: Iterable[Snapshot], pack: RulePack,
+               book: TargetBook, settings: ScorecardSettings) -> Scorecard:
+    """The card of ``operator`` for ``period`` from the snapshots within it."""
+    mine = sorted((s for s in snapshots if s.operator == operator
+                   and period.start <= s.period.start and s.period.end <= period.end),
+                  key=lambda s: (s.period.end, s.period.start, s.platform, s.store))
+    by_store: dict[tuple[str, str], list[Snapshot]] = {}
+    for snap in mine:
+        by_store.setdefault((snap.platform, snap.store), []).append(snap)
+    views = [_store_view(snaps, period, operator, book) for snaps in by_store.values()]
+    level = next((str(s.segment["level"]) for s in reversed(mine) if "level" in s.segment), None)
+    tier = settings.tier_of(level)
+    cycle = CYCLES[period.kind]
+    items = [item for indicator in card_indicators(cycle)
+             if (item := _item(indicator, views, card_rules(pack, indicator.id, period.kind),
+                               settings.weight(tier, indicator))) is not None]
+    vetoes = tuple(f"{metric} = {snap.metrics[metric]:g} at {snap.store} in {snap.period}"
+                   for snap in mine for metric in settings.veto
+                   if snap.metrics.get(metric, 0) > 0)
+    assessed = [i for i in items if i.status in (ItemStatus.PASS, ItemStatus.FAIL)]
+    total = sum(i.weight for i in assessed)
+    score = (sum(i.weight for i in assessed if i.status is ItemStatus.PASS) / total
+             if total > 0 else None)
+    if vetoes:
+        result = CardResult.FAIL
+    elif score is None:
+        result = CardResult.INCOMPLETE
+    else:
+        result = CardResult.PASS if score >= settings.pass_score else CardResult.FAIL
+    return Scorecard(
+        operator=operator, period=period.text, cycle=cycle, level=level, tier=tier,
+        stores=tuple(dict.fromkeys(v.store for v in views)),
+        periods=tuple(dict.fromkeys(s.period.text for s in mine)), items=tuple(items),
+        score=None if score is None else round(score, 4), pass_score=settings.pass_score,
+        result=result, vetoes=vetoes)
+
+
+def build_team(period: Period, snapshots: Iterable[Snapshot], pack: RulePack,
+               book: TargetBook, settings: ScorecardSettings) -> list[Scorecard]:
+    """A card for every operator with snapshots in ``period``, by operator name."""
+    by_operator: dict[str, list[Snapshot]] = {}
+    for snap in snapshots:
+        if snap.operator and period.start <= snap.period.start and snap.period.end <= period.end:
+            by_operator.setdefault(snap.operator, []).append(snap)
+    return [build_card(operator, period, snaps, pack, book, settings)
+            for operator, snaps in sorted(by_operator.items())]
+
+
+# -- the store edge ---------------------------------------------------------------------------
+
+
+def operator_card(conn: Connection, operator: str, period: Period, pack: RulePack,
+                  book: TargetBook, settings: ScorecardSettings) -> Scorecard | None:
+    """The operator's card, or None when the operator has no snapshot in the period."""
+    snaps = repo.snapshots_within(conn, period.start, period.end, operator)
+    return build_card(operator, period, snaps, pack, book, settings) if snaps else None
+
+
+def team_cards(conn: Connection, period: Period, pack: RulePack, book: TargetBook,
+               settings: ScorecardSettings) -> list[Scorecard]:
+    snaps = repo.snapshots_within(conn, period.start, period.end)
+    return build_team(period, snaps, pack, book, settings)

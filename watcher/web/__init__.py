@@ -1,0 +1,1 @@
+"""The web page for people: incidents, their timelines, PIP recommendations."""

@@ -1,0 +1,327 @@
+"""The web page: incidents with filters, one incident with its timeline, PIPs,
+scorecards, login.
+
+Server-rendered (Jinja2, autoescaped) and script-free: forms post and the
+server redirects back, so it works on any phone browser and a Content
+Security Policy can forbid every script. The rules are the API's: viewers
+read, responders act; see ``access`` for the login cookie and CSRF checks.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from datetime import UTC, datetime, timedelta
+from importlib.resources import files
+from typing import Annotated, Any, Literal
+from urllib.parse import quote, unquote, urlencode
+
+from fastapi import APIRouter, Form, Path, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+from watcher.actions import ActionKind, act
+from watcher.auth import Authenticator, Role
+from watcher.daemon.schemas import MAX_ID
+from watcher.errors import InputError, InvalidTransition, NotFound
+from watcher.evaluation import format_value
+from watcher.period import Period
+from watcher.runtime import Runtime
+from watcher.scorecard import Scorecard, operator_card, team_cards
+from watcher.store import repository as repo
+from watcher.store.database import utcnow
+from watcher.web.access import TOKEN_COOKIE, TOKEN_MAX_AGE, Visitor, safe_next, same_origin, visitor
+from watcher.web.cards import (
+    card_path,
+    card_view,
+    chosen_period,
+    default_period,
+    known_operator,
+    printable,
+    team_lines,
+    team_url,
+)
+from watcher.web.i18n import LANGUAGES, choose_language, translator
+from watcher.web.views import (
+    ListQuery,
+    evidence_rows,
+    indicator_name,
+    recommendation,
+    timeline,
+    title_of,
+)
+
+LANG_COOKIE = "kw_lang"
+NAME_COOKIE = "kw_name"
+PIP_DAYS = 90
+
+
+def _when(value: datetime | None) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if value else "-"
+
+
+TEMPLATES = Environment(loader=PackageLoader("watcher.web", "templates"),
+                        autoescape=select_autoescape(["html"]), undefined=StrictUndefined,
+                        trim_blocks=True, lstrip_blocks=True)
+TEMPLATES.filters["when"] = _when
+CSS = files("watcher.web").joinpath("static/page.css").read_text(encoding="utf-8")
+# The one inline style is allowed by its hash; nothing else (no script at all) may run.
+CSP = ("default-src 'none'; style-src 'sha256-"
+       + base64.b64encode(hashlib.sha256(CSS.encode()).digest()).decode()
+       + "'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+SECURITY_HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff",
+                    "Referrer-Policy": "same-origin", "Cache-Control": "no-store"}
+
+
+def page_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
+    db = runtime.db
+    public_url = runtime.settings.public_url
+    secure = bool(public_url and public_url.startswith("https:"))
+    router = APIRouter(include_in_schema=False)
+
+    def language(request: Request) -> str:
+        return choose_language(request.query_params.get("lang"),
+                               request.cookies.get(LANG_COOKIE),
+                               request.headers.get("accept-language"))
+
+    def page(request: Request, template: str, status: int = 200,
+             who: Visitor | None = None, **context: Any) -> HTMLResponse:
+        lang = language(request)
+        other = next(code for code in LANGUAGES if code != lang)
+        switch = request.url.include_query_params(lang=other)
+        html = TEMPLATES.get_template(template).render(
+            t=translator(lang), lang=lang, css=CSS, who=who, error=context.pop("error", None),
+            switch_url=f"{switch.path}?{switch.query}", **context)
+        response = HTMLResponse(html, status, headers=SECURITY_HEADERS)
+        if request.query_params.get("lang") in LANGUAGES:
+            response.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, httponly=True,
+                                samesite="lax", secure=secure)
+        return response
+
+    def message(request: Request, status: int, key: str, who: Visitor | None = None,
+                login: bool = False, **values: Any) -> HTMLResponse:
+        text = translator(language(request))(key, **values)
+        return page(request, "message.html", status, who, text=text, login=login)
+
+    def to_login(request: Request) -> Response:
+        here = safe_next(request.url.path
+                         + (f"?{request.url.query}" if request.url.query else ""))
+        if request.headers.get("sec-fetch-site") == "cross-site":
+            # A link from a chat message or an e-mail: the browser withholds the
+            # SameSite=Strict cookie on this navigation but sends it on ours.
+            return page(request, "continue.html", target=here)
+        return RedirectResponse("/login?" + urlencode({"next": here}), 303)
+
+    def reader(request: Request) -> Visitor | Response:
+        who = visitor(auth, request.headers, request.cookies)
+        if not who.known:
+            return to_login(request)
+        if not who.can(Role.VIEWER):
+            return message(request, 403, "error.forbidden", who, role=Role.VIEWER.value)
+        return who
+
+    def streak_rules() -> list[str]:
+        """The rules that recommend a PIP, from the pack in force."""
+        return [r.id for r in runtime.pipeline.engine.pack.rules if r.kind == "streak"]
+
+    @router.get("/", response_class=HTMLResponse)
+    def incidents_page(request: Request) -> Response:
+        who = reader(request)
+        if not isinstance(who, Visitor):
+            return who
+        error, status, found, query = None, 200, [], ListQuery()
+        try:
+            query = ListQuery.parse(request.query_params)
+        except InputError as exc:
+            t = translator(language(request))
+            error, status = t("error.field", field=exc.field, message=exc.reason), 400
+        with db.engine.connect() as conn:
+            if error is None:
+                since, until = query.window
+                found = repo.list_incidents(
+                    conn, status=query.status, severity=query.severity, store=query.store,
+                    operator=query.operator, rule=query.rule, since=since, until=until,
+                    limit=query.per + 1, offset=query.offset)
+            facets = repo.incident_facets(conn)
+        lang = language(request)
+        return page(request, "incidents.html", status, who, error=error, query=query,
+                    facets=facets, incidents=found[:query.per], more=len(found) > query.per,
+                    titles={i.id: title_of(i, lang) for i in found})
+
+    def incident_page(request: Request, who: Visitor, incident_id: int, status: int = 200,
+                      error: str | None = None, form: dict[str, str] | None = None
+                      ) -> HTMLResponse:
+        with db.engine.connect() as conn:
+            incident = repo.get_incident(conn, incident_id)
+            events = repo.incident_events_of(conn, incident_id) if incident else []
+        if incident is None:
+            return message(request, 404, "error.not_found", who, id=incident_id)
+        lang = language(request)
+        form = form or {"by": unquote(request.cookies.get(NAME_COOKIE, "")), "note": ""}
+        return page(request, "incident.html", status, who, error=error, incident=incident,
+                    title=title_of(incident, lang), evidence=evidence_rows(incident, lang),
+                    metric_name=indicator_name(incident.metric or "", lang),
+                    value=format_value(incident.metric, incident.value),
+                    threshold=format_value(incident.metric, incident.threshold),
+                    timeline=timeline(events, lang), form=form,
+                    can_act=who.can(Role.RESPONDER))
+
+    @router.get("/incidents/{incident_id}", response_class=HTMLResponse)
+    def incident_detail(request: Request,
+                        incident_id: Annotated[int, Path(ge=1, le=MAX_ID)]) -> Response:
+        who = reader(request)
+        if not isinstance(who, Visitor):
+            return who
+        return incident_page(request, who, incident_id)
+
+    @router.post("/incidents/{incident_id}/{action}", response_class=HTMLResponse)
+    def incident_action(request: Request,
+                        incident_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+                        action: Literal["ack", "resolve", "note"],
+                        by: Annotated[str, Form()] = "",
+                        note: Annotated[str, Form()] = "") -> Response:
+        if not same_origin(request.headers, public_url):
+            return message(request, 403, "error.origin")
+        who = visitor(auth, request.headers, request.cookies)
+        if not who.known:
+            return message(request, 401, "error.login", who, login=True)
+        if not who.can(Role.RESPONDER):
+            return message(request, 403, "error.forbidden", who, role=Role.RESPONDER.value)
+        by, note = by.strip(), note.strip()
+        t = translator(language(request))
+        problem = _form_problem(by, note, note_required=action == "note")
+        if problem is not None:
+            name, key, values = problem
+            text = t("error.field", field=name, message=t(key, **values))
+            return incident_page(request, who, incident_id, 400, text, {"by": by, "note": note})
+        kind: ActionKind = action
+        try:
+            act(db, incident_id, kind, by, note or None)
+        except NotFound:
+            return message(request, 404, "error.not_found", who, id=incident_id)
+        except InvalidTransition as exc:
+            return incident_page(request, who, incident_id, 409, str(exc),
+                                 {"by": by, "note": note})
+        response = RedirectResponse(f"/incidents/{incident_id}", 303)
+        # Percent-encoded: a header is Latin-1, and names are often Chinese.
+        response.set_cookie(NAME_COOKIE, quote(by), max_age=365 * 86400, httponly=True,
+                            samesite="strict", secure=secure)
+        return response
+
+    @router.get("/pip", response_class=HTMLResponse)
+    def pip_page(request: Request) -> Response:
+        who = reader(request)
+        if not isinstance(who, Visitor):
+            return who
+        with db.engine.connect() as conn:
+            found = repo.recommendations(conn, streak_rules(),
+                                         utcnow() - timedelta(days=PIP_DAYS))
+        lang = language(request)
+        return page(request, "pip.html", 200, who, days=PIP_DAYS,
+                    items=[recommendation(i, lang) for i in found],
+                    titles={i.id: title_of(i, lang) for i in found})
+
+    def card_period_of(request: Request) -> tuple[str, Period | None, str | None]:
+        """(as typed, the period, the field's error); the last full month by default."""
+        today = runtime.pipeline.clock().astimezone(UTC).date()
+        text = (request.query_params.get("period") or "").strip() or default_period(today)
+        try:
+            return text, chosen_period(text), None
+        except InputError:
+            t = translator(language(request))
+            return (printable(text), None,
+                    t("error.field", field="period", message=t("error.period")))
+
+    @router.get("/scorecards", response_class=HTMLResponse)
+    def team_page(request: Request) -> Response:
+        who = reader(request)
+        if not isinstance(who, Visitor):
+            return who
+        text, period, error = card_period_of(request)
+        cards: list[Scorecard] = []
+        if period is not None:
+            with db.engine.connect() as conn:
+                cards = team_cards(conn, period, runtime.pipeline.engine.pack,
+                                   runtime.pipeline.targets, runtime.settings.scorecard)
+        return page(request, "scorecards.html", 400 if error else 200, who, error=error,
+                    period=period.text if period else None, period_text=text,
+                    form_action="/scorecards", lines=team_lines(cards, language(request)))
+
+    @router.get("/scorecards/{operator:path}", response_class=HTMLResponse)
+    def card_page(request: Request, operator: str) -> Response:
+        who = reader(request)
+        if not isinstance(who, Visitor):
+            return who
+        if not operator:  # "/scorecards/": the team
+            return RedirectResponse(team_url(request.query_params.get("period")), 303)
+        text, period, error = card_period_of(request)
+        lang = language(request)
+        if period is None:
+            return page(request, "scorecard.html", 400, who, error=error, view=None,
+                        heading=printable(operator), pip_links=[], period_text=text,
+                        form_action=card_path(operator), team_url=team_url(None))
+        card, pip_links = None, []
+        if known_operator(operator):
+            with db.engine.connect() as conn:
+                card = operator_card(conn, operator, period, runtime.pipeline.engine.pack,
+                                     runtime.pipeline.targets, runtime.settings.scorecard)
+                pip_links = [ListQuery(operator=operator, rule=rule).url()
+                             for rule in streak_rules()
+                             if repo.list_incidents(conn, operator=operator, rule=rule, limit=1)]
+        if card is None:
+            return message(request, 404, "error.no_card", who, operator=printable(operator),
+                           period=period.text)
+        heading = translator(lang)("card.heading", operator=operator, period=period.text)
+        return page(request, "scorecard.html", 200, who, view=card_view(card, lang),
+                    heading=heading, pip_links=pip_links, period_text=text,
+                    form_action=card_path(operator), team_url=team_url(period.text))
+
+    @router.get("/login", response_class=HTMLResponse)
+    def login_form(request: Request) -> Response:
+        if auth.open_mode():
+            return RedirectResponse("/", 303)
+        return page(request, "login.html", next=safe_next(request.query_params.get("next")))
+
+    @router.post("/login", response_class=HTMLResponse)
+    def login(request: Request, token: Annotated[str, Form()] = "",
+              next_: Annotated[str, Form(alias="next")] = "/") -> Response:
+        if not same_origin(request.headers, public_url):
+            return message(request, 403, "error.origin")
+        target = safe_next(next_)
+        if auth.open_mode():
+            return RedirectResponse(target, 303)
+        token = token.strip()
+        role = auth.role_of(token) if token and "\x00" not in token else None
+        t = translator(language(request))
+        if role is None:
+            return page(request, "login.html", 401, error=t("login.bad"), next=target)
+        if not role.allows(Role.VIEWER):
+            return page(request, "login.html", 403, error=t("login.ingest"), next=target)
+        response = RedirectResponse(target, 303)
+        response.set_cookie(TOKEN_COOKIE, token, max_age=TOKEN_MAX_AGE, httponly=True,
+                            samesite="strict", secure=secure)
+        return response
+
+    @router.post("/logout")
+    def logout(request: Request) -> Response:
+        if not same_origin(request.headers, public_url):
+            return message(request, 403, "error.origin")
+        response = RedirectResponse("/login", 303)
+        response.delete_cookie(TOKEN_COOKIE, httponly=True, samesite="strict", secure=secure)
+        return response
+
+    return router
+
+
+def _form_problem(by: str, note: str, *, note_required: bool
+                  ) -> tuple[str, str, dict[str, Any]] | None:
+    """(field, message key, values) of the first thing wrong with an action form."""
+    for name, value, limit, required in (("by", by, 200, True),
+                                         ("note", note, 5000, note_required)):
+        if required and not value:
+            return name, "error.required", {}
+        if len(value) > limit:
+            return name, "error.too_long", {"max": limit}
+        if "\x00" in value:
+            return name, "error.nul", {}
+    return None
