@@ -39,7 +39,8 @@ def main() -> None:
         "snapshots_per_s"] / raw
     figures["cli_ingest_sqlite"] = runs.cli_ingest(n // 5 if quick else n)
     figures["latency_200"] = runs.latency(200, 3 if quick else 20)
-    figures["latency_1000"] = runs.latency(1000, 2 if quick else 10)
+    figures["latency_1000"] = runs.latency(1000, 2 if quick else 10, per_request=10)
+    figures["single_posts"] = runs.single_posts(2 if quick else 10)
     marks = [2_000, 10_000] if quick else [100_000, 1_000_000]
     online = runs.online(marks)
     figures["online_http"] = {"snapshots_per_s": online["snapshots_per_s"]}
@@ -73,8 +74,10 @@ def table(f: dict[str, Any], marks: list[int]) -> str:
         lat = f[f"latency_{rate}"]
         rows.append((f"accept->channel @{rate}/s", f"{lat['p50_ms']:.0f} / {lat['p95_ms']:.0f}"
                      f" / {lat['p99_ms']:.0f}", "ms p50/p95/p99",
-                     f"{lat['notified']} notified of {lat['sent']} sent, offered "
-                     f"{lat['offered_per_s']:.0f}/s"))
+                     f"{lat['per_request']} per POST, offered {lat['offered_per_s']:.0f}/s, "
+                     f"{lat['notified']} notified"))
+    rows.append(("HTTP, 1 per POST", f"{f['single_posts']['requests_per_s']:,.0f}",
+                 "requests/s", f"{f['single_posts']['clients']} clients at once"))
     rss = f["memory"]["rss_mb"]
     rows.append(("daemon peak RSS", f"{rss[marks[0]]:.0f} -> {rss[marks[1]]:.0f}", "MiB",
                  f"{marks[0]:,} -> {marks[1]:,} snapshots ({f['memory']['growth']:+.1%})"))

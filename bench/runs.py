@@ -186,47 +186,96 @@ def daemon(hook: Hook) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def latency(rate: int, seconds: float) -> dict[str, Any]:
-    """Open-loop: one snapshot every 1/rate s, sent whether or not earlier requests have
-    been answered (as independent senders would), drawn from the realistic stream (about
-    4 % breach a rule); for each breach, the time from sending it to the webhook's
-    receipt of its notification."""
+def latency(rate: int, seconds: float, per_request: int = 1) -> dict[str, Any]:
+    """Open-loop: ``rate`` snapshots a second offered in POSTs of ``per_request``, each
+    sent on schedule whether or not earlier ones have been answered (as independent
+    senders would), drawn from the realistic stream (about 4 % breach a rule); for each
+    breach, the time from sending it to the webhook's receipt of its notification."""
     hook = Hook()
     sent: dict[str, float] = {}
+    errors: dict[str, int] = {}
     total = int(rate * seconds)
     records = list(snapshots(total, stores=total, seed=11))
+    requests = [records[i:i + per_request] for i in range(0, total, per_request)]
     try:
         with daemon(hook) as (url, _proc):
-            offered = asyncio.run(_offer(f"{url}/v1/snapshots", rate, records, sent))
+            offered = asyncio.run(_offer(f"{url}/v1/snapshots", rate / per_request, requests,
+                                         sent, errors))
             time.sleep(2)  # the last notifications on their way
     finally:
         hook.close()
     waits = [(hook.arrived[s] - t) * 1000 for s, t in sent.items() if s in hook.arrived]
-    return {"offered_per_s": offered, "notified": len(waits), "sent": len(sent),
+    return {"offered_per_s": offered * per_request, "per_request": per_request,
+            "notified": len(waits), "sent": len(sent), "failed_requests": errors,
             "p50_ms": percentile(waits, 50), "p95_ms": percentile(waits, 95),
             "p99_ms": percentile(waits, 99)}
 
 
-async def _offer(url: str, rate: int, records: list[dict[str, Any]],
-                 sent: dict[str, float]) -> float:
-    """POST each record on a fixed schedule; the offered rate actually reached."""
+async def _offer(url: str, per_second: float, requests: list[list[dict[str, Any]]],
+                 sent: dict[str, float], errors: dict[str, int]) -> float:
+    """POST each request on a fixed schedule; the request rate actually offered. A request
+    that fails is counted in ``errors`` and its snapshots left out of ``sent``."""
     limits = httpx.Limits(max_connections=256)
     async with httpx.AsyncClient(timeout=httpx.Timeout(120, pool=None), limits=limits) as client:
-        async def post(record: dict[str, Any]) -> None:
-            body = json.dumps(record).encode()
-            sent[record["store"]] = time.perf_counter()
-            await client.post(url, content=body)
+        async def post(records: list[dict[str, Any]]) -> None:
+            body = jsonl(iter(records))
+            now = time.perf_counter()
+            for record in records:
+                sent[record["store"]] = now
+            try:
+                failed = (await client.post(url, content=body)).status_code != 200
+            except httpx.HTTPError as exc:
+                failed = True
+                errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
+            if failed:
+                for record in records:
+                    sent.pop(record["store"], None)
 
         start = time.perf_counter()
         tasks = []
-        for index, record in enumerate(records):
-            pause = start + index / rate - time.perf_counter()
+        for index, records in enumerate(requests):
+            pause = start + index / per_second - time.perf_counter()
             if pause > 0:
                 await asyncio.sleep(pause)
-            tasks.append(asyncio.create_task(post(record)))
-        offered = len(records) / (time.perf_counter() - start)
+            tasks.append(asyncio.create_task(post(records)))
+        offered = len(requests) / (time.perf_counter() - start)
         await asyncio.gather(*tasks)
     return offered
+
+
+def single_posts(seconds: float, clients: int = 8) -> dict[str, Any]:
+    """One snapshot per POST from several clients at once, as fast as they go: the
+    request rate one daemon serves (concurrent posts share engine turns)."""
+    hook = Hook()
+    bodies = [json.dumps(r).encode() for r in snapshots(int(2_000 * seconds), seed=5)]
+    position = iter(range(len(bodies)))
+    lock = threading.Lock()
+    done = [0]
+    try:
+        with daemon(hook) as (url, _proc):
+            stop = time.perf_counter() + seconds
+
+            def client() -> None:
+                with httpx.Client(timeout=60) as http:
+                    while time.perf_counter() < stop:
+                        with lock:
+                            index = next(position, None)
+                        if index is None:
+                            return
+                        http.post(f"{url}/v1/snapshots", content=bodies[index])
+                        with lock:
+                            done[0] += 1
+
+            started = time.perf_counter()
+            threads = [threading.Thread(target=client) for _ in range(clients)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            elapsed = time.perf_counter() - started
+    finally:
+        hook.close()
+    return {"requests_per_s": done[0] / elapsed, "clients": clients}
 
 
 def online(counts: list[int], per_request: int = 100) -> dict[str, Any]:

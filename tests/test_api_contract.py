@@ -7,7 +7,6 @@ without a server error and with a body matching the schema it documents. In-proc
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -22,6 +21,7 @@ from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from tests.conftest import ROOT
 from watcher.config import Settings
+from watcher.daemon.coalesce import Coalescer
 from watcher.daemon.http import create_app
 from watcher.pipeline import Pipeline
 from watcher.runtime import Runtime
@@ -43,8 +43,7 @@ def api_schema(pipeline: Pipeline, settings: Settings) -> Iterator[Any]:
                 created_at=now))
     engine_thread = ThreadPoolExecutor(max_workers=1)
 
-    async def submit(fn: Any, *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(engine_thread, fn, *args)
+    submit = Coalescer(pipeline.ingest_many, engine_thread).ingest_async
 
     app = create_app(Runtime(settings, pipeline.db, pipeline), submit)
     yield schemathesis.openapi.from_asgi("/openapi.json", app)

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -14,6 +12,7 @@ from fastapi.testclient import TestClient
 from tests.conftest import Clock, jsonl, snapshot
 from watcher.auth import Role, create_token
 from watcher.config import Settings
+from watcher.daemon.coalesce import Coalescer
 from watcher.daemon.http import create_app
 from watcher.pipeline import Pipeline
 from watcher.rules.engine import RuleEngine
@@ -49,8 +48,7 @@ rules:
 def app_client(db: Database, settings: Settings, pipeline: Pipeline) -> TestClient:
     engine_thread = ThreadPoolExecutor(max_workers=1)
 
-    async def submit(fn: Any, *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(engine_thread, fn, *args)
+    submit = Coalescer(pipeline.ingest_many, engine_thread).ingest_async
 
     return TestClient(create_app(Runtime(settings, db, pipeline), submit))
 

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -15,6 +13,7 @@ from tests.conftest import snapshot
 from tests.test_cli import env, watcher  # noqa: F401  (fixture)
 from watcher.auth import Role, create_token, hash_token, is_loopback, revoke_token
 from watcher.config import Settings
+from watcher.daemon.coalesce import Coalescer
 from watcher.daemon.http import create_app
 from watcher.pipeline import Pipeline
 from watcher.runtime import Runtime
@@ -24,8 +23,7 @@ from watcher.store.schema import api_tokens
 def client_for(pipeline: Pipeline, settings: Settings, host: str) -> TestClient:
     engine_thread = ThreadPoolExecutor(max_workers=1)
 
-    async def submit(fn: Any, *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(engine_thread, fn, *args)
+    submit = Coalescer(pipeline.ingest_many, engine_thread).ingest_async
 
     runtime = Runtime(settings.model_copy(update={"host": host}), pipeline.db, pipeline)
     return TestClient(create_app(runtime, submit))

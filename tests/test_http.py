@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import jsonl, snapshot
 from watcher.config import Settings
+from watcher.daemon.coalesce import Coalescer
 from watcher.daemon.http import create_app
 from watcher.pipeline import Pipeline
 from watcher.runtime import Runtime
@@ -23,8 +22,7 @@ def client(pipeline: Pipeline, settings: Settings) -> Iterator[TestClient]:
     engine_thread = ThreadPoolExecutor(max_workers=1)
     small = settings.model_copy(update={"max_body_bytes": 20_000})
 
-    async def submit(fn: Any, *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(engine_thread, fn, *args)
+    submit = Coalescer(pipeline.ingest_many, engine_thread).ingest_async
 
     runtime = Runtime(small, pipeline.db, pipeline)
     with TestClient(create_app(runtime, submit)) as test_client:

@@ -3,7 +3,6 @@ multi-store aggregation, the store query, the CLI and the HTTP endpoints."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +17,7 @@ from tests.conftest import Clock, jsonl, snapshot
 from watcher.auth import Role, create_token
 from watcher.cli import app
 from watcher.config import Settings, load_settings
+from watcher.daemon.coalesce import Coalescer
 from watcher.daemon.http import create_app
 from watcher.errors import ConfigError, InputError
 from watcher.indicators import Cycle
@@ -502,8 +502,7 @@ class TestScorecardPage:
 def client(pipeline: Pipeline, settings: Settings) -> Iterator[TestClient]:
     engine_thread = ThreadPoolExecutor(max_workers=1)
 
-    async def submit(fn: Any, *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(engine_thread, fn, *args)
+    submit = Coalescer(pipeline.ingest_many, engine_thread).ingest_async
 
     with TestClient(create_app(Runtime(settings, pipeline.db, pipeline), submit)) as test:
         yield test

@@ -9,7 +9,7 @@ keep pace with the rule engine (see bench/README.md).
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -51,6 +51,9 @@ class Plan:
     state: dict[int, inc.Incident] = field(default_factory=dict)
     opened: int = 0
     resolved: int = 0
+    # by the snapshot (key) whose evaluation decided it: each request's own report
+    opened_by: Counter[str] = field(default_factory=Counter)
+    resolved_by: Counter[str] = field(default_factory=Counter)
 
 
 class Planner:
@@ -69,11 +72,13 @@ class Planner:
             self._keep_live(fp, incident)
         self.plan = Plan()
         self._next_temp = -1
+        self._deciding = ""  # the snapshot key being evaluated
 
     # -- threshold rules ---------------------------------------------------------------------
 
     def outcomes(self, outcomes: list[Outcome]) -> None:
         for result in outcomes:
+            self._deciding = result.snapshot.key
             for firing in result.firings:
                 self.fire(firing)
             snap = result.snapshot
@@ -97,6 +102,8 @@ class Planner:
         latest = {(a.operator, a.period): a for a in changed}
         for rule in rules:
             for operator, month in keys:
+                assessment = latest[(operator, month)]
+                self._deciding = f"{assessment.platform}|{assessment.store}|{assessment.period}"
                 self._streak(rule, operator, Period.parse(month), months.get(operator, {}),
                              latest[(operator, month)])
 
@@ -177,6 +184,7 @@ class Planner:
             self._keep_live(fp, incident)
             plan.events.append((ref, decision.event))
             plan.opened += 1
+            plan.opened_by[self._deciding] += 1
             plan.notices.append(_Notice(ref, len(plan.events) - 1, AlertKind.OPENED, None,
                                         route(self.settings, labels_of(incident))))
             return
@@ -198,6 +206,7 @@ class Planner:
             return
         self._drop_live(fp)
         plan.resolved += 1
+        plan.resolved_by[self._deciding] += 1
         plan.notices.append(_Notice(ref, len(plan.events) - 1, AlertKind.RESOLVED,
                                     decision.event.note, None))
 

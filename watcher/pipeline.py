@@ -10,16 +10,17 @@ re-evaluated; a changed one replaces the values and is evaluated again.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import structlog
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from watcher.apply import Planner, write
+from watcher.apply import Plan, Planner, write
 from watcher.config import Settings
 from watcher.evaluation import Assessment, Outcome, outcome
 from watcher.observability import (
@@ -87,86 +88,105 @@ class Pipeline:
         self.targets = targets
 
     def ingest(self, records: Iterable[RawRecord | Rejection], source: str) -> IngestReport:
-        report = IngestReport()
-        batch: list[tuple[Snapshot, str]] = []
-        rejected: list[Rejection] = []
-        for record in records:
-            verdict = record if isinstance(record, Rejection) else validate(record, source)
-            if isinstance(verdict, Rejection):
-                rejected.append(Rejection(source, verdict.location, verdict.field,
-                                          verdict.error, verdict.raw))
-            else:
-                assert isinstance(record, RawRecord)
-                batch.append((verdict, record.text))
-            if len(batch) >= self.settings.batch_size:
-                report.merge(self._commit(batch, rejected, source))
-                batch, rejected = [], []
+        return self.ingest_many([(records, source)])[0]
+
+    def ingest_many(self, requests: Sequence[tuple[Iterable[RawRecord | Rejection], str]]
+                    ) -> list[IngestReport]:
+        """Several requests (HTTP posts, files, messages) in shared transactions, each
+        with its own report: what the daemon's engine thread does with requests that
+        queued while it was busy (one commit for many small posts)."""
+        reports = [IngestReport() for _ in requests]
+        sources = [source for _, source in requests]
+        batch: list[Statement] = []
+        rejected: list[tuple[int, Rejection]] = []
+        for origin, (records, source) in enumerate(requests):
+            for record in records:
+                verdict = record if isinstance(record, Rejection) else validate(record, source)
+                if isinstance(verdict, Rejection):
+                    rejected.append((origin, Rejection(source, verdict.location, verdict.field,
+                                                       verdict.error, verdict.raw)))
+                else:
+                    assert isinstance(record, RawRecord)
+                    batch.append(Statement(verdict, record.text, origin))
+                if len(batch) >= self.settings.batch_size:
+                    self._commit(batch, rejected, sources, reports)
+                    batch, rejected = [], []
         if batch or rejected:
-            report.merge(self._commit(batch, rejected, source))
-        return report
+            self._commit(batch, rejected, sources, reports)
+        return reports
 
     def ingest_snapshots(self, snapshots: Iterable[Snapshot], source: str) -> IngestReport:
         """For callers that already hold validated snapshots (sources, tests, backfills)."""
-        batch = [(s, "") for s in snapshots]
+        batch = [Statement(s, "", 0) for s in snapshots]
         report = IngestReport()
         for start in range(0, len(batch), self.settings.batch_size):
-            report.merge(self._commit(batch[start:start + self.settings.batch_size], [], source))
+            self._commit(batch[start:start + self.settings.batch_size], [], [source], [report])
         return report
 
     # -- one transaction ------------------------------------------------------------------
 
-    def _commit(self, batch: list[tuple[Snapshot, str]], rejected: list[Rejection],
-                source: str) -> IngestReport:
+    def _commit(self, batch: list[Statement], rejected: list[tuple[int, Rejection]],
+                sources: list[str], reports: list[IngestReport]) -> None:
         """Commit a batch; a race with another replica on the same snapshot key or
         incident fingerprint (a unique constraint) is retried, and the retry sees
         the winner's rows: a restatement, an incident already live. So is a deadlock
         between two replicas' batches (PostgreSQL aborts one of them)."""
         for attempt in range(1, RACE_RETRIES + 1):
             try:
-                return self._commit_once(batch, rejected, source)
+                parts = self._commit_once(batch, rejected, sources)
+                break
             except (IntegrityError, OperationalError) as exc:
                 deadlock = getattr(exc.orig, "sqlstate", None) == DEADLOCK
                 if attempt == RACE_RETRIES or not (isinstance(exc, IntegrityError) or deadlock):
                     raise
-                log.info("batch_race_retry", attempt=attempt, source=source)
-        raise AssertionError("unreachable")
+                log.info("batch_race_retry", attempt=attempt, sources=sorted(set(sources)))
+        for origin, part in parts.items():
+            reports[origin].merge(part)
+            kind = source_kind(sources[origin])
+            SNAPSHOTS_INGESTED.labels(kind).inc(part.accepted)
+            SNAPSHOTS_REJECTED.labels(kind).inc(len(part.rejected))
+            log.debug("ingested", source=sources[origin],
+                      **{k: v for k, v in part.as_dict().items() if k != "errors"})
 
-    def _commit_once(self, batch: list[tuple[Snapshot, str]], rejected: list[Rejection],
-                     source: str) -> IngestReport:
+    def _commit_once(self, batch: list[Statement], rejected: list[tuple[int, Rejection]],
+                     sources: list[str]) -> dict[int, IngestReport]:
+        """One transaction; the report of each request (origin) that had a part in it."""
         now = self.clock()
         targets = self.targets
-        report = IngestReport(rejected=list(rejected))
-        latest: dict[str, tuple[Snapshot, str]] = {}
-        for snapshot, raw in batch:
-            held = latest.get(snapshot.key)
-            if held is None or not observed_before(snapshot, held[0].observed_at):
-                latest[snapshot.key] = (snapshot, raw)  # the last statement in a batch wins
+        parts: dict[int, IngestReport] = defaultdict(IngestReport)
+        for origin, rejection in rejected:
+            parts[origin].rejected.append(rejection)
+        latest: dict[str, Statement] = {}
+        for statement in batch:
+            parts[statement.origin].accepted += 1
+            held = latest.get(statement.snapshot.key)
+            if held is None or not observed_before(statement.snapshot, held.snapshot.observed_at):
+                latest[statement.snapshot.key] = statement  # the last statement wins
         with self.db.engine.begin() as conn:
-            repo.insert_rejections(conn, rejected, now)
+            repo.insert_rejections(conn, [r for _, r in rejected], now)
             known = repo.snapshot_state(conn, list(latest), lock=True)
             fresh, restated, evaluate = [], [], []
             later: dict[str, datetime] = {}
-            for key, (snapshot, raw) in latest.items():
-                row = repo.snapshot_row(snapshot, raw, source, now)
+            for key, (snapshot, raw, origin) in latest.items():
+                row = repo.snapshot_row(snapshot, raw, sources[origin], now)
                 if key not in known:
                     fresh.append(row)
                 elif observed_before(snapshot, known[key][3]):
-                    report.unchanged += 1  # late: a statement observed after it is stored
+                    parts[origin].unchanged += 1  # late: one observed after it is stored
                     continue
                 elif known[key][1] == row["content_hash"]:
-                    report.unchanged += 1
+                    parts[origin].unchanged += 1
                     observed = snapshot.observed_at
                     if observed is not None and observed != known[key][3]:
                         later[key] = observed
                     continue
                 else:
                     restated.append(row)
+                    parts[origin].restated += 1
                 evaluate.append(targets.fill(snapshot))
             repo.advance_observed(conn, later)
             repo.insert_snapshots(conn, fresh)
             repo.restate_snapshots(conn, restated)
-            report.accepted = len(batch)
-            report.restated = len(restated)
             evaluate.sort(key=lambda s: (s.period.end, s.period.start))
             engine = self.engine
             started = time.perf_counter()
@@ -177,16 +197,14 @@ class Pipeline:
                     EVALUATION_SECONDS.observe(per_snapshot)
                 RULE_EVALUATIONS.inc(len(verdicts))
             outcomes = [outcome(engine.pack, engine.version, v) for v in verdicts]
-            self._apply(conn, outcomes, now, report)
-        kind = source_kind(source)
-        SNAPSHOTS_INGESTED.labels(kind).inc(report.accepted)
-        SNAPSHOTS_REJECTED.labels(kind).inc(len(report.rejected))
-        log.debug("ingested", source=source, **{k: v for k, v in report.as_dict().items()
-                                               if k != "errors"})
-        return report
+            plan = self._apply(conn, outcomes, now)
+        for key, count in plan.opened_by.items():
+            parts[latest[key].origin if key in latest else 0].opened += count
+        for key, count in plan.resolved_by.items():
+            parts[latest[key].origin if key in latest else 0].resolved += count
+        return parts
 
-    def _apply(self, conn: Connection, outcomes: list[Outcome], now: datetime,
-               report: IngestReport) -> None:
+    def _apply(self, conn: Connection, outcomes: list[Outcome], now: datetime) -> Plan:
         pack = self.engine.pack
         assessed = [o.assessment for o in outcomes if o.assessment is not None]
         streak_rules = [r.id for r in pack.rules if r.enabled and r.kind == "streak"]
@@ -213,8 +231,15 @@ class Pipeline:
                 min(starts).shift_months(-span).start, max(starts).shift_months(span).start)
             planner.streaks(assessed, months)
         write(conn, planner.plan, self.settings, now)
-        report.opened += planner.plan.opened
-        report.resolved += planner.plan.resolved
+        return planner.plan
+
+
+class Statement(NamedTuple):
+    """A validated snapshot as stated by one request (``origin``) of a batch."""
+
+    snapshot: Snapshot
+    raw: str
+    origin: int
 
 
 def observed_before(snapshot: Snapshot, other: datetime | None) -> bool:

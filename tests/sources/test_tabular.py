@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from tests.conftest import ROOT
 from tests.test_pipeline import incidents
 from watcher.cli import app as cli_app
 from watcher.config import Settings
+from watcher.daemon.coalesce import Coalescer
 from watcher.daemon.dropfolder import DropFolder
 from watcher.daemon.http import create_app
 from watcher.errors import ConfigError, InputError
@@ -458,8 +458,7 @@ class TestEdges:
                ) -> Iterator[TestClient]:
         engine_thread = ThreadPoolExecutor(max_workers=1)
 
-        async def submit(fn: Any, *args: Any) -> Any:
-            return await asyncio.get_running_loop().run_in_executor(engine_thread, fn, *args)
+        submit = Coalescer(pipeline.ingest_many, engine_thread).ingest_async
 
         with TestClient(create_app(Runtime(settings, pipeline.db, pipeline), submit,
                                    sources=sources)) as test_client:

@@ -1,7 +1,8 @@
 """HTTP API (FastAPI): ingestion, incidents, silences, rules, health, and the web page.
 
-Every engine call runs on the daemon's single engine thread (``submit``);
-handlers only parse, wait and answer, so a slow batch never blocks the loop.
+Every ingestion runs on the daemon's single engine thread (``ingest_records``, which
+batches requests that arrive together: watcher/daemon/coalesce.py); handlers only
+parse, wait and answer, so a slow batch never blocks the loop.
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ from watcher.validation import Format, RawRecord, Rejection, read_records
 from watcher.web.pages import page_router
 
 log = structlog.get_logger(__name__)
-Submit = Callable[..., Awaitable[Any]]
+# Records and their source in, the report once committed (watcher/daemon/coalesce.py).
+Ingest = Callable[[list[RawRecord | Rejection], str], Awaitable[IngestReport]]
 Filter = Annotated[str | None, Query(max_length=200, pattern=NO_NUL)]
 Id = Annotated[int, Path(ge=1, le=MAX_ID)]
 Limit = Annotated[int, Query(ge=1, le=1000)]
@@ -124,7 +126,7 @@ def database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
                         status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
-def create_app(runtime: Runtime, submit: Submit,
+def create_app(runtime: Runtime, ingest_records: Ingest,
                wake_dispatcher: Callable[[], None] = lambda: None,
                sources: Catalog | None = None) -> FastAPI:
     app = FastAPI(title="kpi-watch", version="0.1.0",
@@ -225,7 +227,7 @@ def create_app(runtime: Runtime, submit: Submit,
         return body
 
     async def _ingest(records: list[RawRecord | Rejection], source: str) -> JSONResponse:
-        report: IngestReport = await submit(runtime.pipeline.ingest, records, source)
+        report: IngestReport = await ingest_records(records, source)
         if report.opened or report.resolved:
             wake_dispatcher()
         status = 422 if not report.accepted else 200

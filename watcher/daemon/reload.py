@@ -42,21 +42,50 @@ def _stamp(path: Path) -> tuple[tuple[str, float, int], ...]:
     return tuple(stamps)
 
 
-class RuleReloader:
+class _Watcher:
+    """Polls a stamp (modification times and sizes); on a change, ``reload`` runs.
+
+    A reload that fails is logged and the previous version stays in force; the
+    next change is tried again.
+    """
+
+    name = "reload"
+
+    def __init__(self, stamp: Callable[[], object]) -> None:
+        self._stamp = stamp
+        self._seen = stamp()
+
+    def check(self) -> bool:
+        """Reload when the stamp changed; True when a new version took effect."""
+        stamp = self._stamp()
+        if stamp == self._seen:
+            return False
+        self._seen = stamp
+        return self.reload()
+
+    def reload(self) -> bool:
+        raise NotImplementedError
+
+    def run_forever(self, stop: threading.Event, poll_seconds: float) -> None:
+        while not stop.wait(poll_seconds):
+            try:
+                self.check()
+            except Exception:
+                log.exception(f"{self.name}_failed")
+
+
+class RuleReloader(_Watcher):
+    name = "rules_reload"
+
     def __init__(self, path: Path, pipeline: Pipeline, engine_thread: Executor,
                  on_reload: Callable[[str], None] = lambda version: None) -> None:
         self.path = path
         self.pipeline = pipeline
         self.engine_thread = engine_thread
         self.on_reload = on_reload
-        self._seen = _stamp(path)
+        super().__init__(lambda: _stamp(path))
 
-    def check(self) -> bool:
-        """Reload when the files changed; True when a new version took effect."""
-        stamp = _stamp(self.path)
-        if stamp == self._seen:
-            return False
-        self._seen = stamp
+    def reload(self) -> bool:
         try:
             pack = load_pack(self.path)
             engine = self.engine_thread.submit(RuleEngine, pack).result()
@@ -75,13 +104,6 @@ class RuleReloader:
         self.on_reload(engine.version)
         return True
 
-    def run_forever(self, stop: threading.Event, poll_seconds: float) -> None:
-        while not stop.wait(poll_seconds):
-            try:
-                self.check()
-            except Exception:
-                log.exception("rules_reload_failed")
-
 
 def _file_stamp(path: Path) -> tuple[float, int] | None:
     try:
@@ -91,22 +113,19 @@ def _file_stamp(path: Path) -> tuple[float, int] | None:
     return stat.st_mtime, stat.st_size
 
 
-class TargetsReloader:
+class TargetsReloader(_Watcher):
     """Reloads the targets file when it changes; swapped in on the engine thread, between
     batches, so one batch never mixes two versions of the file."""
+
+    name = "targets_reload"
 
     def __init__(self, path: Path, pipeline: Pipeline, engine_thread: Executor) -> None:
         self.path = path
         self.pipeline = pipeline
         self.engine_thread = engine_thread
-        self._seen = _file_stamp(path)
+        super().__init__(lambda: _file_stamp(path))
 
-    def check(self) -> bool:
-        """Reload when the file changed; True when the new targets took effect."""
-        stamp = _file_stamp(self.path)
-        if stamp == self._seen:
-            return False
-        self._seen = stamp
+    def reload(self) -> bool:
         try:
             book = load_targets(self.path)
         except ConfigError as exc:
@@ -116,10 +135,3 @@ class TargetsReloader:
         self.engine_thread.submit(self.pipeline.use_targets, book).result()
         log.info("targets_reloaded", file=str(self.path), entries=len(book.entries))
         return True
-
-    def run_forever(self, stop: threading.Event, poll_seconds: float) -> None:
-        while not stop.wait(poll_seconds):
-            try:
-                self.check()
-            except Exception:
-                log.exception("targets_reload_failed")

@@ -9,15 +9,13 @@ thread drains, and the process exits 0.
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import signal
 import threading
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
 
 import structlog
 import uvicorn
@@ -26,6 +24,7 @@ from fastapi import FastAPI
 from watcher.auth import Authenticator
 from watcher.bus.nats import NatsSource
 from watcher.channels import build_channels
+from watcher.daemon.coalesce import Coalescer
 from watcher.daemon.dropfolder import DropFolder
 from watcher.daemon.http import create_app
 from watcher.daemon.reload import RuleReloader, TargetsReloader
@@ -38,7 +37,6 @@ from watcher.timers import Timers
 from watcher.validation import RawRecord, Rejection
 
 log = structlog.get_logger(__name__)
-T = TypeVar("T")
 
 
 class Daemon:
@@ -48,6 +46,8 @@ class Daemon:
         self.examples = examples
         self.stop = threading.Event()
         self.engine_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine")
+        self.coalescer = Coalescer(lambda requests: runtime.pipeline.ingest_many(requests),
+                                   self.engine_thread)
         channels = build_channels(self.settings, templates=self.settings.templates)
         self.dispatcher = Dispatcher(runtime.db, channels, self.settings)
         self.threads: list[threading.Thread] = []
@@ -67,14 +67,10 @@ class Daemon:
 
     def _ingest_on_engine(self, records: Iterable[RawRecord | Rejection], source: str
                           ) -> IngestReport:
-        report = self.engine_thread.submit(self.runtime.pipeline.ingest, list(records),
-                                           source).result()
+        report = self.coalescer.ingest(records, source).result()
         if report.opened or report.resolved:
             self.dispatcher.wake.set()
         return report
-
-    async def submit(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self.engine_thread, fn, *args)
 
     def start_workers(self) -> None:
         if self.examples is not None:
@@ -134,7 +130,8 @@ class Daemon:
             finally:
                 self.stop_workers()
 
-        app = create_app(self.runtime, self.submit, self.dispatcher.wake.set, self.sources)
+        app = create_app(self.runtime, self.coalescer.ingest_async, self.dispatcher.wake.set,
+                         self.sources)
         app.router.lifespan_context = lifespan
         return app
 
