@@ -109,9 +109,13 @@ def cli_ingest(count: int) -> dict[str, Any]:
         env = {**os.environ, "WATCHER_DATABASE_URL": f"sqlite:///{folder}/w.db"}
         env.pop("WATCHER_CONFIG", None)
         started = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "watcher.cli", "--log-json", "ingest", str(path)],
-                       cwd=ROOT, env=env, check=False, capture_output=True)
+        done = subprocess.run([sys.executable, "-m", "watcher.cli", "--log-json", "ingest",
+                               "--format", "json", str(path)],
+                              cwd=ROOT, env=env, check=True, capture_output=True, text=True)
         elapsed = time.perf_counter() - started
+    accepted = json.loads(done.stdout)["files"][0]["accepted"]
+    if accepted != count:
+        raise RuntimeError(f"watcher ingest accepted {accepted} of {count}")
     return {"snapshots_per_s": count / elapsed, "seconds": elapsed}
 
 

@@ -146,9 +146,9 @@ def ingest(files: Annotated[list[Path], typer.Argument(help="JSON, JSON Lines or
     for path in files:
         try:
             content = path.read_bytes()
-            if len(content) > runtime.settings.max_body_bytes:
+            if len(content) > runtime.settings.max_file_bytes:
                 _fail(f"{path}: file is {len(content)} bytes; the limit is "
-                      f"{runtime.settings.max_body_bytes}")
+                      f"{runtime.settings.max_file_bytes} (max_file_bytes)")
             if source and sources is not None:
                 records: Iterable[RawRecord | Rejection] = sources.records(
                     source, content, store=store, operator=operator)

@@ -182,7 +182,10 @@ class Settings(BaseModel):
     targets: Path | None = Field(
         default=None, description="targets file (docs/scorecards.md); reloaded on change")
     scorecard: ScorecardSettings = Field(default_factory=ScorecardSettings)
-    max_body_bytes: int = Field(default=20_000_000, gt=0)
+    max_body_bytes: int = Field(default=20_000_000, gt=0, description="an HTTP body")
+    max_file_bytes: int = Field(default=500_000_000, gt=0,
+                                description="a file given to watcher ingest or dropped: ERP "
+                                            "exports and backfills are bigger than a post")
     batch_size: int = Field(default=500, ge=1, le=10_000)
     dispatch_poll_seconds: float = Field(default=0.5, gt=0)
     timers_poll_seconds: float = Field(default=30.0, gt=0)

@@ -59,7 +59,7 @@ class Daemon:
             if self.settings.targets else None)
         self.sources = catalog_for(self.settings)
         self.drop = DropFolder(Path(self.settings.drop_folder), self._ingest_on_engine,
-                               max_bytes=self.settings.max_body_bytes, sources=self.sources)
+                               max_bytes=self.settings.max_file_bytes, sources=self.sources)
         self.pollers = build_pollers(self.settings, self._ingest_on_engine, stop=self.stop)
         self.bus = (NatsSource(self.settings.nats, self._ingest_on_engine,
                                max_bytes=self.settings.max_body_bytes)
