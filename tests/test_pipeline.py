@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from datetime import UTC, datetime
+
+from sqlalchemy import func, insert, select, text
 
 from tests.conftest import Clock, jsonl, snapshot
 from watcher.pipeline import Pipeline
+from watcher.snapshot import Snapshot
+from watcher.store import Database
 from watcher.store import repository as repo
 from watcher.store.schema import notifications, snapshots
-from watcher.validation import read_records
+from watcher.validation import read_records, validate
 
 
 def ingest(pipeline: Pipeline, *records: dict[str, object]) -> dict[str, object]:
@@ -148,3 +152,22 @@ class TestBatchOrdering:
                         snapshot(period="2026-10", dispute_rate=0.06))
         assert (report["incidents_resolved"], report["incidents_opened"]) == (1, 1)
         assert [i.status.value for i in incidents(pipeline)] == ["open", "resolved"]
+
+
+class TestSnapshotInsert:
+    def test_the_batch_insert_stores_exactly_what_a_core_insert_stores(self, db: Database):
+        """SQLite takes a faster path for the hottest write; its rows must not differ."""
+        record = snapshot(store="s1", operator="李", gmv=1.5, dispute_rate="3%",
+                          segment={"stage": "mature", "special_category": True},
+                          targets={"gmv": {"value": 2, "comparator": ">="}})
+        record["observed_at"] = "2026-11-01T02:00:00Z"
+        [raw] = read_records(jsonl(record))
+        verdict = validate(raw)
+        assert isinstance(verdict, Snapshot)
+        now = datetime.now(UTC)
+        row = repo.snapshot_row(verdict, raw.text, "test", now)
+        with db.engine.begin() as conn:
+            repo.insert_snapshots(conn, [row])
+            conn.execute(insert(snapshots), [dict(row, key="core")])
+            fast, core = conn.execute(text("SELECT * FROM snapshots ORDER BY id")).all()
+        assert fast[2:] == core[2:]
