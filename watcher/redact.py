@@ -38,8 +38,8 @@ def redact_url(url: str) -> str:
     if not m:
         return redact_text(url)
     scheme, rest = m.group(1), m.group(2)
-    if scheme.lower() in _NO_SECRETS:
-        return url.strip()
+    if scheme.lower() in _NO_SECRETS or scheme.lower().startswith("sqlite"):
+        return url.strip()  # a file path holds no secret, and says which database this is
     if "@" in rest.split("/", 1)[0]:
         rest = rest.split("@", 1)[1]
         userinfo = f"{MASK}@"
@@ -47,6 +47,8 @@ def redact_url(url: str) -> str:
         userinfo = ""
     host, _, path = rest.partition("/")
     host = host.split("?", 1)[0]
+    if scheme.lower().startswith("postgres"):  # the database's name is no secret either
+        return f"{scheme}://{userinfo}{host}/{path.split('?', 1)[0]}"
     if scheme.lower() in ("http", "https", "json", "jsons", "xml", "xmls", "form", "forms",
                           "mailto", "mailtos"):
         tail = f"/{MASK}" if path else ""

@@ -15,6 +15,7 @@ from watcher.alerts import Alert
 from watcher.channels import build_channels
 from watcher.channels.base import Channel, ChannelDef, DeliveryReport
 from watcher.config import Settings
+from watcher.redact import redact_text
 
 ENV = {"WECOM_KEY": "0a1b2c3d-wecom-env-key", "HOOK_PASSWORD": "hook-Pa55-env",
        "SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/TENV0000/BENV0000/envSlackTok3n"}
@@ -72,3 +73,15 @@ class TestRedaction:
         assert {"url_failed", "channel_crashed"} <= events
         assert_clean(captured.err + captured.out)
         assert "wecombot://****" in captured.err
+
+
+class TestDatabaseUrls:
+    """A database URL says which database is in use; only its credentials are secret."""
+
+    def test_an_sqlite_path_is_shown_whole(self):
+        assert redact_text("database sqlite:////var/lib/kpi-watch/watcher.db") == \
+            "database sqlite:////var/lib/kpi-watch/watcher.db"
+
+    def test_a_postgresql_url_keeps_host_and_database_but_not_credentials(self):
+        shown = redact_text("postgresql+psycopg://kpi:s3cret@db:5432/kpiwatch?password=x")
+        assert shown == "postgresql+psycopg://****@db:5432/kpiwatch"
