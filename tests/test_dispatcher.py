@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from tests.conftest import Clock, jsonl, snapshot
 from tests.test_pipeline import events, incidents
+from watcher.alerts import Alert
+from watcher.channels.base import DeliveryReport
 from watcher.channels.memory import MemoryChannel
 from watcher.dispatcher import Dispatcher, backoff
 from watcher.pipeline import Pipeline
@@ -64,6 +66,50 @@ class TestDispatcher:
         with pipeline.db.engine.connect() as conn:
             backlog, _ = repo.outbox_backlog(conn)
         assert backlog == 1
+
+
+class TestClaims:
+    def test_a_slow_channel_keeps_its_claims_and_another_replica_sends_nothing_twice(
+            self, pipeline: Pipeline, clock: Clock):
+        """Each send renews the lease: a replica that looks while the first is still
+        working through a slow channel's queue finds nothing due."""
+        for store in ("a", "b", "c"):
+            pipeline.ingest(read_records(jsonl(snapshot(store=store, penalty_count=1))), "t")
+        other = MemoryChannel.named("console")
+        second = dispatcher(pipeline, other, clock)
+
+        class Slow(MemoryChannel):
+            def deliver(self, alert: Alert) -> DeliveryReport:
+                clock.advance(seconds=100)  # each send takes most of a 120 s lease
+                second.run_once()
+                return super().deliver(alert)
+
+        slow = Slow(MemoryChannel.named("console").defn)
+        assert dispatcher(pipeline, slow, clock).run_once() == 3
+        assert len(slow.sent) == 3 and other.sent == []
+
+    def test_a_claim_taken_over_after_its_lease_ran_out_is_not_sent_by_its_first_holder(
+            self, pipeline: Pipeline, clock: Clock):
+        """A replica stalled past its lease (one send took 200 s) loses what is left of its
+        queue to the replica that took it over, and does not send it as well."""
+        for store in ("a", "b"):
+            pipeline.ingest(read_records(jsonl(snapshot(store=store, penalty_count=1))), "t")
+        other = MemoryChannel.named("console")
+        second = dispatcher(pipeline, other, clock)
+
+        class Stalled(MemoryChannel):
+            def deliver(self, alert: Alert) -> DeliveryReport:
+                if not self.sent:
+                    clock.advance(seconds=200)
+                    second.run_once()
+                return super().deliver(alert)
+
+        stalled = Stalled(MemoryChannel.named("console").defn)
+        dispatcher(pipeline, stalled, clock).run_once()
+        # The send in flight past its lease is the one duplicate at-least-once allows;
+        # the rest of the queue goes out once, from the replica that took it over.
+        assert [a.incident_id for a in stalled.sent] == [1]
+        assert sorted(a.incident_id for a in other.sent) == [1, 2]
 
 
 class TestGrouping:

@@ -107,11 +107,30 @@ class Dispatcher:
         batches: dict[object, list[dict[str, Any]]] = defaultdict(list)
         for row in rows:
             batches[row.get("group_key") or ("single", row["id"])].append(row)
-        for batch in batches.values():
+        queue = list(batches.values())
+        while queue:
+            # Renew the lease on all this channel's queue before each send, so a slow
+            # channel's backlog is not sent again by another replica meanwhile.
+            mine = self._still_mine([row for batch in queue for row in batch])
+            queue = [kept for kept in ([r for r in b if r["id"] in mine] for b in queue) if kept]
+            if not queue:
+                return
+            batch = queue.pop(0)
             alerts = [Alert.model_validate(row["alert"]) for row in batch]
             report = self._send(name, alerts[0] if len(alerts) == 1 else grouped(alerts))
             for row in batch:
                 self._record(name, row, report)
+
+    def _still_mine(self, rows: list[dict[str, Any]]) -> set[int]:
+        """Renew the lease on ``rows``; the ids still ours. A claim lost meanwhile (this
+        process stalled past its lease) is left to the replica that took it over."""
+        lease = self.clock() + timedelta(seconds=self.settings.claim_lease_seconds)
+        with self.db.engine.begin() as conn:
+            mine = repo.renew_claims(conn, [row["id"] for row in rows], self.worker_id, lease)
+        lost = [row["id"] for row in rows if row["id"] not in mine]
+        if lost:
+            log.warning("claims_lost", notifications=lost, worker=self.worker_id)
+        return mine
 
     def _send(self, name: str, alert: Alert) -> DeliveryReport:
         channel = self.channels.get(name)

@@ -447,6 +447,19 @@ def insert_notifications(conn: Connection, rows: list[dict[str, Any]]) -> None:
         conn.execute(insert(notifications), rows)
 
 
+def renew_claims(conn: Connection, ids: Sequence[int], worker: str,
+                 lease_until: datetime) -> set[int]:
+    """Extend ``worker``'s lease on these notifications; the ids that are still its own.
+
+    A lease that ran out may have been taken over by another replica: that one
+    sends it, so the first must not.
+    """
+    mine = and_(notifications.c.id.in_(list(ids)), notifications.c.claimed_by == worker,
+                notifications.c.status == "pending")
+    conn.execute(update(notifications).where(mine).values(claimed_until=lease_until))
+    return {r.id for r in conn.execute(select(notifications.c.id).where(mine))}
+
+
 def claim_due(conn: Connection, now: datetime, worker: str, lease_until: datetime,
               limit: int = 50) -> list[dict[str, Any]]:
     """Claim due notifications for ``worker`` until ``lease_until``.
