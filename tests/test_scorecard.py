@@ -33,6 +33,7 @@ from watcher.scorecard import (
     CardResult,
     ItemStatus,
     Scorecard,
+    Veto,
     build_card,
     build_team,
     card_period,
@@ -157,7 +158,7 @@ class TestScorecard:
         card = card_of(pack, snap(stockout_rate=0.01, penalty_count=1))
         assert card.score == 1.0
         assert card.result is CardResult.FAIL
-        assert card.vetoes == ("penalty_count = 1 at amz-us-01 in 2026-10",)
+        assert [str(v) for v in card.vetoes] == ["penalty_count = 1 at amz-us-01 in 2026-10"]
 
     def test_nothing_to_judge_is_incomplete(self, pack: RulePack):
         card = card_of(pack, snap(gmv=100))
@@ -273,7 +274,8 @@ class TestPeriodRollup:
             ("dispute_rate", 0.0275, "pass"),          # (2 + 5 + 4) / 400
             ("account_health_score", 89, "fail"),       # the worst month
             ("penalty_count", 1, "fail")]               # summed
-        assert card.vetoes == ("penalty_count = 1 at s in 2026-08",)
+        assert card.vetoes == (Veto(metric="penalty_count", value=1, store="s",
+                                    period="2026-08"),)
 
     def test_the_quarters_own_snapshot_wins_for_the_metrics_it_has(self, pack: RulePack):
         quarter = snap("s", "2026-Q3", dispute_rate=0.01)
@@ -521,7 +523,8 @@ class TestScorecardEndpoints:
         assert body["failing"] == ["dispute_rate"]
         team = client.get("/v1/scorecards", params={"period": "2026-Q3"})
         assert [(r["operator"], r["vetoes"]) for r in team.json()] == [
-            ("chen.jing", ["penalty_count = 1 at c in 2026-09"]), ("li.wei", [])]
+            ("chen.jing", [{"metric": "penalty_count", "value": 1.0, "store": "c",
+                            "period": "2026-09"}]), ("li.wei", [])]
 
     def test_a_bad_period_is_422_naming_the_field_and_no_data_is_404(
             self, client: TestClient, pipeline: Pipeline):

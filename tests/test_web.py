@@ -23,6 +23,7 @@ from watcher.errors import InputError
 from watcher.incidents import EventKind
 from watcher.pipeline import Pipeline
 from watcher.redact import register_secret
+from watcher.scorecard import Veto
 from watcher.store import Database
 from watcher.web.access import safe_next, same_origin
 from watcher.web.cards import card_url, chosen_period, default_period, veto_text
@@ -426,10 +427,9 @@ class TestCardViews:
             assert caught.value.field == "period"
 
     def test_a_veto_is_worded_in_the_visitors_language(self):
-        veto = "penalty_count = 2 at amz-us-01 in 2026-09"
+        veto = Veto(metric="penalty_count", value=2, store="amz-us-01", period="2026-09")
         assert veto_text(veto, "en") == "Penalties = 2 at amz-us-01 in 2026-09"
         assert veto_text(veto, "zh-CN") == "2026-09 amz-us-01：违规处罚次数 = 2"
-        assert veto_text("something else", "zh-CN") == "something else"
 
     def test_a_cards_link_quotes_the_whole_operator_name(self):
         assert card_url("a/b c?#", "2026-Q3") == "/scorecards/a%2Fb%20c%3F%23?period=2026-Q3"

@@ -87,6 +87,18 @@ class CardItem(_Frozen):
     weighted_by: str | None  # orders, gmv or equal, for a weighted mean
 
 
+class Veto(_Frozen):
+    """A value that fails the card whatever its score (a penalty: a major violation)."""
+
+    metric: str
+    value: float
+    store: str
+    period: str
+
+    def __str__(self) -> str:
+        return f"{self.metric} = {self.value:g} at {self.store} in {self.period}"
+
+
 class Scorecard(_Frozen):
     operator: str
     period: str
@@ -99,7 +111,7 @@ class Scorecard(_Frozen):
     score: float | None
     pass_score: float
     result: CardResult
-    vetoes: tuple[str, ...]
+    vetoes: tuple[Veto, ...]
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -114,7 +126,7 @@ class TeamRow(_Frozen):
     score: float | None
     result: CardResult
     failing: tuple[str, ...]
-    vetoes: tuple[str, ...]
+    vetoes: tuple[Veto, ...]
 
     @classmethod
     def of(cls, card: Scorecard) -> TeamRow:
@@ -345,7 +357,8 @@ def build_card(operator: str, period: Period, snapshots: Iterable[Snapshot], pac
     items = [item for indicator in card_indicators(cycle)
              if (item := _item(indicator, views, card_rules(pack, indicator.id, period.kind),
                                settings.weight(tier, indicator))) is not None]
-    vetoes = tuple(f"{metric} = {snap.metrics[metric]:g} at {snap.store} in {snap.period}"
+    vetoes = tuple(Veto(metric=metric, value=snap.metrics[metric], store=snap.store,
+                        period=snap.period.text)
                    for snap in mine for metric in settings.veto
                    if snap.metrics.get(metric, 0) > 0)
     assessed = [i for i in items if i.status in (ItemStatus.PASS, ItemStatus.FAIL)]

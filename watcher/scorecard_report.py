@@ -50,7 +50,7 @@ def card_text(card: Scorecard) -> str:
             f"stores {', '.join(card.stores) or '-'}",
             f"result {card.result.value.upper()}, score {score_text(card.score)} "
             f"(pass mark {card.pass_score:.2f})"]
-    head += [f"veto: {veto}" for veto in card.vetoes]
+    head += [f"veto: {veto}" for veto in card.vetoes]  # Veto.__str__
     rows = [[i.indicator, number(i.indicator, i.value), needs(i), source(i),
              _STATUS[i.status.value], f"{i.weight:g}", ", ".join(i.stores) or "-"]
             for i in card.items]
@@ -63,7 +63,7 @@ def team_text(cards: Sequence[Scorecard]) -> str:
         return "(no operator has snapshots in this period)"
     rows = [[c.operator, c.tier, str(len(c.stores)), score_text(c.score), c.result.value,
              ", ".join(c.failing) or "-",
-             ", ".join(dict.fromkeys(v.split(" ")[0] for v in c.vetoes)) or "-"]
+             ", ".join(dict.fromkeys(v.metric for v in c.vetoes)) or "-"]
             for c in cards]
     return "\n".join(_columns(["operator", "tier", "stores", "score", "result", "failing",
                                "veto"], rows))

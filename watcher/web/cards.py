@@ -15,7 +15,7 @@ from urllib.parse import quote, urlencode
 
 from watcher.errors import InputError
 from watcher.period import Period
-from watcher.scorecard import CardItem, Scorecard, card_period
+from watcher.scorecard import CardItem, Scorecard, Veto, card_period
 from watcher.scorecard_report import needs, number, score_text
 from watcher.web.i18n import MESSAGES, translator
 from watcher.web.views import indicator_name
@@ -24,8 +24,6 @@ Translate = Callable[..., str]
 PERIOD_MAX = 20
 # a snapshot's operator name (``watcher.snapshot.Name``): anything else has no card
 _OPERATOR = re.compile(r"^[^\x00-\x1f]{1,200}$")
-# how ``watcher.scorecard.build_card`` words a veto
-_VETO = re.compile(r"^(?P<metric>\S+) = (?P<value>\S+) at (?P<store>.+) in (?P<period>\S+)$")
 
 
 def default_period(today: date) -> str:
@@ -115,7 +113,7 @@ def team_lines(cards: Sequence[Scorecard], lang: str) -> list[TeamLine]:
         score=score_text(c.score), result=c.result.value,
         result_label=t(f"result.{c.result.value}"),
         failing=tuple(indicator_name(m, lang) for m in c.failing),
-        vetoes=tuple(dict.fromkeys(indicator_name(v.split(" ")[0], lang) for v in c.vetoes)))
+        vetoes=tuple(dict.fromkeys(indicator_name(v.metric, lang) for v in c.vetoes)))
         for c in cards]
 
 
@@ -130,13 +128,10 @@ def card_view(card: Scorecard, lang: str) -> CardView:
         items=tuple(_item_line(i, lang, t) for i in card.items))
 
 
-def veto_text(veto: str, lang: str) -> str:
-    """A veto in the visitor's words; one worded otherwise is shown as it is."""
-    found = _VETO.match(veto)
-    if found is None:
-        return veto
-    return translator(lang)("card.veto", **{**found.groupdict(),
-                                            "metric": indicator_name(found["metric"], lang)})
+def veto_text(veto: Veto, lang: str) -> str:
+    """A veto in the visitor's words."""
+    return translator(lang)("card.veto", metric=indicator_name(veto.metric, lang),
+                            value=f"{veto.value:g}", store=veto.store, period=veto.period)
 
 
 def _item_line(item: CardItem, lang: str, t: Translate) -> ItemLine:
