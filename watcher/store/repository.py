@@ -11,7 +11,20 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Dialect, and_, bindparam, func, insert, or_, select, text, update
+from sqlalchemy import (
+    Connection,
+    Dialect,
+    Integer,
+    and_,
+    bindparam,
+    cast,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -398,14 +411,15 @@ def operators_months(conn: Connection, operators: list[str], first: date,
                      last: date) -> dict[str, dict[str, bool]]:
     """``operator -> month -> missed by any of the operator's stores``, in [first, last]."""
     result: dict[str, dict[str, bool]] = {}
+    missed = func.max(cast(assessments.c.missed, Integer))  # any store's miss, in the database
     for chunk in _chunks(sorted(set(operators)), 500):
-        rows = conn.execute(select(
-            assessments.c.operator, assessments.c.period, assessments.c.missed).where(
-            assessments.c.operator.in_(chunk), assessments.c.period_start >= first,
-            assessments.c.period_start <= last))
-        for operator, period, missed in rows:
-            months = result.setdefault(operator, {})
-            months[period] = months.get(period, False) or bool(missed)
+        rows = conn.execute(
+            select(assessments.c.operator, assessments.c.period, missed)
+            .where(assessments.c.operator.in_(chunk), assessments.c.period_start >= first,
+                   assessments.c.period_start <= last)
+            .group_by(assessments.c.operator, assessments.c.period))
+        for operator, period, any_missed in rows:
+            result.setdefault(operator, {})[period] = bool(any_missed)
     return result
 
 
