@@ -11,7 +11,7 @@ from watcher.pipeline import Pipeline
 from watcher.snapshot import Snapshot
 from watcher.store import Database
 from watcher.store import repository as repo
-from watcher.store.schema import notifications, snapshots
+from watcher.store.schema import assessments, notifications, snapshots
 from watcher.validation import read_records, validate
 
 
@@ -171,3 +171,13 @@ class TestSnapshotInsert:
             conn.execute(insert(snapshots), [dict(row, key="core")])
             fast, core = conn.execute(text("SELECT * FROM snapshots ORDER BY id")).all()
         assert fast[2:] == core[2:]
+
+    def test_the_assessment_upsert_replaces_as_a_core_upsert_does(self, pipeline: Pipeline):
+        """The PIP's monthly assessment takes the same fast path; a restated month
+        replaces its row rather than adding one."""
+        month = snapshot(store="s1", gmv=1, targets={"gmv": 150000})
+        ingest(pipeline, month)
+        ingest(pipeline, dict(month, metrics={"gmv": 200000}))
+        with pipeline.db.engine.connect() as conn:
+            rows = conn.execute(select(assessments.c.missed, assessments.c.evidence)).all()
+        assert [tuple(row) for row in rows] == [(False, [])]

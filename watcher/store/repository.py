@@ -15,6 +15,7 @@ from sqlalchemy import (
     Connection,
     Dialect,
     Integer,
+    Table,
     and_,
     bindparam,
     cast,
@@ -26,7 +27,6 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from watcher.alerts import Alert
 from watcher.incidents import Event, Incident, Status
@@ -93,27 +93,37 @@ def snapshot_row(snapshot: Snapshot, raw: str | None, source: str, now: datetime
 def insert_snapshots(conn: Connection, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
-    if conn.dialect.name != "sqlite":
+    if conn.dialect.name == "sqlite":
+        _sqlite_insert_many(conn, snapshots, _SNAPSHOT_COLUMNS, rows)
+    else:
         conn.execute(insert(snapshots), rows)
-        return
-    # The hottest write of a batch. Core's executemany spends most of its time building
-    # a parameter dict per row; the same type processors applied to tuples and handed to
-    # the driver cost a third as much (bench/README.md).
-    statement, columns, processors = _snapshot_insert(conn.dialect)
-    conn.exec_driver_sql(statement, [
-        tuple(value if process is None or value is None else process(value)
-              for value, process in zip([row[c] for c in columns], processors, strict=True))
-        for row in rows])
 
 
-@functools.lru_cache(maxsize=8)
-def _snapshot_insert(dialect: Dialect) -> tuple[str, tuple[str, ...], tuple[Any, ...]]:
-    """The insert's SQL, columns and each column's own bind processor (JSON, dates)."""
-    columns = tuple(c.name for c in snapshots.columns if c.name not in ("id", "revision"))
-    quoted = ", ".join(dialect.identifier_preparer.quote(c) for c in columns)
-    statement = f"INSERT INTO snapshots ({quoted}) VALUES ({', '.join('?' * len(columns))})"
-    return statement, columns, tuple(
-        snapshots.c[c].type.dialect_impl(dialect).bind_processor(dialect) for c in columns)
+_SNAPSHOT_COLUMNS = tuple(c.name for c in snapshots.columns if c.name not in ("id", "revision"))
+
+
+def _sqlite_insert_many(conn: Connection, table: Table, columns: tuple[str, ...],
+                        rows: list[dict[str, Any]], conflict: str = "") -> None:
+    """The hottest writes of a batch (a row per snapshot) on SQLite.
+
+    Core's executemany spends most of its time building a parameter dict per row;
+    the same type processors (JSON, dates) applied to tuples handed to the driver
+    cost a third as much (bench/README.md). A test holds the rows to a Core insert's.
+    """
+    processors = _bind_processors(conn.dialect, table, columns)
+    quote = conn.dialect.identifier_preparer.quote
+    conn.exec_driver_sql(
+        f"INSERT INTO {quote(table.name)} ({', '.join(map(quote, columns))}) "
+        f"VALUES ({', '.join('?' * len(columns))}){conflict}",
+        [tuple(value if process is None or value is None else process(value)
+               for value, process in zip([row[c] for c in columns], processors, strict=True))
+         for row in rows])
+
+
+@functools.lru_cache(maxsize=32)
+def _bind_processors(dialect: Dialect, table: Table, columns: tuple[str, ...]
+                     ) -> tuple[Any, ...]:
+    return tuple(table.c[c].type.dialect_impl(dialect).bind_processor(dialect) for c in columns)
 
 
 _RESTATED = [c.name for c in snapshots.columns if c.name not in ("id", "key", "received_at",
@@ -394,12 +404,20 @@ def lock_operators(conn: Connection, operators: Iterable[str]) -> None:
         conn.execute(_LOCK_OPERATORS, {"space": OPERATORS_LOCK, "names": names})
 
 
+_ASSESSMENT_COLUMNS = ("operator", "store", "platform", "period", "period_start", "missed",
+                       "evidence", "updated_at")
+
+
 def upsert_assessments(conn: Connection, rows: list[dict[str, Any]]) -> None:
     """Insert or replace (operator, store, platform, period) assessments in one statement."""
     if not rows:
         return
-    dialect_insert = postgresql_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    statement = dialect_insert(assessments)
+    if conn.dialect.name == "sqlite":
+        _sqlite_insert_many(conn, assessments, _ASSESSMENT_COLUMNS, rows, conflict=(
+            " ON CONFLICT (operator, store, platform, period) DO UPDATE SET missed = "
+            "excluded.missed, evidence = excluded.evidence, updated_at = excluded.updated_at"))
+        return
+    statement = postgresql_insert(assessments)
     statement = statement.on_conflict_do_update(
         index_elements=["operator", "store", "platform", "period"],
         set_={"missed": statement.excluded.missed, "evidence": statement.excluded.evidence,
