@@ -94,7 +94,6 @@ def render_title(rule: Rule, values: dict[str, Any]) -> dict[str, str]:
 
 def outcome(pack: RulePack, version: str, verdict: Verdict) -> Outcome:
     snap = verdict.snapshot
-    targets = {k: t.value for k, t in snap.targets.items()}
     firings: list[Firing] = []
     fired: set[tuple[str, str | None]] = set()
     missed: list[str] = []
@@ -108,6 +107,7 @@ def outcome(pack: RulePack, version: str, verdict: Verdict) -> Outcome:
                 continue
             if (rule.id, None) not in fired and form.condition is not None:
                 fired.add((rule.id, None))
+                targets = {k: t.value for k, t in snap.targets.items()}
                 firings.append(_firing(rule, version, snap, form.condition, targets))
                 if rule.downgrades_assessment:
                     violations.append(_violation_evidence(snap, rule, firings[-1]))
