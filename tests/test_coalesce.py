@@ -88,3 +88,10 @@ class TestCoalescer:
         for future in futures:
             future.result(timeout=5)
         assert sizes == [6, 6]
+
+    def test_after_the_engine_thread_stopped_a_request_fails_at_once(self):
+        engine_thread = ThreadPoolExecutor(max_workers=1)
+        engine_thread.shutdown()
+        future = Coalescer(lambda requests: [], engine_thread).ingest([], "drop:x.jsonl")
+        with pytest.raises(RuntimeError):
+            future.result(timeout=5)

@@ -50,9 +50,19 @@ class Coalescer:
         with self._lock:
             self._queue.append(request)
             if not self._scheduled:
-                self._scheduled = True
-                self._engine_thread.submit(self._turn)
+                self._schedule()
         return request.done
+
+    def _schedule(self) -> None:
+        """Queue a turn on the engine thread (under the lock); after shutdown, the
+        waiting requests fail at once rather than wait for a turn that never comes."""
+        try:
+            self._engine_thread.submit(self._turn)
+            self._scheduled = True
+        except RuntimeError as exc:  # the executor is shut down: the daemon is stopping
+            waiting, self._queue, self._scheduled = self._queue, [], False
+            for request in waiting:
+                request.done.set_exception(exc)
 
     async def ingest_async(self, records: Records, source: str) -> IngestReport:
         """``ingest`` for the event loop: waits for the report without blocking it."""
@@ -66,10 +76,9 @@ class Coalescer:
                 size += len(self._queue[taken].records)
                 taken += 1
             batch, self._queue = self._queue[:taken], self._queue[taken:]
-            if not self._queue:
-                self._scheduled = False
-            else:
-                self._engine_thread.submit(self._turn)  # the rest after this batch
+            self._scheduled = False
+            if self._queue:
+                self._schedule()  # the rest after this batch
             return batch
 
     def _turn(self) -> None:
