@@ -14,53 +14,18 @@ import argparse
 import asyncio
 import json
 import os
-import signal
-import subprocess
-import sys
-import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
-from pathlib import Path
+from contextlib import ExitStack
 from typing import Any
 
-import httpx
 import nats
 
 from bench.generate import snapshots
-from bench.runs import RULES, free_port, pg_schema
+from bench.runs import daemon, pg_schema
 from watcher.store import open_database
 
 NATS_URL = os.environ.get("WATCHER_TEST_NATS_URL", "nats://127.0.0.1:4222")
-
-
-@contextmanager
-def replica(database_url: str, bus: dict[str, Any]) -> Iterator[subprocess.Popen[bytes]]:
-    folder = Path(tempfile.mkdtemp(prefix="bench-fleet-"))
-    port = free_port()
-    config = {"database_url": database_url, "rules": str(RULES), "port": port,
-              "drop_folder": str(folder / "inbox"), "nats": bus}
-    (folder / "config.yaml").write_text(json.dumps(config), encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WATCHER_")}
-    proc = subprocess.Popen([sys.executable, "-m", "watcher.cli", "--log-json",
-                             "--log-level", "warning", "run", "--config",
-                             str(folder / "config.yaml")], cwd=folder, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(600):
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        yield proc
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 async def publish_and_drain(bus: dict[str, Any], records: list[dict[str, Any]]) -> float:
@@ -101,7 +66,7 @@ def run(replicas: int, count: int) -> dict[str, Any]:
         open_database(url, auto_upgrade=True).dispose()
         with ExitStack() as stack:
             for _ in range(replicas):
-                stack.enter_context(replica(url, bus))
+                stack.enter_context(daemon(database_url=url, nats=bus))
             seconds = asyncio.run(publish_and_drain(bus, records))
     return {"replicas": replicas, "snapshots": count, "seconds": round(seconds, 2),
             "snapshots_per_s": round(count / seconds)}

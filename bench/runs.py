@@ -158,22 +158,26 @@ class Hook:
 
 
 @contextmanager
-def daemon(hook: Hook) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+def daemon(hook: Hook | None = None, **config: Any
+           ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """The daemon as a subprocess on a fresh SQLite file (or ``database_url``), alerting
+    to ``hook`` if given; ``config`` adds or overrides config-file keys."""
     folder = Path(tempfile.mkdtemp())
     port = free_port()
-    config = {"database_url": f"sqlite:///{folder}/w.db", "rules": str(RULES),
-              "drop_folder": str(folder / "inbox"), "port": port,
-              "dispatch_poll_seconds": 0.05,
-              "channels": {"hook": {"urls": [f"json://127.0.0.1:{hook.port}/hook"]}},
-              "default_channels": ["hook"]}
-    (folder / "config.yaml").write_text(json.dumps(config))
+    settings: dict[str, Any] = {
+        "database_url": f"sqlite:///{folder}/w.db", "rules": str(RULES),
+        "drop_folder": str(folder / "inbox"), "port": port, "dispatch_poll_seconds": 0.05}
+    if hook is not None:
+        settings |= {"channels": {"hook": {"urls": [f"json://127.0.0.1:{hook.port}/hook"]}},
+                     "default_channels": ["hook"]}
+    (folder / "config.yaml").write_text(json.dumps(settings | config))
     env = {k: v for k, v in os.environ.items() if not k.startswith("WATCHER_")}
     proc = subprocess.Popen([sys.executable, "-m", "watcher.cli", "--log-json",
                              "--log-level", "warning", "run", "--config",
                              str(folder / "config.yaml")], cwd=folder, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
+    for _ in range(600):
         try:
             if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
                 break
@@ -184,7 +188,7 @@ def daemon(hook: Hook) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
-            proc.wait(30)
+            proc.wait(60)
         except subprocess.TimeoutExpired:
             proc.kill()
         shutil.rmtree(folder, ignore_errors=True)

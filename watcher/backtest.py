@@ -8,12 +8,14 @@ period order; it is then compared with the incidents on record.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
 
 from watcher.config import Settings
+from watcher.incidents import Incident
 from watcher.period import Period
 from watcher.pipeline import Pipeline
 from watcher.rules.engine import RuleEngine
@@ -42,6 +44,26 @@ class BacktestReport:
                 "recorded_not_reproduced": [{"rule": r, "subject": s} for r, s in self.gone]}
 
 
+def replay(engine: RuleEngine, history: Iterable[Snapshot], settings: Settings, *,
+           one_by_one: bool = False) -> list[Incident]:
+    """The incidents ``history`` opens through ``engine``, in the order opened, on a
+    scratch in-memory store with nobody to notify. ``one_by_one``: each snapshot is
+    its own batch, as snapshots arriving one at a time are."""
+    scratch = open_database("sqlite://", auto_upgrade=True)
+    quiet = settings.model_copy(update={"routes": (), "default_channels": ()})
+    pipeline = Pipeline(scratch, engine, quiet)
+    try:
+        if one_by_one:
+            for snapshot in history:
+                pipeline.ingest_snapshots([snapshot], "replay")
+        else:
+            pipeline.ingest_snapshots(history, "replay")
+        with scratch.engine.connect() as conn:
+            return sorted(repo.list_incidents(conn, limit=1_000_000), key=lambda i: i.id)
+    finally:
+        scratch.dispose()
+
+
 def backtest(db: Database, engine: RuleEngine, settings: Settings, first: Period,
              last: Period) -> BacktestReport:
     report = BacktestReport()
@@ -52,12 +74,7 @@ def backtest(db: Database, engine: RuleEngine, settings: Settings, first: Period
         recorded_incidents = repo.list_incidents(conn, since=None, limit=1_000_000)
     history = [Snapshot.model_validate({**dict(r), "period": r["period"]}) for r in rows]
     report.snapshots = len(history)
-    scratch = open_database("sqlite://", auto_upgrade=True)
-    quiet = settings.model_copy(update={"routes": (), "default_channels": ()})
-    Pipeline(scratch, engine, quiet).ingest_snapshots(history, "backtest")
-    with scratch.engine.connect() as conn:
-        replayed = repo.list_incidents(conn, limit=1_000_000)
-    scratch.dispose()
+    replayed = replay(engine, history, settings)
     in_range = [i for i in recorded_incidents
                 if i.period and first.start <= Period.parse(i.period).start <= last.end]
     report.would_fire.update(i.rule for i in replayed)

@@ -6,31 +6,28 @@ order and lists the incidents they must open, *and no others*; a case that
 differs fails with a diff. Test files live where the rule loader never reads
 them: a ``tests/`` folder of the pack, or files named ``*.test.yaml``.
 
-The replay is the pipeline without its database: the same validation (with
-derived metrics), engine, ``outcome`` and ``Planner``, with the open incidents
-and the monthly assessments that PIP streaks count held in memory. Snapshots
-are taken in the order listed (``observed_at`` does not reorder them); the same
-store, platform and period again is a restatement; an identical one is ignored.
+The replay is the real pipeline (validation with derived metrics, engine,
+incidents, PIP streaks) on a scratch in-memory SQLite store that notifies
+nobody, the one ``watcher rules backtest`` uses, so a test can never disagree
+with what the daemon would do. Snapshots are taken one at a time in the order
+listed; the same store, platform and period again is a restatement; an
+identical one is ignored.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from watcher import yamlfile
-from watcher.apply import Planner
+from watcher import backtest, yamlfile
 from watcher.config import Settings
 from watcher.errors import ConfigError
-from watcher.evaluation import Assessment, outcome
 from watcher.incidents import Incident
-from watcher.period import Period
 from watcher.rules.engine import RuleEngine
 from watcher.rules.loader import RULE_SUFFIXES, is_test_file, load_pack
 from watcher.rules.model import Severity
@@ -228,55 +225,8 @@ def _snapshot(path: Path, lines: yamlfile.Lines, where: tuple[str | int, ...],
     return verdict
 
 
-@dataclass
-class _Memory:
-    """What the pipeline keeps in its database, for one case."""
-
-    hashes: dict[str, str] = field(default_factory=dict)
-    incidents: dict[int, Incident] = field(default_factory=dict)
-    assessments: dict[tuple[str, str, str, str], Assessment] = field(default_factory=dict)
-
-    def live(self) -> dict[str, Incident]:
-        return {i.fingerprint: i for i in self.incidents.values() if i.live}
-
-    def months(self, operator: str) -> dict[str, bool]:
-        """Month -> missed by any of the operator's stores (``repository.operators_months``)."""
-        months: dict[str, bool] = {}
-        for a in self.assessments.values():
-            if a.operator == operator:
-                months[a.period] = months.get(a.period, False) or a.missed
-        return months
-
-    def evidence(self, operator: str, months: list[str]) -> list[dict[str, Any]]:
-        """What the operator missed in ``months`` (``repository.month_evidence``)."""
-        missed = sorted((a for a in self.assessments.values()
-                         if a.operator == operator and a.period in months and a.missed),
-                        key=lambda a: (Period.parse(a.period).start, a.store))
-        return [item for a in missed for item in a.evidence]
-
-
 def replay(engine: RuleEngine, snapshots: Iterable[Snapshot], *,
            settings: Settings | None = None) -> list[Incident]:
-    """Every incident the snapshots open, in its final state, in the order opened."""
-    settings = settings or Settings()
-    now = datetime.now(UTC)
-    memory = _Memory()
-    streaks = any(r.enabled and r.kind == "streak" for r in engine.pack.rules)
-    for snapshot in snapshots:
-        if memory.hashes.get(snapshot.key) == snapshot.content_hash():
-            continue  # an identical restatement is not evaluated again
-        memory.hashes[snapshot.key] = snapshot.content_hash()
-        result = outcome(engine.pack, engine.version, engine.evaluate(snapshot))
-        planner = Planner(engine.pack, engine.version, settings, now, memory.live(),
-                          memory.evidence)
-        planner.outcomes([result])
-        assessment = result.assessment
-        if assessment is not None and streaks:
-            memory.assessments[(assessment.operator, assessment.store, assessment.platform,
-                                assessment.period)] = assessment
-            planner.streaks([assessment], {assessment.operator:
-                                           memory.months(assessment.operator)})
-        for ref, incident in planner.plan.state.items():
-            number = ref if ref > 0 else len(memory.incidents) + 1
-            memory.incidents[number] = incident.model_copy(update={"id": number})
-    return list(memory.incidents.values())
+    """Every incident the snapshots open, in its final state, in the order opened: the
+    real pipeline, fed one snapshot at a time, on a scratch in-memory store."""
+    return backtest.replay(engine, snapshots, settings or Settings(), one_by_one=True)
