@@ -84,7 +84,7 @@ class Dispatcher:
         by_channel: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for row in claimed:
             by_channel[row["channel"]].append(row)
-        futures = [self._pool.submit(self._send_all, name, rows)
+        futures = [self._pool.submit(self._send_all, name, rows, now)
                    for name, rows in by_channel.items()]
         for future in futures:
             future.result()
@@ -103,18 +103,23 @@ class Dispatcher:
         self.run_once()  # drain what is due before exiting
         self._pool.shutdown(wait=True)
 
-    def _send_all(self, name: str, rows: list[dict[str, Any]]) -> None:
+    def _send_all(self, name: str, rows: list[dict[str, Any]], claimed_at: datetime) -> None:
         batches: dict[object, list[dict[str, Any]]] = defaultdict(list)
         for row in rows:
             batches[row.get("group_key") or ("single", row["id"])].append(row)
         queue = list(batches.values())
+        renewed, renew_after = claimed_at, self.settings.claim_lease_seconds / 3
         while queue:
-            # Renew the lease on all this channel's queue before each send, so a slow
-            # channel's backlog is not sent again by another replica meanwhile.
-            mine = self._still_mine([row for batch in queue for row in batch])
-            queue = [kept for kept in ([r for r in b if r["id"] in mine] for b in queue) if kept]
-            if not queue:
-                return
+            # Once a third of the lease has gone, renew it on all this channel's queue
+            # before the next send, so a slow channel's backlog is not sent again by
+            # another replica meanwhile (a fresh lease needs no write).
+            if (self.clock() - renewed).total_seconds() > renew_after:
+                renewed = self.clock()
+                mine = self._still_mine([row for batch in queue for row in batch])
+                queue = [kept for kept in ([r for r in b if r["id"] in mine] for b in queue)
+                         if kept]
+                if not queue:
+                    return
             batch = queue.pop(0)
             alerts = [Alert.model_validate(row["alert"]) for row in batch]
             report = self._send(name, alerts[0] if len(alerts) == 1 else grouped(alerts))
