@@ -49,9 +49,8 @@ class Plan:
     events: list[tuple[int, inc.Event]] = field(default_factory=list)
     notices: list[_Notice] = field(default_factory=list)
     state: dict[int, inc.Incident] = field(default_factory=dict)
-    opened: int = 0
-    resolved: int = 0
-    # by the snapshot (key) whose evaluation decided it: each request's own report
+    # incidents opened and resolved, by the snapshot (key) whose evaluation decided them:
+    # each request's own report
     opened_by: Counter[str] = field(default_factory=Counter)
     resolved_by: Counter[str] = field(default_factory=Counter)
 
@@ -183,7 +182,6 @@ class Planner:
             plan.state[ref] = incident
             self._keep_live(fp, incident)
             plan.events.append((ref, decision.event))
-            plan.opened += 1
             plan.opened_by[self._deciding] += 1
             plan.notices.append(_Notice(ref, len(plan.events) - 1, AlertKind.OPENED, None,
                                         route(self.settings, labels_of(incident))))
@@ -205,7 +203,6 @@ class Planner:
                                             route(self.settings, labels_of(updated))))
             return
         self._drop_live(fp)
-        plan.resolved += 1
         plan.resolved_by[self._deciding] += 1
         plan.notices.append(_Notice(ref, len(plan.events) - 1, AlertKind.RESOLVED,
                                     decision.event.note, None))
