@@ -15,6 +15,7 @@ class TestBenchHarness:
                                 capture_output=True, text=True, timeout=240, check=True)
         figures = json.loads(result.stdout)
         assert figures["raw_engine"]["facts_per_s"] > 0
+        assert figures["raw_engine"]["c_path_facts_per_s"] > 0
         assert figures["batch_sqlite"]["snapshots_per_s"] > 0
         assert figures["latency_200"]["notified"] > 0
         assert set(figures["rule_scaling"]) and set(figures["history_scaling"])
