@@ -13,6 +13,7 @@ from typing import Any
 from bench import runs
 from bench.generate import jsonl, snapshots
 from watcher.rules.loader import load_pack
+from watcher.runtime import freeze_heap
 
 
 def main() -> None:
@@ -20,6 +21,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes: ends within a minute")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
+    freeze_heap()  # as the ``watcher`` entry point does
     quick = args.quick
     n = 5_000 if quick else 100_000
     pack = load_pack(runs.RULES)

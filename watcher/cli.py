@@ -23,7 +23,7 @@ from watcher.errors import ConfigError, WatcherError
 from watcher.incidents import Incident
 from watcher.redact import redact_text
 from watcher.rules.loader import load_pack
-from watcher.runtime import Runtime
+from watcher.runtime import Runtime, freeze_heap
 from watcher.silences import Silence, parse_matchers
 from watcher.sources import catalog_for
 from watcher.store import open_database
@@ -110,7 +110,9 @@ def run(config: ConfigOpt = None,
     settings = _settings(config, host=host, port=port)
     Path(settings.drop_folder).mkdir(parents=True, exist_ok=True)
     examples = _examples_folder() if with_examples else None
-    Daemon(Runtime.open(settings), examples=examples).serve()
+    daemon = Daemon(Runtime.open(settings), examples=examples)
+    freeze_heap()  # again: the daemon's own modules are loaded now
+    daemon.serve()
 
 
 def _examples_folder() -> Path:
@@ -552,6 +554,8 @@ for _typer in (app, incidents_app, rejected_app, rules_app, db_app, silences_app
 
 
 def main() -> None:
+    """The console entry point (``watcher``)."""
+    freeze_heap()
     app()
 
 

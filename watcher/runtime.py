@@ -5,6 +5,7 @@ Shared by the CLI and the daemon so both build the same thing the same way.
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,3 +31,16 @@ class Runtime:
 
     def close(self) -> None:
         self.db.dispose()
+
+
+def freeze_heap() -> None:
+    """Keep what the process has built so far out of the cyclic collector's full passes.
+
+    Modules, schemas and the compiled pack live as long as the process, yet a
+    long batch allocates enough to trigger full collections that rescan all of
+    them: freezing them makes a batch 5-10 % faster (bench/README.md). For the
+    process's own entry points only: a test process opens many runtimes, and a
+    frozen object that later becomes cyclic garbage is never collected.
+    """
+    gc.collect()
+    gc.freeze()

@@ -8,11 +8,10 @@ What we rely on (verified against durable-rules 2.0.28; see docs/durable-rules.m
   thread-safe; ``_QuietHost`` starts none, so every engine call is ours and all
   of them go through ``_ENGINE_LOCK`` (the daemon also funnels them through one
   worker thread).
-* Actions take one parameter: two would make durable-rules treat them as
-  asynchronous and wait for a completion that never comes.
-* A fact that matches no rule raises ``MessageNotHandledException``; that is
-  the ordinary "nothing fired" outcome here. Each fact carries a fresh ``id``
-  so an identical pending message never raises ``MessageObservedException``.
+* A fact that matches no rule is "not handled" (the C engine's code 1, the
+  ``Host``'s ``MessageNotHandledException``); that is the ordinary "nothing
+  fired" outcome here. Each fact carries a fresh ``id`` so an identical
+  pending message is never "observed" (code 2).
 * A registered ruleset can never be replaced or removed: each rule pack
   version is its own ruleset ``kpiwatch_<version>``, registered once per
   process and reused when the same version is loaded again.
@@ -22,7 +21,8 @@ What we rely on (verified against durable-rules 2.0.28; see docs/durable-rules.m
   the time of a snapshot in the engine. The protocol is the one
   ``Ruleset.do_actions`` follows (start the state's actions, hand the state
   back unchanged, complete and take the next), and a test holds the two paths
-  to the same firings.
+  to the same firings. The Python actions registered with the ruleset are
+  never called.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ a platform stated.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from watcher import indicators
@@ -40,9 +41,8 @@ def to_fact(snapshot: Snapshot, fact_id: str, segment_keys: frozenset[str]) -> d
         "platform": snapshot.platform,
         "operator": snapshot.operator or "",
         "pk": snapshot.period.kind.value,
+        **_blank_segment(segment_keys),
     }
-    for key in segment_keys:
-        fact["s_" + key] = ""
     for key, value in snapshot.segment.items():  # strings arrive lower-cased already
         fact["s_" + key] = value if type(value) is str else segment_value(value)
     for metric, number in snapshot.metrics.items():
@@ -55,6 +55,11 @@ def to_fact(snapshot: Snapshot, fact_id: str, segment_keys: frozenset[str]) -> d
             for prefix in _SIDE[target.comparator]:
                 fact["p" + prefix[1:] + metric] = target.value
     return fact
+
+
+@functools.lru_cache(maxsize=16)
+def _blank_segment(segment_keys: frozenset[str]) -> dict[str, str]:
+    return {"s_" + key: "" for key in segment_keys}
 
 
 def target_sides(metric: str, comparator: Comparator | None) -> tuple[str, ...]:
