@@ -12,19 +12,25 @@ import json
 import os
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 from sqlalchemy import create_engine, text
 
 from watcher.config import Settings, load_settings
+from watcher.daemon.coalesce import Coalescer
+from watcher.daemon.http import create_app
 from watcher.pipeline import Pipeline
 from watcher.rules.engine import RuleEngine
 from watcher.rules.loader import load_pack
+from watcher.runtime import Runtime
 from watcher.store import Database, open_database
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -141,3 +147,15 @@ def snapshot(store: str = "amz-us-01", period: str = "2026-10", *, platform: str
 
 def jsonl(*records: dict[str, Any]) -> bytes:
     return "\n".join(json.dumps(r) for r in records).encode()
+
+
+@contextmanager
+def http_app(runtime: Runtime) -> Iterator[FastAPI]:
+    """The HTTP app over ``runtime``, wired as the daemon wires it: posts queue
+    through a Coalescer onto one engine thread, which stops with the app."""
+    engine_thread = ThreadPoolExecutor(max_workers=1)
+    coalescer = Coalescer(runtime.pipeline.ingest_many, engine_thread)
+    try:
+        yield create_app(runtime, coalescer.ingest_async)
+    finally:
+        engine_thread.shutdown()

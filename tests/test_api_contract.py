@@ -8,7 +8,6 @@ without a server error and with a body matching the schema it documents. In-proc
 from __future__ import annotations
 
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -19,10 +18,8 @@ from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, http_app
 from watcher.config import Settings
-from watcher.daemon.coalesce import Coalescer
-from watcher.daemon.http import create_app
 from watcher.pipeline import Pipeline
 from watcher.runtime import Runtime
 from watcher.silences import Silence
@@ -41,13 +38,8 @@ def api_schema(pipeline: Pipeline, settings: Settings) -> Iterator[Any]:
                 matchers={"store": "amz-us-01"}, starts_at=now - timedelta(hours=3),
                 ends_at=now + timedelta(hours=hours), created_by="ana", comment="maintenance",
                 created_at=now))
-    engine_thread = ThreadPoolExecutor(max_workers=1)
-
-    submit = Coalescer(pipeline.ingest_many, engine_thread).ingest_async
-
-    app = create_app(Runtime(settings, pipeline.db, pipeline), submit)
-    yield schemathesis.openapi.from_asgi("/openapi.json", app)
-    engine_thread.shutdown()
+    with http_app(Runtime(settings, pipeline.db, pipeline)) as app:
+        yield schemathesis.openapi.from_asgi("/openapi.json", app)
 
 
 # Each operation is its own bounded Hypothesis run. (schemathesis' ``from_fixture``

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import Clock, jsonl, snapshot
+from tests.conftest import Clock, http_app, jsonl, snapshot
 from watcher.auth import Role, create_token
 from watcher.config import Settings
-from watcher.daemon.coalesce import Coalescer
-from watcher.daemon.http import create_app
 from watcher.pipeline import Pipeline
 from watcher.rules.engine import RuleEngine
 from watcher.rules.loader import load_pack
@@ -45,12 +43,10 @@ rules:
 """
 
 
-def app_client(db: Database, settings: Settings, pipeline: Pipeline) -> TestClient:
-    engine_thread = ThreadPoolExecutor(max_workers=1)
-
-    submit = Coalescer(pipeline.ingest_many, engine_thread).ingest_async
-
-    return TestClient(create_app(Runtime(settings, db, pipeline), submit))
+@contextmanager
+def app_client(db: Database, settings: Settings, pipeline: Pipeline) -> Iterator[TestClient]:
+    with http_app(Runtime(settings, db, pipeline)) as app, TestClient(app) as client:
+        yield client
 
 
 @pytest.fixture

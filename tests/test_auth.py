@@ -3,30 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from tests.conftest import snapshot
+from tests.conftest import http_app, snapshot
 from tests.test_cli import env, watcher  # noqa: F401  (fixture)
 from watcher.auth import Role, create_token, hash_token, is_loopback, revoke_token
 from watcher.config import Settings
-from watcher.daemon.coalesce import Coalescer
-from watcher.daemon.http import create_app
 from watcher.pipeline import Pipeline
 from watcher.runtime import Runtime
 from watcher.store.schema import api_tokens
 
 
-def client_for(pipeline: Pipeline, settings: Settings, host: str) -> TestClient:
-    engine_thread = ThreadPoolExecutor(max_workers=1)
-
-    submit = Coalescer(pipeline.ingest_many, engine_thread).ingest_async
-
+@contextmanager
+def client_for(pipeline: Pipeline, settings: Settings, host: str) -> Iterator[TestClient]:
     runtime = Runtime(settings.model_copy(update={"host": host}), pipeline.db, pipeline)
-    return TestClient(create_app(runtime, submit))
+    with http_app(runtime) as app, TestClient(app) as client:
+        yield client
 
 
 @pytest.fixture

@@ -4,30 +4,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import jsonl, snapshot
+from tests.conftest import http_app, jsonl, snapshot
 from watcher.config import Settings
-from watcher.daemon.coalesce import Coalescer
-from watcher.daemon.http import create_app
 from watcher.pipeline import Pipeline
 from watcher.runtime import Runtime
 
 
 @pytest.fixture
 def client(pipeline: Pipeline, settings: Settings) -> Iterator[TestClient]:
-    engine_thread = ThreadPoolExecutor(max_workers=1)
     small = settings.model_copy(update={"max_body_bytes": 20_000})
-
-    submit = Coalescer(pipeline.ingest_many, engine_thread).ingest_async
-
-    runtime = Runtime(small, pipeline.db, pipeline)
-    with TestClient(create_app(runtime, submit)) as test_client:
+    with http_app(Runtime(small, pipeline.db, pipeline)) as app, TestClient(app) as test_client:
         yield test_client
-    engine_thread.shutdown()
 
 
 class TestSnapshotsEndpoint:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -13,12 +12,10 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from tests.conftest import Clock, jsonl, snapshot
+from tests.conftest import Clock, http_app, jsonl, snapshot
 from watcher.auth import Role, create_token
 from watcher.cli import app
 from watcher.config import Settings, load_settings
-from watcher.daemon.coalesce import Coalescer
-from watcher.daemon.http import create_app
 from watcher.errors import ConfigError, InputError
 from watcher.indicators import Cycle
 from watcher.period import Period
@@ -502,13 +499,8 @@ class TestScorecardPage:
 
 @pytest.fixture
 def client(pipeline: Pipeline, settings: Settings) -> Iterator[TestClient]:
-    engine_thread = ThreadPoolExecutor(max_workers=1)
-
-    submit = Coalescer(pipeline.ingest_many, engine_thread).ingest_async
-
-    with TestClient(create_app(Runtime(settings, pipeline.db, pipeline), submit)) as test:
+    with http_app(Runtime(settings, pipeline.db, pipeline)) as app, TestClient(app) as test:
         yield test
-    engine_thread.shutdown()
 
 
 class TestScorecardEndpoints:
