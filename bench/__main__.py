@@ -90,7 +90,8 @@ def table(f: dict[str, Any], marks: list[int]) -> str:
                  f"{marks[0]:,} -> {marks[1]:,} snapshots ({f['memory']['growth']:+.1%})"))
     for rules, fig in f["rule_scaling"].items():
         rows.append((f"{rules} rules", f"{fig['raw_facts_per_s']:,.0f} / "
-                     f"{fig['e2e_snapshots_per_s']:,.0f}", "raw / e2e per s", ""))
+                     f"{fig['c_path_facts_per_s']:,.0f} / {fig['e2e_snapshots_per_s']:,.0f}",
+                     "API / C / e2e", "raw engine facts/s, end-to-end snapshots/s"))
     for months, rate in f["history_scaling"].items():
         rows.append((f"month batch after {months} month(s)", f"{rate:,.0f}", "snapshots/s", ""))
     width = max(len(r[0]) for r in rows)

@@ -345,6 +345,7 @@ def rule_scaling(count: int) -> dict[str, Any]:
         with tempfile.TemporaryDirectory() as db_dir:
             e2e = batch(f"sqlite:///{db_dir}/w.db", jsonl(snapshots(count)), count, pack)
         out[str(len(pack.rules))] = {"raw_facts_per_s": raw["facts_per_s"],
+                                     "c_path_facts_per_s": raw["c_path_facts_per_s"],
                                      "e2e_snapshots_per_s": e2e["snapshots_per_s"]}
     return out
 
