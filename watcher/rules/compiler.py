@@ -15,6 +15,7 @@ from typing import Any
 from watcher import indicators
 from watcher.indicators import Direction
 from watcher.rules.expression import BoolOp, Comparison, Condition
+from watcher.rules.facts import PLATFORM_TARGETS
 from watcher.rules.model import Rule, RulePack, Variant
 
 _OPS = {"<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte", "!=": "$neq"}
@@ -140,7 +141,9 @@ def target_metrics(pack: RulePack) -> list[str]:
 def platform_target_json(metric: str, side: str) -> dict[str, Any]:
     op = dict(_ALL_SIDES)[side]
     stated = "p" + side[1:] + metric
-    return {"$and": [{"$ex": {stated: 1}}, {op: {"m_" + metric: {"$m": stated}}}]}
+    # The shared first condition: see watcher/rules/facts.py.
+    return {"$and": [{PLATFORM_TARGETS: 1}, {"$ex": {stated: 1}},
+                     {op: {"m_" + metric: {"$m": stated}}}]}
 
 
 def form_json(form: Form) -> dict[str, Any]:

@@ -8,7 +8,10 @@ the side that is good: ``tge_`` (value must be >= it), ``tgt_``, ``tle_``,
 ``tlt_``. A plain target takes its side from the indicator's direction; a
 platform target carries its comparator, and is also stated as ``pge_`` /
 ``pgt_`` / ``ple_`` / ``plt_`` so that platform-target rules see only targets
-a platform stated.
+a platform stated. ``ptarget`` (1) says the snapshot states any: the
+platform-target rules (four per metric) all begin with it, and durable-rules
+evaluates a condition shared by rules once, so a fact without platform
+targets costs one test instead of a few hundred (docs/durable-rules.md).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from watcher import indicators
 from watcher.indicators import Direction
 from watcher.snapshot import Comparator, Snapshot
 
+PLATFORM_TARGETS = "ptarget"
 _SIDE = {
     Comparator.LT: ("tlt_",), Comparator.LE: ("tle_",), Comparator.GT: ("tgt_",),
     Comparator.GE: ("tge_",), Comparator.EQ: ("tle_", "tge_"),
@@ -52,6 +56,7 @@ def to_fact(snapshot: Snapshot, fact_id: str, segment_keys: frozenset[str]) -> d
         for prefix in target_sides(metric, target.comparator):
             fact[prefix + metric] = target.value
         if target.comparator is not None:
+            fact[PLATFORM_TARGETS] = 1
             for prefix in _SIDE[target.comparator]:
                 fact["p" + prefix[1:] + metric] = target.value
     return fact
