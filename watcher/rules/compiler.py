@@ -15,7 +15,7 @@ from typing import Any
 from watcher import indicators
 from watcher.indicators import Direction
 from watcher.rules.expression import BoolOp, Comparison, Condition
-from watcher.rules.facts import PLATFORM_TARGETS
+from watcher.rules.facts import PLATFORM_TARGETS, side_guard
 from watcher.rules.model import Rule, RulePack, Variant
 
 _OPS = {"<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte", "!=": "$neq"}
@@ -127,8 +127,9 @@ def _missed_sides(metric: str) -> tuple[tuple[str, str], ...]:
 
 
 def missed_month_json(metric: str, side: str) -> dict[str, Any]:
+    # Leading conditions shared by the group come first (watcher/rules/facts.py).
     op = dict(_missed_sides(metric))[side]
-    return {"$and": [{"pk": "month"}, {"$neq": {"operator": ""}},
+    return {"$and": [{"pk": "month"}, {"$neq": {"operator": ""}}, {side_guard(side): 1},
                      {"$ex": {side + metric: 1}}, {op: {"m_" + metric: {"$m": side + metric}}}]}
 
 
@@ -139,9 +140,9 @@ def target_metrics(pack: RulePack) -> list[str]:
 
 
 def platform_target_json(metric: str, side: str) -> dict[str, Any]:
+    # Leading conditions shared by the group come first (watcher/rules/facts.py).
     op = dict(_ALL_SIDES)[side]
     stated = "p" + side[1:] + metric
-    # The shared first condition: see watcher/rules/facts.py.
     return {"$and": [{PLATFORM_TARGETS: 1}, {"$ex": {stated: 1}},
                      {op: {"m_" + metric: {"$m": stated}}}]}
 

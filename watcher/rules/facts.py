@@ -8,10 +8,15 @@ the side that is good: ``tge_`` (value must be >= it), ``tgt_``, ``tle_``,
 ``tlt_``. A plain target takes its side from the indicator's direction; a
 platform target carries its comparator, and is also stated as ``pge_`` /
 ``pgt_`` / ``ple_`` / ``plt_`` so that platform-target rules see only targets
-a platform stated. ``ptarget`` (1) says the snapshot states any: the
-platform-target rules (four per metric) all begin with it, and durable-rules
-evaluates a condition shared by rules once, so a fact without platform
-targets costs one test instead of a few hundred (docs/durable-rules.md).
+a platform stated.
+
+Guards for rules that come by the hundred, one per metric and side:
+durable-rules evaluates a leading condition shared by rules once, so a fact
+fails a whole group in one test (docs/durable-rules.md). ``ptarget`` (1): the
+snapshot states a platform target, the first condition of every
+platform-target rule; ``has_tge`` / ``has_tgt`` / ``has_tle`` / ``has_tlt``
+(1): it holds a target on that side, the third of every PIP month check
+(after the period kind and the operator).
 """
 
 from __future__ import annotations
@@ -24,6 +29,14 @@ from watcher.indicators import Direction
 from watcher.snapshot import Comparator, Snapshot
 
 PLATFORM_TARGETS = "ptarget"
+
+
+def side_guard(prefix: str) -> str:
+    """The attribute saying a fact holds a target on this side (``tge_`` -> ``has_tge``)."""
+    return "has_" + prefix.rstrip("_")
+
+
+_GUARD = {prefix: side_guard(prefix) for prefix in ("tge_", "tgt_", "tle_", "tlt_")}
 _SIDE = {
     Comparator.LT: ("tlt_",), Comparator.LE: ("tle_",), Comparator.GT: ("tgt_",),
     Comparator.GE: ("tge_",), Comparator.EQ: ("tle_", "tge_"),
@@ -55,6 +68,7 @@ def to_fact(snapshot: Snapshot, fact_id: str, segment_keys: frozenset[str]) -> d
         fact["t_" + metric] = target.value
         for prefix in target_sides(metric, target.comparator):
             fact[prefix + metric] = target.value
+            fact[_GUARD[prefix]] = 1
         if target.comparator is not None:
             fact[PLATFORM_TARGETS] = 1
             for prefix in _SIDE[target.comparator]:
