@@ -166,11 +166,11 @@ class TestSnapshotInsert:
         assert isinstance(verdict, Snapshot)
         now = datetime.now(UTC)
         row = repo.snapshot_row(verdict, raw.text, "test", now)
-        with db.engine.begin() as conn:
-            repo.insert_snapshots(conn, [row])
+        with db.engine.begin() as conn:  # two rows: a batch formats a repeated date once
+            repo.insert_snapshots(conn, [row, dict(row, key="second")])
             conn.execute(insert(snapshots), [dict(row, key="core")])
-            fast, core = conn.execute(text("SELECT * FROM snapshots ORDER BY id")).all()
-        assert fast[2:] == core[2:]
+            fast, second, core = conn.execute(text("SELECT * FROM snapshots ORDER BY id")).all()
+        assert fast[2:] == second[2:] == core[2:]
 
     def test_the_assessment_upsert_replaces_as_a_core_upsert_does(self, pipeline: Pipeline):
         """The PIP's monthly assessment takes the same fast path; a restated month

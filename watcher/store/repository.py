@@ -13,6 +13,8 @@ from typing import Any, TypeVar
 
 from sqlalchemy import (
     Connection,
+    Date,
+    DateTime,
     Dialect,
     Integer,
     Table,
@@ -114,8 +116,14 @@ def _sqlite_insert_many(conn: Connection, table: Table, columns: tuple[str, ...]
     quote = conn.dialect.identifier_preparer.quote
     # Column by column: one tight loop per processor instead of a generator per row.
     values = [[row[c] for row in rows] for c in columns]
-    for i, process in enumerate(processors):
-        if process is not None:
+    for i, (process, temporal) in enumerate(processors):
+        if process is None:
+            continue
+        if temporal:  # a batch's dates and times repeat (its month, its clock): format each once
+            done: dict[Any, Any] = {}
+            values[i] = [None if v is None else done[v] if v in done
+                         else done.setdefault(v, process(v)) for v in values[i]]
+        else:
             values[i] = [None if v is None else process(v) for v in values[i]]
     conn.exec_driver_sql(
         f"INSERT INTO {quote(table.name)} ({', '.join(map(quote, columns))}) "
@@ -125,8 +133,10 @@ def _sqlite_insert_many(conn: Connection, table: Table, columns: tuple[str, ...]
 
 @functools.lru_cache(maxsize=32)
 def _bind_processors(dialect: Dialect, table: Table, columns: tuple[str, ...]
-                     ) -> tuple[Any, ...]:
-    return tuple(table.c[c].type.dialect_impl(dialect).bind_processor(dialect) for c in columns)
+                     ) -> tuple[tuple[Any, bool], ...]:
+    """Each column's bind processor, and whether it formats a date or a time."""
+    return tuple((table.c[c].type.dialect_impl(dialect).bind_processor(dialect),
+                  isinstance(table.c[c].type, Date | DateTime)) for c in columns)
 
 
 _RESTATED = [c.name for c in snapshots.columns if c.name not in ("id", "key", "received_at",
