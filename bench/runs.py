@@ -193,13 +193,13 @@ def daemon(hook: Hook | None = None, **config: Any
                              str(folder / "config.yaml")], cwd=folder, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    try:
+    try:  # whatever happens from here on, the daemon does not outlive the run
+        for _ in range(600):
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
         yield url, proc
     finally:
         proc.send_signal(signal.SIGTERM)
