@@ -37,6 +37,8 @@ from watcher.sources.poll import Api, Credentials, FetchFailed, Poller
 from watcher.sources.poll_amazon import AmazonFetcher
 from watcher.sources.poll_shopee import ShopeeFetcher, sign
 from watcher.sources.pollers import build_pollers
+from watcher.store import Database
+from watcher.store.refresh_tokens import MemoryRefreshTokens, RefreshTokens, StoredRefreshTokens
 from watcher.validation import RawRecord, Rejection
 
 ENV = {"SHOPEE_PARTNER_ID": str(PARTNER_ID), "SHOPEE_PARTNER_KEY": PARTNER_KEY,
@@ -163,6 +165,28 @@ class TestShopeeFetcher:
         assert second.json()["refresh_token"] == "shopee-refresh-token-0002"  # rotated
         assert fake.calls(SHOPEE_PATHS[0])[-1].query["access_token"] == (
             "shopee-access-token-0003")
+
+    def test_a_restarted_poller_refreshes_with_the_token_shopee_rotated_to(
+            self, fake: FakePlatforms, http: httpx.Client, db: Database):
+        """Shopee retires a refresh token once it has issued the next one, so the
+        configured token is spent after the first refresh; a restart must not go back
+        to it."""
+        clock = FakeTime(time.time())
+        credentials = {**SHOPEE_CREDENTIALS, "refresh_token": "${SHOPEE_REFRESH_TOKEN}"}
+        del credentials["access_token"]
+        config = shopee_config(fake).model_copy(update={"credentials": credentials})
+
+        def start(tokens: RefreshTokens) -> ShopeeFetcher:
+            return ShopeeFetcher(config, ShopeeFetcher.resolve("s", config, ENV, None),
+                                 Api("shopee", http), clock=clock.clock, name="s",
+                                 tokens=tokens)
+
+        start(StoredRefreshTokens(db)).fetch()  # refreshes with 0001; Shopee rotates to 0002
+        start(StoredRefreshTokens(db)).fetch()  # the restart: its first fetch refreshes
+        assert [c.json()["refresh_token"] for c in fake.calls("/api/v2/auth")] == [
+            "shopee-refresh-token-0001", "shopee-refresh-token-0002"]
+        with pytest.raises(FetchFailed, match="Invalid refresh_token"):
+            start(MemoryRefreshTokens()).fetch()  # what a restart without the store did
 
     def test_a_wrong_partner_key_fails_with_shopees_error_and_no_secret(
             self, fake: FakePlatforms, http: httpx.Client):

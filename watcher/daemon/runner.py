@@ -33,6 +33,7 @@ from watcher.pipeline import IngestReport
 from watcher.runtime import Runtime
 from watcher.sources import catalog_for
 from watcher.sources.pollers import build_pollers, start_pollers
+from watcher.store.refresh_tokens import StoredRefreshTokens
 from watcher.timers import Timers
 from watcher.validation import RawRecord, Rejection
 
@@ -60,7 +61,8 @@ class Daemon:
         self.sources = catalog_for(self.settings)
         self.drop = DropFolder(Path(self.settings.drop_folder), self._ingest_on_engine,
                                max_bytes=self.settings.max_file_bytes, sources=self.sources)
-        self.pollers = build_pollers(self.settings, self._ingest_on_engine, stop=self.stop)
+        self.pollers = build_pollers(self.settings, self._ingest_on_engine, stop=self.stop,
+                                     tokens=StoredRefreshTokens(runtime.db))
         self.bus = (NatsSource(self.settings.nats, self._ingest_on_engine,
                                max_bytes=self.settings.max_body_bytes)
                     if self.settings.nats else None)

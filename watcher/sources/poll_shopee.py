@@ -8,11 +8,11 @@ HMAC-SHA256, keyed with the partner key, of ``partner_id + api path + timestamp
 minutes of Shopee's clock.
 
 An access token lives four hours. With a ``refresh_token`` the poller gets its
-own from ``/api/v2/auth/access_token/get`` and refreshes it before it expires;
-Shopee answers each refresh with a new refresh token, which the poller keeps
-(in memory: after a restart the environment's refresh token is used again).
-Both answers go to the ``shopee`` adapter together, as one JSON array, so they
-make one snapshot.
+own from ``/api/v2/auth/access_token/get`` and refreshes it before it expires.
+Shopee answers each refresh with a new refresh token and retires the old one, so
+the poller keeps the new one where a restart finds it (``RefreshTokens``: the
+daemon's database). Both answers go to the ``shopee`` adapter together, as one
+JSON array, so they make one snapshot.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from watcher.config import PollerSettings
 from watcher.errors import ConfigError
 from watcher.sources.base import is_missing
 from watcher.sources.poll import Api, Credentials, CredentialSpec, FetchFailed
+from watcher.store.refresh_tokens import MemoryRefreshTokens, RefreshTokens
 
 log = structlog.get_logger(__name__)
 
@@ -52,7 +53,7 @@ class ShopeeFetcher(CredentialSpec):
 
     def __init__(self, config: PollerSettings, credentials: Credentials, api: Api, *,
                  clock: Callable[[], float] = time.time, file: str | None = None,
-                 name: str = "shopee") -> None:
+                 name: str = "shopee", tokens: RefreshTokens | None = None) -> None:
         for key in ("partner_id", "shop_id"):
             if not credentials[key].strip().isdigit():
                 raise ConfigError("is a number (Shopee's id)", file=file,
@@ -63,8 +64,12 @@ class ShopeeFetcher(CredentialSpec):
         self.partner_key = credentials["partner_key"]
         self.api = api
         self.clock = clock
+        self.name = name
+        self.tokens = tokens or MemoryRefreshTokens()
         self.access_token = credentials.get("access_token")
-        self.refresh_token = credentials.get("refresh_token")
+        self.configured_refresh = credentials.get("refresh_token")
+        self.refresh_token = (self.tokens.current(name, self.configured_refresh)
+                              if self.configured_refresh else None)
         # A configured access token has no known expiry; a refreshed one does.
         self.expires_at = float("inf") if self.access_token else 0.0
 
@@ -106,8 +111,10 @@ class ShopeeFetcher(CredentialSpec):
         if not isinstance(token, str) or not token:
             raise FetchFailed("shopee", REFRESH, "the answer has no access_token")
         self.access_token = token
-        if isinstance(refresh, str) and refresh:
+        if isinstance(refresh, str) and refresh and refresh != self.refresh_token:
             self.refresh_token = refresh
+            assert self.configured_refresh is not None
+            self.tokens.rotated(self.name, self.configured_refresh, refresh)
         lifetime = expire_in if isinstance(expire_in, int | float) else 4 * 3600
         self.expires_at = self.clock() + float(lifetime)
         log.info("shopee_token_refreshed", shop_id=self.shop_id, expires_in_seconds=lifetime)

@@ -16,12 +16,17 @@ from watcher.config import Settings
 from watcher.sources.poll import TIMEOUT_SECONDS, Api, Fetcher, Ingest, Poller
 from watcher.sources.poll_amazon import AmazonFetcher
 from watcher.sources.poll_shopee import ShopeeFetcher
+from watcher.store.refresh_tokens import RefreshTokens
 
 
 def build_pollers(settings: Settings, ingest: Ingest, *, stop: threading.Event,
                   env: Mapping[str, str] | None = None,
-                  client: httpx.Client | None = None) -> list[Poller]:
-    """Every enabled poller; a missing credential or variable is a ConfigError now."""
+                  client: httpx.Client | None = None,
+                  tokens: RefreshTokens | None = None) -> list[Poller]:
+    """Every enabled poller; a missing credential or variable is a ConfigError now.
+
+    ``tokens`` keeps the refresh tokens a platform rotates (the daemon passes its
+    database); without it they last as long as the process."""
     env = os.environ if env is None else env
     file = str(settings.config_file) if settings.config_file else None
     enabled = {name: config for name, config in settings.pollers.items() if config.enabled}
@@ -34,7 +39,8 @@ def build_pollers(settings: Settings, ingest: Ingest, *, stop: threading.Event,
         fetcher: Fetcher
         if config.source == "shopee":
             credentials = ShopeeFetcher.resolve(name, config, env, file)
-            fetcher = ShopeeFetcher(config, credentials, api, file=file, name=name)
+            fetcher = ShopeeFetcher(config, credentials, api, file=file, name=name,
+                                    tokens=tokens)
         else:
             credentials = AmazonFetcher.resolve(name, config, env, file)
             fetcher = AmazonFetcher(config, credentials, api, wait=stop.wait, file=file,

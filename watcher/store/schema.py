@@ -176,3 +176,11 @@ api_tokens = Table(
     Column("last_used_at", TS),
     Column("revoked_at", TS),
 )
+
+poller_tokens = Table(
+    "poller_tokens", metadata,
+    Column("poller", String(200), primary_key=True),
+    Column("refresh_token", Text, nullable=False),
+    Column("configured_hash", String(64), nullable=False),
+    Column("updated_at", TS, nullable=False),
+)
