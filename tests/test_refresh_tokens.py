@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import select
+from structlog.testing import capture_logs
 
 from watcher.store import Database
 from watcher.store.refresh_tokens import (
@@ -53,3 +54,11 @@ class TestStoredRefreshTokens:
             rows = conn.execute(select(poller_tokens)).all()
         assert [(r.poller, r.refresh_token) for r in rows] == [("shop-a", "refresh-0003")]
         assert CONFIGURED not in rows[0].configured_hash
+
+    def test_a_refused_write_is_logged_as_an_error_without_the_token(self, db: Database):
+        poller_tokens.drop(db.engine)  # the database refuses every write from now on
+        with capture_logs() as logs:
+            StoredRefreshTokens(db).rotated("shop-a", CONFIGURED, "refresh-0002")
+        [entry] = [e for e in logs if e["event"] == "refresh_token_not_saved"]
+        assert entry["log_level"] == "error" and entry["poller"] == "shop-a"
+        assert "refresh-0002" not in repr(logs) and CONFIGURED not in repr(logs)

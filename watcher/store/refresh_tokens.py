@@ -16,12 +16,16 @@ from __future__ import annotations
 import hashlib
 from typing import Protocol
 
+import structlog
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import SQLAlchemyError
 
 from watcher.store.database import Database, utcnow
 from watcher.store.schema import poller_tokens
+
+log = structlog.get_logger(__name__)
 
 
 class RefreshTokens(Protocol):
@@ -68,6 +72,9 @@ class StoredRefreshTokens:
         return str(row.refresh_token)
 
     def rotated(self, poller: str, configured: str, token: str) -> None:
+        """Kept, or logged as an error when the database refuses: the poller goes on
+        with the token in memory and the next rotation tries again, but a restart
+        before then would find the spent one."""
         values = {"poller": poller, "refresh_token": token,
                   "configured_hash": configured_hash(configured), "updated_at": utcnow()}
         insert = sqlite_insert if self.db.is_sqlite else postgresql_insert
@@ -76,5 +83,10 @@ class StoredRefreshTokens:
             index_elements=["poller"],
             set_={k: statement.excluded[k] for k in ("refresh_token", "configured_hash",
                                                      "updated_at")})
-        with self.db.engine.begin() as conn:
-            conn.execute(statement)
+        try:
+            with self.db.engine.begin() as conn:
+                conn.execute(statement)
+        except SQLAlchemyError as exc:
+            log.error("refresh_token_not_saved", poller=poller, error=type(exc).__name__,
+                      message="the rotated refresh token is held in memory only; a restart "
+                              "before the next rotation needs a new token configured")
