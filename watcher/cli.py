@@ -402,6 +402,23 @@ def db_upgrade(config: ConfigOpt = None) -> None:
     typer.echo(f"database at revision {db.current_revision()}")
 
 
+@db_app.command("prune")
+def db_prune(config: ConfigOpt = None, output: FormatOpt = OutputFormat.TABLE) -> None:
+    """Remove what the retention settings no longer keep (the daemon does it hourly)."""
+    from watcher.retention import prune
+
+    settings = _settings(config)
+    db = open_database(settings.database_url)
+    pruned = prune(db, settings.retention, utcnow())
+    db.dispose()
+    if output is OutputFormat.JSON:
+        _print_json(pruned.as_dict())
+        return
+    typer.echo(f"{pruned.sent_notifications} delivered notification(s) and "
+               f"{pruned.rejected_inputs} rejected input(s) removed, "
+               f"{pruned.raw_payloads} raw payload(s) cleared")
+
+
 @silences_app.command("add")
 def silences_add(
     match: Annotated[list[str], typer.Option(

@@ -159,6 +159,23 @@ class PollerSettings(BaseModel):
     credentials: dict[str, str] = Field(default_factory=dict)
 
 
+class RetentionSettings(BaseModel):
+    """``retention``: how long finished records are kept. Work still to do (a
+    notification not yet delivered) never expires, and incidents, their timelines
+    and the snapshots' values are history: kept."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    sent_notifications: Duration | None = Field(
+        default=30 * 86400, description="delivered outbox rows (each delivery stays on its "
+                                        "incident's timeline as a 'notified' event)")
+    rejected_inputs: Duration | None = Field(default=90 * 86400,
+                                             description="the rejected log")
+    raw_payloads: Duration | None = Field(
+        default=None, description="the text each snapshot arrived as (its values stay)")
+    every: Duration = Field(default=3600.0, description="how often the daemon prunes")
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -195,6 +212,7 @@ class Settings(BaseModel):
         default=120.0, gt=0, description="a replica that dies holding a claimed "
                                          "notification loses it after this long")
     nats: NatsSettings | None = None
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
     mappings: Path | None = Field(
         default=Path("mappings"), description="column-mapping files for ERP exports")
     pollers: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")],

@@ -30,6 +30,7 @@ from watcher.daemon.http import create_app
 from watcher.daemon.reload import RuleReloader, TargetsReloader
 from watcher.dispatcher import Dispatcher
 from watcher.pipeline import IngestReport
+from watcher.retention import Retention
 from watcher.runtime import Runtime
 from watcher.sources import catalog_for
 from watcher.sources.pollers import build_pollers, start_pollers
@@ -53,6 +54,7 @@ class Daemon:
         self.dispatcher = Dispatcher(runtime.db, channels, self.settings)
         self.threads: list[threading.Thread] = []
         self.timers = Timers(runtime.db, self.settings, wake=self.dispatcher.wake.set)
+        self.retention = Retention(runtime.db, self.settings.retention)
         self.reloader = RuleReloader(Path(self.settings.rules), runtime.pipeline,
                                      self.engine_thread)
         self.targets_reloader = (
@@ -82,6 +84,7 @@ class Daemon:
             ("drop-folder", lambda: self.drop.run_forever(self.stop,
                                                           self.settings.drop_poll_seconds)),
             ("timers", lambda: self.timers.run_forever(self.stop)),
+            ("retention", lambda: self.retention.run_forever(self.stop)),
             ("rule-reloader", lambda: self.reloader.run_forever(
                 self.stop, self.settings.rules_poll_seconds)),
             ("targets-reloader", self._reload_targets),
