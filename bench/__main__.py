@@ -94,8 +94,8 @@ def table(f: dict[str, Any], marks: list[int]) -> str:
                      "API / C / e2e", "raw engine facts/s, end-to-end snapshots/s"))
     for months, rate in f["history_scaling"].items():
         rows.append((f"month batch after {months} month(s)", f"{rate:,.0f}", "snapshots/s", ""))
-    width = max(len(r[0]) for r in rows)
-    return "\n".join(f"{a:<{width}}  {b:>22}  {c:<16} {d}" for a, b, c, d in rows)
+    width, value = max(len(r[0]) for r in rows), max(len(r[1]) for r in rows)
+    return "\n".join(f"{a:<{width}}  {b:>{value}}  {c:<16} {d}" for a, b, c, d in rows)
 
 
 if __name__ == "__main__":
