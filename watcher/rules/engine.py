@@ -143,8 +143,10 @@ class RuleEngine:
             to_fact(snapshot, f"{id(self)}-{next(self._ids)}", ruleset.segment_keys)).decode()
         keys: list[str] = []
         with _ENGINE_LOCK:
-            drive(ruleset.handle, c_engine.assert_fact, fact, keys)
-            drive(ruleset.handle, c_engine.retract_fact, fact, keys)
+            try:
+                drive(ruleset.handle, c_engine.assert_fact, fact, keys)
+            finally:  # whatever happened, the engine holds no fact afterwards
+                drive(ruleset.handle, c_engine.retract_fact, fact, keys)
         # An ``$or`` fires once per matching branch: keep each form once.
         return Verdict(snapshot, tuple(ruleset.forms[key] for key in dict.fromkeys(keys)))
 
