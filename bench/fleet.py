@@ -82,7 +82,7 @@ async def publish_and_drain(bus: dict[str, Any], records: list[dict[str, Any]],
 def run(replicas: int, count: int) -> dict[str, Any]:
     tag = uuid.uuid4().hex[:8]
     bus = {"url": NATS_URL, "stream": f"BENCH_{tag}", "subject": f"b{tag}.kpi.snapshots.>",
-           "durable": f"bench-{tag}", "batch": 100}
+           "durable": f"bench-{tag}"}
     records = list(snapshots(count, seed=5))
     with pg_schema() as url:
         if url is None:

@@ -130,7 +130,11 @@ class NatsSettings(BaseModel):
                                      "published on <prefix>.<platform>.<store>")
     durable: str = Field(default="kpi-watch", pattern=r"^[A-Za-z0-9_-]{1,100}$")
     max_deliver: int = Field(default=5, ge=1, le=1000)
-    batch: int = Field(default=100, ge=1, le=10_000)
+    batch: int = Field(
+        default=500, ge=1, le=10_000,
+        description="messages per fetch, one transaction: a fetch returns what is there "
+                    "without waiting to fill it (bench.fleet: 500 drains a backlog about "
+                    "30 % faster than 100)")
     ack_wait: Duration = 30.0
     retry_delay: Duration = 5.0
 
