@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text
 
 from tests.conftest import Clock, jsonl, snapshot
 from tests.test_cli import env, watcher  # noqa: F401  (fixture)
@@ -90,6 +90,19 @@ class TestPrune:
             add_rejection(db, 100)
         assert prune(db, RetentionSettings(), NOW).rejected_inputs == 5
         assert count(db, rejected_inputs) == 0
+
+
+@pytest.mark.postgres
+class TestPruneOnAFleet:
+    def test_while_another_replica_prunes_this_one_does_nothing(self, pg_schema_url: str):
+        db = open_database(pg_schema_url, auto_upgrade=True)
+        add_rejection(db, 100)
+        with db.engine.connect() as other:  # another replica, in the middle of its pass
+            other.execute(text("SELECT pg_advisory_lock(:k)"), {"k": retention.RETENTION_LOCK})
+            assert prune(db, RetentionSettings(), NOW) is None
+            other.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": retention.RETENTION_LOCK})
+        assert prune(db, RetentionSettings(), NOW) == Pruned(rejected_inputs=1)
+        db.dispose()
 
 
 class TestRetention:

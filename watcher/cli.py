@@ -411,6 +411,9 @@ def db_prune(config: ConfigOpt = None, output: FormatOpt = OutputFormat.TABLE) -
     db = open_database(settings.database_url)
     pruned = prune(db, settings.retention, utcnow())
     db.dispose()
+    if pruned is None:
+        _fail("another process (a daemon replica) is pruning now; nothing was done", code=1)
+        return
     if output is OutputFormat.JSON:
         _print_json(pruned.as_dict())
         return

@@ -46,11 +46,11 @@ class Pruned:
         return asdict(self)
 
 
-def prune(db: Database, policy: RetentionSettings, now: datetime) -> Pruned:
-    """One pass of ``policy`` as of ``now``; nothing on a replica that is not the leader."""
+def prune(db: Database, policy: RetentionSettings, now: datetime) -> Pruned | None:
+    """One pass of ``policy`` as of ``now``; None when another process holds the pass."""
     with leader(db, RETENTION_LOCK) as elected:
         if not elected:
-            return Pruned()
+            return None
         return Pruned(
             sent_notifications=_sent_notifications(db, now, policy.sent_notifications),
             rejected_inputs=_rejected_inputs(db, now, policy.rejected_inputs),
@@ -108,7 +108,7 @@ class Retention:
         self.clock = clock
 
     def run_once(self) -> Pruned:
-        pruned = prune(self.db, self.policy, self.clock())
+        pruned = prune(self.db, self.policy, self.clock()) or Pruned()
         if any(pruned.as_dict().values()):
             log.info("pruned", **pruned.as_dict())
         return pruned
