@@ -32,7 +32,7 @@ from bench.measure import peak_rss_mb, percentile
 from watcher.config import load_settings
 from watcher.pipeline import Pipeline
 from watcher.rules.compiler import compile_pack
-from watcher.rules.engine import RuleEngine, drive
+from watcher.rules.engine import QuietHost, RuleEngine, drive
 from watcher.rules.facts import to_fact
 from watcher.rules.loader import load_pack
 from watcher.rules.model import Rule, RulePack
@@ -47,11 +47,6 @@ PG_URL = os.environ.get("WATCHER_TEST_POSTGRES_URL",
 structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))
 
 
-class _QuietHost(durable_engine.Host):  # type: ignore[misc]
-    def _run(self) -> None:
-        return None
-
-
 def raw_engine(pack: RulePack, count: int) -> dict[str, Any]:
     """durable-rules alone on the compiled pack: assert + retract per fact, two ways.
 
@@ -64,7 +59,7 @@ def raw_engine(pack: RulePack, count: int) -> dict[str, Any]:
     definition = compile_pack(pack)
     for rule in definition.values():
         rule["run"] = lambda _c: None
-    host = _QuietHost()
+    host = QuietHost()
     host.register_rulesets({name: definition})
     keys = frozenset(k for r in pack.rules for v in r.variants for k in v.when)
     facts = [to_fact(Snapshot.model_validate(s), str(i), keys)

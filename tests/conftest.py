@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 from fastapi import FastAPI
@@ -59,11 +59,17 @@ def _postgres_reachable() -> str | None:
 _PG_PROBLEM = _postgres_reachable()
 
 
+def unavailable(reason: str, require: str) -> NoReturn:
+    """A service a test needs is missing: skip, or fail where ``require`` (an
+    environment variable, set by CI) is 1."""
+    if os.environ.get(require) == "1":
+        pytest.fail(f"{reason} ({require}=1)")
+    pytest.skip(reason)
+
+
 def postgres_url() -> str:
     if _PG_PROBLEM:
-        if os.environ.get("WATCHER_REQUIRE_POSTGRES") == "1":
-            pytest.fail(_PG_PROBLEM + " (WATCHER_REQUIRE_POSTGRES=1)")
-        pytest.skip(_PG_PROBLEM)
+        unavailable(_PG_PROBLEM, "WATCHER_REQUIRE_POSTGRES")
     return PG_URL
 
 

@@ -18,9 +18,9 @@ from typing import Any
 from urllib.parse import urlparse
 
 import nats
-import pytest
 from nats.js.api import ConsumerInfo
 
+from tests.conftest import unavailable
 from watcher.config import NatsSettings
 
 NATS_URL = os.environ.get("WATCHER_TEST_NATS_URL", "nats://127.0.0.1:4222")
@@ -41,9 +41,7 @@ _PROBLEM = _nats_problem()
 
 def require_nats() -> None:
     if _PROBLEM:
-        if os.environ.get("WATCHER_REQUIRE_NATS") == "1":
-            pytest.fail(_PROBLEM + " (WATCHER_REQUIRE_NATS=1)")
-        pytest.skip(_PROBLEM)
+        unavailable(_PROBLEM, "WATCHER_REQUIRE_NATS")
 
 
 @dataclass(frozen=True)

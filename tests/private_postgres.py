@@ -17,8 +17,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
+from tests.conftest import unavailable
 from tests.daemon_harness import free_port
 
 
@@ -82,10 +81,8 @@ def private_postgres() -> Iterator[PrivatePostgres]:
     """For a fixture: a started server, stopped and removed afterwards."""
     bin_dir = _bin_dir()
     if bin_dir is None or not (bin_dir / "initdb").exists():
-        reason = "PostgreSQL server binaries (initdb, pg_ctl) not found"
-        if os.environ.get("WATCHER_REQUIRE_POSTGRES") == "1":
-            pytest.fail(reason + " (WATCHER_REQUIRE_POSTGRES=1)")
-        pytest.skip(reason)
+        unavailable("PostgreSQL server binaries (initdb, pg_ctl) not found",
+                    "WATCHER_REQUIRE_POSTGRES")
     server = PrivatePostgres(bin_dir).init()
     try:
         server.start()

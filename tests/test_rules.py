@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from watcher.errors import ConfigError
-from watcher.rules.engine import RuleEngine
+from watcher.rules.engine import QuietHost, RuleEngine
 from watcher.rules.expression import ExpressionError, holds, parse
 from watcher.rules.loader import load_pack
 from watcher.snapshot import Snapshot
@@ -134,10 +134,6 @@ class TestRuleEngine:
 
         def recorder(key: str):
             return lambda _closure: host_fired.append(key)
-
-        class QuietHost(durable_engine.Host):  # type: ignore[misc]
-            def _run(self) -> None:
-                return None
 
         definition = compile_pack(pack)
         for key, rule in definition.items():

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, unavailable
 from tests.daemon_harness import Daemon, running
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -44,9 +44,7 @@ def _browser_problem() -> str | None:
 def browser(tmp_path: Path) -> Iterator[Any]:
     problem = _browser_problem()
     if problem:
-        if os.environ.get("WATCHER_REQUIRE_BROWSER") == "1":
-            pytest.fail(problem + " (WATCHER_REQUIRE_BROWSER=1)")
-        pytest.skip(problem)
+        unavailable(problem, "WATCHER_REQUIRE_BROWSER")
     from selenium import webdriver
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service

@@ -168,20 +168,21 @@ class Pipeline:
             fresh, restated, evaluate = [], [], []
             later: dict[str, datetime] = {}
             for key, (snapshot, raw, origin) in latest.items():
-                row = repo.snapshot_row(snapshot, raw, sources[origin], now)
                 if key not in known:
-                    fresh.append(row)
+                    fresh.append(repo.snapshot_row(snapshot, raw, sources[origin], now))
                 elif observed_before(snapshot, known[key][3]):
                     parts[origin].unchanged += 1  # late: one observed after it is stored
                     continue
-                elif known[key][1] == row["content_hash"]:
+                elif known[key][1] == (digest := snapshot.content_hash()):
+                    # the same again (an export re-sent every hour): no row to build
                     parts[origin].unchanged += 1
                     observed = snapshot.observed_at
                     if observed is not None and observed != known[key][3]:
                         later[key] = observed
                     continue
                 else:
-                    restated.append(row)
+                    restated.append(repo.snapshot_row(snapshot, raw, sources[origin], now,
+                                                      digest))
                     parts[origin].restated += 1
                 evaluate.append(targets.fill(snapshot))
             repo.advance_observed(conn, later)

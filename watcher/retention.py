@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
 import structlog
-from sqlalchemy import Delete, Update, delete, select, update
+from sqlalchemy import ColumnElement, Delete, Table, Update, delete, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from watcher.config import RetentionSettings
@@ -48,53 +48,39 @@ class Pruned:
 
 def prune(db: Database, policy: RetentionSettings, now: datetime) -> Pruned | None:
     """One pass of ``policy`` as of ``now``; None when another process holds the pass."""
+    def before(keep: float) -> datetime:
+        return now - timedelta(seconds=keep)
+
     with leader(db, RETENTION_LOCK) as elected:
         if not elected:
             return None
+        sent, rejected, raw = (policy.sent_notifications, policy.rejected_inputs,
+                               policy.raw_payloads)
         return Pruned(
-            sent_notifications=_sent_notifications(db, now, policy.sent_notifications),
-            rejected_inputs=_rejected_inputs(db, now, policy.rejected_inputs),
-            raw_payloads=_raw_payloads(db, now, policy.raw_payloads),
+            sent_notifications=0 if sent is None else _in_chunks(
+                db, notifications, delete(notifications),
+                notifications.c.status == "sent", notifications.c.sent_at < before(sent)),
+            rejected_inputs=0 if rejected is None else _in_chunks(
+                db, rejected_inputs, delete(rejected_inputs),
+                rejected_inputs.c.received_at < before(rejected)),
+            raw_payloads=0 if raw is None else _in_chunks(
+                db, snapshots, update(snapshots).values(raw=None),
+                snapshots.c.raw.is_not(None), snapshots.c.updated_at < before(raw)),
         )
 
 
-def _sent_notifications(db: Database, now: datetime, keep: float | None) -> int:
-    if keep is None:
-        return 0
-    cutoff = now - timedelta(seconds=keep)
-    ids = (select(notifications.c.id)
-           .where(notifications.c.status == "sent", notifications.c.sent_at < cutoff)
-           .limit(CHUNK).scalar_subquery())
-    return _in_chunks(db, delete(notifications).where(notifications.c.id.in_(ids)))
-
-
-def _rejected_inputs(db: Database, now: datetime, keep: float | None) -> int:
-    if keep is None:
-        return 0
-    cutoff = now - timedelta(seconds=keep)
-    ids = (select(rejected_inputs.c.id).where(rejected_inputs.c.received_at < cutoff)
-           .limit(CHUNK).scalar_subquery())
-    return _in_chunks(db, delete(rejected_inputs).where(rejected_inputs.c.id.in_(ids)))
-
-
-def _raw_payloads(db: Database, now: datetime, keep: float | None) -> int:
-    if keep is None:
-        return 0
-    cutoff = now - timedelta(seconds=keep)
-    ids = (select(snapshots.c.id)
-           .where(snapshots.c.raw.is_not(None), snapshots.c.updated_at < cutoff)
-           .limit(CHUNK).scalar_subquery())
-    return _in_chunks(db, update(snapshots).where(snapshots.c.id.in_(ids)).values(raw=None))
-
-
-def _in_chunks(db: Database, statement: Delete | Update) -> int:
-    """Run ``statement`` (which touches at most CHUNK rows) until a pass touches fewer."""
+def _in_chunks(db: Database, table: Table, change: Delete | Update,
+               *old: ColumnElement[bool]) -> int:
+    """Apply ``change`` to the rows that are ``old``, CHUNK rows per transaction."""
+    chunk = CHUNK
+    ids = select(table.c.id).where(*old).limit(chunk).scalar_subquery()
+    statement = change.where(table.c.id.in_(ids))
     total = 0
     while True:
         with db.engine.begin() as conn:
             count = conn.execute(statement).rowcount
         total += count
-        if count < CHUNK:
+        if count < chunk:
             return total
 
 

@@ -5,7 +5,7 @@ What we rely on (verified against durable-rules 2.0.28; see docs/durable-rules.m
 * A snapshot is asserted as a *fact* and retracted right after: an event would
   be consumed by the first matching rule, a fact is seen by every rule.
 * ``Host()`` starts timer threads that call into the C engine, which is not
-  thread-safe; ``_QuietHost`` starts none, so every engine call is ours and all
+  thread-safe; ``QuietHost`` starts none, so every engine call is ours and all
   of them go through ``_ENGINE_LOCK`` (the daemon also funnels them through one
   worker thread).
 * A fact that matches no rule is "not handled" (the C engine's code 1, the
@@ -43,7 +43,7 @@ from watcher.rules.model import Rule, RulePack, Variant
 from watcher.snapshot import Snapshot
 
 
-class _QuietHost(durable_engine.Host):  # type: ignore[misc]
+class QuietHost(durable_engine.Host):  # type: ignore[misc]
     """A host without the background dispatch threads (we use no timers)."""
 
     def _run(self) -> None:
@@ -51,7 +51,7 @@ class _QuietHost(durable_engine.Host):  # type: ignore[misc]
 
 
 _ENGINE_LOCK = threading.Lock()
-_HOST: _QuietHost | None = None
+_HOST: QuietHost | None = None
 _RULESETS: dict[str, _Ruleset] = {}
 
 
@@ -101,7 +101,7 @@ def _ruleset_for(pack: RulePack) -> _Ruleset:
         if name in _RULESETS:
             return _RULESETS[name]
         if _HOST is None:
-            _HOST = _QuietHost()
+            _HOST = QuietHost()
         ruleset = _Ruleset(name, {f.key: f for f in pack_forms(pack)}, segment_keys(pack))
         definition = compile_pack(pack)
         for rule in definition.values():

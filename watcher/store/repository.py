@@ -79,7 +79,8 @@ def advance_observed(conn: Connection, observed: dict[str, datetime]) -> None:
                      [{"b_key": k, "b_observed": v} for k, v in observed.items()])
 
 
-def snapshot_row(snapshot: Snapshot, raw: str | None, source: str, now: datetime) -> dict[str, Any]:
+def snapshot_row(snapshot: Snapshot, raw: str | None, source: str, now: datetime,
+                 content_hash: str | None = None) -> dict[str, Any]:
     canonical = snapshot.to_canonical()
     return {
         "key": snapshot.key, "store": snapshot.store, "platform": snapshot.platform,
@@ -87,7 +88,8 @@ def snapshot_row(snapshot: Snapshot, raw: str | None, source: str, now: datetime
         "period_start": snapshot.period.start, "period_end": snapshot.period.end,
         "operator": snapshot.operator, "observed_at": snapshot.observed_at,
         "segment": canonical["segment"], "metrics": canonical["metrics"],
-        "targets": canonical["targets"], "content_hash": snapshot.content_hash(),
+        "targets": canonical["targets"],
+        "content_hash": content_hash or snapshot.content_hash(),
         "source": source[:300], "raw": raw, "received_at": now, "updated_at": now,
     }
 
