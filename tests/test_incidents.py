@@ -7,9 +7,9 @@ from datetime import UTC, date, datetime
 import pytest
 
 from watcher import incidents as inc
+from watcher.assessment.streaks import longest_within, run_containing
 from watcher.errors import InvalidTransition
 from watcher.period import Period
-from watcher.streaks import longest_within, run_containing
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
 

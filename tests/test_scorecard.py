@@ -13,19 +13,8 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from tests.conftest import Clock, http_app, jsonl, snapshot
-from watcher.auth import Role, create_token
-from watcher.cli import app
-from watcher.config import Settings, load_settings
-from watcher.errors import ConfigError, InputError
-from watcher.indicators import Cycle
-from watcher.period import Period
-from watcher.pipeline import Pipeline
-from watcher.rollup import Combine, combine, combine_kind, weights_of
-from watcher.rules.engine import RuleEngine
-from watcher.rules.loader import load_pack
-from watcher.rules.model import RulePack
-from watcher.runtime import Runtime
-from watcher.scorecard import (
+from watcher.assessment.rollup import Combine, combine, combine_kind, weights_of
+from watcher.assessment.scorecard import (
     CardItem,
     CardResult,
     ItemStatus,
@@ -37,12 +26,23 @@ from watcher.scorecard import (
     operator_card,
     team_cards,
 )
-from watcher.scorecard_report import html_page
+from watcher.assessment.scorecard_report import html_page
+from watcher.assessment.targets import TargetBook, load_targets
+from watcher.assessment.weights import ScorecardSettings
+from watcher.auth import Role, create_token
+from watcher.cli import app
+from watcher.config import Settings, load_settings
+from watcher.errors import ConfigError, InputError
+from watcher.indicators import Cycle
+from watcher.period import Period
+from watcher.pipeline import Pipeline
+from watcher.rules.engine import RuleEngine
+from watcher.rules.loader import load_pack
+from watcher.rules.model import RulePack
+from watcher.runtime import Runtime
 from watcher.snapshot import Comparator, Snapshot
 from watcher.store import Database
-from watcher.targets import TargetBook, load_targets
 from watcher.validation import read_records
-from watcher.weights import ScorecardSettings
 
 
 def _rule(rule_id: str, condition: str, indicator: str, extra: str = "") -> str:

@@ -12,6 +12,7 @@ from structlog.testing import capture_logs
 
 from tests.conftest import Clock, jsonl, snapshot
 from tests.test_pipeline import incidents
+from watcher.assessment.targets import TargetBook, load_optional, load_targets
 from watcher.config import Settings, load_settings
 from watcher.daemon.reload import TargetsReloader
 from watcher.errors import ConfigError
@@ -22,7 +23,6 @@ from watcher.rules.loader import load_pack
 from watcher.snapshot import Comparator, Snapshot, Target
 from watcher.store import Database
 from watcher.store.schema import snapshots
-from watcher.targets import TargetBook, load_optional, load_targets
 from watcher.validation import read_records
 
 RULES = """

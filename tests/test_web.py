@@ -17,13 +17,13 @@ from fastapi.testclient import TestClient
 from tests.conftest import Clock, jsonl, snapshot
 from tests.test_api_endpoints import with_token
 from tests.test_auth import client_for
+from watcher.assessment.scorecard import Veto
 from watcher.auth import Role
 from watcher.config import Settings
 from watcher.errors import InputError
 from watcher.incidents import EventKind
 from watcher.pipeline import Pipeline
 from watcher.redact import register_secret
-from watcher.scorecard import Veto
 from watcher.store import Database
 from watcher.web.access import safe_next, same_origin
 from watcher.web.cards import card_url, chosen_period, default_period, veto_text

@@ -19,13 +19,13 @@ from sqlalchemy import Connection
 
 from watcher import incidents as inc
 from watcher.alerts import Alert, AlertKind, Evidence
+from watcher.assessment.streaks import Streak, longest_within, run_containing
 from watcher.config import Settings, group_for, route
 from watcher.evaluation import Assessment, Outcome, render_title
 from watcher.period import Period
 from watcher.rules.model import Rule, RulePack
 from watcher.silences import Silence, silenced_by
 from watcher.store import repository as repo
-from watcher.streaks import Streak, longest_within, run_containing
 
 Months = dict[str, bool]
 EvidenceOf = Callable[[str, list[str]], list[dict[str, Any]]]

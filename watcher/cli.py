@@ -362,10 +362,10 @@ def scorecard(
 ) -> None:
     """An operator's scorecard for a month, quarter or year, or the team's (--team);
     --format html writes a printable page."""
+    from watcher.assessment.scorecard import TeamRow, card_period, operator_card, team_cards
+    from watcher.assessment.scorecard_report import card_text, html_page, team_text
+    from watcher.assessment.targets import load_optional
     from watcher.errors import InputError
-    from watcher.scorecard import TeamRow, card_period, operator_card, team_cards
-    from watcher.scorecard_report import card_text, html_page, team_text
-    from watcher.targets import load_optional
 
     if (operator is None) != team:
         _fail("give an OPERATOR or --team (not both)")

@@ -21,8 +21,8 @@ from pydantic import (
 )
 
 from watcher import yamlfile
+from watcher.assessment.weights import ScorecardSettings
 from watcher.errors import ConfigError
-from watcher.weights import ScorecardSettings
 
 MATCH_KEYS = ("audience", "severity", "rule", "platform", "store", "operator", "team")
 

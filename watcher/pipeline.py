@@ -21,6 +21,7 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from watcher.apply import Plan, Planner, write
+from watcher.assessment.targets import TargetBook, load_optional
 from watcher.config import Settings
 from watcher.evaluation import Assessment, Outcome, outcome
 from watcher.observability import (
@@ -35,7 +36,6 @@ from watcher.rules.engine import RuleEngine
 from watcher.snapshot import Snapshot
 from watcher.store import repository as repo
 from watcher.store.database import Database, utcnow
-from watcher.targets import TargetBook, load_optional
 from watcher.validation import RawRecord, Rejection, validate
 
 log = structlog.get_logger(__name__)

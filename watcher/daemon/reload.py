@@ -18,11 +18,11 @@ from pathlib import Path
 
 import structlog
 
+from watcher.assessment.targets import load_targets
 from watcher.errors import ConfigError
 from watcher.pipeline import Pipeline
 from watcher.rules.engine import RuleEngine
 from watcher.rules.loader import load_pack, rule_files
-from watcher.targets import load_targets
 
 log = structlog.get_logger(__name__)
 

@@ -11,10 +11,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
 
+from watcher.assessment.scorecard import Scorecard, TeamRow, card_period, operator_card, team_cards
 from watcher.errors import InputError
 from watcher.period import Period
 from watcher.runtime import Runtime
-from watcher.scorecard import Scorecard, TeamRow, card_period, operator_card, team_cards
 
 PeriodQuery = Annotated[str, Query(max_length=20, description="2026-10, 2026-Q3 or 2026")]
 

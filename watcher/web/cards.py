@@ -1,7 +1,7 @@
 """What the scorecard pages show, as plain data: the period asked for, rows, card lines.
 
-The arithmetic is ``watcher.scorecard``'s and the numbers are formatted as the CLI
-formats them (``watcher.scorecard_report``); this module only chooses the words,
+The arithmetic is ``watcher.assessment.scorecard``'s and the numbers are formatted as the CLI
+formats them (``watcher.assessment.scorecard_report``); this module only chooses the words,
 in the visitor's language, so the page can be checked without a browser.
 """
 
@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from datetime import date
 from urllib.parse import quote, urlencode
 
+from watcher.assessment.scorecard import CardItem, Scorecard, Veto, card_period
+from watcher.assessment.scorecard_report import needs, number, score_text
 from watcher.errors import InputError
 from watcher.period import Period
-from watcher.scorecard import CardItem, Scorecard, Veto, card_period
-from watcher.scorecard_report import needs, number, score_text
 from watcher.web.i18n import MESSAGES, translator
 from watcher.web.views import indicator_name
 

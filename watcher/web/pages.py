@@ -21,13 +21,13 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from watcher.actions import ActionKind, act
+from watcher.assessment.scorecard import Scorecard, operator_card, team_cards
 from watcher.auth import Authenticator, Role
 from watcher.daemon.schemas import MAX_ID
 from watcher.errors import InputError, InvalidTransition, NotFound
 from watcher.evaluation import format_value
 from watcher.period import Period
 from watcher.runtime import Runtime
-from watcher.scorecard import Scorecard, operator_card, team_cards
 from watcher.store import repository as repo
 from watcher.store.database import utcnow
 from watcher.web.access import TOKEN_COOKIE, TOKEN_MAX_AGE, Visitor, safe_next, same_origin, visitor

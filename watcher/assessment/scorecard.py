@@ -12,7 +12,7 @@ quarter customer experience and compliance, a year the strategic indicators
 (``new_category_share``, ``ltv_growth``). A quarter or a year uses, per store
 and metric, the snapshot of the period itself when one was sent, else rolls up
 the snapshots within it (each part by the coarsest snapshot there is); an operator's
-stores are then aggregated (``watcher.rollup``). Each store's threshold is
+stores are then aggregated (``watcher.assessment.rollup``). Each store's threshold is
 chosen with its own segment (a novice store's margin threshold is not a mature
 one's) and aggregated like the value, so value and threshold always describe
 the same stores.
@@ -31,17 +31,17 @@ from pydantic import BaseModel, ConfigDict, computed_field
 from sqlalchemy import Connection
 
 from watcher import indicators
+from watcher.assessment.rollup import Combine, combine, combine_kind, weights_of
+from watcher.assessment.targets import TargetBook
+from watcher.assessment.weights import ScorecardSettings
 from watcher.errors import InputError
 from watcher.indicators import Cycle, Dimension, Direction, Indicator
 from watcher.period import Period, PeriodKind
-from watcher.rollup import Combine, combine, combine_kind, weights_of
 from watcher.rules.engine import applicable_variant, normalise_segment
 from watcher.rules.expression import Comparison, Condition
 from watcher.rules.model import Rule, RulePack
 from watcher.snapshot import Comparator, Snapshot, Target
 from watcher.store import repository as repo
-from watcher.targets import TargetBook
-from watcher.weights import ScorecardSettings
 
 CYCLES = {PeriodKind.MONTH: Cycle.MONTHLY, PeriodKind.QUARTER: Cycle.QUARTERLY,
           PeriodKind.YEAR: Cycle.ANNUAL}

@@ -1,6 +1,6 @@
 """Scorecards for people: a terminal table, and a self-contained printable HTML page.
 
-Kept apart from ``watcher.scorecard`` so the arithmetic stays free of layout; the
+Kept apart from ``watcher.assessment.scorecard`` so the arithmetic stays free of layout; the
 page embeds its style and needs nothing else, so it can be mailed or printed.
 """
 
@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from jinja2 import Environment, StrictUndefined
 
 from watcher import indicators
+from watcher.assessment.scorecard import CardItem, Scorecard
 from watcher.indicators import Unit
-from watcher.scorecard import CardItem, Scorecard
 
 _STATUS = {"pass": "pass", "fail": "FAIL", "no_data": "no data", "no_criterion": "no criterion"}
 
