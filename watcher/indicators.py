@@ -105,6 +105,9 @@ INDICATORS: Final[dict[str, Indicator]] = {i.id: i for i in (
     _i("account_health_score", _K, Unit.SCORE, _UP, _R, "Account health score", "账号健康分",
        maximum=100.0),
     _i("penalty_count", _K, Unit.COUNT, _DOWN, _R, "Penalties", "违规处罚次数"),
+    # the major ones among penalty_count (suspension or deactivation, frozen funds, selling
+    # privileges removed): a major violation also fails the month and lowers the grade
+    _i("major_penalty_count", _K, Unit.COUNT, _DOWN, _R, "Major penalties", "重大违规处罚次数"),
     _i("risk_response_hours", _K, Unit.HOURS, _DOWN, _Q, "Risk response time", "突发风险处理时效"),
     # platform-native health metrics
     _i("order_defect_rate", _X, _F, _DOWN, _R, "Order defect rate", "订单缺陷率"),

@@ -1,0 +1,26 @@
+"""Every limit on what kpi-watch accepts, in one place.
+
+Inputs come from people and machines we do not control: a rule file someone edits,
+a record an ERP exports, a body a browser sends. Each limit below is what keeps one
+bad input from stopping, slowing or failing anything beside it. A refusal names the
+limit by the constant's name, so a user can find it here and in docs/limits.md,
+which explains each one. Limits users may need to raise are settings (the settings
+model reads its defaults from here); the others are fixed because the product's
+safety depends on them.
+"""
+
+from __future__ import annotations
+
+from typing import Final  # noqa: F401  (the sections below fill in)
+
+# -- rule files (watcher/rules/loader.py) ---------------------------------------------------
+
+
+# -- records and snapshots (watcher/validation.py, watcher/snapshot.py) -----------------------
+
+
+# -- HTTP requests (watcher/daemon/http.py) ---------------------------------------------------
+
+
+# -- delivery (watcher/dispatcher.py, watcher/channels/) --------------------------------------
+
