@@ -18,6 +18,7 @@ class AlertKind(StrEnum):
     FIRING = "firing"
     REMINDER = "reminder"
     ESCALATED = "escalated"
+    WORSENED = "worsened"  # a live incident's value got worse (rule: renotify_when_worse)
     RESOLVED = "resolved"
     TEST = "test"
 

@@ -165,7 +165,9 @@ class Planner:
         fp = firing.fingerprint
         live = self.live.get(fp)
         recent = self.recent.pop(fp, None) if live is None or not live.live else None
-        self.decide(fp, inc.on_firing(live, firing, self.now, recent))
+        rule = self.pack.get(firing.rule.partition("/")[0])
+        self.decide(fp, inc.on_firing(live, firing, self.now, recent, renotify_when_worse=bool(
+            rule is not None and rule.renotify_when_worse)))
 
     def decide(self, fp: str, decision: inc.Decision | None) -> None:
         plan = self.plan
@@ -199,6 +201,11 @@ class Planner:
             if decision.event.kind is inc.EventKind.REOPENED:
                 # Channels were told "resolved": they must hear it is back.
                 plan.notices.append(_Notice(ref, len(plan.events) - 1, AlertKind.OPENED,
+                                            decision.event.note,
+                                            route(self.settings, labels_of(updated))))
+            elif decision.event.data.get("worse"):
+                # A rule with renotify_when_worse: a rise is news, routed like an opening.
+                plan.notices.append(_Notice(ref, len(plan.events) - 1, AlertKind.WORSENED,
                                             decision.event.note,
                                             route(self.settings, labels_of(updated))))
             return
