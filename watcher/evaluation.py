@@ -219,7 +219,8 @@ def _platform_firing(rule: Rule, version: str, snap: Snapshot, metric: str) -> F
         severity=rule.severity_for(metric).value, audience=rule.audience,
         metric=metric, value=value, threshold=target.value, period=snap.period.text,
         period_end=snap.period.end,
-        title=render_title(rule, values, snap.metrics, {k: t.value for k, t in snap.targets.items()}),
+        title=render_title(rule, values, snap.metrics,
+                           {k: t.value for k, t in snap.targets.items()}),
         labels={**rule.labels, "platform": snap.platform, "store": snap.store,
                 "metric": metric})
 

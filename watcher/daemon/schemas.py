@@ -97,6 +97,11 @@ class VariantOut(BaseModel):
     condition: str
 
 
+class MessageCaseOut(BaseModel):
+    when: str = Field(description="condition on the snapshot that fired")
+    message: dict[str, str] = Field(description="the alert's words by language")
+
+
 class RuleOut(BaseModel):
     id: str
     kind: str
@@ -112,6 +117,11 @@ class RuleOut(BaseModel):
     periods: list[str]
     months: int | None = Field(description="streak: consecutive missed months that fire")
     message: dict[str, str]
+    message_cases: list[MessageCaseOut] = Field(
+        default_factory=list, description="messages for particular snapshots, first match "
+                                          "wins; 'message' is the default")
+    renotify_when_worse: bool = Field(
+        default=False, description="a live incident notifies again when its value worsens")
 
     @classmethod
     def of(cls, rule: Rule) -> RuleOut:
@@ -124,7 +134,10 @@ class RuleOut(BaseModel):
             variants=[VariantOut(when=dict(v.when), condition=v.condition)
                       for v in rule.variants],
             periods=list(rule.periods), months=rule.months if rule.kind == "streak" else None,
-            message=dict(rule.message))
+            message=dict(rule.message),
+            message_cases=[MessageCaseOut(when=c.when, message=dict(c.text))
+                           for c in rule.message_cases],
+            renotify_when_worse=rule.renotify_when_worse)
 
 
 class RulesOut(BaseModel):
