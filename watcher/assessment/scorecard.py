@@ -196,10 +196,12 @@ def _store_view(snaps: Sequence[Snapshot], period: Period, operator: str,
     """
     latest = snaps[-1]
     exact = next((s for s in snaps if s.period == period), None)
-    file_targets = {s.period.text: book.lookup(s.store, operator, s.period) for s in snaps}
-    stated = {**book.lookup(latest.store, operator, period, exact_only=True),
+    file_targets = {s.period.text: book.lookup(s.store, operator, s.period, segment=s.segment)
+                    for s in snaps}
+    stated = {**book.lookup(latest.store, operator, period, segment=latest.segment,
+                            exact_only=True),
               **(exact.targets if exact else {})}
-    targets = {**book.lookup(latest.store, operator, period), **stated}
+    targets = {**book.lookup(latest.store, operator, period, segment=latest.segment), **stated}
     coarsest_first = [*([exact] if exact else []),
                       *(s for kind in _FINER[period.kind] for s in snaps if s.period.kind is kind)]
     values: dict[str, float] = {}
