@@ -85,7 +85,7 @@ class TestShopeePenaltyPoints:
         worse = alerts(pipeline, points.id)[-1]
         assert worse.title["en"] == (f"{SHOP} (shopee): 6 Shopee penalty points this quarter "
                                      "(tier 2 at 6), 2026-10-12")
-        assert worse.note == "penalty_points went from 3 to 6 in 2026-10-12"
+        assert worse.note == "penalty_points: 3 → 6, 2026-10-12"
         rendered = Renderer().render(worse, "text", "en")
         assert rendered.subject.startswith("[HIGH] Worse: shopee-my-02 (shopee): 6 Shopee")
         assert Renderer().render(worse, "text", "zh-CN").subject.startswith(
@@ -96,8 +96,7 @@ class TestShopeePenaltyPoints:
         clock.advance(days=1)
         shopee(pipeline, "2026-10-14", 5, 1)  # but any rise from there is
         assert kinds(pipeline, points.id) == ["opened", "worsened", "worsened"]
-        assert alerts(pipeline, points.id)[-1].note == (
-            "penalty_points went from 4 to 5 in 2026-10-14")
+        assert alerts(pipeline, points.id)[-1].note == "penalty_points: 4 → 5, 2026-10-14"
 
     def test_an_older_day_restated_higher_is_not_a_rise(self, pipeline: Pipeline,
                                                          clock: Clock):

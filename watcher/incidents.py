@@ -182,8 +182,9 @@ def on_firing(live: Incident | None, firing: Firing, now: datetime,
                        evidence=firing.evidence, title=firing.title)
         if renotify_when_worse and worse(live, firing):
             data.update(worse=True, previous=live.value)
-            note = (f"{firing.metric} went from {_number(live.value)} to "
-                    f"{_number(firing.value)} in {firing.period}")
+            # language-neutral: the note is shown as it is in every language
+            note = (f"{firing.metric}: {_number(live.value)} → {_number(firing.value)}, "
+                    f"{firing.period}")
     return Update(live, changes, Event(kind=EventKind.FIRING, at=now, note=note, data=data))
 
 
