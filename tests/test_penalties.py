@@ -135,8 +135,8 @@ class TestPenaltyAlertsNameWhatHappened:
                                                    store="amz-de-01")
         ingest(pipeline, records)
         penalty = incident(pipeline, "penalty-received")
-        assert penalty.title["en"] == ("amz-de-01 (amazon): account suspended, 2 penalties "
-                                       "in all, in 2026-10-30")
+        assert penalty.title["en"] == ("amz-de-01 (amazon): account suspended (2 penalties "
+                                       "in all) in 2026-10-30")
         assert penalty.title["zh-CN"] == ("amz-de-01（amazon）：账户已被暂停，共 2 次处罚"
                                           "（2026-10-30）")
 
@@ -167,7 +167,7 @@ class TestPenaltyAlertsNameWhatHappened:
         penalty = incident(pipeline, "penalty-received")
         assert [(a.kind.value, a.title["en"]) for a in alerts(pipeline, penalty.id)] == [
             ("opened", "amz-us-01 (amazon): 1 policy warning in 2026-10-20"),
-            ("worsened", "amz-us-01 (amazon): account suspended, 2 penalties in all, "
+            ("worsened", "amz-us-01 (amazon): account suspended (2 penalties in all) "
                          "in 2026-10-21")]
 
 
