@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 
-from watcher import logs
+from watcher import defaults, logs
 from watcher.actions import ActionKind, act
 from watcher.alerts import Alert, AlertKind
 from watcher.auth import Role, create_token, list_tokens, revoke_token
@@ -26,7 +26,7 @@ from watcher.rules.loader import load_pack
 from watcher.runtime import Runtime, freeze_heap
 from watcher.silences import Silence, parse_matchers
 from watcher.sources import catalog_for
-from watcher.store import open_database
+from watcher.store import open_database, open_existing
 from watcher.store import repository as repo
 from watcher.store.database import utcnow
 from watcher.validation import Format, RawRecord, Rejection, format_for_name, read_records
@@ -109,18 +109,10 @@ def run(config: ConfigOpt = None,
 
     settings = _settings(config, host=host, port=port)
     Path(settings.drop_folder).mkdir(parents=True, exist_ok=True)
-    examples = _examples_folder() if with_examples else None
+    examples = defaults.examples() if with_examples else None
     daemon = Daemon(Runtime.open(settings), examples=examples)
     freeze_heap()  # again: the daemon's own modules are loaded now
     daemon.serve()
-
-
-def _examples_folder() -> Path:
-    folder = Path(__file__).resolve().parent.parent / "examples"
-    if not folder.is_dir():
-        _fail("the bundled examples/ folder was not found next to the package; run from a "
-              "clone of the repository")
-    return folder
 
 
 @app.command()
@@ -193,7 +185,7 @@ def incidents_list(config: ConfigOpt = None,
     """List incidents, newest first."""
     if status not in (None, "open", "acknowledged", "resolved"):
         _fail("--status is open, acknowledged or resolved")
-    db = open_database(_settings(config).database_url)
+    db = open_existing(_settings(config).database_url)
     with db.engine.connect() as conn:
         found = repo.list_incidents(conn, status=status, severity=severity, store=store,
                                     operator=operator, rule=rule, limit=limit)
@@ -208,7 +200,7 @@ def incidents_list(config: ConfigOpt = None,
 def incidents_show(incident_id: int, config: ConfigOpt = None,
                    output: FormatOpt = OutputFormat.TABLE) -> None:
     """One incident with its timeline."""
-    db = open_database(_settings(config).database_url)
+    db = open_existing(_settings(config).database_url)
     with db.engine.connect() as conn:
         incident = repo.get_incident(conn, incident_id)
         if incident is None:
@@ -240,7 +232,7 @@ def incidents_show(incident_id: int, config: ConfigOpt = None,
 
 def _act(kind: ActionKind, incident_id: int, by: str, note: str | None,
          config: Path | None) -> None:
-    db = open_database(_settings(config).database_url)
+    db = open_existing(_settings(config).database_url)
     incident = act(db, incident_id, kind, by, note)
     typer.echo(f"incident {incident_id} is {incident.status.value}")
 
@@ -267,7 +259,7 @@ def incidents_resolve(incident_id: int, by: ByOpt, note: NoteOpt = None,
 def rejected_list(config: ConfigOpt = None, limit: int = 100,
                   output: FormatOpt = OutputFormat.TABLE) -> None:
     """Rejected records, newest first, with the error and the raw text."""
-    db = open_database(_settings(config).database_url)
+    db = open_existing(_settings(config).database_url)
     with db.engine.connect() as conn:
         rows = repo.list_rejections(conn, limit)
     if output is OutputFormat.JSON:
@@ -331,7 +323,7 @@ def rules_backtest(
         _fail(f"--from/--to: {exc}")
         return
     pack = load_pack(Path(rules or settings.rules))
-    report = backtest(open_database(settings.database_url), RuleEngine(pack), settings,
+    report = backtest(open_existing(settings.database_url), RuleEngine(pack), settings,
                       first, last)
     data = report.as_dict()
     if output is OutputFormat.JSON:
@@ -376,7 +368,7 @@ def scorecard(
         return
     settings = _settings(config)
     pack, book = load_pack(Path(settings.rules)), load_optional(settings.targets)
-    with open_database(settings.database_url).engine.connect() as conn:
+    with open_existing(settings.database_url).engine.connect() as conn:
         if operator is None:
             cards = team_cards(conn, chosen, pack, book, settings.scorecard)
         else:
@@ -408,7 +400,7 @@ def db_prune(config: ConfigOpt = None, output: FormatOpt = OutputFormat.TABLE) -
     from watcher.retention import prune
 
     settings = _settings(config)
-    db = open_database(settings.database_url)
+    db = open_existing(settings.database_url)
     pruned = prune(db, settings.retention, utcnow())
     db.dispose()
     if pruned is None:
@@ -454,7 +446,7 @@ def silences_list(config: ConfigOpt = None,
                   all_: Annotated[bool, typer.Option("--all", help="Include ended ones")] = False,
                   output: FormatOpt = OutputFormat.TABLE) -> None:
     """Silences (active ones unless --all)."""
-    db = open_database(_settings(config).database_url)
+    db = open_existing(_settings(config).database_url)
     with db.engine.connect() as conn:
         found = repo.list_silences(conn, active_at=None if all_ else utcnow())
     rows = [s.model_dump(mode="json") for s in found]
@@ -467,7 +459,7 @@ def silences_list(config: ConfigOpt = None,
 @silences_app.command("expire")
 def silences_expire(silence_id: int, config: ConfigOpt = None) -> None:
     """End a silence now."""
-    db = open_database(_settings(config).database_url)
+    db = open_existing(_settings(config).database_url)
     with db.engine.begin() as conn:
         silence = repo.expire_silence(conn, silence_id, utcnow())
     if silence is None:
@@ -491,7 +483,7 @@ def tokens_create(name: str,
 def tokens_list(config: ConfigOpt = None, output: FormatOpt = OutputFormat.TABLE) -> None:
     """Tokens with role, creation, last use and revocation (never the token itself)."""
     rows = [t.model_dump(mode="json") for t in list_tokens(
-        open_database(_settings(config).database_url))]
+        open_existing(_settings(config).database_url))]
     if output is OutputFormat.JSON:
         _print_json(rows)
         return
@@ -501,7 +493,7 @@ def tokens_list(config: ConfigOpt = None, output: FormatOpt = OutputFormat.TABLE
 @tokens_app.command("revoke")
 def tokens_revoke(token_id: int, config: ConfigOpt = None) -> None:
     """Revoke a token at once."""
-    if not revoke_token(open_database(_settings(config).database_url), token_id):
+    if not revoke_token(open_existing(_settings(config).database_url), token_id):
         _fail(f"no live token {token_id}", 1)
     typer.echo(f"token {token_id} revoked")
 
@@ -541,7 +533,7 @@ def channels_test(
 @channels_app.command("status")
 def channels_status(config: ConfigOpt = None, output: FormatOpt = OutputFormat.TABLE) -> None:
     """Each channel's deliveries: sent, waiting, failing, last success and last failure."""
-    db = open_database(_settings(config).database_url)
+    db = open_existing(_settings(config).database_url)
     with db.engine.connect() as conn:
         rows = repo.channel_status(conn)
     if output is OutputFormat.JSON:

@@ -61,5 +61,17 @@ class NotFound(WatcherError):
     """The incident, silence or token asked for does not exist."""
 
 
+class MissingDatabase(WatcherError):
+    """A read command was pointed at an SQLite file that does not exist (it would
+    otherwise create an empty one and report nothing)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        super().__init__(
+            f"no database at {path}: nothing has been stored there. Point at the daemon's "
+            f"database with --config FILE (the daemon's config), WATCHER_CONFIG or "
+            f"WATCHER_DATABASE_URL; 'watcher run' logs the database it uses at start.")
+
+
 class InvalidTransition(WatcherError):
     """An incident cannot move to the asked state from the one it is in."""

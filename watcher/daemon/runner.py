@@ -24,6 +24,7 @@ from fastapi import FastAPI
 from watcher.auth import Authenticator
 from watcher.bus.nats import NatsSource
 from watcher.channels import build_channels
+from watcher.channels.render import DEFAULT_TEMPLATES
 from watcher.daemon.coalesce import Coalescer
 from watcher.daemon.dropfolder import DropFolder
 from watcher.daemon.http import create_app
@@ -99,8 +100,11 @@ class Daemon:
                         "anyone on this machine. Bound to loopback only; create a token with "
                         "'watcher tokens create NAME --role admin' to require tokens.")
         log.info("daemon_started", host=self.settings.host, port=self.settings.port,
-                 drop_folder=str(self.settings.drop_folder), rules=str(self.settings.rules),
+                 drop_folder=str(Path(self.settings.drop_folder).resolve()),
+                 rules=str(Path(self.settings.rules).resolve()),
                  rule_version=self.runtime.pipeline.engine.version,
+                 templates=str(Path(self.settings.templates or DEFAULT_TEMPLATES).resolve()),
+                 mappings=str(self.settings.mappings),
                  database=self.runtime.db.engine.url.render_as_string(hide_password=True))
 
     def _reload_targets(self) -> None:
