@@ -77,6 +77,24 @@ def _print_json(data: Any) -> None:
     typer.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
 
 
+LimitOpt = Annotated[int, typer.Option(min=1, max=10_000, help="At most this many")]
+OffsetOpt = Annotated[int, typer.Option(min=0, help="Skip this many (the next page)")]
+
+
+def _page(name: str, items: list[Any], total: int, limit: int, offset: int) -> dict[str, Any]:
+    """A JSON list that says how many there are in all and where the next page starts."""
+    following = offset + len(items)
+    return {"total": total, "limit": limit, "offset": offset,
+            "next_offset": following if following < total else None, name: items}
+
+
+def _page_footer(shown: int, total: int, limit: int, offset: int) -> None:
+    if shown and (offset or shown < total):
+        following = offset + shown
+        more = f"; next page: --offset {following}" if following < total else ""
+        typer.echo(f"({offset + 1}-{following} of {total}{more})")
+
+
 def _table(rows: list[dict[str, Any]], columns: list[str]) -> None:
     if not rows:
         typer.echo("(none)")
@@ -113,6 +131,23 @@ def run(config: ConfigOpt = None,
     daemon = Daemon(Runtime.open(settings), examples=examples)
     freeze_heap()  # again: the daemon's own modules are loaded now
     daemon.serve()
+
+
+@app.command()
+def init(folder: Annotated[Path, typer.Argument(help="Where to write (default: here)")]
+         = Path("."),
+         force: Annotated[bool, typer.Option(
+             "--force", help="Overwrite files and folders that exist")] = False) -> None:
+    """Write a commented config.yaml, editable copies of the built-in rule pack (with
+    tests), templates and mappings, an empty targets file and roster, and .env.example."""
+    from watcher.scaffold import init_folder
+
+    written = init_folder(folder, force=force)
+    for path in written:
+        typer.echo(f"wrote {path}{'/' if path.is_dir() else ''}")
+    config = (folder / "config.yaml").resolve()
+    typer.echo(f"next: watcher rules test --config {config}\n"
+               f"      watcher run --config {config}   (or export WATCHER_CONFIG={config})")
 
 
 @app.command()
@@ -181,19 +216,24 @@ def incidents_list(config: ConfigOpt = None,
                        help="open, acknowledged or resolved")] = None,
                    severity: str | None = None, store: str | None = None,
                    operator: str | None = None, rule: str | None = None,
-                   limit: int = 100, output: FormatOpt = OutputFormat.TABLE) -> None:
-    """List incidents, newest first."""
+                   limit: LimitOpt = 100, offset: OffsetOpt = 0,
+                   output: FormatOpt = OutputFormat.TABLE) -> None:
+    """List incidents, newest first, a page at a time (--limit, --offset)."""
     if status not in (None, "open", "acknowledged", "resolved"):
         _fail("--status is open, acknowledged or resolved")
     db = open_existing(_settings(config).database_url)
+    filters = {"status": status, "severity": severity, "store": store, "operator": operator,
+               "rule": rule}
     with db.engine.connect() as conn:
-        found = repo.list_incidents(conn, status=status, severity=severity, store=store,
-                                    operator=operator, rule=rule, limit=limit)
+        found = repo.list_incidents(conn, **filters, limit=limit, offset=offset)
+        total = repo.count_incidents(conn, **filters)
+    rows = [i.model_dump(mode="json", exclude={"fingerprint"}) for i in found]
     if output is OutputFormat.JSON:
-        _print_json([i.model_dump(mode="json", exclude={"fingerprint"}) for i in found])
+        _print_json(_page("incidents", rows, total, limit, offset))
         return
     _table([_incident_row(i) for i in found],
            ["id", "status", "severity", "rule", "subject", "period", "opened_at", "title"])
+    _page_footer(len(rows), total, limit, offset)
 
 
 @incidents_app.command("show")
@@ -256,16 +296,18 @@ def incidents_resolve(incident_id: int, by: ByOpt, note: NoteOpt = None,
 
 
 @rejected_app.command("list")
-def rejected_list(config: ConfigOpt = None, limit: int = 100,
+def rejected_list(config: ConfigOpt = None, limit: LimitOpt = 100, offset: OffsetOpt = 0,
                   output: FormatOpt = OutputFormat.TABLE) -> None:
     """Rejected records, newest first, with the error and the raw text."""
     db = open_existing(_settings(config).database_url)
     with db.engine.connect() as conn:
-        rows = repo.list_rejections(conn, limit)
+        rows = repo.list_rejections(conn, limit, offset)
+        total = repo.count_rejections(conn)
     if output is OutputFormat.JSON:
-        _print_json(rows)
+        _print_json(_page("rejected", rows, total, limit, offset))
         return
     _table(rows, ["id", "received_at", "source", "location", "field", "error", "raw"])
+    _page_footer(len(rows), total, limit, offset)
 
 
 @rules_app.command("check")

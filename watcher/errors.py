@@ -73,5 +73,13 @@ class MissingDatabase(WatcherError):
             f"WATCHER_DATABASE_URL; 'watcher run' logs the database it uses at start.")
 
 
+class AlreadyExists(WatcherError):
+    """``watcher init`` would overwrite a file the user may have edited."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        super().__init__(f"{path} already exists: nothing was written (--force overwrites)")
+
+
 class InvalidTransition(WatcherError):
     """An incident cannot move to the asked state from the one it is in."""
