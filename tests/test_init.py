@@ -45,7 +45,7 @@ class TestPackagedDefaults:
         settings = Settings()
         assert settings.rules == defaults.rules()
         assert settings.mappings == defaults.mappings()
-        assert DEFAULT_TEMPLATES == defaults.templates()
+        assert defaults.templates() == DEFAULT_TEMPLATES
         assert {r.id for r in load_pack(settings.rules).rules} >= {
             "account-health-low", "pip-recommended", "dispute-rate-high"}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable, Iterable
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -73,8 +73,38 @@ def _fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+def timestamp(value: datetime) -> str:
+    """The CLI's one way of writing a moment: ISO 8601, seconds, with the zone
+    (``2026-11-02T06:00:00+00:00``); SQLite's zone-less values are UTC."""
+    return (value.replace(tzinfo=UTC) if value.tzinfo is None else value).isoformat(
+        timespec="seconds")
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return timestamp(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
+
+
 def _print_json(data: Any) -> None:
-    typer.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+    typer.echo(json.dumps(data, ensure_ascii=False, indent=2, default=_json_value))
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, datetime):
+        return timestamp(value)
+    if isinstance(value, dict | list | tuple):
+        return json.dumps(value, ensure_ascii=False, default=_json_value)
+    return str(value)
+
+
+def _fit(text: str, width: int) -> str:
+    """``text`` in ``width`` columns; what is cut is marked with "…", never dropped silently."""
+    return text if len(text) <= width else text[:width - 1] + "…"
 
 
 LimitOpt = Annotated[int, typer.Option(min=1, max=10_000, help="At most this many")]
@@ -99,12 +129,12 @@ def _table(rows: list[dict[str, Any]], columns: list[str]) -> None:
     if not rows:
         typer.echo("(none)")
         return
-    cells = [[str(r.get(c) if r.get(c) is not None else "-") for c in columns] for r in rows]
+    cells = [[_cell(r.get(c)) for c in columns] for r in rows]
     widths = [min(60, max(len(c), *(len(row[i]) for row in cells)))
               for i, c in enumerate(columns)]
     typer.echo("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)))
     for row in cells:
-        typer.echo("  ".join(v[:w].ljust(w) for v, w in zip(row, widths, strict=True)))
+        typer.echo("  ".join(_fit(v, w).ljust(w) for v, w in zip(row, widths, strict=True)))
 
 
 @app.callback()
@@ -123,14 +153,15 @@ def run(config: ConfigOpt = None,
             "--with-examples", help="Drop the bundled example data in the drop folder")] = False,
         ) -> None:
     """Run the daemon in the foreground: HTTP API, drop folder, dispatcher."""
-    from watcher.daemon.runner import Daemon
+    from watcher.daemon.runner import Daemon, listen
 
     settings = _settings(config, host=host, port=port)
+    sock = listen(settings.host, settings.port)  # a port in use fails before anything starts
     Path(settings.drop_folder).mkdir(parents=True, exist_ok=True)
     examples = defaults.examples() if with_examples else None
     daemon = Daemon(Runtime.open(settings), examples=examples)
     freeze_heap()  # again: the daemon's own modules are loaded now
-    daemon.serve()
+    daemon.serve(sock)
 
 
 @app.command()
@@ -205,7 +236,7 @@ def ingest(files: Annotated[list[Path], typer.Argument(help="JSON, JSON Lines or
 
 
 def _incident_row(incident: Incident) -> dict[str, Any]:
-    data = incident.model_dump(mode="json", exclude={"fingerprint"})
+    data = incident.model_dump(exclude={"fingerprint"})
     data["title"] = incident.title.get("en", "")
     return data
 
@@ -222,12 +253,12 @@ def incidents_list(config: ConfigOpt = None,
     if status not in (None, "open", "acknowledged", "resolved"):
         _fail("--status is open, acknowledged or resolved")
     db = open_existing(_settings(config).database_url)
-    filters = {"status": status, "severity": severity, "store": store, "operator": operator,
-               "rule": rule}
     with db.engine.connect() as conn:
-        found = repo.list_incidents(conn, **filters, limit=limit, offset=offset)
-        total = repo.count_incidents(conn, **filters)
-    rows = [i.model_dump(mode="json", exclude={"fingerprint"}) for i in found]
+        found = repo.list_incidents(conn, status=status, severity=severity, store=store,
+                                    operator=operator, rule=rule, limit=limit, offset=offset)
+        total = repo.count_incidents(conn, status=status, severity=severity, store=store,
+                                     operator=operator, rule=rule)
+    rows = [i.model_dump(exclude={"fingerprint"}) for i in found]
     if output is OutputFormat.JSON:
         _print_json(_page("incidents", rows, total, limit, offset))
         return
@@ -247,27 +278,40 @@ def incidents_show(incident_id: int, config: ConfigOpt = None,
             _fail(f"no incident {incident_id}", 1)
             return
         events = repo.incident_events_of(conn, incident_id)
-    data = {**incident.model_dump(mode="json", exclude={"fingerprint"}),
-            "events": [{k: (v.isoformat() if hasattr(v, "isoformat") else v)
-                        for k, v in e.items() if k != "incident_id"} for e in events]}
+    data = {**incident.model_dump(exclude={"fingerprint"}),
+            "events": [{k: v for k, v in e.items() if k != "incident_id"} for e in events]}
     if output is OutputFormat.JSON:
         _print_json(data)
         return
+    _show_incident(incident, events)
+
+
+def _show_incident(incident: Incident, events: list[dict[str, Any]]) -> None:
+    """The incident as the page shows it (the page's own view of evidence and timeline,
+    in English), so that a value or a period reads the same in both."""
+    from watcher.evaluation import format_value
+    from watcher.web.views import evidence_rows, indicator_name, timeline
+
     typer.echo(f"#{incident.id} [{incident.status.value}] {incident.severity} {incident.rule}")
     typer.echo(f"  {incident.title.get('en', '')}")
     typer.echo(f"  {incident.title.get('zh-CN', '')}")
     typer.echo(f"  subject: {incident.subject_kind} {incident.subject}   store: "
                f"{incident.store or '-'}   operator: {incident.operator or '-'}   "
                f"period: {incident.period or '-'}")
-    for item in incident.evidence:
-        typer.echo(f"  evidence: {item.get('period')} {item.get('store', '')} "
-                   f"{item.get('metric')} = {item.get('value')} vs target {item.get('target')}")
+    if incident.metric:
+        typer.echo(f"  metric: {indicator_name(incident.metric, 'en')} "
+                   f"{format_value(incident.metric, incident.value)} (threshold "
+                   f"{format_value(incident.metric, incident.threshold)})")
+    for row in evidence_rows(incident, "en"):
+        typer.echo(f"  evidence: {row.period} {row.store} {row.indicator} {row.value} "
+                   f"(target {row.target})")
     typer.echo("  timeline:")
-    for e in data["events"]:
-        note = f" - {e['note']}" if e.get("note") else ""
-        channel = e["data"].get("channel") if isinstance(e.get("data"), dict) else None
-        extra = f" ({channel})" if channel else ""
-        typer.echo(f"    {e['at']}  {e['kind']}{extra} by {e['actor']}{note}")
+    for line in timeline(events, "en"):
+        note = f" - {line.note}" if line.note else ""
+        at = timestamp(line.at) if isinstance(line.at, datetime) else str(line.at)
+        typer.echo(f"    {at}  {line.label} by {line.actor}{note}")
+        for detail in line.details:
+            typer.echo(f"      {detail}")
 
 
 def _act(kind: ActionKind, incident_id: int, by: str, note: str | None,
@@ -480,7 +524,7 @@ def silences_add(
     db = open_database(_settings(config).database_url)
     with db.engine.begin() as conn:
         created = repo.add_silence(conn, silence)
-    typer.echo(f"silence {created.id} until {created.ends_at.isoformat()}")
+    typer.echo(f"silence {created.id} until {timestamp(created.ends_at)}")
 
 
 @silences_app.command("list")
@@ -491,7 +535,7 @@ def silences_list(config: ConfigOpt = None,
     db = open_existing(_settings(config).database_url)
     with db.engine.connect() as conn:
         found = repo.list_silences(conn, active_at=None if all_ else utcnow())
-    rows = [s.model_dump(mode="json") for s in found]
+    rows = [s.model_dump() for s in found]
     if output is OutputFormat.JSON:
         _print_json(rows)
         return
@@ -524,7 +568,7 @@ def tokens_create(name: str,
 @tokens_app.command("list")
 def tokens_list(config: ConfigOpt = None, output: FormatOpt = OutputFormat.TABLE) -> None:
     """Tokens with role, creation, last use and revocation (never the token itself)."""
-    rows = [t.model_dump(mode="json") for t in list_tokens(
+    rows = [t.model_dump() for t in list_tokens(
         open_existing(_settings(config).database_url))]
     if output is OutputFormat.JSON:
         _print_json(rows)

@@ -81,5 +81,17 @@ class AlreadyExists(WatcherError):
         super().__init__(f"{path} already exists: nothing was written (--force overwrites)")
 
 
+class PortInUse(WatcherError):
+    """``watcher run`` cannot listen: another process (often another daemon) has the port."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host = host
+        self.port = port
+        super().__init__(
+            f"port {port} on {host} is already in use (another 'watcher run'?): stop that "
+            f"process, or choose another port with --port {port + 1 if port < 65535 else 8081}"
+            f" (or 'port:' in the config)")
+
+
 class InvalidTransition(WatcherError):
     """An incident cannot move to the asked state from the one it is in."""

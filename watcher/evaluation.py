@@ -88,8 +88,25 @@ class _Blank(dict[str, Any]):
         return "{" + key + "}"
 
 
+class PerLanguage(dict[str, str]):
+    """A message value that differs by language (display names: GMV / 销售额); a
+    language it lacks gets the English one."""
+
+    def of(self, language: str) -> str:
+        return self.get(language) or self.get("en", "")
+
+
+def metric_names(metrics: list[str], language: str) -> str:
+    """Metric ids as people read them in ``language``: ``gmv`` -> GMV, 销售额."""
+    named = [indicators.get(m) for m in metrics]
+    return ", ".join(i.name(language) if i is not None else m
+                     for i, m in zip(named, metrics, strict=True))
+
+
 def render_title(rule: Rule, values: dict[str, Any]) -> dict[str, str]:
-    return {lang: text.format_map(_Blank(values)) for lang, text in rule.message.items()}
+    return {lang: text.format_map(_Blank({
+        k: v.of(lang) if isinstance(v, PerLanguage) else v for k, v in values.items()}))
+        for lang, text in rule.message.items()}
 
 
 def outcome(pack: RulePack, version: str, verdict: Verdict) -> Outcome:
