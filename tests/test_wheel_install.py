@@ -85,6 +85,12 @@ class TestTheWheel:
                        "watcher/web/templates/base.html"):
             assert needed in names, needed
         assert not any(n.startswith(("tests/", "rules/", "channels/")) for n in names)
+        for link, folder in (("rules", "rules"), ("templates", "channels/templates"),
+                             ("mappings", "mappings"), ("examples", "examples")):
+            source = ROOT / folder
+            expected = {f"watcher/defaults/{link}/{p.relative_to(source).as_posix()}"
+                        for p in source.rglob("*") if p.is_file() and "__pycache__" not in p.parts}
+            assert expected <= names, f"missing from the wheel: {sorted(expected - names)}"
         assert wheel.stat().st_size < 1_000_000
 
 
@@ -120,6 +126,7 @@ class TestFromAnEmptyFolder:
                     time.sleep(0.2)
             started = next(json.loads(line) for line in err.read_text().splitlines()
                            if '"daemon_started"' in line)
+            assert "./config.yaml is not read unless named" in err.read_text()
             site = str(venv / "lib")
             assert started["rules"].startswith(site), started  # the packaged pack
             assert started["templates"].startswith(site), started

@@ -156,6 +156,9 @@ def run(config: ConfigOpt = None,
     from watcher.daemon.runner import Daemon, listen
 
     settings = _settings(config, host=host, port=port)
+    if config is None and Path("config.yaml").is_file():
+        typer.echo("note: ./config.yaml is not read unless named (--config config.yaml or "
+                   "WATCHER_CONFIG); running on the built-in defaults", err=True)
     sock = listen(settings.host, settings.port)  # a port in use fails before anything starts
     Path(settings.drop_folder).mkdir(parents=True, exist_ok=True)
     examples = defaults.examples() if with_examples else None
