@@ -141,7 +141,7 @@ class Planner:
         values = {"operator": operator, "months": ", ".join(streak.months),
                   "count": len(streak.months),
                   "indicators": PerLanguage({lang: metric_names(metrics, lang)
-                                             for lang in (*rule.message, "en")}),
+                                             for lang in {*rule.message, "en"}}),
                   "first": streak.first, "last": streak.last, "store": assessment.store,
                   "platform": assessment.platform, "period": streak.last}
         return inc.Firing(

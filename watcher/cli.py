@@ -6,7 +6,7 @@ import functools
 import json
 from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, timedelta
-from enum import StrEnum
+from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -85,6 +85,8 @@ def _json_value(value: Any) -> Any:
         return timestamp(value)
     if isinstance(value, date):
         return value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
     return str(value)
 
 
@@ -95,8 +97,8 @@ def _print_json(data: Any) -> None:
 def _cell(value: Any) -> str:
     if value is None:
         return "-"
-    if isinstance(value, datetime):
-        return timestamp(value)
+    if isinstance(value, datetime | Enum):
+        return str(_json_value(value))
     if isinstance(value, dict | list | tuple):
         return json.dumps(value, ensure_ascii=False, default=_json_value)
     return str(value)
@@ -107,7 +109,7 @@ def _fit(text: str, width: int) -> str:
     return text if len(text) <= width else text[:width - 1] + "…"
 
 
-LimitOpt = Annotated[int, typer.Option(min=1, max=10_000, help="At most this many")]
+LimitOpt = Annotated[int, typer.Option(min=1, max=1000, help="At most this many (a page)")]
 OffsetOpt = Annotated[int, typer.Option(min=0, help="Skip this many (the next page)")]
 
 
