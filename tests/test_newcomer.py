@@ -13,6 +13,9 @@ from typer.testing import CliRunner
 
 from tests.conftest import ROOT, jsonl, snapshot
 from watcher.cli import app
+from watcher.pipeline import Pipeline
+from watcher.store import repository as repo
+from watcher.validation import read_records
 
 runner = CliRunner()
 ISO = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00"
@@ -76,6 +79,21 @@ class TestTables:
         assert re.fullmatch(ISO, rejected["received_at"])
         _, out = watcher("rejected", "list")
         assert re.search(ISO, out.splitlines()[1])
+
+
+class TestPaging:
+    def test_the_total_counts_what_the_same_filters_page_through(self, pipeline: Pipeline):
+        pipeline.ingest(read_records(jsonl(
+            *(snapshot(f"s{n}", penalty_count=1) for n in range(4)),
+            snapshot("s9", account_health_score=80))), "test")
+        with pipeline.db.engine.connect() as conn:
+            assert repo.count_incidents(conn) == 5
+            assert repo.count_incidents(conn, rule="penalty-received") == 4
+            assert repo.count_incidents(conn, rule="penalty-received", store="s1") == 1
+            pages = [repo.list_incidents(conn, rule="penalty-received", limit=3, offset=o)
+                     for o in (0, 3)]
+        assert [len(p) for p in pages] == [3, 1]
+        assert len({i.id for p in pages for i in p}) == 4
 
 
 class TestIncidentShow:
