@@ -21,7 +21,7 @@ from watcher import incidents as inc
 from watcher.alerts import Alert, AlertKind, Evidence
 from watcher.assessment.streaks import Streak, longest_within, run_containing
 from watcher.config import Settings, group_for, route
-from watcher.evaluation import Assessment, Outcome, render_title
+from watcher.evaluation import Assessment, Outcome, PerLanguage, metric_names, render_title
 from watcher.period import Period
 from watcher.rules.model import Rule, RulePack
 from watcher.silences import Silence, silenced_by
@@ -139,7 +139,9 @@ class Planner:
         evidence = self.evidence_of(operator, list(streak.months))
         metrics = sorted({str(e["metric"]) for e in evidence})
         values = {"operator": operator, "months": ", ".join(streak.months),
-                  "count": len(streak.months), "indicators": ", ".join(metrics),
+                  "count": len(streak.months),
+                  "indicators": PerLanguage({lang: metric_names(metrics, lang)
+                                             for lang in {*rule.message, "en"}}),
                   "first": streak.first, "last": streak.last, "store": assessment.store,
                   "platform": assessment.platform, "period": streak.last}
         return inc.Firing(

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import platformdirs
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -20,7 +21,7 @@ from pydantic import (
     field_validator,
 )
 
-from watcher import yamlfile
+from watcher import defaults, yamlfile
 from watcher.assessment.weights import ScorecardSettings
 from watcher.errors import ConfigError
 
@@ -183,8 +184,9 @@ class RetentionSettings(BaseModel):
 class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    database_url: str = "sqlite:///watcher.db"
-    rules: Path = Path("rules")
+    database_url: str = "sqlite:///watcher.db"  # load_settings places it (default_database_url)
+    rules: Path = Field(default_factory=defaults.rules,
+                        description="rule file or folder (default: the built-in pack)")
     drop_folder: Path = Path("inbox")
     drop_poll_seconds: float = Field(default=1.0, gt=0)
     rules_poll_seconds: float = Field(default=2.0, gt=0)
@@ -199,7 +201,7 @@ class Settings(BaseModel):
                                   "(same id, no new notification) instead of a new one")
     default_channels: tuple[str, ...] = ("console",)
     templates: Path | None = Field(
-        default=None, description="message templates folder (default: channels/templates)")
+        default=None, description="message templates folder (default: the built-in ones)")
     targets: Path | None = Field(
         default=None, description="targets file (docs/scorecards.md); reloaded on change")
     scorecard: ScorecardSettings = Field(default_factory=ScorecardSettings)
@@ -218,7 +220,8 @@ class Settings(BaseModel):
     nats: NatsSettings | None = None
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     mappings: Path | None = Field(
-        default=Path("mappings"), description="column-mapping files for ERP exports")
+        default_factory=defaults.mappings,
+        description="column-mapping files for ERP exports (default: the built-in ones)")
     pollers: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")],
                   PollerSettings] = Field(default_factory=dict)
     config_file: Path | None = None
@@ -249,6 +252,8 @@ def load_settings(config_file: Path | str | None = None,
         data["config_file"] = str(path)
     if env.get("WATCHER_DATABASE_URL"):
         data["database_url"] = env["WATCHER_DATABASE_URL"]
+    elif "database_url" not in data and "database_url" not in overrides:
+        data["database_url"] = default_database_url(path)
     if env.get("WATCHER_NATS_URL") and isinstance(data.get("nats"), dict):
         data["nats"] = {**data["nats"], "url": env["WATCHER_NATS_URL"]}  # may hold a secret
     data.update({k: v for k, v in overrides.items() if v is not None})
@@ -258,6 +263,19 @@ def load_settings(config_file: Path | str | None = None,
         raise yamlfile.config_error(exc, str(path or "settings"), lines) from None
     _check_routes(settings, str(path or "settings"), lines)
     return settings
+
+
+def default_database_url(config_file: Path | None) -> str:
+    """The SQLite file used when neither the config nor WATCHER_DATABASE_URL names one.
+
+    One place that does not depend on the current folder, so that the CLI run from
+    anywhere and the daemon agree: next to the config file when there is one,
+    otherwise in the platform's user data folder (``~/.local/share/kpi-watch`` on
+    Linux, honouring ``XDG_DATA_HOME``).
+    """
+    folder = (config_file.resolve().parent if config_file is not None
+              else platformdirs.user_data_path("kpi-watch", appauthor=False))
+    return f"sqlite:///{folder / 'watcher.db'}"
 
 
 def _check_routes(settings: Settings, name: str, lines: yamlfile.Lines) -> None:

@@ -9,8 +9,10 @@ thread drains, and the process exits 0.
 
 from __future__ import annotations
 
+import errno
 import shutil
 import signal
+import socket
 import threading
 from collections.abc import AsyncIterator, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -24,11 +26,13 @@ from fastapi import FastAPI
 from watcher.auth import Authenticator
 from watcher.bus.nats import NatsSource
 from watcher.channels import build_channels
+from watcher.channels.render import DEFAULT_TEMPLATES
 from watcher.daemon.coalesce import Coalescer
 from watcher.daemon.dropfolder import DropFolder
 from watcher.daemon.http import create_app
 from watcher.daemon.reload import RuleReloader, TargetsReloader
 from watcher.dispatcher import Dispatcher
+from watcher.errors import PortInUse
 from watcher.pipeline import IngestReport
 from watcher.retention import Retention
 from watcher.runtime import Runtime
@@ -99,8 +103,11 @@ class Daemon:
                         "anyone on this machine. Bound to loopback only; create a token with "
                         "'watcher tokens create NAME --role admin' to require tokens.")
         log.info("daemon_started", host=self.settings.host, port=self.settings.port,
-                 drop_folder=str(self.settings.drop_folder), rules=str(self.settings.rules),
+                 drop_folder=str(Path(self.settings.drop_folder).resolve()),
+                 rules=str(Path(self.settings.rules).resolve()),
                  rule_version=self.runtime.pipeline.engine.version,
+                 templates=str(Path(self.settings.templates or DEFAULT_TEMPLATES).resolve()),
+                 mappings=str(self.settings.mappings),
                  database=self.runtime.db.engine.url.render_as_string(hide_password=True))
 
     def _reload_targets(self) -> None:
@@ -140,10 +147,25 @@ class Daemon:
         app.router.lifespan_context = lifespan
         return app
 
-    def serve(self) -> None:
+    def serve(self, sock: socket.socket | None = None) -> None:
+        sock = sock or listen(self.settings.host, self.settings.port)
         config = uvicorn.Config(self.app(), host=self.settings.host, port=self.settings.port,
                                 log_config=None, access_log=False, lifespan="on")
-        _Server(config).run()
+        _Server(config).run(sockets=[sock])
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """The daemon's listening socket, bound before anything starts: a port in use is an
+    error saying so, not a daemon that ingests the examples and then cannot serve."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        sock = socket.create_server((host, port), family=family, reuse_port=False)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise PortInUse(host, port) from None
+        raise
+    sock.set_inheritable(True)
+    return sock
 
 
 class _Server(uvicorn.Server):
