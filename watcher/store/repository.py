@@ -637,3 +637,21 @@ def expire_silence(conn: Connection, silence_id: int, now: datetime) -> Silence 
                  .values(ends_at=now))
     row = conn.execute(select(silences).where(silences.c.id == silence_id)).first()
     return _silence(row) if row else None
+
+
+# -- charts ---------------------------------------------------------------------------------
+
+
+def store_history(conn: Connection, platform: str, store: str, kind: str,
+                  limit: int) -> list[tuple[Snapshot, int]]:
+    """A store's last ``limit`` stored snapshots of one period kind, oldest first, each with
+    its revision (above 1: restated)."""
+    query = select(snapshots.c.store, snapshots.c.platform, snapshots.c.period,
+                   snapshots.c.operator, snapshots.c.observed_at, snapshots.c.segment,
+                   snapshots.c.metrics, snapshots.c.targets, snapshots.c.revision).where(
+        snapshots.c.store == store, snapshots.c.platform == platform,
+        snapshots.c.period_kind == kind,
+    ).order_by(snapshots.c.period_start.desc()).limit(limit)
+    rows = [dict(row._mapping) for row in conn.execute(query)]
+    return [(Snapshot.model_validate({k: v for k, v in row.items() if k != "revision"}),
+             int(row["revision"])) for row in reversed(rows)]

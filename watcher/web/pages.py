@@ -26,6 +26,7 @@ from watcher.auth import Authenticator, Role
 from watcher.daemon.schemas import MAX_ID
 from watcher.errors import InputError, InvalidTransition, NotFound
 from watcher.evaluation import format_value
+from watcher.incidents import Incident
 from watcher.period import Period
 from watcher.runtime import Runtime
 from watcher.store import repository as repo
@@ -40,6 +41,15 @@ from watcher.web.cards import (
     printable,
     team_lines,
     team_url,
+)
+from watcher.web.history import (
+    CARD_PERIODS,
+    HISTORY_PERIODS,
+    Figure,
+    card_figures,
+    incident_figure,
+    previous_periods,
+    streak_figures,
 )
 from watcher.web.i18n import LANGUAGES, choose_language, translator
 from watcher.web.views import (
@@ -124,6 +134,26 @@ def page_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         """The rules that recommend a PIP, from the pack in force."""
         return [r.id for r in runtime.pipeline.engine.pack.rules if r.kind == "streak"]
 
+    def history_of(incident: Incident, lang: str) -> Figure | None:
+        """The incident's store and metric over its last periods, judged by its rule."""
+        if not (incident.store and incident.platform and incident.metric and incident.period):
+            return None
+        rule = runtime.pipeline.engine.pack.get(incident.rule.partition("/")[0])
+        with db.engine.connect() as conn:
+            history = repo.store_history(conn, incident.platform, incident.store,
+                                         Period.parse(incident.period).kind.value,
+                                         HISTORY_PERIODS)
+        return incident_figure(rule, incident.metric, incident.store, history, lang)
+
+    def card_trend(operator: str, period: Period, lang: str) -> list[Figure]:
+        """Each indicator of the card over the last periods, from the cards of those periods."""
+        periods = previous_periods(period, CARD_PERIODS)
+        with db.engine.connect() as conn:
+            cards = [operator_card(conn, operator, p, runtime.pipeline.engine.pack,
+                                   runtime.pipeline.targets, runtime.settings.scorecard)
+                     for p in periods]
+        return card_figures(cards, periods, lang)
+
     @router.get("/", response_class=HTMLResponse)
     def incidents_page(request: Request) -> Response:
         who = reader(request)
@@ -164,7 +194,7 @@ def page_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
                     value=format_value(incident.metric, incident.value),
                     threshold=format_value(incident.metric, incident.threshold),
                     timeline=timeline(events, lang), form=form,
-                    can_act=who.can(Role.RESPONDER))
+                    can_act=who.can(Role.RESPONDER), figure=history_of(incident, lang))
 
     @router.get("/incidents/{incident_id}", response_class=HTMLResponse)
     def incident_detail(request: Request,
@@ -219,7 +249,8 @@ def page_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         lang = language(request)
         return page(request, "pip.html", 200, who, days=PIP_DAYS,
                     items=[recommendation(i, lang) for i in found],
-                    titles={i.id: title_of(i, lang) for i in found})
+                    titles={i.id: title_of(i, lang) for i in found},
+                    figures={i.id: streak_figures(i.evidence, lang) for i in found})
 
     def card_period_of(request: Request) -> tuple[str, Period | None, str | None]:
         """(as typed, the period, the field's error); the last full month by default."""
@@ -274,7 +305,8 @@ def page_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         heading = translator(lang)("card.heading", operator=operator, period=period.text)
         return page(request, "scorecard.html", 200, who, view=card_view(card, lang),
                     heading=heading, pip_links=pip_links, period_text=text,
-                    form_action=card_path(operator), team_url=team_url(period.text))
+                    form_action=card_path(operator), team_url=team_url(period.text),
+                    figures=card_trend(operator, period, lang))
 
     @router.get("/login", response_class=HTMLResponse)
     def login_form(request: Request) -> Response:

@@ -1,0 +1,154 @@
+"""Charts for the page: a metric's values over periods against its threshold, as inline SVG.
+
+pygal draws the axes, scales and points; this module says what to draw and makes the result
+fit the page's Content-Security-Policy, which allows no script and no inline style: the
+SVG's own ``<style>``, ``<script>`` and script-driven tooltip layer are dropped, and the
+page's stylesheet (``static/page.css``, section "charts") colours the series by their
+pygal class. Every chart has the same four series in the same order, so the stylesheet
+can name them:
+
+``serie-0``  the value, a line through the periods that have one;
+``serie-1``  the threshold or target (dashed);
+``serie-2``  the periods that breach it (a large red dot);
+``serie-3``  the restated periods (a ring around the dot).
+
+An SVG carries its ``<title>`` and a ``<desc>`` with the text summary, and the page shows
+that summary beside it, so a screen reader or a printout loses nothing. Pure: data in,
+markup out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pygal
+from markupsafe import Markup
+from pygal.etree import etree
+from pygal.style import Style
+
+from watcher.evaluation import format_value
+
+# pygal lays text out by these sizes; page.css sets the same ones
+_STYLE = Style(background="transparent", plot_background="transparent",
+               font_family="system-ui, sans-serif", label_font_size=13,
+               major_label_font_size=13, legend_font_size=13, no_data_font_size=16)
+_SMALL = Style(background="transparent", plot_background="transparent",
+               font_family="system-ui, sans-serif", label_font_size=12,
+               major_label_font_size=12, legend_font_size=12, no_data_font_size=14)
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    """One period of a chart: its value and threshold, and what the page says of them."""
+
+    period: str
+    value: float | None
+    threshold: float | None
+    breaching: bool = False
+    restated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Legend:
+    """The series' names in the visitor's language."""
+
+    value: str
+    threshold: str
+    breaching: str
+    restated: str
+    no_data: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Size:
+    width: int
+    height: int
+    style: Style
+    legend: bool
+    rotate_after: int  # x labels are slanted when there are more of them than this
+    dots: float
+
+
+# a wide chart for a desktop, a narrow one with the same text size for a phone (the page's
+# stylesheet shows one of them), and the small multiples of a scorecard
+WIDE = _Size(760, 300, _STYLE, True, 8, 3.5)
+NARROW = _Size(380, 300, _STYLE, True, 4, 3.5)
+SMALL = _Size(320, 200, _SMALL, False, 4, 3)
+
+
+def line_chart(title: str, summary: str, metric: str, points: Sequence[Point],
+               legend: Legend, *, small: bool = False) -> Markup:
+    """``points`` in period order as SVG line charts with the threshold as a line: one
+    small chart, or a wide and a narrow one (for a phone) of the same data."""
+    sizes = (SMALL,) if small else (WIDE, NARROW)
+    return Markup("").join(_render(title, summary, metric, points, legend, size)
+                           for size in sizes)
+
+
+def _render(title: str, summary: str, metric: str, points: Sequence[Point], legend: Legend,
+            size: _Size) -> Markup:
+    """One chart. A threshold that is the same in every period that has one is drawn across
+    the whole chart; one that changes is drawn where it is known."""
+    known = {p.threshold for p in points if p.threshold is not None}
+    constant = known.pop() if len(known) == 1 else None
+    chart = pygal.Line(
+        js=[], css=[], no_prefix=True, disable_xml_declaration=True, explicit_size=False,
+        width=size.width, height=size.height, style=size.style, allow_interruptions=True,
+        show_legend=size.legend, legend_at_bottom=True, legend_at_bottom_columns=4,
+        legend_box_size=11, margin=10, margin_right=28, spacing=8,
+        x_label_rotation=0 if len(points) <= size.rotate_after else 40, truncate_label=-1,
+        show_x_guides=False, dots_size=size.dots, max_scale=4 if size is SMALL else 6,
+        value_formatter=_formatter(metric), no_data_text=legend.no_data)
+    chart.x_labels = [p.period for p in points]
+    chart.add(legend.value, [p.value for p in points])
+    chart.add(legend.threshold,
+              [constant if constant is not None else p.threshold for p in points],
+              show_dots=constant is None)
+    chart.add(legend.breaching, [p.value if p.breaching else None for p in points],
+              stroke=False, dots_size=size.dots * 1.7)
+    chart.add(legend.restated, [p.value if p.restated else None for p in points],
+              stroke=False, dots_size=size.dots * 2.6)
+    kind = "small" if size is SMALL else "wide" if size is WIDE else "narrow"
+    chart.xml_filters.append(_fit_for_page(title, summary, kind))
+    return Markup(chart.render(is_unicode=True))
+
+
+def _formatter(metric: str) -> Callable[[float], str]:
+    def label(value: float) -> str:
+        return format_value(metric, value)
+    return label
+
+
+def _name(node: Any) -> str:
+    """A node's tag without its namespace ("" for a comment), with etree or lxml alike."""
+    return node.tag.rpartition("}")[2] if isinstance(node.tag, str) else ""
+
+
+def _dropped(node: Any) -> bool:
+    return (_name(node) in ("", "style", "script")
+            or "tooltip-overlay" in node.get("class", "").split())
+
+
+def _fit_for_page(title: str, summary: str, kind: str) -> Callable[[Any], Any]:
+    """Drop what the CSP would block (or what needs a script), name and describe the chart."""
+    def fit(root: Any) -> Any:
+        for parent in list(root.iter()):
+            for child in list(parent):
+                if _dropped(child):
+                    parent.remove(child)
+        root.attrib.pop("id", None)
+        root.set("class", f"chart-svg {kind}")
+        root.set("role", "img")
+        for child in list(root):
+            if _name(child) == "title":
+                root.remove(child)
+        name = etree.Element("title")
+        name.text = title
+        desc = etree.Element("desc")
+        desc.text = summary
+        root.insert(0, name)
+        root.insert(1, desc)
+        return root
+    return fit
