@@ -655,3 +655,18 @@ def store_history(conn: Connection, platform: str, store: str, kind: str,
     rows = [dict(row._mapping) for row in conn.execute(query)]
     return [(Snapshot.model_validate({k: v for k, v in row.items() if k != "revision"}),
              int(row["revision"])) for row in reversed(rows)]
+
+
+def latest_snapshots(conn: Connection) -> list[Snapshot]:
+    """Every store's latest snapshot of each period kind (the health board's input)."""
+    keys = (snapshots.c.platform, snapshots.c.store, snapshots.c.period_kind)
+    newest = select(*keys, func.max(snapshots.c.period_start).label("start")) \
+        .group_by(*keys).subquery()
+    query = select(snapshots.c.store, snapshots.c.platform, snapshots.c.period,
+                   snapshots.c.operator, snapshots.c.observed_at, snapshots.c.segment,
+                   snapshots.c.metrics, snapshots.c.targets).join(newest, and_(
+                       snapshots.c.platform == newest.c.platform,
+                       snapshots.c.store == newest.c.store,
+                       snapshots.c.period_kind == newest.c.period_kind,
+                       snapshots.c.period_start == newest.c.start))
+    return [Snapshot.model_validate(dict(row._mapping)) for row in conn.execute(query)]

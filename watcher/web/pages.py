@@ -21,6 +21,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from watcher.actions import ActionKind, act
+from watcher.assessment.board import board_facets, build_board
 from watcher.assessment.scorecard import Scorecard, operator_card, team_cards
 from watcher.auth import Authenticator, Role
 from watcher.daemon.schemas import MAX_ID
@@ -32,6 +33,7 @@ from watcher.runtime import Runtime
 from watcher.store import repository as repo
 from watcher.store.database import utcnow
 from watcher.web.access import TOKEN_COOKIE, TOKEN_MAX_AGE, Visitor, safe_next, same_origin, visitor
+from watcher.web.boardview import BoardFilter, board_rows
 from watcher.web.cards import (
     card_path,
     card_view,
@@ -307,6 +309,26 @@ def page_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
                     heading=heading, pip_links=pip_links, period_text=text,
                     form_action=card_path(operator), team_url=team_url(period.text),
                     figures=card_trend(operator, period, lang))
+
+    @router.get("/board", response_class=HTMLResponse)
+    def board_page(request: Request) -> Response:
+        who = reader(request)
+        if not isinstance(who, Visitor):
+            return who
+        lang = language(request)
+        try:
+            chosen, error = BoardFilter.parse(request.query_params), None
+        except InputError as exc:
+            t = translator(lang)
+            chosen, error = BoardFilter(), t("error.field", field=exc.field, message=exc.reason)
+        with db.engine.connect() as conn:
+            latest = repo.latest_snapshots(conn)
+        board = build_board(latest, runtime.pipeline.engine.pack, runtime.pipeline.targets,
+                            platform=chosen.platform, operator=chosen.operator,
+                            dimension=chosen.dimension)
+        return page(request, "board.html", 400 if error else 200, who, error=error,
+                    chosen=chosen, facets=board_facets(latest), board=board,
+                    rows=board_rows(board, lang))
 
     @router.get("/login", response_class=HTMLResponse)
     def login_form(request: Request) -> Response:

@@ -1,0 +1,157 @@
+"""The store health board: every store against every indicator, by its latest value.
+
+A compliance lead scanning a fleet wants one glance: which stores breach which threshold
+now, which are close to it, which sent nothing. Each cell is one store's latest value of
+one indicator (from the most recent snapshot that carries it, whatever its period kind)
+judged by the threshold its scorecard would use (``scorecard.snapshot_criterion``: the
+target, else the rule's form for the store's segment), so the board, the cards and the
+rules state one verdict.
+
+A passing value is *near* when it is closer to its threshold than ``NEAR_SHARE`` of the
+threshold; a threshold of 0 has no near side (no penalty is simply ok).
+
+Pure functions over frozen models; the query is ``repository.latest_snapshots``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict
+
+from watcher import indicators
+from watcher.assessment.scorecard import Criterion, card_rules, snapshot_criterion
+from watcher.assessment.targets import TargetBook
+from watcher.indicators import Dimension
+from watcher.period import PeriodKind
+from watcher.rules.model import Rule, RulePack
+from watcher.snapshot import Comparator, Snapshot
+
+NEAR_SHARE = 0.10
+
+
+class CellStatus(StrEnum):
+    OK = "ok"
+    NEAR = "near"            # passes, within NEAR_SHARE of the threshold
+    BREACHING = "breaching"
+    NO_DATA = "no_data"      # a threshold applies, no value was sent
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class Cell(_Frozen):
+    indicator: str
+    status: CellStatus
+    value: float | None
+    threshold: float | None
+    comparator: Comparator | None  # passes when ``value <comparator> threshold``
+    basis: str | None              # target or rule
+    rule: str | None
+    period: str | None             # the snapshot the value came from
+
+
+class BoardRow(_Frozen):
+    platform: str
+    store: str
+    operator: str | None
+    cells: dict[str, Cell]  # by indicator id; an indicator with neither value nor threshold
+    # has no cell
+
+    @property
+    def worst(self) -> int:
+        return max((_RANK[c.status] for c in self.cells.values()), default=0)
+
+
+class BoardColumn(_Frozen):
+    indicator: str
+    name_en: str
+    name_zh: str
+    dimension: str
+
+
+class Board(_Frozen):
+    columns: tuple[BoardColumn, ...]
+    rows: tuple[BoardRow, ...]
+    counts: dict[CellStatus, int]
+
+
+_RANK = {CellStatus.NO_DATA: 1, CellStatus.OK: 0, CellStatus.NEAR: 2, CellStatus.BREACHING: 3}
+
+
+def cell_status(value: float | None, criterion: Criterion | None) -> CellStatus | None:
+    """ok, near, breaching or no data; None when there is nothing to show."""
+    if value is None:
+        return CellStatus.NO_DATA if criterion is not None else None
+    if criterion is None:
+        return None
+    if not criterion.passes(value):
+        return CellStatus.BREACHING
+    if abs(value - criterion.threshold) < NEAR_SHARE * abs(criterion.threshold):
+        return CellStatus.NEAR
+    return CellStatus.OK
+
+
+def build_board(latest: Iterable[Snapshot], pack: RulePack, book: TargetBook, *,
+                platform: str | None = None, operator: str | None = None,
+                dimension: Dimension | None = None) -> Board:
+    """The board of the stores whose latest snapshots are ``latest`` (one or more per store,
+    a period kind each), filtered by platform, operator (the latest snapshot's) and the
+    indicators' dimension. Rows are ordered worst first, then by store."""
+    by_store: dict[tuple[str, str], list[Snapshot]] = {}
+    for snap in latest:
+        by_store.setdefault((snap.platform, snap.store), []).append(snap)
+    wanted = [i for i in indicators.INDICATORS.values()
+              if dimension is None or i.dimension == dimension]
+    rules: dict[tuple[str, PeriodKind], list[Rule]] = {}
+
+    def rules_for(metric: str, kind: PeriodKind) -> list[Rule]:
+        if (metric, kind) not in rules:
+            rules[(metric, kind)] = card_rules(pack, metric, kind)
+        return rules[(metric, kind)]
+
+    rows = []
+    for (store_platform, store), snaps in by_store.items():
+        snaps.sort(key=lambda s: (s.period.end, s.period.start))
+        newest = snaps[-1]
+        if (platform and store_platform != platform) or (operator and newest.operator != operator):
+            continue
+        cells = {}
+        for indicator in wanted:
+            source = next((s for s in reversed(snaps) if indicator.id in s.metrics), newest)
+            criterion = snapshot_criterion(indicator.id, source,
+                                           rules_for(indicator.id, source.period.kind), book)
+            value = source.metrics.get(indicator.id)
+            status = cell_status(value, criterion)
+            if status is None:
+                continue
+            cells[indicator.id] = Cell(
+                indicator=indicator.id, status=status, value=value,
+                threshold=criterion.threshold if criterion else None,
+                comparator=criterion.comparator if criterion else None,
+                basis=criterion.basis if criterion else None,
+                rule=criterion.rule if criterion else None,
+                period=source.period.text if value is not None else None)
+        rows.append(BoardRow(platform=store_platform, store=store, operator=newest.operator,
+                             cells=cells))
+    # a column for every indicator some store sent: a threshold nobody reports on is not news
+    used = {m for row in rows for m, cell in row.cells.items() if cell.value is not None}
+    rows = [row.model_copy(update={"cells": {m: c for m, c in row.cells.items() if m in used}})
+            for row in rows]
+    columns = tuple(BoardColumn(indicator=i.id, name_en=i.name_en, name_zh=i.name_zh,
+                                dimension=i.dimension.value) for i in wanted if i.id in used)
+    rows.sort(key=lambda r: (-r.worst, r.store, r.platform))
+    counts = dict.fromkeys(CellStatus, 0)
+    for row in rows:
+        for cell in row.cells.values():
+            counts[cell.status] += 1
+    return Board(columns=columns, rows=tuple(rows), counts=counts)
+
+
+def board_facets(latest: Sequence[Snapshot]) -> dict[str, list[str]]:
+    """The platforms and operators a board can be filtered by."""
+    return {"platform": sorted({s.platform for s in latest}),
+            "operator": sorted({s.operator for s in latest if s.operator})}
+

@@ -1,0 +1,37 @@
+"""HTTP endpoint of the store health board: every store's latest value of every indicator
+against its threshold, for other tools (the page at ``/board`` shows the same board).
+
+Read with the rule pack and targets file in force, like the scorecards, so the board,
+the cards and the alerts judge by the same thresholds.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from watcher.assessment.board import Board, build_board
+from watcher.indicators import Dimension
+from watcher.runtime import Runtime
+from watcher.store import repository as repo
+
+Name = Annotated[str | None, Query(max_length=200, pattern=r"^[^\x00]*$")]
+
+
+def board_router(runtime: Runtime, viewer: Any) -> APIRouter:
+    """``viewer`` is the dependency that requires a viewer token."""
+    router = APIRouter(dependencies=[viewer], tags=["board"])
+
+    @router.get("/v1/board", response_model=Board, responses={401: {}, 403: {}, 422: {}})
+    def board(platform: Name = None, operator: Name = None,
+              dimension: Dimension | None = None) -> Board:
+        """Stores × indicators: each cell the latest value, its threshold and whether it is
+        ok, near (within 10 %), breaching or has no data; the worst stores first."""
+        with runtime.db.engine.connect() as conn:
+            latest = repo.latest_snapshots(conn)
+        pipeline = runtime.pipeline
+        return build_board(latest, pipeline.engine.pack, pipeline.targets, platform=platform,
+                           operator=operator, dimension=dimension)
+
+    return router
