@@ -57,6 +57,9 @@ class Alert(BaseModel):
     link: str | None = None
     at: datetime
     note: str | None = None
+    runbook: dict[str, str] = Field(default_factory=dict,
+                                    description="the rule's runbook by language, if any")
+    runbook_link: str | None = None
 
     def text(self, language: str) -> str:
         return self.title.get(language) or self.title.get("en") or self.rule

@@ -53,6 +53,7 @@ class Plan:
     # each request's own report
     opened_by: Counter[str] = field(default_factory=Counter)
     resolved_by: Counter[str] = field(default_factory=Counter)
+    pack: RulePack | None = None  # the rules decided by: their runbooks ride the alerts
 
 
 class Planner:
@@ -69,7 +70,7 @@ class Planner:
         self._live_of: dict[tuple[str, str], set[str]] = defaultdict(set)
         for fp, incident in live.items():
             self._keep_live(fp, incident)
-        self.plan = Plan()
+        self.plan = Plan(pack=pack)
         self._next_temp = -1
         self._deciding = ""  # the snapshot key being evaluated
 
@@ -260,7 +261,8 @@ def write(conn: Connection, plan: Plan, settings: Settings, now: datetime) -> No
         else:
             planned[notice.ref].extend(channels)
         incident = plan.state[notice.ref].model_copy(update={"id": incident_id})
-        alert = alert_for(incident, notice.kind, now, settings.public_url, notice.note)
+        alert = alert_for(incident, notice.kind, now, settings.public_url, notice.note,
+                          plan.pack)
         for channel in channels:
             group = (group_for(settings, labels, channel)
                      if notice.kind is AlertKind.OPENED else None)
@@ -323,7 +325,10 @@ def labels_of(incident: inc.Incident) -> dict[str, str | None]:
 
 
 def alert_for(incident: inc.Incident, kind: AlertKind, now: datetime,
-              public_url: str | None, note: str | None = None) -> Alert:
+              public_url: str | None, note: str | None = None,
+              pack: RulePack | None = None) -> Alert:
+    """What a notification of ``incident`` says; ``pack``: the rules in force, whose
+    runbook for the incident's rule rides along."""
     evidence = [Evidence(period=str(e["period"]), metric=str(e["metric"]),
                          value=float(e["value"]), threshold=float(e["target"]),
                          comparison=str(e.get("comparator") or ""), store=e.get("store"))
@@ -334,4 +339,12 @@ def alert_for(incident: inc.Incident, kind: AlertKind, now: datetime,
                  store=incident.store, platform=incident.platform, operator=incident.operator,
                  metric=incident.metric, value=incident.value, threshold=incident.threshold,
                  period=incident.period, labels=incident.labels, evidence=evidence, link=link,
-                 at=now, note=note)
+                 at=now, note=note, **runbook_of(pack, incident.rule))
+
+
+def runbook_of(pack: RulePack | None, rule_id: str) -> dict[str, Any]:
+    """An alert's runbook fields for ``rule_id`` (``platform-target/gmv``: its rule's)."""
+    rule = pack.get(rule_id.partition("/")[0]) if pack is not None else None
+    if rule is None or rule.runbook is None:
+        return {}
+    return {"runbook": dict(rule.runbook.text), "runbook_link": rule.runbook.link}

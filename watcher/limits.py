@@ -11,7 +11,7 @@ safety depends on them.
 
 from __future__ import annotations
 
-from typing import Final  # noqa: F401  (the sections below fill in)
+from typing import Final
 
 # -- rule files (watcher/rules/loader.py) ---------------------------------------------------
 
@@ -24,3 +24,10 @@ from typing import Final  # noqa: F401  (the sections below fill in)
 
 # -- delivery (watcher/dispatcher.py, watcher/channels/) --------------------------------------
 
+
+# -- runbooks (watcher/rules/model.py) --------------------------------------------------------
+
+# A rule's runbook text, per language: a few steps, not a manual (link to the manual). It
+# rides along in every notification, where a chat service's size limit cuts it first.
+RUNBOOK_TEXT_MAX: Final = 1000
+RUNBOOK_LINK_MAX: Final = 500

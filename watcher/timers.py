@@ -20,6 +20,7 @@ from watcher.apply import alert_for, labels_of, silenced_event
 from watcher.config import Route, Settings, policy
 from watcher.escalation import Escalate, Progress, Remind, due
 from watcher.incidents import Event, EventKind, Incident
+from watcher.rules.model import RulePack
 from watcher.silences import silenced_by
 from watcher.store import Database
 from watcher.store import repository as repo
@@ -61,11 +62,13 @@ def leader(db: Database, key: int) -> Iterator[bool]:
 class Timers:
     def __init__(self, db: Database, settings: Settings, *,
                  clock: Callable[[], datetime] = utcnow,
-                 wake: Callable[[], None] = lambda: None) -> None:
+                 wake: Callable[[], None] = lambda: None,
+                 pack: Callable[[], RulePack | None] = lambda: None) -> None:
         self.db = db
         self.settings = settings
         self.clock = clock
         self.wake = wake
+        self.pack = pack  # the rules in force (they reload): reminders carry the runbook
 
     def run_once(self) -> int:
         if not any(r.escalate or r.repeat_interval for r in self.settings.routes):
@@ -111,7 +114,8 @@ class Timers:
                 if silence is not None:
                     repo.add_event(conn, incident.id, silenced_event(silence, alert_kind, now))
                     continue
-                alert = alert_for(current, alert_kind, now, self.settings.public_url, note)
+                alert = alert_for(current, alert_kind, now, self.settings.public_url, note,
+                                  self.pack())
                 repo.insert_notifications(conn, [
                     repo.notification_row(incident.id, event_id, channel, alert, now)
                     for channel in action.channels])

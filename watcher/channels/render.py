@@ -138,6 +138,8 @@ class Renderer:
             if alert.threshold is not None else None,
             "period": alert.period, "incident_id": alert.incident_id,
             "link": alert.link, "note": alert.note, "labels": alert.labels,
+            "runbook": alert.runbook.get(language) or alert.runbook.get("en"),
+            "runbook_link": alert.runbook_link,
             "at": alert.at.strftime("%Y-%m-%d %H:%M UTC") if alert.at.utcoffset() is not None
             else alert.at.strftime("%Y-%m-%d %H:%M"),
             "is_pip": alert.rule.lower().startswith("pip"),

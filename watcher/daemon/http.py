@@ -30,6 +30,7 @@ from watcher.daemon.schemas import (
     SNAPSHOTS_BODY,
     Name,
     RulesOut,
+    RunbookOut,
     SilenceIn,
     SilenceOut,
     SnapshotOut,
@@ -103,6 +104,10 @@ class EventOut(BaseModel):
 
 class IncidentDetail(IncidentOut):
     events: list[EventOut]
+    rule_description: str | None = Field(
+        default=None, description="the rule's description, from the pack in force")
+    runbook: RunbookOut | None = Field(
+        default=None, description="what to do, from the rule in force (GET /v1/rules)")
 
 
 class Action(BaseModel):
@@ -256,8 +261,12 @@ def create_app(runtime: Runtime, ingest_records: Ingest,
             if incident is None:
                 raise HTTPException(404, f"no incident {incident_id}")
             events = repo.incident_events_of(conn, incident_id)
+        rule = runtime.pipeline.engine.pack.get(incident.rule.partition("/")[0])
+        runbook = RunbookOut.of(rule.runbook if rule else None)
         return {**incident_json(incident),
-                "events": [EventOut.model_validate(e).model_dump(mode="json") for e in events]}
+                "events": [EventOut.model_validate(e).model_dump(mode="json") for e in events],
+                "rule_description": rule.description if rule else None,
+                "runbook": runbook.model_dump(mode="json") if runbook else None}
 
     def _act(incident_id: int, action: Action, kind: ActionKind) -> dict[str, Any]:
         try:

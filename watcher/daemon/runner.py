@@ -57,7 +57,8 @@ class Daemon:
         channels = build_channels(self.settings, templates=self.settings.templates)
         self.dispatcher = Dispatcher(runtime.db, channels, self.settings)
         self.threads: list[threading.Thread] = []
-        self.timers = Timers(runtime.db, self.settings, wake=self.dispatcher.wake.set)
+        self.timers = Timers(runtime.db, self.settings, wake=self.dispatcher.wake.set,
+                             pack=lambda: runtime.pipeline.engine.pack)
         self.retention = Retention(runtime.db, self.settings.retention)
         self.reloader = RuleReloader(Path(self.settings.rules), runtime.pipeline,
                                      self.engine_thread)

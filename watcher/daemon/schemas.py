@@ -16,7 +16,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from watcher.config import MATCH_KEYS, parse_duration
-from watcher.rules.model import Rule, RulePack
+from watcher.rules.model import Rule, RulePack, Runbook
 from watcher.silences import Silence
 
 NO_NUL = r"^[^\x00]*$"
@@ -102,6 +102,15 @@ class MessageCaseOut(BaseModel):
     message: dict[str, str] = Field(description="the alert's words by language")
 
 
+class RunbookOut(BaseModel):
+    text: dict[str, str] = Field(description="what to do, by language (en, zh-CN)")
+    link: str | None = Field(default=None, description="where to read more")
+
+    @classmethod
+    def of(cls, runbook: Runbook | None) -> RunbookOut | None:
+        return cls(text=dict(runbook.text), link=runbook.link) if runbook else None
+
+
 class RuleOut(BaseModel):
     id: str
     kind: str
@@ -122,6 +131,7 @@ class RuleOut(BaseModel):
                                           "wins; 'message' is the default")
     renotify_when_worse: bool = Field(
         default=False, description="a live incident notifies again when its value worsens")
+    runbook: RunbookOut | None = Field(default=None, description="what to do when it fires")
 
     @classmethod
     def of(cls, rule: Rule) -> RuleOut:
@@ -137,7 +147,7 @@ class RuleOut(BaseModel):
             message=dict(rule.message),
             message_cases=[MessageCaseOut(when=c.when, message=dict(c.text))
                            for c in rule.message_cases],
-            renotify_when_worse=rule.renotify_when_worse)
+            renotify_when_worse=rule.renotify_when_worse, runbook=RunbookOut.of(rule.runbook))
 
 
 class RulesOut(BaseModel):

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from watcher.limits import RUNBOOK_LINK_MAX, RUNBOOK_TEXT_MAX
 from watcher.rules.expression import Condition, ExpressionError, comparisons, parse
 from watcher.rules.facts import segment_value
 
@@ -113,6 +114,41 @@ class MessageCase(_Frozen):
         return self
 
 
+class Runbook(_Frozen):
+    """What to do when the rule fires, in both languages, and where to read more.
+
+    Written in YAML as ``{en: ..., zh-CN: ..., link: https://...}``. Shown on the incident
+    page and in ``GET /v1/rules``, and appended to notifications after the facts (a
+    service's size limit cuts it before anything else).
+    """
+
+    text: dict[str, str]
+    link: str | None = Field(default=None, max_length=RUNBOOK_LINK_MAX,
+                             pattern=r"^https?://[^\s\x00-\x1f]+$")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, dict) and "text" not in value:
+            return {"text": {k: v for k, v in value.items() if k != "link"},
+                    **({"link": value["link"]} if "link" in value else {})}
+        return value
+
+    @field_validator("text")
+    @classmethod
+    def _languages(cls, value: dict[str, str]) -> dict[str, str]:
+        for lang, text in value.items():
+            if lang not in LANGUAGES:
+                raise ValueError(f"'{lang}' is not a language of the pack ({', '.join(LANGUAGES)})")
+            if not text.strip() or len(text) > RUNBOOK_TEXT_MAX:
+                raise ValueError(f"the {lang} text must hold 1 to {RUNBOOK_TEXT_MAX} characters "
+                                 "(RUNBOOK_TEXT_MAX)")
+        return _with_languages(value)
+
+    def of(self, language: str) -> str:
+        return self.text.get(language) or self.text["en"]
+
+
 class Rule(_Frozen):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", max_length=120)
     description: str
@@ -134,6 +170,8 @@ class Rule(_Frozen):
     renotify_when_worse: bool = Field(
         default=False, description="a live incident notifies again each time its value "
                                    "gets worse (a rise in penalty points)")
+    runbook: Runbook | None = Field(
+        default=None, description="what to do when it fires (en, zh-CN, optional link)")
     enabled: bool = True
     downgrades_assessment: bool = Field(
         default=False, description="a major violation: when it fires on a monthly snapshot, "

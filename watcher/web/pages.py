@@ -196,7 +196,8 @@ def page_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
                     value=format_value(incident.metric, incident.value),
                     threshold=format_value(incident.metric, incident.threshold),
                     timeline=timeline(events, lang), form=form,
-                    can_act=who.can(Role.RESPONDER), figure=history_of(incident, lang))
+                    can_act=who.can(Role.RESPONDER), figure=history_of(incident, lang),
+                    rule=runtime.pipeline.engine.pack.get(incident.rule.partition("/")[0]))
 
     @router.get("/incidents/{incident_id}", response_class=HTMLResponse)
     def incident_detail(request: Request,
