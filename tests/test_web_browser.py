@@ -237,3 +237,58 @@ class TestPageInABrowser:
             until(lambda: "/login" in browser.current_url)
             browser.get(daemon.url + "/")
             assert "/login" in browser.current_url
+
+
+class TestPicturesInABrowser:
+    def test_the_incident_chart_and_the_board_on_a_desktop_and_a_phone(
+            self, browser: Any, tmp_path: Path):
+        from selenium.webdriver.common.by import By
+
+        def fits() -> bool:
+            return bool(browser.execute_script(
+                "return document.documentElement.scrollWidth <= window.innerWidth"))
+
+        with running(tmp_path, {}, "--with-examples") as daemon:
+            incidents = example_incidents(daemon)
+            gmv = next(i for i in incidents if i["rule"] == "gmv-below-target")
+            browser.get(f"{daemon.url}/incidents/{gmv['id']}?lang=en")
+            wide = browser.find_element(By.CSS_SELECTOR, "#chart-history svg.wide")
+            assert wide.is_displayed()
+            assert not browser.find_element(By.CSS_SELECTOR,
+                                            "#chart-history svg.narrow").is_displayed()
+            # the page's stylesheet (allowed by the CSP) styles the SVG: a blue value line,
+            # red breach marks, a dashed threshold
+            line = wide.find_element(By.CSS_SELECTOR, ".plot .serie-0 path.line")
+            assert line.value_of_css_property("stroke") == "rgb(36, 87, 197)"
+            threshold = wide.find_element(By.CSS_SELECTOR, ".plot .serie-1 path.line")
+            assert threshold.value_of_css_property("stroke-dasharray") not in ("none", "")
+            marks = wide.find_elements(By.CSS_SELECTOR, ".overlay .serie-2 circle")
+            assert len(marks) == 4  # July to October, each below the 150,000 target
+            assert marks[0].value_of_css_property("fill") == "rgb(179, 38, 30)"
+            assert "organic and ad-driven" in browser.find_element(By.ID, "runbook").text
+            browser.save_screenshot(str(ARTIFACTS / "web-incident-chart.png"))
+
+            browser.get(daemon.url + "/board")
+            stores = [r.get_attribute("data-store")
+                      for r in browser.find_elements(By.CSS_SELECTOR, "tr.board-row")]
+            assert {"amz-us-01", "amz-de-04", "shopee-my-02", "tts-uk-03"} <= set(stores)
+            cell = browser.find_element(
+                By.CSS_SELECTOR, "tr[data-store=amz-us-01] td[data-indicator=gmv]")
+            assert cell.get_attribute("data-status") == "breaching"
+            assert cell.value_of_css_property("background-color") == "rgba(250, 219, 216, 1)"
+            browser.save_screenshot(str(ARTIFACTS / "web-board.png"))
+            cell.find_element(By.TAG_NAME, "a").click()
+            until(lambda: "store=amz-us-01" in browser.current_url)
+            assert {r.find_element(By.CSS_SELECTOR, "td.subject").text.split(" ")[0]
+                    for r in rows(browser)} == {"amz-us-01"}
+
+            browser.set_window_size(390, 844)
+            browser.get(f"{daemon.url}/incidents/{gmv['id']}")
+            narrow = browser.find_element(By.CSS_SELECTOR, "#chart-history svg.narrow")
+            assert narrow.is_displayed() and fits()
+            assert narrow.size["width"] <= 390
+            browser.execute_script("arguments[0].scrollIntoView()", narrow)
+            browser.save_screenshot(str(ARTIFACTS / "web-phone-incident-chart.png"))
+            browser.get(daemon.url + "/board")
+            assert fits()  # the board scrolls inside its box, the page does not
+            browser.save_screenshot(str(ARTIFACTS / "web-phone-board.png"))

@@ -69,12 +69,13 @@ class _Size:
     legend: bool
     rotate_after: int  # x labels are slanted when there are more of them than this
     dots: float
+    legend_columns: int = 4
 
 
 # a wide chart for a desktop, a narrow one with the same text size for a phone (the page's
 # stylesheet shows one of them), and the small multiples of a scorecard
 WIDE = _Size(760, 300, _STYLE, True, 8, 3.5)
-NARROW = _Size(380, 300, _STYLE, True, 4, 3.5)
+NARROW = _Size(380, 320, _STYLE, True, 4, 3.5, legend_columns=2)
 SMALL = _Size(320, 200, _SMALL, False, 4, 3)
 
 
@@ -96,7 +97,8 @@ def _render(title: str, summary: str, metric: str, points: Sequence[Point], lege
     chart = pygal.Line(
         js=[], css=[], no_prefix=True, disable_xml_declaration=True, explicit_size=False,
         width=size.width, height=size.height, style=size.style, allow_interruptions=True,
-        show_legend=size.legend, legend_at_bottom=True, legend_at_bottom_columns=4,
+        show_legend=size.legend, legend_at_bottom=True, legend_at_bottom_columns=size.legend_columns,
+        truncate_legend=-1,
         legend_box_size=11, margin=10, margin_right=28, spacing=8,
         x_label_rotation=0 if len(points) <= size.rotate_after else 40, truncate_label=-1,
         show_x_guides=False, dots_size=size.dots, max_scale=4 if size is SMALL else 6,
