@@ -97,8 +97,8 @@ def _render(title: str, summary: str, metric: str, points: Sequence[Point], lege
     chart = pygal.Line(
         js=[], css=[], no_prefix=True, disable_xml_declaration=True, explicit_size=False,
         width=size.width, height=size.height, style=size.style, allow_interruptions=True,
-        show_legend=size.legend, legend_at_bottom=True, legend_at_bottom_columns=size.legend_columns,
-        truncate_legend=-1,
+        show_legend=size.legend, legend_at_bottom=True, truncate_legend=-1,
+        legend_at_bottom_columns=size.legend_columns,
         legend_box_size=11, margin=10, margin_right=28, spacing=8,
         x_label_rotation=0 if len(points) <= size.rotate_after else 40, truncate_label=-1,
         show_x_guides=False, dots_size=size.dots, max_scale=4 if size is SMALL else 6,
