@@ -281,8 +281,16 @@ class TestPicturesInABrowser:
             until(lambda: "store=amz-us-01" in browser.current_url)
             assert {r.find_element(By.CSS_SELECTOR, "td.subject").text.split(" ")[0]
                     for r in rows(browser)} == {"amz-us-01"}
+            browser.get(daemon.url + "/")  # a desktop shows the filters, folded or not
+            assert browser.find_element(By.ID, "filters").is_displayed()
 
             browser.set_window_size(390, 844)
+            browser.get(daemon.url + "/")  # a phone shows the incidents first
+            assert not browser.find_element(By.ID, "filters").is_displayed()
+            assert not browser.find_element(By.ID, "filters-phone").is_displayed()
+            assert rows(browser)[0].location["y"] < 300
+            browser.find_element(By.CSS_SELECTOR, "#filter-box summary").click()
+            assert browser.find_element(By.ID, "filters-phone").is_displayed()
             browser.get(f"{daemon.url}/incidents/{gmv['id']}")
             narrow = browser.find_element(By.CSS_SELECTOR, "#chart-history svg.narrow")
             assert narrow.is_displayed() and fits()

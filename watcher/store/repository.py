@@ -21,6 +21,7 @@ from sqlalchemy import (
     Table,
     and_,
     bindparam,
+    case,
     cast,
     func,
     insert,
@@ -360,12 +361,18 @@ def list_incidents(conn: Connection, *, status: str | None = None, severity: str
                    store: str | None = None, operator: str | None = None,
                    rule: str | None = None, since: datetime | None = None,
                    until: datetime | None = None, limit: int = 100,
-                   offset: int = 0) -> list[Incident]:
+                   offset: int = 0, by_severity: bool = False) -> list[Incident]:
+    """Newest first; ``by_severity``: the most severe first, newest first within each."""
     query = _filtered_incidents(
         select(incidents), status=status, severity=severity, store=store, operator=operator,
         rule=rule, since=since, until=until)
+    if by_severity:
+        query = query.order_by(case(_SEVERITY_RANK, value=incidents.c.severity, else_=9))
     query = query.order_by(incidents.c.opened_at.desc(), incidents.c.id.desc())
     return [_incident(r) for r in conn.execute(query.limit(limit).offset(offset))]
+
+
+_SEVERITY_RANK = {"critical": 0, "high": 1, "medium": 2, "low": 3, "info": 4}
 
 
 def count_incidents(conn: Connection, *, status: str | None = None,

@@ -173,7 +173,8 @@ def page_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
                 found = repo.list_incidents(
                     conn, status=query.status, severity=query.severity, store=query.store,
                     operator=query.operator, rule=query.rule, since=since, until=until,
-                    limit=query.per + 1, offset=query.offset)
+                    limit=query.per + 1, offset=query.offset,
+                    by_severity=query.sort == "severity")
             facets = repo.incident_facets(conn)
         lang = language(request)
         return page(request, "incidents.html", status, who, error=error, query=query,

@@ -39,6 +39,7 @@ class ListQuery(BaseModel):
     rule: str | None = Field(default=None, max_length=200, pattern=r"^[^\x00]*$")
     since: date | None = None
     until: date | None = None
+    sort: Literal["newest", "severity"] = "newest"
     page: int = Field(default=1, ge=1, le=100_000)
     per: int = Field(default=25, ge=1, le=200)
 
