@@ -80,7 +80,7 @@ class TestClaims:
 
         class Slow(MemoryChannel):
             def deliver(self, alert: Alert) -> DeliveryReport:
-                clock.advance(seconds=100)  # each send takes most of a 120 s lease
+                clock.advance(seconds=7)  # each send takes most of a 10 s lease
                 second.run_once()
                 return super().deliver(alert)
 
@@ -90,7 +90,7 @@ class TestClaims:
 
     def test_a_claim_taken_over_after_its_lease_ran_out_is_not_sent_by_its_first_holder(
             self, pipeline: Pipeline, clock: Clock):
-        """A replica stalled past its lease (one send took 200 s) loses what is left of its
+        """A replica stalled past its lease (one send took 20 s, the renewer stalled too) loses what is left of its
         queue to the replica that took it over, and does not send it as well."""
         for store in ("a", "b"):
             pipeline.ingest(read_records(jsonl(snapshot(store=store, penalty_count=1))), "t")
@@ -100,7 +100,7 @@ class TestClaims:
         class Stalled(MemoryChannel):
             def deliver(self, alert: Alert) -> DeliveryReport:
                 if not self.sent:
-                    clock.advance(seconds=200)
+                    clock.advance(seconds=20)
                     second.run_once()
                 return super().deliver(alert)
 

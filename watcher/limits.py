@@ -11,7 +11,7 @@ safety depends on them.
 
 from __future__ import annotations
 
-from typing import Final  # noqa: F401  (the sections below fill in)
+from typing import Final
 
 # -- rule files (watcher/rules/loader.py) ---------------------------------------------------
 
@@ -24,3 +24,18 @@ from typing import Final  # noqa: F401  (the sections below fill in)
 
 # -- delivery (watcher/dispatcher.py, watcher/channels/) --------------------------------------
 
+# How long a claim on a notification lasts without renewal. A live dispatcher renews
+# its claims every third of this while it sends (however long a send takes), so this is
+# only how long a dead replica's claims wait before another replica sends them.
+CLAIM_LEASE_SECONDS: Final = 10.0
+# Messages a dispatcher claims per channel per round: only what it is about to send, so
+# that another replica finds the rest due (and a dead one held little).
+CLAIM_MESSAGES_PER_CHANNEL: Final = 5
+# Send rates per apprise service (URL scheme), shared by all replicas: a channel's
+# `rate:` overrides them. WeCom and DingTalk group bots take 20 messages a minute, a
+# Feishu/Lark bot about 100, a Slack webhook about one a second (bursts allowed).
+DEFAULT_RATES: Final = {"wecombot": "20/min", "dingtalk": "20/min", "feishu": "100/min",
+                        "lark": "100/min", "slack": "60/min"}
+# A digest names at most this many stores (the worst first); it names fewer when the
+# service's message size limit (watcher/channels/limits.py) leaves no room for them.
+DIGEST_MAX_STORES: Final = 10

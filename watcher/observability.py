@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -35,6 +35,17 @@ NOTIFICATIONS_SENT = Counter("watcher_notifications_sent_total", "Notifications 
 NOTIFICATIONS_FAILED = Counter("watcher_notifications_failed_total",
                                "Failed delivery attempts (retried)", ["channel"],
                                registry=REGISTRY)
+
+# Storm control (watcher/digest.py): per channel, the alerts folded into digests, the
+# digests made, and the messages waiting now because the channel's rate is spent.
+FOLDED = Counter("watcher_notifications_folded_total",
+                 "Notifications folded into a digest instead of sent one by one", ["channel"],
+                 registry=REGISTRY)
+DIGESTS = Counter("watcher_digests_total", "Digest messages made", ["channel"],
+                  registry=REGISTRY)
+RATE_LIMITED = Gauge("watcher_notifications_rate_limited",
+                     "Messages due but held back by the channel's send rate (last look)",
+                     ["channel"], registry=REGISTRY)
 
 
 def source_kind(source: str) -> str:

@@ -247,6 +247,9 @@ class AppriseChannel(Channel):
         self._delivered: OrderedDict[str, set[int]] = OrderedDict()
         self._remember = remember
 
+    def services(self) -> list[str]:
+        return [target.service for target in self.targets]
+
     def deliver(self, alert: Alert) -> DeliveryReport:
         identity = hashlib.sha256(alert.model_dump_json().encode()).hexdigest()
         done = self._delivered.get(identity, set())
