@@ -26,6 +26,7 @@ from sqlalchemy import Connection
 from watcher import digest
 from watcher.alerts import SEVERITY_RANK, Alert, AlertKind
 from watcher.channels.base import DeliveryReport
+from watcher.channels.rate import Rate
 from watcher.config import Settings
 from watcher.digest import CRITICAL
 from watcher.incidents import Event, EventKind
@@ -331,6 +332,19 @@ class Dispatcher:
                 emit("delivery_failed", channel=name, incident=row["incident_id"],
                      attempt=attempt, reason=reason, retry_in_seconds=round(delay, 1), **via)
             repo.add_events(conn, [(incident_id, event) for incident_id in told])
+
+
+def rate_status(conn: Connection, name: str, rate: Rate | None,
+                now: datetime) -> dict[str, Any]:
+    """A channel's send rate as every replica sees it: the rate, the messages sent or
+    claimed within its window, and the notifications due but held back for it."""
+    if rate is None:
+        return {"rate": "none", "in_window": None, "rate_limited": 0}
+    since = now - timedelta(seconds=rate.window_seconds)
+    used = repo.messages_used(conn, name, since, now)
+    due = repo.due_count(conn, name, now)
+    return {"rate": str(rate), "in_window": used,
+            "rate_limited": due if used >= rate.count else 0}
 
 
 def _priority(message: Message) -> int:

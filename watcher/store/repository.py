@@ -552,6 +552,11 @@ def messages_used(conn: Connection, channel: str, since: datetime, now: datetime
     return int(sent) + int(claimed)
 
 
+def due_count(conn: Connection, channel: str, now: datetime) -> int:
+    return int(conn.execute(select(func.count()).where(
+        notifications.c.channel == channel, _due(now))).scalar_one())
+
+
 def waiting(conn: Connection, channel: str, now: datetime,
             limit: int = 100_000) -> list[dict[str, Any]]:
     """``channel``'s due, unclaimed notifications, most urgent first (then oldest)."""
@@ -627,7 +632,8 @@ def outbox_backlog(conn: Connection) -> tuple[int, datetime | None]:
 
 
 def channel_status(conn: Connection) -> list[dict[str, Any]]:
-    """Per channel: delivered, waiting, failing, last success and last failure with reason."""
+    """Per channel: delivered, waiting, failing, folded into digests (and how many
+    digests), last success and last failure with reason."""
     summary: dict[str, dict[str, Any]] = {}
     rows = conn.execute(select(
         notifications.c.channel, notifications.c.status,
@@ -636,14 +642,23 @@ def channel_status(conn: Connection) -> list[dict[str, Any]]:
         notifications.c.channel, notifications.c.status, "tried"))
     for channel, status, tried, count, last_sent in rows:
         entry = summary.setdefault(channel, {"channel": channel, "sent": 0, "pending": 0,
-                                             "failing": 0, "last_sent_at": None,
-                                             "last_failure_at": None, "last_error": None})
-        if status == "sent":
+                                             "failing": 0, "folded": 0, "digests": 0,
+                                             "last_sent_at": None, "last_failure_at": None,
+                                             "last_error": None})
+        if status == "folded":
+            entry["folded"] += int(count)
+        elif status == "sent":
             entry["sent"] += int(count)
             entry["last_sent_at"] = as_utc(last_sent)
         else:
             entry["pending"] += int(count)
             entry["failing"] += int(count) if tried else 0
+    digests = conn.execute(select(notifications.c.channel,
+                                  func.count(func.distinct(notifications.c.carried_by)))
+                           .where(notifications.c.status == "folded")
+                           .group_by(notifications.c.channel))
+    for channel, count in digests:
+        summary[channel]["digests"] = int(count)
     failures = conn.execute(select(incident_events.c.at, incident_events.c.note,
                                    incident_events.c.data)
                             .where(incident_events.c.kind == "delivery_failed")
