@@ -11,6 +11,7 @@ up the others.
 
 from __future__ import annotations
 
+import os
 import random
 import socket
 import threading
@@ -97,7 +98,8 @@ class Dispatcher:
         self.settings = settings
         self.clock = clock
         self.jitter = jitter
-        self.worker_id = f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+        # host and pid: an operator (or a test) can tell which process holds a claim
+        self.worker_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="send")
         self._busy: dict[str, Future[None]] = {}
         self.wake = threading.Event()
