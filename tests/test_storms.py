@@ -26,6 +26,7 @@ from watcher.channels.base import ChannelDef
 from watcher.channels.memory import MemoryChannel
 from watcher.config import load_settings
 from watcher.dispatcher import Dispatcher
+from watcher.observability import REGISTRY
 from watcher.pipeline import Pipeline
 from watcher.store import repository as repo
 from watcher.store.schema import notifications
@@ -113,9 +114,14 @@ class TestStorm:
             self, pipeline: Pipeline, clock: Clock):
         responses.post(WECOM_API, json={"errcode": 0, "errmsg": "ok"})
         storm_settings(pipeline)
+        before = {name: REGISTRY.get_sample_value(name, {"channel": "wecom"}) or 0.0
+                  for name in ("watcher_notifications_folded_total", "watcher_digests_total")}
         pipeline.ingest(read_records(breaches(0, 30)), "t")
         drain(sender(pipeline, {"wecom": wecom(pipeline)}, clock))
         [message] = messages()
+        for name, more in (("watcher_notifications_folded_total", 30),
+                           ("watcher_digests_total", 1)):  # /metrics, per channel
+            assert REGISTRY.get_sample_value(name, {"channel": "wecom"}) == before[name] + more
         assert alerts_in(message) == 30
         assert f"{PUBLIC_URL}/?rule=penalty-received" in message  # the filtered page
         assert "s000" in message and "另有" in message  # the worst by name, then the rest
