@@ -166,34 +166,45 @@ class Dispatcher:
         what the budget cannot carry one by one."""
         channel = self.channels.get(name)
         rate = getattr(channel, "rate", None)
-        repo.lock_channel(conn, name)
-        rows = repo.waiting(conn, name, now)
-        if not rows:
-            if rate is not None:
-                RATE_LIMITED.labels(name).set(0)
-            return []
-        messages = messages_of(rows)
         budget = CLAIM_MESSAGES_PER_CHANNEL
-        if rate is not None:
-            since = now - timedelta(seconds=rate.window_seconds)
-            left = rate.count - repo.messages_used(conn, name, since, now)
-            # Critical alerts have a budget of their own: the rest may use the rate
-            # only up to a reserve, so a critical one never waits behind them.
-            reserve = rate.count // 4 if rate.count >= 4 else 0
-            critical = [m for m in messages if _priority(m) >= CRITICAL]
-            others = [m for m in messages if _priority(m) < CRITICAL]
-            critical = self._fold_if_over(conn, name, critical, left, now)
-            others = self._fold_if_over(conn, name, others, left - reserve, now)
-            messages = critical[:max(left, 0)]
-            messages += others[:max(min(left - len(messages), left - reserve), 0)]
-            held = len(critical) + len(others) - len(messages)
-            RATE_LIMITED.labels(name).set(held)
-        chosen = messages[:budget]
+        repo.lock_channel(conn, name)
+        if rate is None:  # a group cut at the limit goes on in the next round
+            chosen = messages_of(repo.waiting(conn, name, now, limit=budget * 20))[:budget]
+        else:
+            chosen = self._within_rate(conn, name, rate, now)[:budget]
         if not chosen:
             return []
         rows = repo.claim(conn, [row["id"] for m in chosen for row in m], self.worker_id,
                           now + self.lease, now)
         return messages_of(rows)
+
+    def _within_rate(self, conn: Connection, name: str, rate: Rate,
+                     now: datetime) -> list[Message]:
+        """What ``rate`` lets the channel send now, critical first, the rest folded
+        when it cannot go one by one. Critical alerts have a budget of their own: the
+        others may spend the rate only up to a reserve (a quarter), so a critical one
+        never waits behind them nor behind a digest."""
+        since = now - timedelta(seconds=rate.window_seconds)
+        left = rate.count - repo.messages_used(conn, name, since, now)
+        reserve = rate.count // 4 if rate.count >= 4 else 0
+        due = repo.due_count(conn, name, now)
+        if left <= 0 or not due:  # nothing to spend, or nothing to spend it on
+            RATE_LIMITED.labels(name).set(due)
+            return []
+        # Every waiting row when it may have to be folded; else the critical ones only.
+        only_critical = left - reserve <= 0
+        messages = messages_of(repo.waiting(conn, name, now,
+                                            min_priority=CRITICAL if only_critical else None))
+        critical = self._fold_if_over(conn, name, [m for m in messages
+                                                   if _priority(m) >= CRITICAL], left, now)
+        others = self._fold_if_over(conn, name, [m for m in messages
+                                                 if _priority(m) < CRITICAL],
+                                    left - reserve, now)
+        chosen = critical[:left]
+        chosen += others[:max(min(left - len(chosen), left - reserve), 0)]
+        waiting = due if only_critical else len(critical) + len(others)
+        RATE_LIMITED.labels(name).set(max(waiting - len(chosen), 0))
+        return chosen
 
     def _fold_if_over(self, conn: Connection, name: str, messages: list[Message],
                       budget: int, now: datetime) -> list[Message]:

@@ -557,11 +557,13 @@ def due_count(conn: Connection, channel: str, now: datetime) -> int:
         notifications.c.channel == channel, _due(now))).scalar_one())
 
 
-def waiting(conn: Connection, channel: str, now: datetime,
-            limit: int = 100_000) -> list[dict[str, Any]]:
+def waiting(conn: Connection, channel: str, now: datetime, limit: int = 100_000,
+            min_priority: int | None = None) -> list[dict[str, Any]]:
     """``channel``'s due, unclaimed notifications, most urgent first (then oldest)."""
     query = (select(notifications).where(notifications.c.channel == channel, _due(now))
              .order_by(notifications.c.priority.desc(), notifications.c.id).limit(limit))
+    if min_priority is not None:
+        query = query.where(notifications.c.priority >= min_priority)
     if conn.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
     return [dict(r._mapping) for r in conn.execute(query)]
