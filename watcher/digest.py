@@ -21,6 +21,7 @@ from urllib.parse import urlencode
 
 from watcher.alerts import SEVERITY_RANK as RANK
 from watcher.alerts import Alert, AlertKind, Digest, DigestItem, DigestRule
+from watcher.apply import labels_of
 from watcher.config import Settings
 from watcher.limits import DIGEST_MAX_STORES
 
@@ -32,18 +33,10 @@ def priority(alert: Alert) -> int:
     return RANK.get(alert.severity, 0)
 
 
-def labels(alert: Alert) -> dict[str, str | None]:
-    """The labels routes match on (as ``watcher.apply.labels_of`` gives them)."""
-    return {**{f"label.{k}": v for k, v in alert.labels.items()},
-            "team": alert.labels.get("team"), "audience": alert.audience,
-            "severity": alert.severity, "rule": alert.rule, "platform": alert.platform,
-            "store": alert.store, "operator": alert.operator}
-
-
 def fold_key(settings: Settings, alert: Alert, channel: str) -> str:
     """Alerts with the same key may share a digest: same route to ``channel``, same
     weight (critical or not), same news (breach or resolution)."""
-    found = labels(alert)
+    found = labels_of(alert)
     route = "default"
     for index, candidate in enumerate(settings.routes):
         if candidate.matches(found) and channel in candidate.channels:

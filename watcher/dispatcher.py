@@ -264,15 +264,15 @@ class Dispatcher:
                 # have lost its claims to another replica: check before the next send.
                 if (self.clock() - renewed) > self.lease / 3:
                     renewed = self.clock()
-                    lost |= pending - self._renew(pending)
+                    lost |= self._renew(pending)
                 message = [row for row in queue.pop(0) if int(row["id"]) not in lost]
                 if not message:
                     continue
                 alerts = [Alert.model_validate(row["alert"]) for row in message]
                 report = self._send(name, alerts[0] if len(alerts) == 1 else grouped(alerts))
                 for row in message:
+                    pending.discard(int(row["id"]))  # recorded now: no longer renewed
                     self._record(name, row, report)
-                    pending.discard(int(row["id"]))
         finally:
             done.set()
             renewer.join()
@@ -281,23 +281,26 @@ class Dispatcher:
         """Every third of the lease until ``done``: extend the lease on what is still to
         be sent. One UPDATE per channel at a time, whatever one send takes."""
         while not done.wait(self.settings.claim_lease_seconds / 3):
-            ids = set(pending)
-            if not ids:
-                continue
             try:
-                lost |= ids - self._renew(ids)
+                lost |= self._renew(pending)
             except Exception:  # the database is away: the next round tries again
-                log.warning("lease_renewal_failed", notifications=len(ids), exc_info=True)
+                log.warning("lease_renewal_failed", notifications=len(pending),
+                            exc_info=True)
 
-    def _renew(self, ids: set[int]) -> set[int]:
-        """Renew the lease on ``ids``; the ids still ours. A claim lost meanwhile (this
-        process stalled past its lease) is left to the replica that took it over."""
+    def _renew(self, pending: set[int]) -> set[int]:
+        """Renew the lease on the ``pending`` ids; those no longer ours. A claim lost
+        meanwhile (this process stalled past its lease) is left to the replica that took
+        it over; one sent meanwhile (it left ``pending``) is not lost."""
+        ids = set(pending)
+        if not ids:
+            return set()
         with self.db.engine.begin() as conn:
             mine = repo.renew_claims(conn, sorted(ids), self.worker_id,
                                      self.clock() + self.lease)
-        if ids - mine:
-            log.warning("claims_lost", notifications=sorted(ids - mine), worker=self.worker_id)
-        return mine
+        lost = (ids - mine) & pending
+        if lost:
+            log.warning("claims_lost", notifications=sorted(lost), worker=self.worker_id)
+        return lost
 
     def _send(self, name: str, alert: Alert) -> DeliveryReport:
         channel = self.channels.get(name)
