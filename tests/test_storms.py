@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -31,6 +31,7 @@ from watcher.pipeline import Pipeline
 from watcher.store import repository as repo
 from watcher.store.schema import notifications
 from watcher.validation import read_records
+from watcher.web.views import timeline
 
 PUBLIC_URL = "https://kpi.example.com"
 
@@ -238,3 +239,16 @@ class TestSharedRate:
             assert sum(1 for t in times if start <= t < start + timedelta(seconds=60)) <= 4
         if replicas == 2:
             assert all(c.sent for c in channels)  # both took part
+
+
+class TestTimelinePage:
+    def test_the_page_says_which_digest_carried_the_incident(self):
+        at = datetime(2026, 11, 1, tzinfo=UTC)
+        folded, notified = timeline([
+            {"at": at, "kind": "folded", "actor": "watcher", "data": {
+                "channel": "wecom", "digest": 7},
+             "note": "carried by digest notification #7 on 'wecom' (30 alerts in one message)"},
+            {"at": at, "kind": "notified", "actor": "watcher", "note": None, "data": {
+                "channel": "wecom", "attempt": 1, "outcomes": [], "digest": 7}}], "zh-CN")
+        assert folded.label == "已合并为汇总消息" and "#7" in (folded.note or "")
+        assert "由渠道 wecom 的汇总消息 #7 送达" in notified.details
