@@ -121,8 +121,10 @@ class TestClaims:
             self, pipeline: Pipeline, clock: Clock):
         """Claims are small (what is about to be sent) and renewed while a send takes:
         a replica looking for work during a send three leases long finds only what the
-        first did not claim, and nothing goes out twice. Real time, a 0.6 s lease."""
-        pipeline.settings = pipeline.settings.model_copy(update={"claim_lease_seconds": 0.6})
+        first did not claim, and nothing goes out twice. Real time, a 2 s lease (short,
+        yet long enough for a loaded machine to schedule the renewer within a third)."""
+        lease = 2.0
+        pipeline.settings = pipeline.settings.model_copy(update={"claim_lease_seconds": lease})
         stores = [f"s{n}" for n in range(CLAIM_MESSAGES_PER_CHANNEL + 3)]
         pipeline.ingest(read_records(jsonl(*[snapshot(store=s, penalty_count=1)
                                              for s in stores])), "t")
@@ -141,7 +143,7 @@ class TestClaims:
         assert started.wait(10)
         other = MemoryChannel.named("console")
         second = Dispatcher(pipeline.db, {"console": other}, pipeline.settings)
-        deadline = time.monotonic() + 3 * 0.6
+        deadline = time.monotonic() + 2.5 * lease
         while time.monotonic() < deadline:
             second.run_once()
             time.sleep(0.05)

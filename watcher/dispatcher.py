@@ -172,47 +172,51 @@ class Dispatcher:
             chosen = messages_of(repo.waiting(conn, name, now, limit=budget * 20))[:budget]
         else:
             chosen = self._within_rate(conn, name, rate, now)[:budget]
-        if not chosen:
-            return []
         rows = repo.claim(conn, [row["id"] for m in chosen for row in m], self.worker_id,
-                          now + self.lease, now)
+                          now + self.lease, now) if chosen else []
+        if rate is not None:
+            RATE_LIMITED.labels(name).set(repo.due_count(conn, name, now))  # left waiting
         return messages_of(rows)
 
     def _within_rate(self, conn: Connection, name: str, rate: Rate,
                      now: datetime) -> list[Message]:
-        """What ``rate`` lets the channel send now, critical first, the rest folded
-        when it cannot go one by one. Critical alerts have a budget of their own: the
-        others may spend the rate only up to a reserve (a quarter), so a critical one
-        never waits behind them nor behind a digest."""
-        since = now - timedelta(seconds=rate.window_seconds)
-        left = rate.count - repo.messages_used(conn, name, since, now)
+        """What ``rate`` lets the channel send now: critical alerts first, with a budget
+        of their own (the others may spend the rate only up to a reserve of a quarter),
+        so a critical alert never waits behind the rest nor behind their digests."""
+        window = repo.rate_window(conn, name, now - timedelta(seconds=rate.window_seconds),
+                                  now)
+        left = rate.count - window.used
         reserve = rate.count // 4 if rate.count >= 4 else 0
-        due = repo.due_count(conn, name, now)
-        if left <= 0 or not due:  # nothing to spend, or nothing to spend it on
-            RATE_LIMITED.labels(name).set(due)
+        if left <= 0 or not repo.due_count(conn, name, now):
             return []
-        # Every waiting row when it may have to be folded; else the critical ones only.
-        only_critical = left - reserve <= 0
-        messages = messages_of(repo.waiting(conn, name, now,
-                                            min_priority=CRITICAL if only_critical else None))
-        critical = self._fold_if_over(conn, name, [m for m in messages
-                                                   if _priority(m) >= CRITICAL], left, now)
-        others = self._fold_if_over(conn, name, [m for m in messages
-                                                 if _priority(m) < CRITICAL],
-                                    left - reserve, now)
-        chosen = critical[:left]
-        chosen += others[:max(min(left - len(chosen), left - reserve), 0)]
-        waiting = due if only_critical else len(critical) + len(others)
-        RATE_LIMITED.labels(name).set(max(waiting - len(chosen), 0))
-        return chosen
+        messages = messages_of(repo.waiting(  # the others only when they may go
+            conn, name, now, min_priority=CRITICAL if left - reserve <= 0 else None))
+        chosen = self._spend(conn, name, [m for m in messages if _priority(m) >= CRITICAL],
+                             left, rate, window, now)
+        others = [m for m in messages if _priority(m) < CRITICAL]
+        return chosen + self._spend(conn, name, others,
+                                    min(left - len(chosen), left - reserve), rate, window, now)
 
-    def _fold_if_over(self, conn: Connection, name: str, messages: list[Message],
-                      budget: int, now: datetime) -> list[Message]:
-        """``messages`` as they are when the budget carries them; otherwise the alerts
-        of each fold key (route, weight, news) in one digest each. A digest is never
-        folded again, and a lone alert stays itself."""
-        if budget <= 0 or len(messages) <= budget:
-            return messages  # nothing to spend now: fold when a slot frees, with all
+    def _spend(self, conn: Connection, name: str, messages: list[Message], budget: int,
+               rate: Rate, window: repo.Window, now: datetime) -> list[Message]:
+        """Messages one by one while they need at most half of ``budget``. Beyond that
+        a storm has begun: the waiting alerts are folded into digests, spaced
+        ``window / budget`` apart, so that the budget stretches over the window and
+        what keeps arriving still finds room in it."""
+        if budget <= 0 or not messages:
+            return []
+        if len(messages) <= budget // 2:
+            return messages
+        pace = timedelta(seconds=rate.window_seconds / budget)
+        if window.claimed or (window.last_sent_at is not None
+                              and now - window.last_sent_at < pace):
+            return []  # the next digest, at the pace, carries these too
+        return self._fold_all(conn, name, messages, now)[:budget]
+
+    def _fold_all(self, conn: Connection, name: str, messages: list[Message],
+                  now: datetime) -> list[Message]:
+        """The alerts of each fold key (route, weight, news) in one digest each. A
+        digest is never folded again, and a lone alert stays itself."""
         by_key: dict[str, list[dict[str, Any]]] = {}
         kept: list[Message] = []
         for message in messages:
@@ -221,13 +225,10 @@ class Dispatcher:
                 if alert.kind is AlertKind.DIGEST:
                     kept.append([row])
                 else:
-                    key = digest.fold_key(self.settings, alert, name)
-                    by_key.setdefault(key, []).append(row)
+                    by_key.setdefault(digest.fold_key(self.settings, alert, name),
+                                      []).append(row)
         for rows in by_key.values():
-            if len(rows) == 1:
-                kept.append(rows)
-                continue
-            kept.append([self._fold(conn, name, rows, now)])
+            kept.append(rows if len(rows) == 1 else [self._fold(conn, name, rows, now)])
         return sorted(kept, key=lambda m: (-_priority(m), min(int(r["id"]) for r in m)))
 
     def _fold(self, conn: Connection, name: str, rows: list[dict[str, Any]],
@@ -353,14 +354,13 @@ class Dispatcher:
 def rate_status(conn: Connection, name: str, rate: Rate | None,
                 now: datetime) -> dict[str, Any]:
     """A channel's send rate as every replica sees it: the rate, the messages sent or
-    claimed within its window, and the notifications due but held back for it."""
+    claimed within its window, and the notifications due but waiting for it (its
+    budget spent, or the next digest not due yet at the storm's pace)."""
     if rate is None:
         return {"rate": "none", "in_window": None, "rate_limited": 0}
     since = now - timedelta(seconds=rate.window_seconds)
-    used = repo.messages_used(conn, name, since, now)
-    due = repo.due_count(conn, name, now)
-    return {"rate": str(rate), "in_window": used,
-            "rate_limited": due if used >= rate.count else 0}
+    return {"rate": str(rate), "in_window": repo.rate_window(conn, name, since, now).used,
+            "rate_limited": repo.due_count(conn, name, now)}
 
 
 def _priority(message: Message) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, TypeVar
 
@@ -540,16 +541,28 @@ def _message() -> Any:
         notifications.c.group_key, cast(notifications.c.id, String))))
 
 
-def messages_used(conn: Connection, channel: str, since: datetime, now: datetime) -> int:
-    """Messages of ``channel`` sent since ``since`` or claimed now (about to be sent):
-    what its send rate has left, as every replica sees it."""
-    sent = conn.execute(select(_message()).where(
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A channel's messages within its rate's window, as every replica sees them."""
+
+    sent: int
+    claimed: int  # about to be sent (a live claim)
+    last_sent_at: datetime | None
+
+    @property
+    def used(self) -> int:
+        return self.sent + self.claimed
+
+
+def rate_window(conn: Connection, channel: str, since: datetime, now: datetime) -> Window:
+    """Messages of ``channel`` sent since ``since``, those claimed now, the last send."""
+    sent, last = conn.execute(select(_message(), func.max(notifications.c.sent_at)).where(
         notifications.c.channel == channel, notifications.c.status == "sent",
-        notifications.c.sent_at >= since)).scalar_one()
+        notifications.c.sent_at >= since)).one()
     claimed = conn.execute(select(_message()).where(
         notifications.c.channel == channel, notifications.c.status == "pending",
         notifications.c.claimed_until >= now)).scalar_one()
-    return int(sent) + int(claimed)
+    return Window(int(sent), int(claimed), as_utc(last))
 
 
 def due_count(conn: Connection, channel: str, now: datetime) -> int:
