@@ -50,6 +50,9 @@ COMPLAIN_AFTER = 3  # attempts after which a failing channel is logged as an err
 
 
 class Sender(Protocol):
+    """A channel as the dispatcher uses it; one with a ``rate`` (``Channel.rate``) has
+    its sends counted against it."""
+
     def send(self, alert: Alert) -> DeliveryReport: ...
 
 
@@ -110,8 +113,7 @@ class Dispatcher:
 
     def run_once(self) -> int:
         """Claim what each channel may send now, send it (channels in parallel), record
-        outcomes; the number of notifications claimed (a digest counts with what it
-        carries)."""
+        outcomes; the number of notifications claimed (a digest is one)."""
         claimed = self._claim_all(skip=set())
         futures = [self._pool.submit(self._send_all, name, messages)
                    for name, messages in claimed.items()]
