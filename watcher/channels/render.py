@@ -162,7 +162,6 @@ class Renderer:
             "indicators": sorted({row["metric_name"] for row in evidence}),
         }
 
-
     def digest_context(self, alert: Alert, language: str,
                        items: int | None) -> dict[str, Any]:
         """A digest's words and numbers (``digest.*`` of strings.yaml), its title too."""

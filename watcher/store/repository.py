@@ -614,16 +614,6 @@ def carried_by(conn: Connection, digest_id: int) -> list[dict[str, Any]]:
     return [dict(r._mapping) for r in rows]
 
 
-def claim_due(conn: Connection, now: datetime, worker: str, lease_until: datetime,
-              limit: int = 50) -> list[dict[str, Any]]:
-    """Claim up to ``limit`` due notifications of any channel, most urgent first."""
-    query = select(notifications.c.id).where(_due(now)).order_by(
-        notifications.c.priority.desc(), notifications.c.id).limit(limit)
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    return claim(conn, [r.id for r in conn.execute(query)], worker, lease_until, now)
-
-
 def mark_sent(conn: Connection, notification_id: int, now: datetime) -> None:
     conn.execute(update(notifications).where(notifications.c.id == notification_id).values(
         status="sent", sent_at=now, attempts=notifications.c.attempts + 1, last_error=None,
