@@ -40,6 +40,7 @@ from watcher.auth import Authenticator, is_loopback
 from watcher.web.access import same_origin
 
 WILDCARDS = {"", "0.0.0.0", "::", "*"}
+CLOSE = (b"connection", b"close")
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 # What the API reads; none is a CORS-safelisted type, so a browser preflights it.
 PREFLIGHTED_TYPES = {
@@ -147,19 +148,23 @@ class SiteGuard:
         await self._bounded(scope, receive, send)
 
     async def _bounded(self, scope: Scope, receive: Receive, send: Send) -> None:
-        read, started = 0, False
+        read, over, started = 0, False, False
 
         async def counted() -> Message:
-            nonlocal read
+            nonlocal read, over
             message = await receive()
             read += len(message.get("body", b""))
             if read > self.max_body_bytes:
+                over = True
                 raise BodyTooLarge(self.max_body_bytes)
             return message
 
         async def sending(message: Message) -> None:
             nonlocal started
-            started = started or message["type"] == "http.response.start"
+            if message["type"] == "http.response.start":
+                started = True
+                if over:  # the server closes the connection instead of reading the rest
+                    message = {**message, "headers": [*message.get("headers", []), CLOSE]}
             await send(message)
 
         try:
@@ -187,8 +192,9 @@ class SiteGuard:
 
 
 async def _refuse(send: Send, status: int, detail: str) -> None:
+    """Answer without reading the body; the connection closes rather than drain it."""
     body = json.dumps({"detail": detail}).encode()
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode())]})
+                            (b"content-length", str(len(body)).encode()), CLOSE]})
     await send({"type": "http.response.body", "body": body})
