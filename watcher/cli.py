@@ -105,12 +105,15 @@ def run(config: ConfigOpt = None,
             "--with-examples", help="Drop the bundled example data in the drop folder")] = False,
         ) -> None:
     """Run the daemon in the foreground: HTTP API, drop folder, dispatcher."""
-    from watcher.daemon.runner import Daemon
+    from watcher.daemon.runner import Daemon, open_runtime
 
     settings = _settings(config, host=host, port=port)
     Path(settings.drop_folder).mkdir(parents=True, exist_ok=True)
     examples = _examples_folder() if with_examples else None
-    daemon = Daemon(Runtime.open(settings), examples=examples)
+    runtime = open_runtime(settings)
+    if runtime is None:  # stopped while waiting for the database
+        return
+    daemon = Daemon(runtime, examples=examples)
     freeze_heap()  # again: the daemon's own modules are loaded now
     daemon.serve()
 

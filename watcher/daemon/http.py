@@ -16,8 +16,6 @@ from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query, Reques
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
-from sqlalchemy.exc import InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from watcher.actions import ActionKind, act
 from watcher.auth import Authenticator, Role, bearer
@@ -38,6 +36,7 @@ from watcher.daemon.scorecards import scorecard_router
 from watcher.errors import InputError, InputTooLarge, InvalidTransition, NotFound, WatcherError
 from watcher.incidents import Incident
 from watcher.observability import REGISTRY, watch_store
+from watcher.outage import DATABASE_DOWN
 from watcher.pipeline import IngestReport
 from watcher.runtime import Runtime
 from watcher.silences import Silence
@@ -115,7 +114,6 @@ def incident_json(incident: Incident) -> dict[str, Any]:
 
 
 RETRY_AFTER_SECONDS = 5
-DATABASE_DOWN = (OperationalError, InterfaceError, PoolTimeout)
 
 
 def database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
