@@ -24,21 +24,15 @@ from sqlalchemy import create_engine
 from sqlalchemy.exc import OperationalError
 from structlog.testing import capture_logs
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, jsonl, snapshot
 from tests.daemon_harness import free_port
 from tests.private_postgres import PrivatePostgres, private_postgres
+from tests.test_cli import env, watcher  # noqa: F401  (fixture)
+from tests.test_faults import wait_until
 from watcher.config import load_settings
 from watcher.dispatcher import Dispatcher
 from watcher.outage import LONGEST_RETRY_SECONDS, Outage, masked
 from watcher.store import Database, open_database
-
-
-def wait_until(condition: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s: {what}")
-        time.sleep(0.1)
 
 
 class Watcher:
@@ -52,12 +46,12 @@ class Watcher:
             "database_url": database_url, "rules": str(ROOT / "rules"),
             "drop_folder": str(folder / "inbox"), "port": self.port,
             "dispatch_poll_seconds": 0.1}), encoding="utf-8")
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        env.pop("WATCHER_CONFIG", None)
-        env.pop("WATCHER_DATABASE_URL", None)
+        environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        environment.pop("WATCHER_CONFIG", None)
+        environment.pop("WATCHER_DATABASE_URL", None)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "watcher.cli", "--log-json", "run", "--config", str(config)],
-            cwd=folder, env=env, stdout=self.log.open("ab"), stderr=subprocess.STDOUT)
+            cwd=folder, env=environment, stdout=self.log.open("ab"), stderr=subprocess.STDOUT)
 
     def lines(self) -> list[dict[str, Any]]:
         found = []
@@ -137,17 +131,35 @@ class TestOutageOfAPrivateCluster:
         wait_until(lambda: daemon.status("/readyz") == 503, 10, "not ready while down")
         wait_until(lambda: daemon.events("database_unavailable", "dispatcher"), 10,
                    "the dispatcher's outage line")
+        (tmp_path / "inbox" / "late.jsonl").write_bytes(jsonl(snapshot(store="late")))
         time.sleep(4)  # at dispatch_poll_seconds=0.1 this used to be 40 tracebacks
-        assert len(daemon.events("database_unavailable", "dispatcher")) == 1
+        for loop in ("dispatcher", "drop-folder"):
+            assert len(daemon.events("database_unavailable", loop)) == 1, loop
         assert not daemon.events("dispatch_failed")
+        assert not daemon.events("drop_folder_scan_failed")
         assert "Traceback" not in daemon.log.read_text()
+        assert (tmp_path / "inbox" / "late.jsonl").exists()  # waits, neither lost nor rejected
 
         database.start()
         wait_until(lambda: daemon.events("database_available", "dispatcher"), 20,
                    "the dispatcher's recovery line")
         wait_until(lambda: daemon.status("/readyz") == 200, 10, "ready again")
+        wait_until(lambda: list((tmp_path / "inbox" / "processed").glob("*late.jsonl")), 20,
+                   "the waiting file ingested")
         assert len(daemon.events("database_available", "dispatcher")) == 1
+        assert len(daemon.events("database_available", "drop-folder")) == 1
         assert daemon.stop() == 0
+
+
+class TestCommands:
+    def test_a_command_says_the_database_is_unavailable_in_one_line(
+            self, env: Path, monkeypatch: pytest.MonkeyPatch):  # noqa: F811
+        monkeypatch.setenv("WATCHER_DATABASE_URL",
+                           f"postgresql+psycopg://u:pw@127.0.0.1:{free_port()}/x")
+        code, out = watcher("incidents", "list")
+        assert code == 1 and "Traceback" not in out
+        assert out.strip().startswith("error: the database is unavailable: connection failed")
+        assert "Connection refused" in out and "pw" not in out
 
 
 class TestLoops:

@@ -21,6 +21,7 @@ from watcher.channels import ChannelDef, Renderer, build_channel, build_channels
 from watcher.config import Settings, load_settings, parse_duration
 from watcher.errors import ConfigError, WatcherError
 from watcher.incidents import Incident
+from watcher.outage import DATABASE_DOWN, reason
 from watcher.redact import redact_text
 from watcher.rules.loader import load_pack
 from watcher.runtime import Runtime, freeze_heap
@@ -565,6 +566,9 @@ def _clean_errors(command: Callable[..., Any]) -> Callable[..., Any]:
             raise typer.Exit(2) from None
         except WatcherError as exc:
             typer.echo(f"error: {redact_text(str(exc))}", err=True)
+            raise typer.Exit(1) from None
+        except DATABASE_DOWN as exc:
+            typer.echo(f"error: the database is unavailable: {reason(exc)}", err=True)
             raise typer.Exit(1) from None
     return run
 
