@@ -181,12 +181,15 @@ class TestBoundedBodies:
         assert pulled * chunk <= LIMIT + chunk
         assert stored(pipeline) == 0
 
-    def test_the_refusal_names_the_limit_and_the_setting(self, client: TestClient):
+    @pytest.mark.parametrize("path", ["/v1/snapshots", "/v1/sources/shopee?store=s",
+                                      "/v1/silences", "/v1/incidents/1/ack"])
+    def test_the_refusal_names_the_limit_and_the_setting(self, client: TestClient, path: str):
         def chunks() -> Iterator[bytes]:
             for _ in range(20):
                 yield b" " * 10_000
-        response = client.post("/v1/snapshots", content=chunks(), headers=JSON)
+        response = client.post(path, content=chunks(), headers=JSON)
         assert response.status_code == 413
+        assert response.headers["connection"] == "close"
         assert f"{LIMIT} bytes" in response.json()["detail"]
         assert "max_body_bytes" in response.json()["detail"]
 
