@@ -1,7 +1,8 @@
 """The database going away and coming back, as the daemon's loops see it.
 
-A database restart or a network cut is not a bug: each loop (dispatcher, timers,
-drop folder, retention) and the daemon's start wait it out. What they owe the
+A database restart or a network cut is not a bug: the daemon's start and its
+polling loops (dispatcher, timers, drop folder) wait it out; retention, hourly, just
+tries again on its next pass. What they owe the
 operator is one clear line when an outage starts (which database, the URL with
 its password masked, the reason), one when it ends, and retries that back off
 instead of hammering the server or flooding the log every half second.
