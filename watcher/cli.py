@@ -21,6 +21,7 @@ from watcher.channels import ChannelDef, Renderer, build_channel, build_channels
 from watcher.config import Settings, load_settings, parse_duration
 from watcher.errors import ConfigError, WatcherError
 from watcher.incidents import Incident
+from watcher.outage import DATABASE_DOWN, reason
 from watcher.redact import redact_text
 from watcher.rules.loader import load_pack
 from watcher.runtime import Runtime, freeze_heap
@@ -155,7 +156,7 @@ def run(config: ConfigOpt = None,
             "--with-examples", help="Drop the bundled example data in the drop folder")] = False,
         ) -> None:
     """Run the daemon in the foreground: HTTP API, drop folder, dispatcher."""
-    from watcher.daemon.runner import Daemon, listen
+    from watcher.daemon.runner import Daemon, listen, open_runtime
 
     settings = _settings(config, host=host, port=port)
     if config is None and Path("config.yaml").is_file():
@@ -164,7 +165,10 @@ def run(config: ConfigOpt = None,
     sock = listen(settings.host, settings.port)  # a port in use fails before anything starts
     Path(settings.drop_folder).mkdir(parents=True, exist_ok=True)
     examples = defaults.examples() if with_examples else None
-    daemon = Daemon(Runtime.open(settings), examples=examples)
+    runtime = open_runtime(settings)
+    if runtime is None:  # stopped while waiting for the database
+        return
+    daemon = Daemon(runtime, examples=examples)
     freeze_heap()  # again: the daemon's own modules are loaded now
     daemon.serve(sock)
 
@@ -645,6 +649,9 @@ def _clean_errors(command: Callable[..., Any]) -> Callable[..., Any]:
             raise typer.Exit(2) from None
         except WatcherError as exc:
             typer.echo(f"error: {redact_text(str(exc))}", err=True)
+            raise typer.Exit(1) from None
+        except DATABASE_DOWN as exc:
+            typer.echo(f"error: the database is unavailable: {reason(exc)}", err=True)
             raise typer.Exit(1) from None
     return run
 

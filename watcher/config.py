@@ -21,7 +21,7 @@ from pydantic import (
     field_validator,
 )
 
-from watcher import defaults, yamlfile
+from watcher import defaults, limits, yamlfile
 from watcher.assessment.weights import ScorecardSettings
 from watcher.errors import ConfigError
 
@@ -193,6 +193,10 @@ class Settings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     public_url: str | None = None
+    allowed_hosts: tuple[str, ...] = Field(
+        default=(), description="more names the daemon answers to besides loopback, "
+                                "public_url's host and the bound address (421 otherwise); "
+                                "'*.example.com' matches its subdomains")
     channels: dict[str, dict[str, Any]] = Field(default_factory=dict)
     routes: tuple[Route, ...] = ()
     inhibit: tuple[Inhibition, ...] = ()
@@ -205,7 +209,8 @@ class Settings(BaseModel):
     targets: Path | None = Field(
         default=None, description="targets file (docs/scorecards.md); reloaded on change")
     scorecard: ScorecardSettings = Field(default_factory=ScorecardSettings)
-    max_body_bytes: int = Field(default=20_000_000, gt=0, description="an HTTP body")
+    max_body_bytes: int = Field(default=limits.MAX_BODY_BYTES, gt=0,
+                                description="an HTTP body (413 beyond it)")
     max_file_bytes: int = Field(default=500_000_000, gt=0,
                                 description="a file given to watcher ingest or dropped: ERP "
                                             "exports and backfills are bigger than a post")

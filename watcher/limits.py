@@ -11,7 +11,7 @@ safety depends on them.
 
 from __future__ import annotations
 
-from typing import Final  # noqa: F401  (the sections below fill in)
+from typing import Final
 
 # -- rule files (watcher/rules/loader.py) ---------------------------------------------------
 
@@ -20,6 +20,10 @@ from typing import Final  # noqa: F401  (the sections below fill in)
 
 
 # -- HTTP requests (watcher/daemon/http.py) ---------------------------------------------------
+
+# The default of the ``max_body_bytes`` setting: a request body is counted as it
+# arrives (Content-Length or chunked alike) and refused with 413 at this size.
+MAX_BODY_BYTES: Final = 20_000_000
 
 
 # -- delivery (watcher/dispatcher.py, watcher/channels/) --------------------------------------

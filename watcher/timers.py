@@ -20,6 +20,7 @@ from watcher.apply import alert_for, labels_of, silenced_event
 from watcher.config import Route, Settings, policy
 from watcher.escalation import Escalate, Progress, Remind, due
 from watcher.incidents import Event, EventKind, Incident
+from watcher.outage import DATABASE_DOWN, Outage
 from watcher.silences import silenced_by
 from watcher.store import Database
 from watcher.store import repository as repo
@@ -119,8 +120,15 @@ class Timers:
         return len(actions)
 
     def run_forever(self, stop: threading.Event) -> None:
-        while not stop.wait(self.settings.timers_poll_seconds):
+        outage, wait = Outage("timers", self.settings.database_url), 0.0
+        while not stop.wait(max(wait, self.settings.timers_poll_seconds)):
+            wait = 0.0
             try:
                 self.run_once()
+            except DATABASE_DOWN as exc:  # logged once per outage
+                wait = outage.failed(exc)
+                continue
             except Exception:
                 log.exception("timers_failed")
+            else:
+                outage.ok()
