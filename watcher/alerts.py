@@ -20,6 +20,7 @@ class AlertKind(StrEnum):
     ESCALATED = "escalated"
     RESOLVED = "resolved"
     TEST = "test"
+    REPORT = "report"  # a manager's monthly report (watcher.monthly)
 
 
 class Evidence(BaseModel):

@@ -6,7 +6,7 @@ fails to load is refused with its file and line in the log, and the rules
 already running stay in force. The new engine is built on the engine thread,
 the only thread that touches durable-rules. The targets file is reloaded the
 same way: a broken edit is refused with file and line, the previous targets
-stay in force.
+stay in force. So is the roster.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 
 import structlog
 
+from watcher.assessment.roster import load_roster
 from watcher.assessment.targets import load_targets
 from watcher.errors import ConfigError
 from watcher.pipeline import Pipeline
@@ -134,4 +135,28 @@ class TargetsReloader(_Watcher):
             return False
         self.engine_thread.submit(self.pipeline.use_targets, book).result()
         log.info("targets_reloaded", file=str(self.path), entries=len(book.entries))
+        return True
+
+
+class RosterReloader(_Watcher):
+    """Reloads the roster when it changes (on the engine thread, between batches); a
+    broken edit is refused with file, line and key, and the previous roster stays."""
+
+    name = "roster_reload"
+
+    def __init__(self, path: Path, pipeline: Pipeline, engine_thread: Executor) -> None:
+        self.path = path
+        self.pipeline = pipeline
+        self.engine_thread = engine_thread
+        super().__init__(lambda: _file_stamp(path))
+
+    def reload(self) -> bool:
+        try:
+            roster = load_roster(self.path)
+        except ConfigError as exc:
+            log.error("roster_reload_refused", error=str(exc), file=exc.file, line=exc.line,
+                      key=exc.key, keeping_people=len(self.pipeline.roster.people))
+            return False
+        self.engine_thread.submit(self.pipeline.use_roster, roster).result()
+        log.info("roster_reloaded", file=str(self.path), people=len(roster.people))
         return True
