@@ -286,7 +286,7 @@ def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, default_pack_path: 
     records.write_bytes(jsonl(*(snapshot(period=p, gmv=1, targets={"gmv": 150000})
                                 for p in ("2026-07", "2026-08", "2026-09"))))
     assert cli("ingest", str(records))[0] == 0
-    code, out = cli("incidents", "list", "--rule", "pip-recommended", "-f", "json")
+    _code, out = cli("incidents", "list", "--rule", "pip-recommended", "-f", "json")
     return int(json.loads(out[out.index("["):])[0]["id"])
 
 

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from tests.conftest import Clock, http_app, jsonl, snapshot
 from tests.daemon_harness import Webhook
-from watcher.assessment.roster import Roster, load_roster, parse_csv
+from watcher.assessment.roster import load_roster, parse_csv
 from watcher.assessment.scorecard import build_card, build_team
 from watcher.assessment.targets import TargetBook
 from watcher.assessment.weights import ScorecardSettings
