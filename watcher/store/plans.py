@@ -68,5 +68,6 @@ def claim_report(conn: Connection, manager: str, period: str, now: datetime) -> 
     values = {"manager": manager, "period": period, "sent_at": now}
     statement = (postgresql_insert(report_deliveries) if conn.dialect.name == "postgresql"
                  else sqlite_insert(report_deliveries)).values(**values)
-    result = conn.execute(statement.on_conflict_do_nothing())
-    return bool(result.rowcount)
+    inserted = conn.execute(statement.on_conflict_do_nothing()
+                            .returning(report_deliveries.c.manager)).first()
+    return inserted is not None
