@@ -246,3 +246,21 @@ def test_a_pip_reaches_the_operators_manager_only(db: Database, tmp_path: Path,
     assert len(pips) == 1
     assert received["wang"] == []
     assert received["all-managers"] == []
+
+
+def test_the_scorecards_page_filters_by_team(pipeline: Pipeline, tmp_path: Path,
+                                            settings: Any):
+    from tests.test_auth import client_for
+
+    pipeline.use_roster(load_roster(write(tmp_path, ROSTER)))
+    for operator in ("li.wei", "chen.jing", "sun.li"):
+        pipeline.ingest(read_records(jsonl(snapshot(store=f"s-{operator}", operator=operator,
+                                                    gmv=100, targets={"gmv": 150}))), "test")
+    with client_for(pipeline, settings, "127.0.0.1") as client:
+        east = client.get("/scorecards", params={"period": "2026-10", "team": "east"}).text
+        assert 'name="team" value="east"' in east
+        assert ">li.wei<" in east and ">sun.li<" in east and ">chen.jing<" not in east
+        everyone = client.get("/scorecards", params={"period": "2026-10"}).text
+        assert ">chen.jing<" in everyone
+        card = client.get("/scorecards/chen.jing", params={"period": "2026-10"}).text
+        assert "Senior" in card or "senior" in card

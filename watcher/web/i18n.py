@@ -144,6 +144,7 @@ MESSAGES: dict[str, dict[str, str]] = {
                       "a quarter customer experience and compliance, a year the strategic "
                       "goals.",
         "team.period": "Period",
+        "team.team": "Team (empty: everyone)",
         "team.period_hint": "2026-10, 2026-Q3 or 2026",
         "team.show": "Show",
         "team.empty": "No operator has snapshots in {period}.",
@@ -307,6 +308,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "pip.indicators": "未达标指标",
         "pip.open": "打开事件 {id}",
         "pip.plan": "计划与操作",
+        "team.team": "团队（留空：全部）",
         "pip.status.recommended": "建议中",
         "pip.status.in_plan": "计划进行中",
         "pip.status.passed": "已通过",

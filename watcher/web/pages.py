@@ -300,13 +300,15 @@ def page_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         if not isinstance(who, Visitor):
             return who
         text, period, error = card_period_of(request)
+        team = (request.query_params.get("team") or "").strip()[:200].replace("\x00", "")
         cards: list[Scorecard] = []
         if period is not None:
             with db.engine.connect() as conn:
                 cards = team_cards(conn, period, runtime.pipeline.engine.pack,
-                                   runtime.pipeline.targets, runtime.settings.scorecard)
+                                   runtime.pipeline.targets, runtime.settings.scorecard,
+                                   runtime.pipeline.roster, team or None)
         return page(request, "scorecards.html", 400 if error else 200, who, error=error,
-                    period=period.text if period else None, period_text=text,
+                    period=period.text if period else None, period_text=text, team_text=team,
                     form_action="/scorecards", lines=team_lines(cards, language(request)))
 
     @router.get("/scorecards/{operator:path}", response_class=HTMLResponse)
@@ -326,7 +328,8 @@ def page_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         if known_operator(operator):
             with db.engine.connect() as conn:
                 card = operator_card(conn, operator, period, runtime.pipeline.engine.pack,
-                                     runtime.pipeline.targets, runtime.settings.scorecard)
+                                     runtime.pipeline.targets, runtime.settings.scorecard,
+                                     runtime.pipeline.roster)
                 pip_links = [ListQuery(operator=operator, rule=rule).url()
                              for rule in streak_rules()
                              if repo.list_incidents(conn, operator=operator, rule=rule, limit=1)]
