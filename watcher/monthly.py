@@ -72,8 +72,12 @@ def send_due(runtime: Runtime, now: datetime) -> int:
     managers = runtime.pipeline.roster.managers()
     if period is None or not managers:
         return 0
+    with runtime.db.engine.connect() as conn:
+        done = stored.reported(conn, period.text)
     sent = 0
     for manager, people in sorted(managers.items()):
+        if manager in done:
+            continue
         with runtime.db.engine.begin() as conn:
             if not stored.claim_report(conn, manager, period.text, now):
                 continue

@@ -62,6 +62,13 @@ def planned_incidents(conn: Connection, incident_ids: Iterable[int]) -> frozense
     return frozenset(int(r[0]) for r in rows)
 
 
+def reported(conn: Connection, period: str) -> set[str]:
+    """The managers whose report for ``period`` went out."""
+    rows = conn.execute(select(report_deliveries.c.manager).where(
+        report_deliveries.c.period == period))
+    return {str(r[0]) for r in rows}
+
+
 def claim_report(conn: Connection, manager: str, period: str, now: datetime) -> bool:
     """Record that ``manager``'s report for ``period`` goes out; False when it already
     did (here or in another replica). Commit it with the notifications it sends."""
