@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Executor
 from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -114,49 +115,43 @@ def _file_stamp(path: Path) -> tuple[float, int] | None:
     return stat.st_mtime, stat.st_size
 
 
-class TargetsReloader(_Watcher):
-    """Reloads the targets file when it changes; swapped in on the engine thread, between
-    batches, so one batch never mixes two versions of the file."""
+class FileReloader(_Watcher):
+    """Reloads one file when it changes; the new version is swapped in on the engine
+    thread, between batches, so one batch never mixes two versions of the file. A
+    broken edit is refused with file, line and key, and the previous version stays."""
 
+    def __init__(self, path: Path, engine_thread: Executor, load: Callable[[Path], Any],
+                 use: Callable[[Any], None], size: Callable[[], int]) -> None:
+        self.path = path
+        self.engine_thread = engine_thread
+        self._load, self._use, self._size = load, use, size
+        super().__init__(lambda: _file_stamp(path))
+
+    def reload(self) -> bool:
+        try:
+            loaded = self._load(self.path)
+        except ConfigError as exc:
+            log.error(f"{self.name}_refused", error=str(exc), file=exc.file, line=exc.line,
+                      key=exc.key, keeping_entries=self._size())
+            return False
+        self.engine_thread.submit(self._use, loaded).result()
+        log.info(f"{self.name}ed", file=str(self.path))
+        return True
+
+
+class TargetsReloader(FileReloader):
     name = "targets_reload"
 
     def __init__(self, path: Path, pipeline: Pipeline, engine_thread: Executor) -> None:
-        self.path = path
         self.pipeline = pipeline
-        self.engine_thread = engine_thread
-        super().__init__(lambda: _file_stamp(path))
-
-    def reload(self) -> bool:
-        try:
-            book = load_targets(self.path)
-        except ConfigError as exc:
-            log.error("targets_reload_refused", error=str(exc), file=exc.file, line=exc.line,
-                      keeping_entries=len(self.pipeline.targets.entries))
-            return False
-        self.engine_thread.submit(self.pipeline.use_targets, book).result()
-        log.info("targets_reloaded", file=str(self.path), entries=len(book.entries))
-        return True
+        super().__init__(path, engine_thread, load_targets, pipeline.use_targets,
+                         lambda: len(pipeline.targets.entries))
 
 
-class RosterReloader(_Watcher):
-    """Reloads the roster when it changes (on the engine thread, between batches); a
-    broken edit is refused with file, line and key, and the previous roster stays."""
-
+class RosterReloader(FileReloader):
     name = "roster_reload"
 
     def __init__(self, path: Path, pipeline: Pipeline, engine_thread: Executor) -> None:
-        self.path = path
         self.pipeline = pipeline
-        self.engine_thread = engine_thread
-        super().__init__(lambda: _file_stamp(path))
-
-    def reload(self) -> bool:
-        try:
-            roster = load_roster(self.path)
-        except ConfigError as exc:
-            log.error("roster_reload_refused", error=str(exc), file=exc.file, line=exc.line,
-                      key=exc.key, keeping_people=len(self.pipeline.roster.people))
-            return False
-        self.engine_thread.submit(self.pipeline.use_roster, roster).result()
-        log.info("roster_reloaded", file=str(self.path), people=len(roster.people))
-        return True
+        super().__init__(path, engine_thread, load_roster, pipeline.use_roster,
+                         lambda: len(pipeline.roster.people))

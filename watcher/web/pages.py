@@ -124,6 +124,25 @@ def page_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
             return message(request, 403, "error.forbidden", who, role=Role.VIEWER.value)
         return who
 
+    def actor(request: Request) -> Visitor | Response:
+        """Who posts a form: from this site, logged in, a responder; else the refusal."""
+        if not same_origin(request.headers, public_url):
+            return message(request, 403, "error.origin")
+        who = visitor(auth, request.headers, request.cookies)
+        if not who.known:
+            return message(request, 401, "error.login", who, login=True)
+        if not who.can(Role.RESPONDER):
+            return message(request, 403, "error.forbidden", who, role=Role.RESPONDER.value)
+        return who
+
+    def back_to(url: str, by: str) -> Response:
+        """After an action: back to the page, remembering the name for the next form."""
+        response = RedirectResponse(url, 303)
+        # Percent-encoded: a header is Latin-1, and names are often Chinese.
+        response.set_cookie(NAME_COOKIE, quote(by), max_age=365 * 86400, httponly=True,
+                            samesite="strict", secure=secure)
+        return response
+
     def streak_rules() -> list[str]:
         """The rules that recommend a PIP, from the pack in force."""
         return [r.id for r in runtime.pipeline.engine.pack.rules if r.kind == "streak"]
@@ -184,13 +203,9 @@ def page_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
                         action: Literal["ack", "resolve", "note"],
                         by: Annotated[str, Form()] = "",
                         note: Annotated[str, Form()] = "") -> Response:
-        if not same_origin(request.headers, public_url):
-            return message(request, 403, "error.origin")
-        who = visitor(auth, request.headers, request.cookies)
-        if not who.known:
-            return message(request, 401, "error.login", who, login=True)
-        if not who.can(Role.RESPONDER):
-            return message(request, 403, "error.forbidden", who, role=Role.RESPONDER.value)
+        who = actor(request)
+        if not isinstance(who, Visitor):
+            return who
         by, note = by.strip(), note.strip()
         t = translator(language(request))
         problem = _form_problem(by, note, note_required=action == "note")
@@ -206,11 +221,7 @@ def page_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         except InvalidTransition as exc:
             return incident_page(request, who, incident_id, 409, str(exc),
                                  {"by": by, "note": note})
-        response = RedirectResponse(f"/incidents/{incident_id}", 303)
-        # Percent-encoded: a header is Latin-1, and names are often Chinese.
-        response.set_cookie(NAME_COOKIE, quote(by), max_age=365 * 86400, httponly=True,
-                            samesite="strict", secure=secure)
-        return response
+        return back_to(f"/incidents/{incident_id}", by)
 
     @router.get("/pip", response_class=HTMLResponse)
     def pip_page(request: Request) -> Response:
@@ -257,13 +268,9 @@ def page_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
                    note: Annotated[str, Form()] = "", days: Annotated[str, Form()] = "",
                    goals: Annotated[str, Form()] = "",
                    outcome: Annotated[str, Form()] = "") -> Response:
-        if not same_origin(request.headers, public_url):
-            return message(request, 403, "error.origin")
-        who = visitor(auth, request.headers, request.cookies)
-        if not who.known:
-            return message(request, 401, "error.login", who, login=True)
-        if not who.can(Role.RESPONDER):
-            return message(request, 403, "error.forbidden", who, role=Role.RESPONDER.value)
+        who = actor(request)
+        if not isinstance(who, Visitor):
+            return who
         by, note = by.strip(), note.strip()
         form = {"by": by, "note": note, "days": days, "goals": goals}
         t = translator(language(request))
@@ -278,10 +285,7 @@ def page_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
             return message(request, 404, "pip.not_found", who, id=incident_id)
         except InvalidTransition as exc:
             return plan_page(request, who, incident_id, 409, str(exc), form)
-        response = RedirectResponse(f"/pip/{incident_id}", 303)
-        response.set_cookie(NAME_COOKIE, quote(by), max_age=365 * 86400, httponly=True,
-                            samesite="strict", secure=secure)
-        return response
+        return back_to(f"/pip/{incident_id}", by)
 
     def card_period_of(request: Request) -> tuple[str, Period | None, str | None]:
         """(as typed, the period, the field's error); the last full month by default."""
