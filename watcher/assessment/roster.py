@@ -95,17 +95,8 @@ def load_optional(path: Path | None) -> Roster:
 
 def load_roster(path: Path) -> Roster:
     if path.suffix.lower() == ".csv":
-        try:
-            size = path.stat().st_size
-            if size > limits.ROSTER_MAX_BYTES:
-                raise ConfigError(f"file is {size} bytes; the limit is "
-                                  f"{limits.ROSTER_MAX_BYTES}", file=str(path))
-            text = path.read_text(encoding="utf-8-sig")
-        except OSError as exc:
-            raise ConfigError(f"cannot read: {exc.strerror}", file=str(path)) from None
-        except UnicodeDecodeError:
-            raise ConfigError("not UTF-8 text", file=str(path)) from None
-        return parse_csv(text, str(path))
+        return parse_csv(yamlfile.read_text(path, max_bytes=limits.ROSTER_MAX_BYTES,
+                                            encoding="utf-8-sig"), str(path))
     data, lines = yamlfile.load(path, max_bytes=limits.ROSTER_MAX_BYTES)
     return parse_roster(data, lines, str(path))
 
