@@ -182,7 +182,7 @@ class RetentionSettings(BaseModel):
 
 
 class PipSettings(BaseModel):
-    """``pip:``: the defaults of a performance-improvement plan (docs/scorecards.md)."""
+    """``pip:``: the defaults of a performance-improvement plan (docs/people.md)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
