@@ -88,7 +88,7 @@ def send_due(runtime: Runtime, now: datetime) -> int:
                 "severity": "info", "team": teams[0] if len(teams) == 1 else None}
             alert = Alert(kind=AlertKind.REPORT, rule="monthly-report", severity="info",
                           audience="manager", period=period.text,
-                          title={"en": f"{report.title} ({manager})",
+                          title={"en": report.title,
                                  "zh-CN": f"{period.text} 月度考核报告（{manager}）"},
                           labels={k: v for k, v in labels.items() if v},
                           note=report_text(report), at=now)
