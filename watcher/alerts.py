@@ -21,6 +21,7 @@ class AlertKind(StrEnum):
     WORSENED = "worsened"  # a live incident's value got worse (rule: renotify_when_worse)
     RESOLVED = "resolved"
     TEST = "test"
+    REPORT = "report"  # a manager's monthly report (watcher.monthly)
 
 
 class Evidence(BaseModel):

@@ -32,8 +32,28 @@ from watcher.store import repository as repo
 from watcher.store.database import utcnow
 from watcher.validation import Format, RawRecord, Rejection, format_for_name, read_records
 
+ALL_TEAMS = "*"  # what a bare ``scorecard --team`` stands for: every operator
+
+
+class _Group(typer.core.TyperGroup):
+    """``watcher scorecard --team`` with no value (every operator) predates ``--team
+    TEAM``; the parser cannot take an optional value, so a bare one is filled in here."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if "scorecard" in args:
+            at = args.index("scorecard")
+            filled = list(args[:at + 1])
+            for index, arg in enumerate(args[at + 1:], start=at + 1):
+                filled.append(arg)
+                following = args[index + 1] if index + 1 < len(args) else None
+                if arg == "--team" and (following is None or following.startswith("-")):
+                    filled.append(ALL_TEAMS)
+            args = filled
+        return super().parse_args(ctx, args)
+
+
 app = typer.Typer(help="kpi-watch: KPI snapshots in, rule incidents with a timeline out.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+                  no_args_is_help=True, pretty_exceptions_enable=False, cls=_Group)
 incidents_app = typer.Typer(help="List, show, acknowledge and resolve incidents.",
                             no_args_is_help=True)
 rejected_app = typer.Typer(help="Records that were refused, with their raw text.",
@@ -52,6 +72,9 @@ app.add_typer(db_app, name="db")
 app.add_typer(silences_app, name="silences")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(channels_app, name="channels")
+pip_app = typer.Typer(help="Performance-improvement plans: start, review, close, show.",
+                      no_args_is_help=True)
+app.add_typer(pip_app, name="pip")
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="Config file (YAML).",
                                                 envvar="WATCHER_CONFIG")]
@@ -442,20 +465,23 @@ class CardFormat(StrEnum):
 def scorecard(
     period: Annotated[str, typer.Option("--period", "-p", help="2026-10, 2026-Q3 or 2026")],
     operator: Annotated[str | None, typer.Argument(help="The operator (or --team)")] = None,
-    team: Annotated[bool, typer.Option(
-        "--team", help="Every operator with data in the period, one row each")] = False,
+    team: Annotated[str | None, typer.Option(
+        "--team", metavar="[TEAM]",
+        help="One team's operators (by the roster), one row each; a bare --team: every "
+             "operator with data in the period")] = None,
     config: ConfigOpt = None,
     output: Annotated[CardFormat, typer.Option("--format", "-f")] = CardFormat.TABLE,
 ) -> None:
-    """An operator's scorecard for a month, quarter or year, or the team's (--team);
-    --format html writes a printable page."""
+    """An operator's scorecard for a month, quarter or year, or a team's (--team TEAM, or
+    --team alone for everyone); --format html writes a printable page."""
+    from watcher.assessment.roster import load_optional as load_roster
     from watcher.assessment.scorecard import TeamRow, card_period, operator_card, team_cards
     from watcher.assessment.scorecard_report import card_text, html_page, team_text
     from watcher.assessment.targets import load_optional
     from watcher.errors import InputError
 
-    if (operator is None) != team:
-        _fail("give an OPERATOR or --team (not both)")
+    if (operator is None) == (team is None):
+        _fail("give an OPERATOR or --team [TEAM] (not both)")
     try:
         chosen = card_period(period)
     except InputError as exc:
@@ -463,23 +489,173 @@ def scorecard(
         return
     settings = _settings(config)
     pack, book = load_pack(Path(settings.rules)), load_optional(settings.targets)
+    roster = load_roster(settings.roster)
+    one_team = None if team in (None, ALL_TEAMS) else team
     with open_existing(settings.database_url).engine.connect() as conn:
         if operator is None:
-            cards = team_cards(conn, chosen, pack, book, settings.scorecard)
+            cards = team_cards(conn, chosen, pack, book, settings.scorecard, roster, one_team)
         else:
-            card = operator_card(conn, operator, chosen, pack, book, settings.scorecard)
+            card = operator_card(conn, operator, chosen, pack, book, settings.scorecard, roster)
             if card is None:
                 _fail(f"operator '{operator}' has no snapshots in {chosen}", 1)
                 return
             cards = [card]
     if output is CardFormat.HTML:
-        title = f"Scorecards {chosen}" if team else f"Scorecard {operator} {chosen}"
+        title = (f"Scorecards {chosen}" + (f", team {one_team}" if one_team else "")
+                 if team else f"Scorecard {operator} {chosen}")
         typer.echo(html_page(title, cards))
     elif output is CardFormat.JSON:
         _print_json([TeamRow.of(c).model_dump(mode="json") for c in cards] if team
                     else cards[0].model_dump(mode="json"))
     else:
         typer.echo(team_text(cards) if team else card_text(cards[0]))
+
+
+# -- PIP plans (watcher/plans.py) and the monthly report (watcher/monthly.py) -------------
+
+
+class PipOutcome(StrEnum):
+    PASSED = "passed"
+    EXTENDED = "extended"
+    FAILED = "failed"
+
+
+def _pip_runtime(config: Path | None) -> tuple[Runtime, list[str]]:
+    settings = _settings(config)
+    runtime = Runtime.open(settings, db=open_existing(settings.database_url))
+    return runtime, [r.id for r in runtime.pipeline.engine.pack.rules if r.kind == "streak"]
+
+
+def _show_pip(pip_view: Any, output: OutputFormat) -> None:
+    from watcher.assessment.pip import format_goal
+
+    if output is OutputFormat.JSON:
+        _print_json(pip_view.model_dump(mode="json"))
+        return
+    v = pip_view
+    typer.echo(f"PIP #{v.incident} {v.operator}: {v.status.value}")
+    typer.echo(f"  {v.title.get('en', '')}")
+    if v.started_by:
+        typer.echo(f"  started {v.starts_on} by {v.started_by}, ends {v.ends_on}")
+    for goal in v.goals:
+        typer.echo(f"  goal: {goal.metric} {format_goal(goal)}")
+    for c in v.checkpoints:
+        done = f"reviewed by {c.by}: {c.note}" if c.by else "not reviewed"
+        typer.echo(f"  checkpoint {c.due}: {done}")
+    if v.closed_by:
+        typer.echo(f"  closed by {v.closed_by}{': ' + v.note if v.note else ''}")
+    typer.echo("  timeline:")
+    for e in v.events:
+        note = f" - {e['note']}" if e.get("note") else ""
+        typer.echo(f"    {e['at'].isoformat()}  {e['kind']} by {e['actor']}{note}")
+
+
+def _pip_act(config: Path | None, incident_id: int, action: Any, output: OutputFormat,
+             **kwargs: Any) -> None:
+    from watcher import plans
+
+    runtime, rules = _pip_runtime(config)
+    try:
+        found = plans.act(runtime.db, incident_id, action, rules, runtime.settings, utcnow(),
+                          **kwargs)
+    finally:
+        runtime.close()
+    _show_pip(found, output)
+
+
+@pip_app.command("start")
+def pip_start(incident_id: Annotated[int, typer.Argument(metavar="INCIDENT")], by: ByOpt,
+              days: Annotated[int | None, typer.Option(
+                  help="The plan's length (default: pip.days, 60)")] = None,
+              goal: Annotated[list[str] | None, typer.Option(
+                  help="METRIC=TARGET (or METRIC>=TARGET); repeat for several. Default: "
+                       "the indicators the PIP evidence shows missed, with their targets")]
+              = None,
+              config: ConfigOpt = None, output: FormatOpt = OutputFormat.TABLE) -> None:
+    """Start the plan of a PIP recommendation: goals, checkpoints, an end date."""
+    from watcher.assessment.pip import parse_goal
+
+    goals = [parse_goal(g) for g in goal or []]
+    _pip_act(config, incident_id, "start", output, by=by, days=days, goals=goals)
+
+
+@pip_app.command("show")
+def pip_show(incident_id: Annotated[int, typer.Argument(metavar="INCIDENT")],
+             config: ConfigOpt = None, output: FormatOpt = OutputFormat.TABLE) -> None:
+    """A PIP: status, goals with their latest values, checkpoints, end date, timeline."""
+    from watcher import plans
+
+    runtime, rules = _pip_runtime(config)
+    try:
+        found = plans.show(runtime.db, incident_id, rules, utcnow())
+    finally:
+        runtime.close()
+    _show_pip(found, output)
+
+
+@pip_app.command("checkpoint")
+def pip_checkpoint(incident_id: Annotated[int, typer.Argument(metavar="INCIDENT")],
+                   by: ByOpt, note: Annotated[str, typer.Option("--note")],
+                   config: ConfigOpt = None, output: FormatOpt = OutputFormat.TABLE) -> None:
+    """A review note on a running plan (it reviews the earliest open checkpoint)."""
+    _pip_act(config, incident_id, "checkpoint", output, by=by, note=note)
+
+
+@pip_app.command("close")
+def pip_close(incident_id: Annotated[int, typer.Argument(metavar="INCIDENT")],
+              outcome: Annotated[PipOutcome, typer.Option("--outcome")], by: ByOpt,
+              note: NoteOpt = None,
+              days: Annotated[int | None, typer.Option(
+                  help="extended: by how many days (default: pip.checkpoint_days)")] = None,
+              config: ConfigOpt = None, output: FormatOpt = OutputFormat.TABLE) -> None:
+    """Close a plan as passed or failed (the incident resolves), or extend it."""
+    from watcher.assessment.pip import Outcome
+
+    _pip_act(config, incident_id, "close", output, by=by, note=note, days=days,
+             outcome=Outcome(outcome.value))
+
+
+class ReportFormat(StrEnum):
+    TEXT = "text"
+    HTML = "html"
+    JSON = "json"
+
+
+@app.command()
+def report(period: Annotated[str, typer.Option("--period", "-p", help="a month: 2026-10")],
+           team: Annotated[str | None, typer.Option(help="one team (by the roster)")] = None,
+           manager: Annotated[str | None, typer.Option(
+               help="one manager's people (by the roster)")] = None,
+           config: ConfigOpt = None,
+           output: Annotated[ReportFormat, typer.Option("--format", "-f")] = ReportFormat.TEXT,
+           ) -> None:
+    """The monthly report managers receive: grades, scores, failing indicators, vetoes,
+    PIPs due for review."""
+    from watcher import monthly
+    from watcher.assessment.monthly_report import report_html, report_text
+    from watcher.period import Period, PeriodKind
+
+    try:
+        chosen = Period.parse(period)
+    except ValueError as exc:
+        _fail(f"--period: {exc}")
+        return
+    if chosen.kind is not PeriodKind.MONTH:
+        _fail("--period: the report covers a month, e.g. 2026-10")
+    settings = _settings(config)
+    runtime = Runtime.open(settings, db=open_existing(settings.database_url))
+    try:
+        with runtime.db.engine.connect() as conn:
+            found = monthly.report_for(conn, runtime, chosen, utcnow(), team=team,
+                                       manager=manager)
+    finally:
+        runtime.close()
+    if output is ReportFormat.JSON:
+        _print_json(found.model_dump(mode="json"))
+    elif output is ReportFormat.HTML:
+        typer.echo(report_html(found))
+    else:
+        typer.echo(report_text(found))
 
 
 @db_app.command("upgrade")
@@ -657,7 +833,7 @@ def _clean_errors(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 for _typer in (app, incidents_app, rejected_app, rules_app, db_app, silences_app,
-               tokens_app, channels_app):
+               tokens_app, channels_app, pip_app):
     for _command in _typer.registered_commands:
         if _command.callback is not None:
             _command.callback = _clean_errors(_command.callback)

@@ -25,7 +25,8 @@ from watcher import defaults, limits, yamlfile
 from watcher.assessment.weights import ScorecardSettings
 from watcher.errors import ConfigError
 
-MATCH_KEYS = ("audience", "severity", "rule", "platform", "store", "operator", "team")
+MATCH_KEYS = ("audience", "severity", "rule", "platform", "store", "operator", "team",
+              "manager")
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -181,6 +182,30 @@ class RetentionSettings(BaseModel):
     every: Duration = Field(default=3600.0, description="how often the daemon prunes")
 
 
+class PipSettings(BaseModel):
+    """``pip:``: the defaults of a performance-improvement plan (docs/people.md)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    days: int = Field(default=60, ge=1, le=366, description="a plan's length")
+    checkpoint_days: int = Field(default=30, ge=1, le=366,
+                                 description="a review every this many days")
+    remind_days: int = Field(default=3, ge=0, le=60,
+                             description="the manager is reminded this many days before "
+                                         "each checkpoint and the end")
+
+
+class ReportSettings(BaseModel):
+    """``report:``: when each manager's monthly team report goes out (day of the month
+    after the one it covers, hour in UTC)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    enabled: bool = True
+    day: int = Field(default=3, ge=1, le=28)
+    hour: int = Field(default=9, ge=0, le=23)
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -209,6 +234,11 @@ class Settings(BaseModel):
     targets: Path | None = Field(
         default=None, description="targets file (docs/scorecards.md); reloaded on change")
     scorecard: ScorecardSettings = Field(default_factory=ScorecardSettings)
+    roster: Path | None = Field(
+        default=None, description="roster file (YAML or CSV): each operator's tier, team, "
+                                  "manager, name; reloaded on change")
+    pip: PipSettings = Field(default_factory=PipSettings)
+    report: ReportSettings = Field(default_factory=ReportSettings)
     max_body_bytes: int = Field(default=limits.MAX_BODY_BYTES, gt=0,
                                 description="an HTTP body (413 beyond it)")
     max_file_bytes: int = Field(default=500_000_000, gt=0,
@@ -251,7 +281,7 @@ def load_settings(config_file: Path | str | None = None,
             raise ConfigError("a config file is a YAML mapping", file=str(path), line=1)
         data = dict(loaded)
         base = path.parent
-        for key in ("rules", "drop_folder", "templates", "targets", "mappings"):
+        for key in ("rules", "drop_folder", "templates", "targets", "mappings", "roster"):
             if isinstance(data.get(key), str) and not Path(data[key]).is_absolute():
                 data[key] = str(base / data[key])
         data["config_file"] = str(path)

@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 from watcher.actions import ActionKind, act
 from watcher.auth import Authenticator, Role, bearer
 from watcher.daemon.edge import HostPolicy, SiteGuard
+from watcher.daemon.pip import pip_router
 from watcher.daemon.schemas import (
     MAX_ID,
     MAX_OFFSET,
@@ -344,5 +345,6 @@ def create_app(runtime: Runtime, ingest_records: Ingest,
         return RulesOut.of(runtime.pipeline.engine.pack)
 
     app.include_router(scorecard_router(runtime, viewer))
+    app.include_router(pip_router(runtime, viewer, responder))
     app.include_router(page_router(runtime, auth))
     return app

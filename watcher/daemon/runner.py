@@ -23,6 +23,7 @@ import structlog
 import uvicorn
 from fastapi import FastAPI
 
+from watcher import monthly
 from watcher.auth import Authenticator
 from watcher.bus.nats import NatsSource
 from watcher.channels import build_channels
@@ -31,7 +32,7 @@ from watcher.config import Settings
 from watcher.daemon.coalesce import Coalescer
 from watcher.daemon.dropfolder import DropFolder
 from watcher.daemon.http import create_app
-from watcher.daemon.reload import RuleReloader, TargetsReloader
+from watcher.daemon.reload import RosterReloader, RuleReloader, TargetsReloader
 from watcher.dispatcher import Dispatcher
 from watcher.errors import PortInUse
 from watcher.outage import DATABASE_DOWN, Outage, when_available
@@ -60,13 +61,18 @@ class Daemon:
         channels = build_channels(self.settings, templates=self.settings.templates)
         self.dispatcher = Dispatcher(runtime.db, channels, self.settings)
         self.threads: list[threading.Thread] = []
-        self.timers = Timers(runtime.db, self.settings, wake=self.dispatcher.wake.set)
+        self.timers = Timers(runtime.db, self.settings, wake=self.dispatcher.wake.set,
+                             roster=lambda: runtime.pipeline.roster,
+                             monthly=lambda now: monthly.send_due(runtime, now))
         self.retention = Retention(runtime.db, self.settings.retention)
         self.reloader = RuleReloader(Path(self.settings.rules), runtime.pipeline,
                                      self.engine_thread)
         self.targets_reloader = (
             TargetsReloader(Path(self.settings.targets), runtime.pipeline, self.engine_thread)
             if self.settings.targets else None)
+        self.roster_reloader = (
+            RosterReloader(Path(self.settings.roster), runtime.pipeline, self.engine_thread)
+            if self.settings.roster else None)
         self.sources = catalog_for(self.settings)
         self.drop = DropFolder(Path(self.settings.drop_folder), self._ingest_on_engine,
                                max_bytes=self.settings.max_file_bytes, sources=self.sources)
@@ -95,6 +101,7 @@ class Daemon:
             ("rule-reloader", lambda: self.reloader.run_forever(
                 self.stop, self.settings.rules_poll_seconds)),
             ("targets-reloader", self._reload_targets),
+            ("roster-reloader", self._reload_roster),
             ("nats", self._consume_bus),
         ):
             thread = threading.Thread(target=target, name=name, daemon=True)
@@ -122,6 +129,10 @@ class Daemon:
     def _reload_targets(self) -> None:
         if self.targets_reloader is not None:
             self.targets_reloader.run_forever(self.stop, self.settings.rules_poll_seconds)
+
+    def _reload_roster(self) -> None:
+        if self.roster_reloader is not None:
+            self.roster_reloader.run_forever(self.stop, self.settings.rules_poll_seconds)
 
     def _consume_bus(self) -> None:
         if self.bus is not None:
