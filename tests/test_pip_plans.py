@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from tests.conftest import Clock, http_app, jsonl, snapshot
+from tests.conftest import LOCAL, Clock, http_app, jsonl, snapshot
 from tests.test_pipeline import events, incidents
 from watcher import plans
 from watcher.alerts import AlertKind
@@ -287,7 +287,7 @@ def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, default_pack_path: 
                                 for p in ("2026-07", "2026-08", "2026-09"))))
     assert cli("ingest", str(records))[0] == 0
     _code, out = cli("incidents", "list", "--rule", "pip-recommended", "-f", "json")
-    return int(json.loads(out[out.index("["):])[0]["id"])
+    return int(json.loads(out[out.index("{"):])["incidents"][0]["id"])
 
 
 def json_of(out: str) -> dict[str, Any]:
@@ -324,7 +324,7 @@ class TestApi:
     def test_start_checkpoint_close_over_http(self, pipeline: Pipeline, settings: Settings,
                                               recommended: Incident):
         runtime = Runtime(settings, pipeline.db, pipeline)
-        with http_app(runtime) as api, TestClient(api) as client:
+        with http_app(runtime) as api, TestClient(api, base_url=LOCAL) as client:
             url = f"/v1/pip/{recommended.id}"
             assert client.get(url).json()["status"] == "recommended"
             started = client.post(f"{url}/start", json={

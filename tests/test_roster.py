@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from tests.conftest import Clock, http_app, jsonl, snapshot
+from tests.conftest import LOCAL, Clock, http_app, jsonl, snapshot
 from tests.daemon_harness import Webhook
 from watcher.assessment.roster import load_roster, parse_csv
 from watcher.assessment.scorecard import build_card, build_team
@@ -194,7 +194,7 @@ class TestTeamFilter:
         runtime = Runtime.open(load_settings(cli_env / "watcher.yaml"))
         try:
             from fastapi.testclient import TestClient
-            with http_app(runtime) as api, TestClient(api) as client:
+            with http_app(runtime) as api, TestClient(api, base_url=LOCAL) as client:
                 east = client.get("/v1/scorecards", params={"period": "2026-10", "team": "east"})
                 assert east.status_code == 200
                 assert [(r["operator"], r["team"]) for r in east.json()] == [
