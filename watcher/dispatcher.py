@@ -39,6 +39,7 @@ from watcher.observability import (
     NOTIFICATIONS_SENT,
     RATE_LIMITED,
 )
+from watcher.outage import DATABASE_DOWN, Outage
 from watcher.redact import redact_text
 from watcher.store import Database
 from watcher.store import repository as repo
@@ -124,6 +125,7 @@ class Dispatcher:
     def run_forever(self, stop: threading.Event) -> None:
         """Like ``run_once`` in a loop, except that a channel still sending is left to
         its worker: a slow channel holds up only itself."""
+        outage = Outage("dispatcher", self.settings.database_url)
         while not stop.is_set():
             try:
                 busy = {name for name, job in self._busy.items() if not job.done()}
@@ -132,20 +134,27 @@ class Dispatcher:
                     job = self._pool.submit(self._send_all, name, messages)
                     job.add_done_callback(self._finished)
                     self._busy[name] = job
+            except DATABASE_DOWN as exc:  # logged once per outage; retried with backoff
+                stop.wait(outage.failed(exc))
+                continue
             except Exception:
                 log.exception("dispatch_failed")
                 claimed = {}
+            else:
+                outage.ok()
             if not claimed:
                 self.wake.wait(self.settings.dispatch_poll_seconds)
                 self.wake.clear()
         for job in list(self._busy.values()):
             job.exception()  # wait for the sends in flight (their errors are logged)
-        self.run_once()  # drain what is due before exiting
+        if not outage.down:
+            self.run_once()  # drain what is due before exiting
         self._pool.shutdown(wait=True)
 
     def _finished(self, job: Future[None]) -> None:
-        if job.exception() is not None:
-            log.error("dispatch_failed", error=repr(job.exception()))
+        error = job.exception()
+        if error is not None and not isinstance(error, DATABASE_DOWN):  # the loop says those
+            log.error("dispatch_failed", error=repr(error))
         self.wake.set()  # the channel may have more: look again now
 
     # -- claims -----------------------------------------------------------------------
@@ -218,13 +227,14 @@ class Dispatcher:
     def _fold_all(self, conn: Connection, name: str, messages: list[Message],
                   now: datetime) -> list[Message]:
         """The alerts of each fold key (route, weight, news) in one digest each. A
-        digest is never folded again, and a lone alert stays itself."""
+        digest is never folded again, nor a report (a document of its own), and a lone
+        alert stays itself."""
         by_key: dict[str, list[dict[str, Any]]] = {}
         kept: list[Message] = []
         for message in messages:
             for row in message:
                 alert = Alert.model_validate(row["alert"])
-                if alert.kind is AlertKind.DIGEST:
+                if alert.kind in (AlertKind.DIGEST, AlertKind.REPORT):
                     kept.append([row])
                 else:
                     by_key.setdefault(digest.fold_key(self.settings, alert, name),

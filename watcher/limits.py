@@ -21,6 +21,10 @@ from typing import Final
 
 # -- HTTP requests (watcher/daemon/http.py) ---------------------------------------------------
 
+# The default of the ``max_body_bytes`` setting: a request body is counted as it
+# arrives (Content-Length or chunked alike) and refused with 413 at this size.
+MAX_BODY_BYTES: Final = 20_000_000
+
 
 # -- delivery (watcher/dispatcher.py, watcher/channels/) --------------------------------------
 
@@ -39,3 +43,12 @@ DEFAULT_RATES: Final = {"wecombot": "20/min", "dingtalk": "20/min", "feishu": "1
 # A digest names at most this many stores (the worst first); it names fewer when the
 # service's message size limit (watcher/channels/limits.py) leaves no room for them.
 DIGEST_MAX_STORES: Final = 10
+
+
+# -- people: roster and PIP plans (watcher/assessment/roster.py, watcher/assessment/pip.py) ---
+
+ROSTER_MAX_BYTES: Final = 5_000_000  # a roster file (thousands of people fit in far less)
+ROSTER_MAX_FIELD: Final = 200  # an operator id, tier, team, manager or display name
+PIP_MAX_DAYS: Final = 366  # a plan's length, or an extension
+PIP_MAX_GOALS: Final = 50  # goals of one plan
+PIP_MAX_NOTE: Final = 5000  # a review or closing note, in characters
