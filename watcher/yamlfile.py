@@ -1,4 +1,10 @@
-"""YAML with line numbers: every error about a user-edited file names file and line."""
+"""YAML with line numbers: every error about a user-edited file names file and line.
+
+Documents are composed by ``_BoundedLoader``, which refuses deep nesting and alias
+expansion beyond a small budget (``watcher/limits.py``) while composing, so a few
+hundred bytes of nested aliases ("billion laughs") or a self-referencing alias are
+refused before anything is built from them.
+"""
 
 from __future__ import annotations
 
@@ -10,17 +16,26 @@ import yaml
 from pydantic import ValidationError
 
 from watcher.errors import ConfigError
+from watcher.limits import YAML_MAX_ALIAS_NODES, YAML_MAX_DEPTH
 
 Lines = dict[tuple[str | int, ...], int]
 
 
-def load(path: Path, *, max_bytes: int = 5_000_000) -> tuple[Any, Lines]:
-    """Parse ``path``; return the data and a map from key paths to 1-based line numbers."""
+def load(path: Path, *, max_bytes: int = 5_000_000,
+         limit_name: str | None = None) -> tuple[Any, Lines]:
+    """Parse ``path``; return the data and a map from key paths to 1-based line numbers.
+
+    At most ``max_bytes`` are read, even from a file that grows while it is read.
+    """
     try:
-        size = path.stat().st_size
-        if size > max_bytes:
-            raise ConfigError(f"file is {size} bytes; the limit is {max_bytes}", file=str(path))
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            data = handle.read(max_bytes + 1)
+        if len(data) > max_bytes:
+            size = max(path.stat().st_size, len(data))
+            limit = f" ({limit_name})" if limit_name else ""
+            raise ConfigError(f"file is {size} bytes; the limit is {max_bytes}{limit}",
+                              file=str(path))
+        text = data.decode("utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read: {exc.strerror}", file=str(path)) from None
     except UnicodeDecodeError:
@@ -30,7 +45,11 @@ def load(path: Path, *, max_bytes: int = 5_000_000) -> tuple[Any, Lines]:
 
 def loads(text: str, name: str) -> tuple[Any, Lines]:
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        loader = _BoundedLoader(text)
+        try:
+            node = loader.get_single_node()
+        finally:
+            loader.dispose()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
@@ -46,6 +65,50 @@ def loads(text: str, name: str) -> tuple[Any, Lines]:
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"not valid YAML: {problem}", file=name,
                           line=mark.line + 1 if mark is not None else None) from None
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """Counts, while composing, the nodes each node stands for once aliases are expanded."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self._sizes: dict[int, int] = {}  # id(node) -> expanded node count, once complete
+        self._alias_nodes = 0
+        self._depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            target = self.anchors.get(event.anchor)
+            if target is not None:
+                if id(target) not in self._sizes:
+                    raise yaml.composer.ComposerError(
+                        None, None, f"alias '*{event.anchor}' refers to the node that holds it",
+                        event.start_mark)
+                self._alias_nodes += self._sizes[id(target)]
+                if self._alias_nodes > YAML_MAX_ALIAS_NODES:
+                    raise yaml.composer.ComposerError(
+                        None, None, f"aliases expand to more than {YAML_MAX_ALIAS_NODES} "
+                        "nodes (limit YAML_MAX_ALIAS_NODES)", event.start_mark)
+            node: yaml.Node = super().compose_node(parent, index)
+            return node
+        self._depth += 1
+        if self._depth > YAML_MAX_DEPTH:
+            raise yaml.composer.ComposerError(
+                None, None, f"nested more than {YAML_MAX_DEPTH} levels deep "
+                "(limit YAML_MAX_DEPTH)", self.peek_event().start_mark)
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+        if isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = node.value
+        else:
+            children = []
+        self._sizes[id(node)] = 1 + sum(self._sizes[id(child)] for child in children)
+        return node
 
 
 def _build(node: yaml.Node, path: tuple[str | int, ...], lines: Lines) -> Any:

@@ -1,4 +1,9 @@
-"""Loading rule packs: a file or a folder of YAML files into one frozen ``RulePack``."""
+"""Loading rule packs: a file or a folder of YAML files into one frozen ``RulePack``.
+
+Every limit of ``watcher/limits.py``'s "rule files" section is checked here or in the
+models before anything is compiled; ``watcher/rules/trial.py`` then compiles the pack
+in a child process before any process of ours does.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from pydantic import ValidationError
 
 from watcher import yamlfile
 from watcher.errors import ConfigError
+from watcher.limits import RULE_FILE_MAX_BYTES, RULE_PACK_MAX_RULES
 from watcher.rules.model import Rule, RulePack
 
 RULE_SUFFIXES = (".yaml", ".yml")
@@ -35,19 +41,21 @@ def load_pack(path: Path) -> RulePack:
     if not files:
         raise ConfigError("holds no rule files (*.yaml)", file=str(path))
     rules: list[Rule] = []
-    origin: dict[str, str] = {}
+    origins: dict[str, tuple[str, int]] = {}
     for file in files:
-        for rule, line in _load_file(file):
-            if rule.id in origin:
-                raise ConfigError(f"rule id '{rule.id}' is already defined in {origin[rule.id]}",
-                                  file=str(file), line=line, key="id")
-            origin[rule.id] = f"{file}:{line}"
+        for rule, line in _load_file(file, room=RULE_PACK_MAX_RULES - len(rules)):
+            if rule.id in origins:
+                first, first_line = origins[rule.id]
+                raise ConfigError(f"rule id '{rule.id}' is already defined in "
+                                  f"{first}:{first_line}", file=str(file), line=line, key="id")
+            origins[rule.id] = (str(file), line)
             rules.append(rule)
-    return RulePack(rules=tuple(rules), sources=tuple(str(f) for f in files))
+    return RulePack(rules=tuple(rules), sources=tuple(str(f) for f in files), origins=origins)
 
 
-def _load_file(file: Path) -> list[tuple[Rule, int]]:
-    data, lines = yamlfile.load(file)
+def _load_file(file: Path, room: int) -> list[tuple[Rule, int]]:
+    data, lines = yamlfile.load(file, max_bytes=RULE_FILE_MAX_BYTES,
+                                 limit_name="RULE_FILE_MAX_BYTES")
     name = str(file)
     if data is None:
         return []
@@ -59,6 +67,10 @@ def _load_file(file: Path) -> list[tuple[Rule, int]]:
         key = sorted(str(k) for k in unknown)[0]  # YAML keys may be numbers or booleans
         raise ConfigError("is not a known key (expected rules, pack, description)", file=name,
                           key=key, line=yamlfile.line_of(lines, (key,)))
+    if len(data["rules"]) > room:
+        raise ConfigError(f"a pack holds at most {RULE_PACK_MAX_RULES} rules "
+                          "(limit RULE_PACK_MAX_RULES)", file=name, key=f"rules.{room}",
+                          line=yamlfile.line_of(lines, ("rules", max(room, 0))))
     loaded: list[tuple[Rule, int]] = []
     for index, item in enumerate(data["rules"]):
         prefix: tuple[str | int, ...] = ("rules", index)

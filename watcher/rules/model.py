@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from watcher.limits import RULE_MAX_VARIANTS
 from watcher.rules.expression import Condition, ExpressionError, comparisons, parse
 from watcher.rules.facts import segment_value
 
@@ -119,6 +120,9 @@ class Rule(_Frozen):
                              "compares each metric with its target)")
         if self.kind == "streak" and self.subject is not SubjectKind.OPERATOR:
             raise ValueError("a streak rule's subject is 'operator'")
+        if len(self.variants) > RULE_MAX_VARIANTS:
+            raise ValueError(f"a rule has at most {RULE_MAX_VARIANTS} variants "
+                             "(limit RULE_MAX_VARIANTS)")
         seen: set[tuple[tuple[str, str], ...]] = set()
         for variant in self.variants:
             key = tuple(sorted(variant.when.items()))
@@ -138,12 +142,19 @@ class Rule(_Frozen):
 class RulePack(_Frozen):
     rules: tuple[Rule, ...]
     sources: tuple[str, ...] = ()
+    origins: dict[str, tuple[str, int]] = Field(
+        default_factory=dict, description="rule id -> (file, line), for errors found later")
 
     @property
     def version(self) -> str:
         """Content hash: the same rules load to the same version, on any replica."""
         body = json.dumps([r.model_dump(mode="json") for r in self.rules], sort_keys=True)
         return hashlib.sha256(body.encode()).hexdigest()[:12]
+
+    def origin(self, rule_id: str) -> tuple[str | None, int | None]:
+        """File and line a rule was loaded from (None for packs built in code)."""
+        file, line = self.origins.get(rule_id, (None, None))
+        return file, line
 
     def get(self, rule_id: str) -> Rule | None:
         return next((r for r in self.rules if r.id == rule_id), None)
