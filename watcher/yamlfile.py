@@ -76,39 +76,39 @@ class _BoundedLoader(yaml.SafeLoader):
         self._alias_nodes = 0
         self._depth = 0
 
-    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        event: yaml.Event = self.peek_event()  # type: ignore[no-untyped-call]
+        if isinstance(event, yaml.AliasEvent):
             target = self.anchors.get(event.anchor)
             if target is not None:
                 if id(target) not in self._sizes:
-                    raise yaml.composer.ComposerError(
-                        None, None, f"alias '*{event.anchor}' refers to the node that holds it",
-                        event.start_mark)
+                    raise _refusal(f"alias '*{event.anchor}' refers to the node that holds it",
+                                   event)
                 self._alias_nodes += self._sizes[id(target)]
                 if self._alias_nodes > YAML_MAX_ALIAS_NODES:
-                    raise yaml.composer.ComposerError(
-                        None, None, f"aliases expand to more than {YAML_MAX_ALIAS_NODES} "
-                        "nodes (limit YAML_MAX_ALIAS_NODES)", event.start_mark)
-            node: yaml.Node = super().compose_node(parent, index)
-            return node
+                    raise _refusal(f"aliases expand to more than {YAML_MAX_ALIAS_NODES} "
+                                   "nodes (limit YAML_MAX_ALIAS_NODES)", event)
+            return super().compose_node(parent, index)
         self._depth += 1
         if self._depth > YAML_MAX_DEPTH:
-            raise yaml.composer.ComposerError(
-                None, None, f"nested more than {YAML_MAX_DEPTH} levels deep "
-                "(limit YAML_MAX_DEPTH)", self.peek_event().start_mark)
+            raise _refusal(f"nested more than {YAML_MAX_DEPTH} levels deep "
+                           "(limit YAML_MAX_DEPTH)", event)
         try:
             node = super().compose_node(parent, index)
         finally:
             self._depth -= 1
+        children: list[yaml.Node] = []
         if isinstance(node, yaml.MappingNode):
             children = [n for pair in node.value for n in pair]
         elif isinstance(node, yaml.SequenceNode):
             children = node.value
-        else:
-            children = []
         self._sizes[id(node)] = 1 + sum(self._sizes[id(child)] for child in children)
         return node
+
+
+def _refusal(problem: str, event: yaml.Event) -> yaml.MarkedYAMLError:
+    mark: Any = event.start_mark
+    return yaml.MarkedYAMLError(problem=problem, problem_mark=mark)
 
 
 def _build(node: yaml.Node, path: tuple[str | int, ...], lines: Lines) -> Any:

@@ -29,6 +29,7 @@ from watcher.daemon.dropfolder import DropFolder
 from watcher.daemon.http import create_app
 from watcher.daemon.reload import RuleReloader, TargetsReloader
 from watcher.dispatcher import Dispatcher
+from watcher.observability import show_rule_pack
 from watcher.pipeline import IngestReport
 from watcher.retention import Retention
 from watcher.runtime import Runtime
@@ -56,7 +57,8 @@ class Daemon:
         self.timers = Timers(runtime.db, self.settings, wake=self.dispatcher.wake.set)
         self.retention = Retention(runtime.db, self.settings.retention)
         self.reloader = RuleReloader(Path(self.settings.rules), runtime.pipeline,
-                                     self.engine_thread)
+                                     self.engine_thread, status=runtime.rules_status)
+        show_rule_pack(runtime.pipeline.engine.version)
         self.targets_reloader = (
             TargetsReloader(Path(self.settings.targets), runtime.pipeline, self.engine_thread)
             if self.settings.targets else None)

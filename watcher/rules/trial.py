@@ -11,7 +11,9 @@ checks stand between a rule file and the engine:
   after one node is refused, naming the rule (file and line) that crosses the line.
 * ``trial_compile``: the pack is compiled by a child process with a time limit
   (``RULE_COMPILE_TIMEOUT_SECONDS``), killed if it does not finish; an error of the
-  engine is traced to the rule that causes it. Only a pack that compiled there is
+  engine is traced to the rule that causes it, and a pack that took longer than
+  ``RULE_COMPILE_MAX_SECONDS`` is refused (the daemon pauses while it compiles, as
+  durable-rules holds the GIL). Only a pack that compiled there is
   compiled in the daemon, so no shape we did not foresee can freeze it.
 """
 
@@ -26,7 +28,11 @@ from collections import defaultdict
 from typing import Any
 
 from watcher.errors import ConfigError
-from watcher.limits import RULE_COMPILE_TIMEOUT_SECONDS, RULE_ENGINE_MAX_BRANCHES
+from watcher.limits import (
+    RULE_COMPILE_MAX_SECONDS,
+    RULE_COMPILE_TIMEOUT_SECONDS,
+    RULE_ENGINE_MAX_BRANCHES,
+)
 from watcher.rules.compiler import form_json, pack_forms
 from watcher.rules.model import RulePack
 
@@ -118,17 +124,17 @@ def check_branches(pack: RulePack, definitions: dict[str, dict[str, Any]]) -> No
                 follow(parent, part, rule)
             return next(ids)
         key = (parent, json.dumps(condition, sort_keys=True))
-        node = shared.get(key)
-        if node is None:
-            node = shared[key] = next(ids)
-            fan_out[parent] += 1
-            if fan_out[parent] > RULE_ENGINE_MAX_BRANCHES:
-                file, line = pack.origin(rule)
-                raise ConfigError(
-                    f"rule '{rule}' makes more than {RULE_ENGINE_MAX_BRANCHES} different "
-                    "comparisons follow one condition of the pack (limit "
-                    "RULE_ENGINE_MAX_BRANCHES: durable-rules never finishes compiling such a "
-                    "pack); share a leading condition or merge rules", file=file, line=line)
+        if key in shared:
+            return shared[key]
+        node = shared[key] = next(ids)
+        fan_out[parent] += 1
+        if fan_out[parent] > RULE_ENGINE_MAX_BRANCHES:
+            file, line = pack.origin(rule)
+            raise ConfigError(
+                f"rule '{rule}' makes more than {RULE_ENGINE_MAX_BRANCHES} different "
+                "comparisons follow one condition of the pack (limit "
+                "RULE_ENGINE_MAX_BRANCHES: durable-rules never finishes compiling such a "
+                "pack); share a leading condition or merge rules", file=file, line=line)
         return node
 
     for rule, forms in definitions.items():
@@ -154,7 +160,14 @@ def trial_compile(pack: RulePack, definitions: dict[str, dict[str, Any]]) -> flo
                           f"{done.stderr.strip()[-300:]}") from None
     if "error" in result:
         raise _engine_error(pack, result["error"], result.get("rule"))
-    return float(result["seconds"])
+    seconds = float(result["seconds"])
+    if seconds > RULE_COMPILE_MAX_SECONDS:
+        raise ConfigError(
+            f"durable-rules took {seconds:.2f} s to compile the pack; the limit is "
+            f"{RULE_COMPILE_MAX_SECONDS:g} s (RULE_COMPILE_MAX_SECONDS: the daemon pauses while "
+            "it compiles); split large 'or' conditions or share leading conditions",
+            file=pack.sources[0] if pack.sources else None)
+    return seconds
 
 
 def _engine_error(pack: RulePack, error: str, rule: str | None) -> ConfigError:
