@@ -83,16 +83,16 @@ def check(pack: RulePack) -> None:
     """Refuse (``ConfigError``) a pack durable-rules cannot compile quickly; cached per version."""
     if not pack.rules or pack.version in _PASSED:
         return
-    definitions = _definitions(pack)
-    if not definitions:
+    forms = definitions(pack)
+    if not forms:
         return
-    check_branches(pack, definitions)
-    trial_compile(pack, definitions)
+    check_branches(pack, forms)
+    trial_compile(pack, forms)
     with _PASSED_LOCK:
         _PASSED.add(pack.version)
 
 
-def _definitions(pack: RulePack) -> dict[str, dict[str, Any]]:
+def definitions(pack: RulePack) -> dict[str, dict[str, Any]]:
     """``{rule id: {form key: durable rule}}`` in pack order."""
     groups: dict[str, dict[str, Any]] = {}
     for form in pack_forms(pack):
@@ -149,10 +149,9 @@ def trial_compile(pack: RulePack, definitions: dict[str, dict[str, Any]]) -> flo
             [sys.executable, "-I", "-c", _CHILD], input=json.dumps(definitions),
             capture_output=True, text=True, timeout=RULE_COMPILE_TIMEOUT_SECONDS, check=False)
     except subprocess.TimeoutExpired:  # run() has killed the child
-        raise ConfigError(
-            f"durable-rules did not finish compiling the pack in "
-            f"{RULE_COMPILE_TIMEOUT_SECONDS:g} s (limit RULE_COMPILE_TIMEOUT_SECONDS)",
-            file=pack.sources[0] if pack.sources else None) from None
+        raise _too_slow(pack, definitions, f"did not finish compiling the pack in "
+                        f"{RULE_COMPILE_TIMEOUT_SECONDS:g} s (limit "
+                        "RULE_COMPILE_TIMEOUT_SECONDS)") from None
     try:
         result: dict[str, Any] = json.loads(done.stdout)
     except ValueError:
@@ -162,12 +161,19 @@ def trial_compile(pack: RulePack, definitions: dict[str, dict[str, Any]]) -> flo
         raise _engine_error(pack, result["error"], result.get("rule"))
     seconds = float(result["seconds"])
     if seconds > RULE_COMPILE_MAX_SECONDS:
-        raise ConfigError(
-            f"durable-rules took {seconds:.2f} s to compile the pack; the limit is "
-            f"{RULE_COMPILE_MAX_SECONDS:g} s (RULE_COMPILE_MAX_SECONDS: the daemon pauses while "
-            "it compiles); split large 'or' conditions or share leading conditions",
-            file=pack.sources[0] if pack.sources else None)
+        raise _too_slow(pack, definitions, f"took {seconds:.2f} s to compile the pack; the "
+                        f"limit is {RULE_COMPILE_MAX_SECONDS:g} s (RULE_COMPILE_MAX_SECONDS: "
+                        "the daemon pauses while it compiles)")
     return seconds
+
+
+def _too_slow(pack: RulePack, definitions: dict[str, dict[str, Any]],
+              what: str) -> ConfigError:
+    """Slowness belongs to the whole pack; the error points at its largest rule."""
+    largest = max(definitions, key=lambda rule: len(json.dumps(definitions[rule])))
+    file, line = pack.origin(largest)
+    return ConfigError(f"durable-rules {what}; the largest rule is '{largest}': make "
+                       "conditions smaller or share leading conditions", file=file, line=line)
 
 
 def _engine_error(pack: RulePack, error: str, rule: str | None) -> ConfigError:
