@@ -93,7 +93,7 @@ class TestConditionLimits:
     def test_a_condition_at_every_limit_still_loads(self, tmp_path: Path):
         depth = limits.RULE_CONDITION_MAX_DEPTH
         pack = load_pack(rules_file(
-            tmp_path, any_of(limits.RULE_CONDITION_MAX_TERMS, "a"),
+            tmp_path, any_of(limits.RULE_CONDITION_MAX_TERMS),
             "(" * depth + "penalty_count > 0" + ")" * depth))
         assert len(pack.rules) == 2
 
@@ -219,7 +219,9 @@ def metric_value(text: str, name: str) -> float:
 def slow_pack() -> str:
     """A pack inside every static limit that durable-rules takes seconds to compile."""
     terms = " or ".join(f"m{j} > {j}" for j in range(62))
-    return "rules:\n" + "".join(
+    return "metrics:\n" + "".join(
+        f"  m{j}: {{unit: count, direction: lower, range: [0, null]}}\n" for j in range(62)
+    ) + "rules:\n" + "".join(
         rule_yaml(f"s{i}", f"dispute_rate > {i // 400} and penalty_count > {i % 400} and "
                            f"({terms})") for i in range(999))  # + good.yaml: 1000
 
