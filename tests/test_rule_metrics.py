@@ -6,16 +6,14 @@ item 5)."""
 from __future__ import annotations
 
 import shutil
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from tests.conftest import jsonl, snapshot
-from tests.test_reload import touch_later
+from tests.test_reload import edit_and_reload
 from watcher.cli import app
-from watcher.daemon.reload import RuleReloader
 from watcher.errors import ConfigError
 from watcher.pipeline import Pipeline
 from watcher.rules.engine import RuleEngine
@@ -90,18 +88,11 @@ class TestUnknownMetrics:
 
     def test_a_reload_with_a_misspelt_metric_is_refused_and_says_why(
             self, pipeline: Pipeline, tmp_path: Path, default_pack_path: Path):
-        rules = tmp_path / "rules"
-        shutil.copytree(default_pack_path, rules)
-        status = RulesStatus()
-        with ThreadPoolExecutor(max_workers=1) as engine_thread:
-            reloader = RuleReloader(rules, pipeline, engine_thread, status=status)
-            version = pipeline.engine.version
-            file = rules / "default" / "compliance.yaml"
-            file.write_text(file.read_text().replace("condition: penalty_count > 0",
-                                                     "condition: penalti_count > 0"))
-            touch_later(file)
-            assert reloader.check() is False
-        assert pipeline.engine.version == version
+        status, version = RulesStatus(), pipeline.engine.version
+        took, file = edit_and_reload(pipeline, tmp_path, default_pack_path,
+                                     "condition: penalty_count > 0",
+                                     "condition: penalti_count > 0", status)
+        assert took is False and pipeline.engine.version == version
         last = status.last_reload
         assert last is not None and not last.accepted and last.version == version
         assert last.file == str(file) and last.line is not None

@@ -14,11 +14,11 @@ from __future__ import annotations
 from typing import Final
 
 # -- rule files (watcher/rules/loader.py) ---------------------------------------------------
-# Checked before anything is compiled; durable-rules' own limits (docs/durable-rules.md) are
-# far below what a rule author needs to write, so these stay well inside them.
+# Checked before anything is compiled (yamlfile.py, rules/loader.py, rules/expression.py,
+# rules/model.py), then by a trial compile in a child process (rules/trial.py).
 
 RULE_FILE_MAX_BYTES: Final = 1_000_000
-"""Size of one rule file (the default pack's largest is under 10 kB)."""
+"""Size of one rule file (the default pack's largest is 4 kB)."""
 RULE_PACK_MAX_RULES: Final = 1_000
 """Rules in one pack, all files together."""
 RULE_MAX_VARIANTS: Final = 32

@@ -182,8 +182,7 @@ class RulePack(_Frozen):
 
     def origin(self, rule_id: str) -> tuple[str | None, int | None]:
         """File and line a rule was loaded from (None for packs built in code)."""
-        file, line = self.origins.get(rule_id, (None, None))
-        return file, line
+        return self.origins.get(rule_id, (None, None))
 
     def get(self, rule_id: str) -> Rule | None:
         return next((r for r in self.rules if r.id == rule_id), None)

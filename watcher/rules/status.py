@@ -1,4 +1,4 @@
-"""What became of the last rule reload, for the log's readers who do not read logs.
+"""What became of the last rule reload, for those who watch the API and metrics, not the log.
 
 The reloader is the one writer; ``GET /v1/rules`` and ``/metrics`` read it. A refused
 reload keeps the pack in force, and this is where an operator sees why.

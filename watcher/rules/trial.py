@@ -13,8 +13,8 @@ checks stand between a rule file and the engine:
   (``RULE_COMPILE_TIMEOUT_SECONDS``), killed if it does not finish; an error of the
   engine is traced to the rule that causes it, and a pack that took longer than
   ``RULE_COMPILE_MAX_SECONDS`` is refused (the daemon pauses while it compiles, as
-  durable-rules holds the GIL). Only a pack that compiled there is
-  compiled in the daemon, so no shape we did not foresee can freeze it.
+  durable-rules holds the GIL). Only a pack that compiled there is compiled in the
+  daemon, so no shape we did not foresee can freeze it.
 """
 
 from __future__ import annotations
@@ -146,7 +146,7 @@ def trial_compile(pack: RulePack, definitions: dict[str, dict[str, Any]]) -> flo
     """Compile in a child process; the seconds it took, or ``ConfigError``."""
     try:
         done = subprocess.run(
-            [sys.executable, "-I", "-c", _CHILD], input=json.dumps(definitions),
+            [sys.executable, "-P", "-c", _CHILD], input=json.dumps(definitions),
             capture_output=True, text=True, timeout=RULE_COMPILE_TIMEOUT_SECONDS, check=False)
     except subprocess.TimeoutExpired:  # run() has killed the child
         raise _too_slow(pack, definitions, f"did not finish compiling the pack in "
