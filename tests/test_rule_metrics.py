@@ -19,6 +19,7 @@ from watcher.pipeline import Pipeline
 from watcher.rules.engine import RuleEngine
 from watcher.rules.loader import load_pack
 from watcher.rules.status import RulesStatus
+from watcher.rules.testing import run_files
 from watcher.snapshot import Snapshot
 from watcher.validation import RawRecord, Rejection, read_records, validate
 
@@ -173,3 +174,20 @@ class TestDeclaredMetricsInSnapshots:
             snapshot(store="good", ad_spend_share=0.5))), "t")
         [rejection] = report.rejected
         assert (rejection.field, report.accepted) == ("metrics.ad_spend_share", 1)
+
+    def test_rule_tests_validate_snapshots_against_the_packs_declarations(
+            self, tmp_path: Path):
+        write(tmp_path, "d.yaml", DECLARED)
+        tests = tmp_path / "tests"
+        tests.mkdir()
+        case = write(tests, "ad.yaml", (
+            "defaults: {store: s1, platform: amazon, period: 2026-10}\ntests:\n"
+            "  - name: a share of 50 % fires\n"
+            "    snapshots: [{metrics: {ad_spend_share: 0.5}}]\n"
+            "    incidents: [{rule: ad-spend-high, subject: s1}]\n"))
+        [result] = run_files([case])
+        assert result.passed, [c.diff() for c in result.cases]
+        case.write_text(case.read_text().replace("0.5}", "50}"))
+        with pytest.raises(ConfigError) as caught:
+            run_files([case])
+        assert caught.value.key == "tests.0.snapshots.0.metrics.ad_spend_share"
