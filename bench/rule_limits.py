@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from watcher.errors import ConfigError
 from watcher.limits import (
@@ -22,6 +23,7 @@ from watcher.limits import (
     RULE_PACK_MAX_RULES,
 )
 from watcher.rules import trial
+from watcher.rules.loader import load_pack
 from watcher.rules.model import Rule, RulePack
 
 
@@ -50,7 +52,12 @@ def _guarded(count: int) -> list[Rule]:
             for i in range(count)]
 
 
+def _default_pack() -> list[Rule]:
+    return list(load_pack(Path(__file__).resolve().parent.parent / "rules" / "default").rules)
+
+
 LIMIT_PACKS: dict[str, Callable[[], list[Rule]]] = {
+    "the default pack (rules/default, for comparison)": _default_pack,
     f"one 'or' of {RULE_CONDITION_MAX_TERMS} comparisons (RULE_CONDITION_MAX_TERMS)":
         lambda: [rule(0, any_of(RULE_CONDITION_MAX_TERMS))],
     f"one 'and' of {RULE_CONDITION_MAX_TERMS} comparisons":

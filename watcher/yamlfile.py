@@ -67,17 +67,44 @@ def loads(text: str, name: str) -> tuple[Any, Lines]:
                           line=mark.line + 1 if mark is not None else None) from None
 
 
-class _BoundedLoader(yaml.SafeLoader):
-    """Counts, while composing, the nodes each node stands for once aliases are expanded."""
+class _PythonEvents(yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser):
+    """PyYAML's own parser, for an installation without libyaml."""
 
     def __init__(self, text: str) -> None:
-        super().__init__(text)
+        yaml.reader.Reader.__init__(self, text)
+        yaml.scanner.Scanner.__init__(self)
+        yaml.parser.Parser.__init__(self)
+
+
+try:  # libyaml parses about seven times faster; the composer stays ours
+    from yaml._yaml import CParser as _Events
+except ImportError:  # pragma: no cover - PyYAML built without libyaml
+    _Events = _PythonEvents  # type: ignore[misc,assignment]
+
+
+class _BoundedLoader(_Events, yaml.composer.Composer, yaml.constructor.SafeConstructor,
+                     yaml.resolver.Resolver):
+    """Counts, while composing, the nodes each node stands for once aliases are expanded.
+
+    libyaml's parser brings a composer of its own, which cannot count: PyYAML's is used."""
+
+    get_single_node = yaml.composer.Composer.get_single_node
+    compose_document = yaml.composer.Composer.compose_document
+    compose_scalar_node = yaml.composer.Composer.compose_scalar_node
+    compose_sequence_node = yaml.composer.Composer.compose_sequence_node
+    compose_mapping_node = yaml.composer.Composer.compose_mapping_node
+
+    def __init__(self, text: str) -> None:
+        _Events.__init__(self, text)
+        yaml.composer.Composer.__init__(self)
+        yaml.constructor.SafeConstructor.__init__(self)
+        yaml.resolver.Resolver.__init__(self)
         self._sizes: dict[int, int] = {}  # id(node) -> expanded node count, once complete
         self._alias_nodes = 0
         self._depth = 0
 
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
-        event: yaml.Event = self.peek_event()  # type: ignore[no-untyped-call]
+        event = self.peek_event()
         if isinstance(event, yaml.AliasEvent):
             target = self.anchors.get(event.anchor)
             if target is not None:
@@ -88,13 +115,13 @@ class _BoundedLoader(yaml.SafeLoader):
                 if self._alias_nodes > YAML_MAX_ALIAS_NODES:
                     raise _refusal(f"aliases expand to more than {YAML_MAX_ALIAS_NODES} "
                                    "nodes (limit YAML_MAX_ALIAS_NODES)", event)
-            return super().compose_node(parent, index)
+            return yaml.composer.Composer.compose_node(self, parent, index)
         self._depth += 1
         if self._depth > YAML_MAX_DEPTH:
             raise _refusal(f"nested more than {YAML_MAX_DEPTH} levels deep "
                            "(limit YAML_MAX_DEPTH)", event)
         try:
-            node = super().compose_node(parent, index)
+            node = yaml.composer.Composer.compose_node(self, parent, index)
         finally:
             self._depth -= 1
         children: list[yaml.Node] = []
@@ -106,8 +133,8 @@ class _BoundedLoader(yaml.SafeLoader):
         return node
 
 
-def _refusal(problem: str, event: yaml.Event) -> yaml.MarkedYAMLError:
-    mark: Any = event.start_mark
+def _refusal(problem: str, event: yaml.Event | None) -> yaml.MarkedYAMLError:
+    mark: Any = event.start_mark if event is not None else None
     return yaml.MarkedYAMLError(problem=problem, problem_mark=mark)
 
 
@@ -130,11 +157,7 @@ def _build(node: yaml.Node, path: tuple[str | int, ...], lines: Lines) -> Any:
 
 
 def _scalar(node: yaml.Node) -> Any:
-    loader = yaml.SafeLoader("")
-    try:
-        return loader.construct_object(node, deep=True)
-    finally:
-        loader.dispose()
+    return yaml.constructor.SafeConstructor().construct_object(node, deep=True)
 
 
 def line_of(lines: Lines, loc: Sequence[str | int]) -> int | None:

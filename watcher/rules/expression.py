@@ -30,7 +30,8 @@ from watcher.limits import (
 
 Op = Literal["<", "<=", ">", ">=", "==", "!="]
 _TOKEN = re.compile(r"\s*(?:(\()|(\))|(<=|>=|==|!=|<|>)|([A-Za-z_][A-Za-z0-9_]*)|"
-                    r"(-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?%?))")
+                    r"(-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?%?)|(\S))")
+_UNREADABLE = 6  # the group of any other character
 METRIC_ID = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
@@ -111,6 +112,7 @@ class ExpressionError(ValueError):
     pass
 
 
+@functools.lru_cache(maxsize=4096)  # a rule's condition is read by two validators
 def parse(text: str) -> Condition:
     if len(text) > RULE_CONDITION_MAX_CHARS:
         raise ExpressionError(f"the condition is {len(text)} characters long; the limit is "
@@ -140,15 +142,11 @@ def _check_size(tokens: list[str]) -> None:
 
 def _tokenize(text: str) -> list[str]:
     tokens: list[str] = []
-    pos = 0
-    while pos < len(text):
-        if text[pos:].strip() == "":
-            break
-        m = _TOKEN.match(text, pos)
-        if not m or m.end() == pos:
-            raise ExpressionError(f"cannot read condition '{text}' at '{text[pos:].strip()}'")
-        tokens.append(next(g for g in m.groups() if g is not None))
-        pos = m.end()
+    for match in _TOKEN.finditer(text):  # every non-space character is in some match
+        if match.lastindex == _UNREADABLE:
+            raise ExpressionError(
+                f"cannot read condition '{text}' at '{text[match.start(_UNREADABLE):].strip()}'")
+        tokens.append(match.group(match.lastindex or 0))
     return tokens
 
 

@@ -60,10 +60,10 @@ def compiles(count):
         return str(exc)
     return None
 
-started = time.perf_counter()
+started = time.process_time()  # CPU time: what the daemon would pause for
 error = compiles(len(rules))
 if error is None:
-    print(json.dumps({"seconds": time.perf_counter() - started}))
+    print(json.dumps({"seconds": time.process_time() - started}))
 else:  # the shortest failing prefix of the pack ends with the rule to blame
     good, bad = 0, len(rules)
     while bad - good > 1:
