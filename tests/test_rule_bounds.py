@@ -4,6 +4,8 @@ says can freeze the process that compiles it (issue 14, item 1)."""
 
 from __future__ import annotations
 
+import json
+import signal
 import subprocess
 import sys
 import time
@@ -188,6 +190,17 @@ class TestTheEngineCliff:
             trial.trial_compile(RulePack(rules=()), spinning)
         assert time.monotonic() - started < 10
         assert "RULE_COMPILE_TIMEOUT_SECONDS" in caught.value.reason
+
+    def test_a_spinning_trial_child_ends_itself_if_nobody_waits_for_it(self):
+        """The child's own alarm: a daemon stopped mid-trial leaves no process spinning."""
+        spinning = {f"r{i}": {f"r{i}@0": {"all": [{"m": {"$gt": {"m_x": i}}}]}}
+                    for i in range(513)}
+        child = subprocess.Popen([sys.executable, "-P", "-c", trial._CHILD, "1"],
+                                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+        assert child.stdin is not None
+        child.stdin.write(json.dumps(spinning).encode())
+        child.stdin.close()
+        assert child.wait(timeout=30) == -signal.SIGALRM
 
     def test_an_engine_error_is_traced_to_the_rule_that_causes_it(self, tmp_path: Path):
         path = rules_file(tmp_path, *["penalty_count > 1"] * 300)  # 256 rules share a node

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import subprocess
 import sys
 import threading
@@ -46,7 +47,8 @@ ENGINE_ERRORS = {
 
 # The child imports only the C extension: it starts in a few tens of milliseconds.
 _CHILD = r"""
-import json, sys, time
+import json, signal, sys, time
+signal.alarm(int(sys.argv[1]))  # ends this process even if the daemon that waits is gone
 import durable_rules_engine as engine
 groups = json.load(sys.stdin)
 rules = list(groups)
@@ -146,7 +148,8 @@ def trial_compile(pack: RulePack, definitions: dict[str, dict[str, Any]]) -> flo
     """Compile in a child process; the seconds it took, or ``ConfigError``."""
     try:
         done = subprocess.run(
-            [sys.executable, "-P", "-c", _CHILD], input=json.dumps(definitions),
+            [sys.executable, "-P", "-c", _CHILD, str(math.ceil(RULE_COMPILE_TIMEOUT_SECONDS) + 1)],
+            input=json.dumps(definitions),
             capture_output=True, text=True, timeout=RULE_COMPILE_TIMEOUT_SECONDS, check=False)
     except subprocess.TimeoutExpired:  # run() has killed the child
         raise _too_slow(pack, definitions, f"did not finish compiling the pack in "
