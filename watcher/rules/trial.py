@@ -24,7 +24,6 @@ import json
 import math
 import subprocess
 import sys
-import threading
 from collections import defaultdict
 from typing import Any
 
@@ -78,20 +77,18 @@ else:  # the shortest failing prefix of the pack ends with the rule to blame
 """
 
 _PASSED: set[str] = set()  # pack versions this process has proven (a cache, never shrinks)
-_PASSED_LOCK = threading.Lock()
 
 
 def check(pack: RulePack) -> None:
     """Refuse (``ConfigError``) a pack durable-rules cannot compile quickly; cached per version."""
-    if not pack.rules or pack.version in _PASSED:
+    version = pack.version
+    if version in _PASSED:
         return
     forms = definitions(pack)
-    if not forms:
-        return
-    check_branches(pack, forms)
-    trial_compile(pack, forms)
-    with _PASSED_LOCK:
-        _PASSED.add(pack.version)
+    if forms:
+        check_branches(pack, forms)
+        trial_compile(pack, forms)
+    _PASSED.add(version)
 
 
 def definitions(pack: RulePack) -> dict[str, dict[str, Any]]:
@@ -146,11 +143,11 @@ def check_branches(pack: RulePack, definitions: dict[str, dict[str, Any]]) -> No
 
 def trial_compile(pack: RulePack, definitions: dict[str, dict[str, Any]]) -> float:
     """Compile in a child process; the seconds it took, or ``ConfigError``."""
+    alarm = str(math.ceil(RULE_COMPILE_TIMEOUT_SECONDS) + 1)
     try:
-        done = subprocess.run(
-            [sys.executable, "-P", "-c", _CHILD, str(math.ceil(RULE_COMPILE_TIMEOUT_SECONDS) + 1)],
-            input=json.dumps(definitions),
-            capture_output=True, text=True, timeout=RULE_COMPILE_TIMEOUT_SECONDS, check=False)
+        done = subprocess.run([sys.executable, "-P", "-c", _CHILD, alarm],
+                              input=json.dumps(definitions), capture_output=True, text=True,
+                              timeout=RULE_COMPILE_TIMEOUT_SECONDS, check=False)
     except subprocess.TimeoutExpired:  # run() has killed the child
         raise _too_slow(pack, definitions, f"did not finish compiling the pack in "
                         f"{RULE_COMPILE_TIMEOUT_SECONDS:g} s (limit "
@@ -164,8 +161,8 @@ def trial_compile(pack: RulePack, definitions: dict[str, dict[str, Any]]) -> flo
         raise _engine_error(pack, result["error"], result.get("rule"))
     seconds = float(result["seconds"])
     if seconds > RULE_COMPILE_MAX_SECONDS:
-        raise _too_slow(pack, definitions, f"took {seconds:.2f} s to compile the pack; the "
-                        f"limit is {RULE_COMPILE_MAX_SECONDS:g} s (RULE_COMPILE_MAX_SECONDS: "
+        raise _too_slow(pack, definitions, f"took {seconds:.2f} s of CPU to compile the pack; "
+                        f"the limit is {RULE_COMPILE_MAX_SECONDS:g} s (RULE_COMPILE_MAX_SECONDS: "
                         "the daemon pauses while it compiles)")
     return seconds
 
