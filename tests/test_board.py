@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import ROOT, jsonl, snapshot
+from tests.conftest import JSONL, ROOT, jsonl, snapshot
 from tests.test_api_endpoints import with_token
 from tests.test_auth import client_for
 from watcher.assessment.board import CellStatus, build_board, cell_status
@@ -107,7 +107,7 @@ def client(pipeline: Pipeline, settings: Settings) -> Iterator[TestClient]:
 
 
 def fleet(client: TestClient) -> None:
-    client.post("/v1/snapshots", content=jsonl(
+    client.post("/v1/snapshots", headers=JSONL, content=jsonl(
         snapshot("amz-us-01", gmv=118000, targets={"gmv": 150000}, account_health_score=88),
         snapshot("shopee-my-02", platform="shopee", operator="chen.jing", gmv=64000,
                  targets={"gmv": 60000}, dispute_rate=0.045),

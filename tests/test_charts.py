@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import jsonl, snapshot
+from tests.conftest import JSONL, jsonl, snapshot
 from tests.test_auth import client_for
 from watcher.config import Settings
 from watcher.period import Period
@@ -196,7 +196,7 @@ def page(pipeline: Pipeline, settings: Settings) -> Iterator[TestClient]:
 class TestChartsOnThePages:
     def test_an_incident_shows_its_stores_history_judged_by_its_rule(self, page: TestClient):
         rates = {"2026-03": 0.01, "2026-04": 0.035, "2026-05": 0.02, "2026-06": 0.04}
-        page.post("/v1/snapshots", content=jsonl(*(
+        page.post("/v1/snapshots", headers=JSONL, content=jsonl(*(
             snapshot("shopee-my-02", period, platform="shopee", dispute_rate=rate)
             for period, rate in rates.items())))
         # June restated, still above 3 %
@@ -230,7 +230,7 @@ class TestChartsOnThePages:
     def test_a_scorecard_shows_each_indicator_over_the_last_six_months(
             self, page: TestClient):
         gmv = {"2026-05": 160000, "2026-07": 140000, "2026-10": 155000}
-        page.post("/v1/snapshots", content=jsonl(*(
+        page.post("/v1/snapshots", headers=JSONL, content=jsonl(*(
             snapshot(period=period, gmv=value, targets={"gmv": 150000})
             for period, value in gmv.items())))
         html = page.get("/scorecards/li.wei", params={"period": "2026-10"}).text

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import jsonl, snapshot
+from tests.conftest import JSONL, jsonl, snapshot
 from tests.test_auth import client_for
 from watcher.config import Settings
 from watcher.pipeline import Pipeline
@@ -18,7 +18,7 @@ from watcher.pipeline import Pipeline
 @pytest.fixture
 def page(pipeline: Pipeline, settings: Settings) -> Iterator[TestClient]:
     with client_for(pipeline, settings, "127.0.0.1") as client:
-        client.post("/v1/snapshots", content=jsonl(
+        client.post("/v1/snapshots", headers=JSONL, content=jsonl(
             snapshot("a", "2026-09", account_health_score=80),          # critical, oldest
             snapshot("b", "2026-10", dispute_rate=0.05),                  # high
             snapshot("c", "2026-10", net_margin=0.05),                    # medium

@@ -19,6 +19,7 @@ from sqlalchemy import Connection
 
 from watcher import incidents as inc
 from watcher.alerts import Alert, AlertKind, Evidence
+from watcher.assessment.roster import Roster
 from watcher.assessment.streaks import Streak, longest_within, run_containing
 from watcher.config import Settings, group_for, route
 from watcher.evaluation import Assessment, Outcome, PerLanguage, metric_names, render_title
@@ -59,8 +60,11 @@ class Plan:
 class Planner:
     def __init__(self, pack: RulePack, version: str, settings: Settings, now: datetime,
                  live: dict[str, inc.Incident], evidence_of: EvidenceOf,
-                 recent: dict[str, inc.Incident] | None = None) -> None:
+                 recent: dict[str, inc.Incident] | None = None, *,
+                 roster: Roster | None = None, planned: frozenset[int] = frozenset()) -> None:
         self.evidence_of = evidence_of
+        self.roster = roster or Roster()
+        self.planned = planned  # PIP incidents whose plan a manager started
         self.recent = dict(recent or {})
         self.pack = pack
         self.version = version
@@ -118,6 +122,9 @@ class Planner:
             return
         if live is None or missed.get(month.text):
             return
+        # A recommendation waits for a manager (watcher pip start): a later good month
+        # does not resolve it. Only a restatement that removes its grounds withdraws it,
+        # and a plan once started is never withdrawn: the restatement goes on its timeline.
         months_of_live = tuple(sorted({str(e["period"]) for e in live.evidence},
                                       key=lambda m: Period.parse(m).start))
         if month.text in months_of_live:
@@ -125,15 +132,18 @@ class Planner:
             if remaining is not None and len(remaining.months) >= rule.months:
                 self.fire(self._pip(rule, operator, remaining, stored, assessment))
                 return
+            broken = f"the streak {months_of_live[0]}..{months_of_live[-1]} is broken"
+            if live.id in self.planned:
+                self.decide(fp, inc.add_note(
+                    live, inc.SYSTEM_ACTOR, f"{month.text} was restated and no longer misses "
+                    f"its targets: {broken}; the plan goes on until a manager closes it",
+                    self.now))
+                return
             note = (f"withdrawn: {month.text} was restated and no longer misses its targets; "
-                    f"the streak {months_of_live[0]}..{months_of_live[-1]} is broken")
+                    f"{broken}")
             self.decide(fp, inc.on_recovery(live, inc.Recovery(
                 fingerprint=fp, period=month.text, period_end=month.end, note=note,
                 withdraw=True), self.now))
-        elif months_of_live and month.start > Period.parse(months_of_live[-1]).start:
-            self.decide(fp, inc.on_recovery(live, inc.Recovery(
-                fingerprint=fp, period=month.text, period_end=month.end,
-                note=f"recovered: {operator} met every target in {month.text}"), self.now))
 
     def _pip(self, rule: Rule, operator: str, streak: Streak, stored: Months,
              assessment: Assessment) -> inc.Firing:
@@ -165,6 +175,9 @@ class Planner:
     # -- decisions -------------------------------------------------------------------------------
 
     def fire(self, firing: inc.Firing) -> None:
+        people = self.roster.labels_of(firing.operator)
+        if people:  # routes match the operator's team and manager
+            firing = firing.model_copy(update={"labels": {**firing.labels, **people}})
         fp = firing.fingerprint
         live = self.live.get(fp)
         recent = self.recent.pop(fp, None) if live is None or not live.live else None
@@ -317,9 +330,11 @@ def silenced_event(silence: Silence, kind: AlertKind, now: datetime) -> inc.Even
                      data={"silence": silence.id, "alert": kind.value})
 
 
-def labels_of(incident: inc.Incident) -> dict[str, str | None]:
+def labels_of(incident: inc.Incident | Alert) -> dict[str, str | None]:
+    """The labels routes match on, of an incident or of the alert it caused."""
     return {**{f"label.{k}": v for k, v in incident.labels.items()},
-            "team": incident.labels.get("team"), "audience": incident.audience,
+            "team": incident.labels.get("team"), "manager": incident.labels.get("manager"),
+            "audience": incident.audience,
             "severity": incident.severity, "rule": incident.rule, "platform": incident.platform,
             "store": incident.store, "operator": incident.operator}
 

@@ -18,9 +18,12 @@ from watcher.actions import ActionKind, act
 from watcher.alerts import Alert, AlertKind
 from watcher.auth import Role, create_token, list_tokens, revoke_token
 from watcher.channels import ChannelDef, Renderer, build_channel, build_channels
+from watcher.channels.rate import Rate
 from watcher.config import Settings, load_settings, parse_duration
+from watcher.dispatcher import rate_status
 from watcher.errors import ConfigError, WatcherError
 from watcher.incidents import Incident
+from watcher.outage import DATABASE_DOWN, reason
 from watcher.redact import redact_text
 from watcher.rules.loader import load_pack
 from watcher.runtime import Runtime, freeze_heap
@@ -31,8 +34,28 @@ from watcher.store import repository as repo
 from watcher.store.database import utcnow
 from watcher.validation import Format, RawRecord, Rejection, format_for_name, read_records
 
+ALL_TEAMS = "*"  # what a bare ``scorecard --team`` stands for: every operator
+
+
+class _Group(typer.core.TyperGroup):
+    """``watcher scorecard --team`` with no value (every operator) predates ``--team
+    TEAM``; the parser cannot take an optional value, so a bare one is filled in here."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if "scorecard" in args:
+            at = args.index("scorecard")
+            filled = list(args[:at + 1])
+            for index, arg in enumerate(args[at + 1:], start=at + 1):
+                filled.append(arg)
+                following = args[index + 1] if index + 1 < len(args) else None
+                if arg == "--team" and (following is None or following.startswith("-")):
+                    filled.append(ALL_TEAMS)
+            args = filled
+        return super().parse_args(ctx, args)
+
+
 app = typer.Typer(help="kpi-watch: KPI snapshots in, rule incidents with a timeline out.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+                  no_args_is_help=True, pretty_exceptions_enable=False, cls=_Group)
 incidents_app = typer.Typer(help="List, show, acknowledge and resolve incidents.",
                             no_args_is_help=True)
 rejected_app = typer.Typer(help="Records that were refused, with their raw text.",
@@ -51,6 +74,9 @@ app.add_typer(db_app, name="db")
 app.add_typer(silences_app, name="silences")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(channels_app, name="channels")
+pip_app = typer.Typer(help="Performance-improvement plans: start, review, close, show.",
+                      no_args_is_help=True)
+app.add_typer(pip_app, name="pip")
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="Config file (YAML).",
                                                 envvar="WATCHER_CONFIG")]
@@ -155,7 +181,7 @@ def run(config: ConfigOpt = None,
             "--with-examples", help="Drop the bundled example data in the drop folder")] = False,
         ) -> None:
     """Run the daemon in the foreground: HTTP API, drop folder, dispatcher."""
-    from watcher.daemon.runner import Daemon, listen
+    from watcher.daemon.runner import Daemon, listen, open_runtime
 
     settings = _settings(config, host=host, port=port)
     if config is None and Path("config.yaml").is_file():
@@ -164,7 +190,10 @@ def run(config: ConfigOpt = None,
     sock = listen(settings.host, settings.port)  # a port in use fails before anything starts
     Path(settings.drop_folder).mkdir(parents=True, exist_ok=True)
     examples = defaults.examples() if with_examples else None
-    daemon = Daemon(Runtime.open(settings), examples=examples)
+    runtime = open_runtime(settings)
+    if runtime is None:  # stopped while waiting for the database
+        return
+    daemon = Daemon(runtime, examples=examples)
     freeze_heap()  # again: the daemon's own modules are loaded now
     daemon.serve(sock)
 
@@ -438,20 +467,23 @@ class CardFormat(StrEnum):
 def scorecard(
     period: Annotated[str, typer.Option("--period", "-p", help="2026-10, 2026-Q3 or 2026")],
     operator: Annotated[str | None, typer.Argument(help="The operator (or --team)")] = None,
-    team: Annotated[bool, typer.Option(
-        "--team", help="Every operator with data in the period, one row each")] = False,
+    team: Annotated[str | None, typer.Option(
+        "--team", metavar="[TEAM]",
+        help="One team's operators (by the roster), one row each; a bare --team: every "
+             "operator with data in the period")] = None,
     config: ConfigOpt = None,
     output: Annotated[CardFormat, typer.Option("--format", "-f")] = CardFormat.TABLE,
 ) -> None:
-    """An operator's scorecard for a month, quarter or year, or the team's (--team);
-    --format html writes a printable page."""
+    """An operator's scorecard for a month, quarter or year, or a team's (--team TEAM, or
+    --team alone for everyone); --format html writes a printable page."""
+    from watcher.assessment.roster import load_optional as load_roster
     from watcher.assessment.scorecard import TeamRow, card_period, operator_card, team_cards
     from watcher.assessment.scorecard_report import card_text, html_page, team_text
     from watcher.assessment.targets import load_optional
     from watcher.errors import InputError
 
-    if (operator is None) != team:
-        _fail("give an OPERATOR or --team (not both)")
+    if (operator is None) == (team is None):
+        _fail("give an OPERATOR or --team [TEAM] (not both)")
     try:
         chosen = card_period(period)
     except InputError as exc:
@@ -459,23 +491,173 @@ def scorecard(
         return
     settings = _settings(config)
     pack, book = load_pack(Path(settings.rules)), load_optional(settings.targets)
+    roster = load_roster(settings.roster)
+    one_team = None if team in (None, ALL_TEAMS) else team
     with open_existing(settings.database_url).engine.connect() as conn:
         if operator is None:
-            cards = team_cards(conn, chosen, pack, book, settings.scorecard)
+            cards = team_cards(conn, chosen, pack, book, settings.scorecard, roster, one_team)
         else:
-            card = operator_card(conn, operator, chosen, pack, book, settings.scorecard)
+            card = operator_card(conn, operator, chosen, pack, book, settings.scorecard, roster)
             if card is None:
                 _fail(f"operator '{operator}' has no snapshots in {chosen}", 1)
                 return
             cards = [card]
     if output is CardFormat.HTML:
-        title = f"Scorecards {chosen}" if team else f"Scorecard {operator} {chosen}"
+        title = (f"Scorecards {chosen}" + (f", team {one_team}" if one_team else "")
+                 if team else f"Scorecard {operator} {chosen}")
         typer.echo(html_page(title, cards))
     elif output is CardFormat.JSON:
         _print_json([TeamRow.of(c).model_dump(mode="json") for c in cards] if team
                     else cards[0].model_dump(mode="json"))
     else:
         typer.echo(team_text(cards) if team else card_text(cards[0]))
+
+
+# -- PIP plans (watcher/plans.py) and the monthly report (watcher/monthly.py) -------------
+
+
+class PipOutcome(StrEnum):
+    PASSED = "passed"
+    EXTENDED = "extended"
+    FAILED = "failed"
+
+
+def _pip_runtime(config: Path | None) -> tuple[Runtime, list[str]]:
+    settings = _settings(config)
+    runtime = Runtime.open(settings, db=open_existing(settings.database_url))
+    return runtime, [r.id for r in runtime.pipeline.engine.pack.rules if r.kind == "streak"]
+
+
+def _show_pip(pip_view: Any, output: OutputFormat) -> None:
+    from watcher.assessment.pip import format_goal
+
+    if output is OutputFormat.JSON:
+        _print_json(pip_view.model_dump(mode="json"))
+        return
+    v = pip_view
+    typer.echo(f"PIP #{v.incident} {v.operator}: {v.status.value}")
+    typer.echo(f"  {v.title.get('en', '')}")
+    if v.started_by:
+        typer.echo(f"  started {v.starts_on} by {v.started_by}, ends {v.ends_on}")
+    for goal in v.goals:
+        typer.echo(f"  goal: {goal.metric} {format_goal(goal)}")
+    for c in v.checkpoints:
+        done = f"reviewed by {c.by}: {c.note}" if c.by else "not reviewed"
+        typer.echo(f"  checkpoint {c.due}: {done}")
+    if v.closed_by:
+        typer.echo(f"  closed by {v.closed_by}{': ' + v.note if v.note else ''}")
+    typer.echo("  timeline:")
+    for e in v.events:
+        note = f" - {e['note']}" if e.get("note") else ""
+        typer.echo(f"    {e['at'].isoformat()}  {e['kind']} by {e['actor']}{note}")
+
+
+def _pip_act(config: Path | None, incident_id: int, action: Any, output: OutputFormat,
+             **kwargs: Any) -> None:
+    from watcher import plans
+
+    runtime, rules = _pip_runtime(config)
+    try:
+        found = plans.act(runtime.db, incident_id, action, rules, runtime.settings, utcnow(),
+                          **kwargs)
+    finally:
+        runtime.close()
+    _show_pip(found, output)
+
+
+@pip_app.command("start")
+def pip_start(incident_id: Annotated[int, typer.Argument(metavar="INCIDENT")], by: ByOpt,
+              days: Annotated[int | None, typer.Option(
+                  help="The plan's length (default: pip.days, 60)")] = None,
+              goal: Annotated[list[str] | None, typer.Option(
+                  help="METRIC=TARGET (or METRIC>=TARGET); repeat for several. Default: "
+                       "the indicators the PIP evidence shows missed, with their targets")]
+              = None,
+              config: ConfigOpt = None, output: FormatOpt = OutputFormat.TABLE) -> None:
+    """Start the plan of a PIP recommendation: goals, checkpoints, an end date."""
+    from watcher.assessment.pip import parse_goal
+
+    goals = [parse_goal(g) for g in goal or []]
+    _pip_act(config, incident_id, "start", output, by=by, days=days, goals=goals)
+
+
+@pip_app.command("show")
+def pip_show(incident_id: Annotated[int, typer.Argument(metavar="INCIDENT")],
+             config: ConfigOpt = None, output: FormatOpt = OutputFormat.TABLE) -> None:
+    """A PIP: status, goals with their latest values, checkpoints, end date, timeline."""
+    from watcher import plans
+
+    runtime, rules = _pip_runtime(config)
+    try:
+        found = plans.show(runtime.db, incident_id, rules, utcnow())
+    finally:
+        runtime.close()
+    _show_pip(found, output)
+
+
+@pip_app.command("checkpoint")
+def pip_checkpoint(incident_id: Annotated[int, typer.Argument(metavar="INCIDENT")],
+                   by: ByOpt, note: Annotated[str, typer.Option("--note")],
+                   config: ConfigOpt = None, output: FormatOpt = OutputFormat.TABLE) -> None:
+    """A review note on a running plan (it reviews the earliest open checkpoint)."""
+    _pip_act(config, incident_id, "checkpoint", output, by=by, note=note)
+
+
+@pip_app.command("close")
+def pip_close(incident_id: Annotated[int, typer.Argument(metavar="INCIDENT")],
+              outcome: Annotated[PipOutcome, typer.Option("--outcome")], by: ByOpt,
+              note: NoteOpt = None,
+              days: Annotated[int | None, typer.Option(
+                  help="extended: by how many days (default: pip.checkpoint_days)")] = None,
+              config: ConfigOpt = None, output: FormatOpt = OutputFormat.TABLE) -> None:
+    """Close a plan as passed or failed (the incident resolves), or extend it."""
+    from watcher.assessment.pip import Outcome
+
+    _pip_act(config, incident_id, "close", output, by=by, note=note, days=days,
+             outcome=Outcome(outcome.value))
+
+
+class ReportFormat(StrEnum):
+    TEXT = "text"
+    HTML = "html"
+    JSON = "json"
+
+
+@app.command()
+def report(period: Annotated[str, typer.Option("--period", "-p", help="a month: 2026-10")],
+           team: Annotated[str | None, typer.Option(help="one team (by the roster)")] = None,
+           manager: Annotated[str | None, typer.Option(
+               help="one manager's people (by the roster)")] = None,
+           config: ConfigOpt = None,
+           output: Annotated[ReportFormat, typer.Option("--format", "-f")] = ReportFormat.TEXT,
+           ) -> None:
+    """The monthly report managers receive: grades, scores, failing indicators, vetoes,
+    PIPs due for review."""
+    from watcher import monthly
+    from watcher.assessment.monthly_report import report_html, report_text
+    from watcher.period import Period, PeriodKind
+
+    try:
+        chosen = Period.parse(period)
+    except ValueError as exc:
+        _fail(f"--period: {exc}")
+        return
+    if chosen.kind is not PeriodKind.MONTH:
+        _fail("--period: the report covers a month, e.g. 2026-10")
+    settings = _settings(config)
+    runtime = Runtime.open(settings, db=open_existing(settings.database_url))
+    try:
+        with runtime.db.engine.connect() as conn:
+            found = monthly.report_for(conn, runtime, chosen, utcnow(), team=team,
+                                       manager=manager)
+    finally:
+        runtime.close()
+    if output is ReportFormat.JSON:
+        _print_json(found.model_dump(mode="json"))
+    elif output is ReportFormat.HTML:
+        typer.echo(report_html(found))
+    else:
+        typer.echo(report_text(found))
 
 
 @db_app.command("upgrade")
@@ -623,15 +805,36 @@ def channels_test(
 
 @channels_app.command("status")
 def channels_status(config: ConfigOpt = None, output: FormatOpt = OutputFormat.TABLE) -> None:
-    """Each channel's deliveries: sent, waiting, failing, last success and last failure."""
-    db = open_existing(_settings(config).database_url)
+    """Each channel's deliveries: sent, waiting, failing, folded into digests, its send
+    rate and what waits for it, last success and last failure."""
+    settings = _settings(config)
+    db = open_existing(settings.database_url)
+    rates = _channel_rates(settings)
+    now = utcnow()
     with db.engine.connect() as conn:
         rows = repo.channel_status(conn)
+        for row in rows:
+            known = row["channel"] in rates
+            row.update(rate_status(conn, row["channel"], rates[row["channel"]], now) if known
+                       else {"rate": "?", "in_window": None, "rate_limited": None})
     if output is OutputFormat.JSON:
         _print_json(rows)
         return
-    _table(rows, ["channel", "sent", "pending", "failing", "last_sent_at", "last_failure_at",
+    _table(rows, ["channel", "sent", "pending", "failing", "folded", "digests", "rate",
+                  "in_window", "rate_limited", "last_sent_at", "last_failure_at",
                   "last_error"])
+
+
+def _channel_rates(settings: Settings) -> dict[str, Rate | None]:
+    """Each configured channel's send rate ("?" where the channel cannot be built here,
+    e.g. a secret missing from this shell's environment)."""
+    rates: dict[str, Rate | None] = {"console": None}
+    for name, data in settings.channels.items():
+        try:
+            rates[name] = build_channel(ChannelDef.from_config(name, data)).rate
+        except ConfigError:
+            rates.pop(name, None)
+    return rates
 
 
 def _clean_errors(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -646,11 +849,14 @@ def _clean_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         except WatcherError as exc:
             typer.echo(f"error: {redact_text(str(exc))}", err=True)
             raise typer.Exit(1) from None
+        except DATABASE_DOWN as exc:
+            typer.echo(f"error: the database is unavailable: {reason(exc)}", err=True)
+            raise typer.Exit(1) from None
     return run
 
 
 for _typer in (app, incidents_app, rejected_app, rules_app, db_app, silences_app,
-               tokens_app, channels_app):
+               tokens_app, channels_app, pip_app):
     for _command in _typer.registered_commands:
         if _command.callback is not None:
             _command.callback = _clean_errors(_command.callback)

@@ -21,11 +21,13 @@ from pydantic import (
     field_validator,
 )
 
-from watcher import defaults, yamlfile
+from watcher import defaults, limits, yamlfile
 from watcher.assessment.weights import ScorecardSettings
 from watcher.errors import ConfigError
+from watcher.limits import CLAIM_LEASE_SECONDS
 
-MATCH_KEYS = ("audience", "severity", "rule", "platform", "store", "operator", "team")
+MATCH_KEYS = ("audience", "severity", "rule", "platform", "store", "operator", "team",
+              "manager")
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -181,6 +183,30 @@ class RetentionSettings(BaseModel):
     every: Duration = Field(default=3600.0, description="how often the daemon prunes")
 
 
+class PipSettings(BaseModel):
+    """``pip:``: the defaults of a performance-improvement plan (docs/people.md)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    days: int = Field(default=60, ge=1, le=366, description="a plan's length")
+    checkpoint_days: int = Field(default=30, ge=1, le=366,
+                                 description="a review every this many days")
+    remind_days: int = Field(default=3, ge=0, le=60,
+                             description="the manager is reminded this many days before "
+                                         "each checkpoint and the end")
+
+
+class ReportSettings(BaseModel):
+    """``report:``: when each manager's monthly team report goes out (day of the month
+    after the one it covers, hour in UTC)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    enabled: bool = True
+    day: int = Field(default=3, ge=1, le=28)
+    hour: int = Field(default=9, ge=0, le=23)
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -193,6 +219,10 @@ class Settings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     public_url: str | None = None
+    allowed_hosts: tuple[str, ...] = Field(
+        default=(), description="more names the daemon answers to besides loopback, "
+                                "public_url's host and the bound address (421 otherwise); "
+                                "'*.example.com' matches its subdomains")
     channels: dict[str, dict[str, Any]] = Field(default_factory=dict)
     routes: tuple[Route, ...] = ()
     inhibit: tuple[Inhibition, ...] = ()
@@ -205,7 +235,13 @@ class Settings(BaseModel):
     targets: Path | None = Field(
         default=None, description="targets file (docs/scorecards.md); reloaded on change")
     scorecard: ScorecardSettings = Field(default_factory=ScorecardSettings)
-    max_body_bytes: int = Field(default=20_000_000, gt=0, description="an HTTP body")
+    roster: Path | None = Field(
+        default=None, description="roster file (YAML or CSV): each operator's tier, team, "
+                                  "manager, name; reloaded on change")
+    pip: PipSettings = Field(default_factory=PipSettings)
+    report: ReportSettings = Field(default_factory=ReportSettings)
+    max_body_bytes: int = Field(default=limits.MAX_BODY_BYTES, gt=0,
+                                description="an HTTP body (413 beyond it)")
     max_file_bytes: int = Field(default=500_000_000, gt=0,
                                 description="a file given to watcher ingest or dropped: ERP "
                                             "exports and backfills are bigger than a post")
@@ -215,8 +251,9 @@ class Settings(BaseModel):
     retry_base_seconds: float = Field(default=5.0, gt=0)
     retry_max_seconds: float = Field(default=600.0, gt=0)
     claim_lease_seconds: float = Field(
-        default=120.0, gt=0, description="a replica that dies holding a claimed "
-                                         "notification loses it after this long")
+        default=CLAIM_LEASE_SECONDS, gt=0,
+        description="a replica that dies holding a claimed notification loses it after "
+                    "this long (a live one renews its claims every third of it)")
     nats: NatsSettings | None = None
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     mappings: Path | None = Field(
@@ -246,7 +283,7 @@ def load_settings(config_file: Path | str | None = None,
             raise ConfigError("a config file is a YAML mapping", file=str(path), line=1)
         data = dict(loaded)
         base = path.parent
-        for key in ("rules", "drop_folder", "templates", "targets", "mappings"):
+        for key in ("rules", "drop_folder", "templates", "targets", "mappings", "roster"):
             if isinstance(data.get(key), str) and not Path(data[key]).is_absolute():
                 data[key] = str(base / data[key])
         data["config_file"] = str(path)

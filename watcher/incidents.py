@@ -30,6 +30,7 @@ class EventKind(StrEnum):
     FIRING = "firing"
     NOTIFIED = "notified"
     DELIVERY_FAILED = "delivery_failed"
+    FOLDED = "folded"  # carried by a digest (data: channel, digest notification id)
     ESCALATED = "escalated"
     REMINDED = "reminded"
     SILENCED = "silenced"
@@ -38,6 +39,10 @@ class EventKind(StrEnum):
     ACKNOWLEDGED = "acknowledged"
     RESOLVED = "resolved"
     NOTE = "note"
+    PLAN_STARTED = "plan_started"    # a PIP's plan (watcher.assessment.pip)
+    PLAN_REVIEWED = "plan_reviewed"
+    PLAN_REMINDED = "plan_reminded"
+    PLAN_CLOSED = "plan_closed"
 
 
 SYSTEM_ACTOR = "watcher"

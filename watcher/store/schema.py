@@ -135,8 +135,14 @@ notifications = Table(
     Column("created_at", TS, nullable=False),
     Column("sent_at", TS),
     Column("group_key", String(700)),
+    # Higher goes first (the severity's rank): a critical alert never waits behind others.
+    Column("priority", Integer, nullable=False, server_default=text("0")),
+    # A notification folded into a digest (status "folded"): the digest's id.
+    Column("carried_by", Integer),
     Index("ix_notifications_due", "status", "next_attempt_at"),
     Index("ix_notifications_group", "group_key", "status"),
+    Index("ix_notifications_channel_sent", "channel", "sent_at"),
+    Index("ix_notifications_carried_by", "carried_by"),
 )
 
 assessments = Table(
@@ -183,4 +189,27 @@ poller_tokens = Table(
     Column("refresh_token", Text, nullable=False),
     Column("configured_hash", String(64), nullable=False),
     Column("updated_at", TS, nullable=False),
+)
+
+# A PIP incident's plan (watcher/assessment/pip.py): the plan itself as JSON, with the
+# columns the timer loop and the monthly report query by.
+pip_plans = Table(
+    "pip_plans", metadata,
+    Column("incident_id", Integer, ForeignKey("incidents.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("operator", String(200), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("ends_on", Date, nullable=False),
+    Column("plan", JSON, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    Index("ix_pip_plans_status", "status"),
+)
+
+# One row per manager and month whose team report was sent: the primary key makes it
+# once, across restarts and replicas.
+report_deliveries = Table(
+    "report_deliveries", metadata,
+    Column("manager", String(200), primary_key=True),
+    Column("period", String(10), primary_key=True),
+    Column("sent_at", TS, nullable=False),
 )
