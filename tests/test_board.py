@@ -12,7 +12,8 @@ from fastapi.testclient import TestClient
 from tests.conftest import JSONL, ROOT, jsonl, snapshot
 from tests.test_api_endpoints import with_token
 from tests.test_auth import client_for
-from watcher.assessment.board import CellStatus, build_board, cell_status
+from watcher.assessment.board import CellStatus, board_facets, build_board, cell_status
+from watcher.assessment.roster import Person, Roster
 from watcher.assessment.scorecard import Criterion
 from watcher.assessment.targets import TargetBook
 from watcher.auth import Role
@@ -96,6 +97,11 @@ class TestBuildBoard:
                                              platform="shopee").rows] == ["s"]
         assert [r.store for r in build_board(latest, self.PACK, book,
                                              operator="li.wei").rows] == ["a"]
+        roster = Roster(people=(Person(operator="chen.jing", team="east"),
+                                Person(operator="li.wei", team="west")))
+        east = build_board(latest, self.PACK, book, team="east", roster=roster)
+        assert [(r.store, r.team) for r in east.rows] == [("s", "east")]
+        assert board_facets(latest, roster)["team"] == ["east", "west"]
         customer = build_board(latest, self.PACK, book, dimension=Dimension.CUSTOMER)
         assert [c.indicator for c in customer.columns] == ["dispute_rate"]
 

@@ -21,6 +21,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict
 
 from watcher import indicators
+from watcher.assessment.roster import Roster
 from watcher.assessment.scorecard import Criterion, card_rules, snapshot_criterion
 from watcher.assessment.targets import TargetBook
 from watcher.indicators import Dimension
@@ -57,6 +58,7 @@ class BoardRow(_Frozen):
     platform: str
     store: str
     operator: str | None
+    team: str | None  # the operator's, by the roster
     cells: dict[str, Cell]  # by indicator id; an indicator with neither value nor threshold
     # has no cell
 
@@ -96,10 +98,13 @@ def cell_status(value: float | None, criterion: Criterion | None) -> CellStatus 
 
 def build_board(latest: Iterable[Snapshot], pack: RulePack, book: TargetBook, *,
                 platform: str | None = None, operator: str | None = None,
-                dimension: Dimension | None = None) -> Board:
+                dimension: Dimension | None = None, team: str | None = None,
+                roster: Roster | None = None) -> Board:
     """The board of the stores whose latest snapshots are ``latest`` (one or more per store,
-    a period kind each), filtered by platform, operator (the latest snapshot's) and the
-    indicators' dimension. Rows are ordered worst first, then by store."""
+    a period kind each), filtered by platform, operator (the latest snapshot's), the
+    operator's team (by ``roster``) and the indicators' dimension. Rows are ordered worst
+    first, then by store."""
+    roster = roster or Roster()
     by_store: dict[tuple[str, str], list[Snapshot]] = {}
     for snap in latest:
         by_store.setdefault((snap.platform, snap.store), []).append(snap)
@@ -116,7 +121,9 @@ def build_board(latest: Iterable[Snapshot], pack: RulePack, book: TargetBook, *,
     for (store_platform, store), snaps in by_store.items():
         snaps.sort(key=lambda s: (s.period.end, s.period.start))
         newest = snaps[-1]
-        if (platform and store_platform != platform) or (operator and newest.operator != operator):
+        store_team = roster.team_of(newest.operator)
+        if ((platform and store_platform != platform) or (operator and newest.operator != operator)
+                or (team and store_team != team)):
             continue
         cells = {}
         for indicator in wanted:
@@ -135,7 +142,7 @@ def build_board(latest: Iterable[Snapshot], pack: RulePack, book: TargetBook, *,
                 rule=criterion.rule if criterion else None,
                 period=source.period.text if value is not None else None)
         rows.append(BoardRow(platform=store_platform, store=store, operator=newest.operator,
-                             cells=cells))
+                             team=store_team, cells=cells))
     # a column for every indicator some store sent: a threshold nobody reports on is not news
     used = {m for row in rows for m, cell in row.cells.items() if cell.value is not None}
     rows = [row.model_copy(update={"cells": {m: c for m, c in row.cells.items() if m in used}})
@@ -150,8 +157,11 @@ def build_board(latest: Iterable[Snapshot], pack: RulePack, book: TargetBook, *,
     return Board(columns=columns, rows=tuple(rows), counts=counts)
 
 
-def board_facets(latest: Sequence[Snapshot]) -> dict[str, list[str]]:
-    """The platforms and operators a board can be filtered by."""
-    return {"platform": sorted({s.platform for s in latest}),
-            "operator": sorted({s.operator for s in latest if s.operator})}
+def board_facets(latest: Sequence[Snapshot], roster: Roster | None = None
+                 ) -> dict[str, list[str]]:
+    """The platforms, operators and teams a board can be filtered by."""
+    operators = {s.operator for s in latest if s.operator}
+    teams = {t for o in operators if (t := (roster or Roster()).team_of(o))}
+    return {"platform": sorted({s.platform for s in latest}), "operator": sorted(operators),
+            "team": sorted(teams)}
 

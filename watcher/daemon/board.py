@@ -24,7 +24,7 @@ def board_router(runtime: Runtime, viewer: Any) -> APIRouter:
     router = APIRouter(dependencies=[viewer], tags=["board"])
 
     @router.get("/v1/board", response_model=Board, responses={401: {}, 403: {}, 422: {}})
-    def board(platform: Name = None, operator: Name = None,
+    def board(platform: Name = None, operator: Name = None, team: Name = None,
               dimension: Dimension | None = None) -> Board:
         """Stores × indicators: each cell the latest value, its threshold and whether it is
         ok, near (within 10 %), breaching or has no data; the worst stores first."""
@@ -32,6 +32,7 @@ def board_router(runtime: Runtime, viewer: Any) -> APIRouter:
             latest = repo.latest_snapshots(conn)
         pipeline = runtime.pipeline
         return build_board(latest, pipeline.engine.pack, pipeline.targets, platform=platform,
-                           operator=operator, dimension=dimension)
+                           operator=operator, dimension=dimension, team=team,
+                           roster=pipeline.roster)
 
     return router

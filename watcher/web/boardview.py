@@ -25,12 +25,13 @@ class BoardFilter:
     platform: str | None = None
     operator: str | None = None
     dimension: Dimension | None = None
+    team: str | None = None
 
     @classmethod
     def parse(cls, params: Mapping[str, str]) -> BoardFilter:
         """The filter form's fields; a bad one names itself."""
         found: dict[str, str | None] = {}
-        for name in ("platform", "operator"):
+        for name in ("platform", "operator", "team"):
             value = (params.get(name) or "").strip()
             if len(value) > NAME_MAX or "\x00" in value:
                 raise InputError(f"is longer than {NAME_MAX} characters or holds a NUL",
@@ -42,7 +43,7 @@ class BoardFilter:
         except ValueError:
             raise InputError(f"must be one of {', '.join(d.value for d in Dimension)}",
                              field="dimension") from None
-        return cls(found["platform"], found["operator"], dimension)
+        return cls(found["platform"], found["operator"], dimension, found["team"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +61,7 @@ class RowLine:
     platform: str
     store: str
     operator: str
+    team: str
     url: str
     cells: tuple[CellLine | None, ...]  # in column order; None: nothing to show
 
@@ -72,7 +74,7 @@ def _row(row: BoardRow, board: Board, lang: str) -> RowLine:
     url = ListQuery(store=row.store).url()
     cells = tuple(_cell(row.cells[c.indicator], url, lang) if c.indicator in row.cells else None
                   for c in board.columns)
-    return RowLine(row.platform, row.store, row.operator or "", url, cells)
+    return RowLine(row.platform, row.store, row.operator or "", row.team or "", url, cells)
 
 
 def _cell(cell: Cell, url: str, lang: str) -> CellLine:

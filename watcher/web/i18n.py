@@ -238,6 +238,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "board.intro": "Each store's latest value of each indicator against the threshold "
                        "its scorecard uses; the stores that need a look first.",
         "board.platform": "Platform",
+        "board.operator": "Operator",
+        "board.team": "Team",
         "board.dimension": "Dimension",
         "board.store": "Store",
         "board.empty": "No store has data yet.",
@@ -473,6 +475,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "board.intro": "每个店铺各项指标的最新值，与其考核所用的标准对比；"
                        "最需要关注的店铺排在前面。",
         "board.platform": "平台",
+        "board.operator": "运营",
+        "board.team": "团队",
         "board.dimension": "维度",
         "board.store": "店铺",
         "board.empty": "还没有任何店铺的数据。",

@@ -396,9 +396,11 @@ def page_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
             latest = repo.latest_snapshots(conn)
         board = build_board(latest, runtime.pipeline.engine.pack, runtime.pipeline.targets,
                             platform=chosen.platform, operator=chosen.operator,
-                            dimension=chosen.dimension)
+                            dimension=chosen.dimension, team=chosen.team,
+                            roster=runtime.pipeline.roster)
         return page(request, "board.html", 400 if error else 200, who, error=error,
-                    chosen=chosen, facets=board_facets(latest), board=board,
+                    chosen=chosen, facets=board_facets(latest, runtime.pipeline.roster),
+                    board=board,
                     rows=board_rows(board, lang))
 
     @router.get("/login", response_class=HTMLResponse)
