@@ -3,7 +3,7 @@
 A compliance lead scanning a fleet wants one glance: which stores breach which threshold
 now, which are close to it, which sent nothing. Each cell is one store's latest value of
 one indicator (from the most recent snapshot that carries it, whatever its period kind)
-judged by the threshold its scorecard would use (``scorecard.snapshot_criterion``: the
+judged by the threshold its scorecard would use (``scorecard.view_criterion``: the
 target, else the rule's form for the store's segment), so the board, the cards and the
 rules state one verdict.
 
@@ -22,7 +22,13 @@ from pydantic import BaseModel, ConfigDict
 
 from watcher import indicators
 from watcher.assessment.roster import Roster
-from watcher.assessment.scorecard import Criterion, card_rules, snapshot_criterion
+from watcher.assessment.scorecard import (
+    Criterion,
+    StoreView,
+    card_rules,
+    snapshot_view,
+    view_criterion,
+)
 from watcher.assessment.targets import TargetBook
 from watcher.indicators import Dimension
 from watcher.period import PeriodKind
@@ -118,6 +124,7 @@ def build_board(latest: Iterable[Snapshot], pack: RulePack, book: TargetBook, *,
         return rules[(metric, kind)]
 
     rows = []
+    views: dict[int, StoreView] = {}  # by id() of the snapshot: one targets lookup each
     for (store_platform, store), snaps in by_store.items():
         snaps.sort(key=lambda s: (s.period.end, s.period.start))
         newest = snaps[-1]
@@ -128,8 +135,11 @@ def build_board(latest: Iterable[Snapshot], pack: RulePack, book: TargetBook, *,
         cells = {}
         for indicator in wanted:
             source = next((s for s in reversed(snaps) if indicator.id in s.metrics), newest)
-            criterion = snapshot_criterion(indicator.id, source,
-                                           rules_for(indicator.id, source.period.kind), book)
+            view = views.get(id(source))
+            if view is None:
+                view = views[id(source)] = snapshot_view(source, book)
+            criterion = view_criterion(indicator.id, view,
+                                       rules_for(indicator.id, source.period.kind))
             value = source.metrics.get(indicator.id)
             status = cell_status(value, criterion)
             if status is None:

@@ -304,17 +304,21 @@ def _criterion(metric: str, view: _StoreView, rules: Sequence[Rule]) -> _Criteri
 
 
 Criterion = _Criterion
+StoreView = _StoreView
 
 
-def snapshot_criterion(metric: str, snap: Snapshot, rules: Sequence[Rule],
-                       book: TargetBook) -> Criterion | None:
-    """What one store's snapshot is judged by for ``metric``, exactly as its card judges the
-    store: the snapshot's target, else the targets file's, else the first of ``rules``
-    (``card_rules``) in the form for the store's segment. The health board asks this, so
-    a cell and a card never disagree on a threshold."""
+def snapshot_view(snap: Snapshot, book: TargetBook) -> StoreView:
+    """One store's snapshot as a card sees it: its values, its segment, and its targets
+    (the snapshot's own, else the targets file's)."""
     targets = {**book.lookup(snap.store, snap.operator, snap.period, segment=snap.segment),
                **snap.targets}
-    view = _StoreView(snap.store, normalise_segment(snap.segment), dict(snap.metrics), targets)
+    return _StoreView(snap.store, normalise_segment(snap.segment), dict(snap.metrics), targets)
+
+
+def view_criterion(metric: str, view: StoreView, rules: Sequence[Rule]) -> Criterion | None:
+    """What a store is judged by for ``metric``, exactly as its card judges it: the target,
+    else the first of ``rules`` (``card_rules``) in the form for the store's segment. The
+    health board asks this, so a cell and a card never disagree on a threshold."""
     return _criterion(metric, view, rules)
 
 
