@@ -162,8 +162,23 @@ class TestBoardApiAndPage:
         assert client.get("/v1/board", headers=ingest).status_code == 403
         assert client.get("/v1/board").status_code == 401
 
+    def test_the_api_pages_the_worst_first_and_counts_them_all(self, client: TestClient):
+        fleet(client)
+        whole = client.get("/v1/board").json()
+        second = client.get("/v1/board", params={"limit": 1, "offset": 1}).json()
+        assert (second["total"], whole["total"]) == (3, 3)
+        assert [r["store"] for r in second["rows"]] == [whole["rows"][1]["store"]]
+        assert second["counts"] == whole["counts"]
+        assert client.get("/v1/board", params={"limit": 0}).status_code == 422
+
     def test_the_filter_names_a_bad_field(self):
         with pytest.raises(Exception, match="dimension"):
             BoardFilter.parse({"dimension": "x"})
         assert BoardFilter.parse({"platform": " shopee ", "operator": ""}) == BoardFilter(
             "shopee", None, None)
+        with pytest.raises(Exception, match="page"):
+            BoardFilter.parse({"page": "0"})
+        chosen = BoardFilter.parse({"dimension": "customer", "team": "east", "page": "3"})
+        assert chosen.offset == 200
+        assert chosen.url(4) == "/board?team=east&dimension=customer&page=4"
+        assert chosen.url(1) == "/board?team=east&dimension=customer"

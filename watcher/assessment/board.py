@@ -83,7 +83,12 @@ class BoardColumn(_Frozen):
 class Board(_Frozen):
     columns: tuple[BoardColumn, ...]
     rows: tuple[BoardRow, ...]
-    counts: dict[CellStatus, int]
+    counts: dict[CellStatus, int]  # over every row, shown or not
+    total: int  # rows before paging (``page``)
+
+    def page(self, offset: int, limit: int) -> Board:
+        """The rows from ``offset``, at most ``limit`` of them (worst first, as built)."""
+        return self.model_copy(update={"rows": self.rows[offset:offset + limit]})
 
 
 _RANK = {CellStatus.NO_DATA: 1, CellStatus.OK: 0, CellStatus.NEAR: 2, CellStatus.BREACHING: 3}
@@ -164,7 +169,7 @@ def build_board(latest: Iterable[Snapshot], pack: RulePack, book: TargetBook, *,
     for row in rows:
         for cell in row.cells.values():
             counts[cell.status] += 1
-    return Board(columns=columns, rows=tuple(rows), counts=counts)
+    return Board(columns=columns, rows=tuple(rows), counts=counts, total=len(rows))
 
 
 def board_facets(latest: Sequence[Snapshot], roster: Roster | None = None

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from watcher.assessment.board import Board, build_board
+from watcher.daemon.schemas import MAX_OFFSET
 from watcher.indicators import Dimension
 from watcher.runtime import Runtime
 from watcher.store import repository as repo
@@ -25,14 +26,18 @@ def board_router(runtime: Runtime, viewer: Any) -> APIRouter:
 
     @router.get("/v1/board", response_model=Board, responses={401: {}, 403: {}, 422: {}})
     def board(platform: Name = None, operator: Name = None, team: Name = None,
-              dimension: Dimension | None = None) -> Board:
+              dimension: Dimension | None = None,
+              limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+              offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0) -> Board:
         """Stores × indicators: each cell the latest value, its threshold and whether it is
-        ok, near (within 10 %), breaching or has no data; the worst stores first."""
+        ok, near (within 10 %), breaching or has no data; the worst stores first, ``limit``
+        of them from ``offset`` (``total`` says how many there are; ``counts`` are over
+        all of them)."""
         with runtime.db.engine.connect() as conn:
             latest = repo.latest_snapshots(conn)
         pipeline = runtime.pipeline
         return build_board(latest, pipeline.engine.pack, pipeline.targets, platform=platform,
                            operator=operator, dimension=dimension, team=team,
-                           roster=pipeline.roster)
+                           roster=pipeline.roster).page(offset, limit)
 
     return router

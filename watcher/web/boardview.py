@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from urllib.parse import urlencode
 
 from watcher.assessment.board import Board, BoardRow, Cell
 from watcher.errors import InputError
@@ -18,6 +19,7 @@ from watcher.web.i18n import translator
 from watcher.web.views import ListQuery
 
 NAME_MAX = 200
+PER_PAGE = 100  # stores a page: the worst come first, so the first page is the news
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +28,19 @@ class BoardFilter:
     operator: str | None = None
     dimension: Dimension | None = None
     team: str | None = None
+    page: int = 1
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * PER_PAGE
+
+    def url(self, page: int) -> str:
+        """This board's URL on ``page``, with its filters."""
+        values = {"platform": self.platform, "operator": self.operator, "team": self.team,
+                  "dimension": self.dimension.value if self.dimension else None,
+                  "page": page if page > 1 else None}
+        kept = {k: v for k, v in values.items() if v}
+        return "/board" + (f"?{urlencode(kept)}" if kept else "")
 
     @classmethod
     def parse(cls, params: Mapping[str, str]) -> BoardFilter:
@@ -43,7 +58,10 @@ class BoardFilter:
         except ValueError:
             raise InputError(f"must be one of {', '.join(d.value for d in Dimension)}",
                              field="dimension") from None
-        return cls(found["platform"], found["operator"], dimension, found["team"])
+        text = (params.get("page") or "1").strip()
+        if not text.isdigit() or not 1 <= int(text) <= 100_000:
+            raise InputError("must be a whole number from 1 to 100000", field="page")
+        return cls(found["platform"], found["operator"], dimension, found["team"], int(text))
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,7 +37,7 @@ from watcher.store import plans as stored_plans
 from watcher.store import repository as repo
 from watcher.store.database import utcnow
 from watcher.web.access import TOKEN_COOKIE, TOKEN_MAX_AGE, Visitor, safe_next, same_origin, visitor
-from watcher.web.boardview import BoardFilter, board_rows
+from watcher.web.boardview import PER_PAGE, BoardFilter, board_rows
 from watcher.web.cards import (
     card_path,
     card_view,
@@ -400,8 +400,8 @@ def page_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
                             roster=runtime.pipeline.roster)
         return page(request, "board.html", 400 if error else 200, who, error=error,
                     chosen=chosen, facets=board_facets(latest, runtime.pipeline.roster),
-                    board=board,
-                    rows=board_rows(board, lang))
+                    board=board, per=PER_PAGE,
+                    rows=board_rows(board.page(chosen.offset, PER_PAGE), lang))
 
     @router.get("/login", response_class=HTMLResponse)
     def login_form(request: Request) -> Response:

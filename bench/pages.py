@@ -1,0 +1,126 @@
+"""``python -m bench.pages [--stores N] [--months M] [--repeat R] [--postgres] [--json]``:
+the web page at fleet size.
+
+A store holding N stores × M months of generated history (``bench/generate.py``: every
+indicator, targets, ~4 % breaches), then each page asked R times in-process (FastAPI's
+TestClient, no network): the health board, the incident list filtered, an incident with
+its chart, the team's scorecards and one operator's card with its six small charts.
+Prints p50 and p95 per page in milliseconds. Read the figures on this small shared machine
+as an order of magnitude (bench/README.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from itertools import islice
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from bench.generate import jsonl, snapshots
+from bench.measure import percentile
+from bench.runs import RULES, pg_schema
+from watcher.config import load_settings
+from watcher.daemon.coalesce import Coalescer
+from watcher.daemon.http import create_app
+from watcher.pipeline import Pipeline
+from watcher.rules.engine import RuleEngine
+from watcher.rules.loader import load_pack
+from watcher.runtime import Runtime
+from watcher.store import open_database
+from watcher.store import repository as repo
+from watcher.validation import read_records
+
+CHUNK = 20_000
+
+
+@contextmanager
+def database(postgres: bool) -> Iterator[str]:
+    if postgres:
+        with pg_schema() as url:
+            if url is None:
+                raise SystemExit("PostgreSQL is not reachable")
+            yield url
+    else:
+        with tempfile.TemporaryDirectory() as folder:
+            yield f"sqlite:///{folder}/w.db"
+
+
+def fill(pipeline: Pipeline, stores: int, months: int) -> float:
+    """Ingest the history a chunk at a time; the seconds it took."""
+    started = time.perf_counter()
+    records = snapshots(stores * months, stores=stores, first_year=2024)
+    while chunk := list(islice(records, CHUNK)):
+        pipeline.ingest(read_records(jsonl(iter(chunk))), "bench")
+    return time.perf_counter() - started
+
+
+def timed(client: TestClient, url: str, repeat: int) -> dict[str, float]:
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        response = client.get(url)
+        times.append((time.perf_counter() - started) * 1000)
+        if response.status_code != 200:
+            raise RuntimeError(f"{url}: {response.status_code}")
+    return {"p50_ms": round(percentile(times, 50), 1), "p95_ms": round(percentile(times, 95), 1)}
+
+
+def run(stores: int, months: int, repeat: int, postgres: bool) -> dict[str, Any]:
+    with database(postgres) as url:
+        db = open_database(url, auto_upgrade=True)
+        settings = load_settings(env={})
+        pipeline = Pipeline(db, RuleEngine(load_pack(RULES)), settings)
+        seconds = fill(pipeline, stores, months)
+        runtime = Runtime(settings, db, pipeline)
+        last = f"{2024 + (months - 1) // 12:04d}-{(months - 1) % 12 + 1:02d}"
+        with db.engine.connect() as conn:
+            charted = next(i for i in repo.list_incidents(conn, limit=1000)
+                           if i.metric and i.store)
+        engine_thread = ThreadPoolExecutor(max_workers=1)
+        app = create_app(runtime, Coalescer(pipeline.ingest_many, engine_thread).ingest_async)
+        pages = {"/board": "/board",
+                 "/ filtered": f"/?store={charted.store}&status=open",
+                 "/ by severity": "/?sort=severity",
+                 "/incidents/{id} (chart)": f"/incidents/{charted.id}",
+                 "/scorecards (team)": f"/scorecards?period={last}",
+                 "/scorecards/{op} (6 charts)": f"/scorecards/op-0001?period={last}",
+                 "GET /v1/board": "/v1/board"}
+        try:
+            with TestClient(app, base_url="http://localhost") as client:
+                figures = {name: timed(client, path, repeat) for name, path in pages.items()}
+        finally:
+            engine_thread.shutdown()
+            db.dispose()
+    return {"stores": stores, "months": months, "snapshots": stores * months,
+            "database": "postgresql" if postgres else "sqlite",
+            "fill_s": round(seconds, 1), "pages": figures}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.pages")
+    parser.add_argument("--stores", type=int, default=5000)
+    parser.add_argument("--months", type=int, default=36)
+    parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--postgres", action="store_true")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    result = run(args.stores, args.months, args.repeat, args.postgres)
+    if args.json:
+        print(json.dumps(result))
+        return
+    print(f"{result['snapshots']:,} snapshots ({result['stores']:,} stores x "
+          f"{result['months']} months, {result['database']}), filled in {result['fill_s']} s")
+    print(f"{'page':32} {'p50 ms':>9} {'p95 ms':>9}")
+    for name, figure in result["pages"].items():
+        print(f"{name:32} {figure['p50_ms']:>9} {figure['p95_ms']:>9}")
+
+
+if __name__ == "__main__":
+    main()
