@@ -171,6 +171,21 @@ class TestBoardApiAndPage:
         assert second["counts"] == whole["counts"]
         assert client.get("/v1/board", params={"limit": 0}).status_code == 422
 
+    def test_a_new_or_restated_snapshot_shows_at_once(self, client: TestClient):
+        fleet(client)
+        for path in ("/v1/board", "/board"):
+            client.get(path)  # built and kept
+        client.post("/v1/snapshots", json=snapshot(  # restated: the health recovered
+            "amz-us-01", gmv=118000, targets={"gmv": 150000}, account_health_score=100))
+        rows = {r["store"]: r for r in client.get("/v1/board").json()["rows"]}
+        assert rows["amz-us-01"]["cells"]["account_health_score"]["status"] == "ok"
+        client.post("/v1/snapshots", json=snapshot("new-01", gmv=1, targets={"gmv": 2}))
+        assert "new-01" in {r["store"] for r in client.get("/v1/board").json()["rows"]}
+        html = client.get("/board").text
+        assert 'data-store="new-01"' in html
+        assert ('data-indicator="account_health_score" data-status="ok"'
+                in html.split('data-store="amz-us-01"')[1].split("</tr>")[0])
+
     def test_the_filter_names_a_bad_field(self):
         with pytest.raises(Exception, match="dimension"):
             BoardFilter.parse({"dimension": "x"})

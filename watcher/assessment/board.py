@@ -10,15 +10,20 @@ rules state one verdict.
 A passing value is *near* when it is closer to its threshold than ``NEAR_SHARE`` of the
 threshold; a threshold of 0 has no near side (no penalty is simply ok).
 
-Pure functions over frozen models; the query is ``repository.latest_snapshots``.
+Pure functions over frozen models; the query is ``repository.latest_snapshots``, and
+``BoardCache`` keeps boards until the data changes.
 """
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
+from sqlalchemy import Connection
 
 from watcher import indicators
 from watcher.assessment.roster import Roster
@@ -34,6 +39,7 @@ from watcher.indicators import Dimension
 from watcher.period import PeriodKind
 from watcher.rules.model import Rule, RulePack
 from watcher.snapshot import Comparator, Snapshot
+from watcher.store import repository as repo
 
 NEAR_SHARE = 0.10
 
@@ -128,40 +134,57 @@ def build_board(latest: Iterable[Snapshot], pack: RulePack, book: TargetBook, *,
             rules[(metric, kind)] = card_rules(pack, metric, kind)
         return rules[(metric, kind)]
 
-    rows = []
-    views: dict[int, StoreView] = {}  # by id() of the snapshot: one targets lookup each
+    shown = []
     for (store_platform, store), snaps in by_store.items():
         snaps.sort(key=lambda s: (s.period.end, s.period.start))
         newest = snaps[-1]
         store_team = roster.team_of(newest.operator)
-        if ((platform and store_platform != platform) or (operator and newest.operator != operator)
+        if not ((platform and store_platform != platform)
+                or (operator and newest.operator != operator)
                 or (team and store_team != team)):
-            continue
+            shown.append((store_platform, store, store_team, snaps))
+    # A column for every indicator some shown store sent (a threshold nobody reports on is
+    # not news), so only those are judged: a store's other cells could only say "no data".
+    sent = {m for *_key, snaps in shown for s in snaps for m in s.metrics}
+    wanted = [i for i in wanted if i.id in sent]
+    rows = []
+    views: dict[int, tuple[StoreView, tuple[tuple[str, str], ...]]] = {}  # by id(snapshot)
+    # A criterion depends on the metric, the period kind (which rules apply), the metric's
+    # target and the store's segment, and a fleet has few segments: judge each once.
+    criteria: dict[tuple[Any, ...], Criterion | None] = {}
+    for store_platform, store, store_team, snaps in shown:
+        newest = snaps[-1]
         cells = {}
         for indicator in wanted:
             source = next((s for s in reversed(snaps) if indicator.id in s.metrics), newest)
-            view = views.get(id(source))
-            if view is None:
-                view = views[id(source)] = snapshot_view(source, book)
-            criterion = view_criterion(indicator.id, view,
-                                       rules_for(indicator.id, source.period.kind))
+            if id(source) not in views:
+                view = snapshot_view(source, book)
+                views[id(source)] = view, tuple(sorted(view.segment.items()))
+            view, segment = views[id(source)]
+            key = (indicator.id, source.period.kind, view.targets.get(indicator.id), segment)
+            if key not in criteria:
+                criteria[key] = view_criterion(indicator.id, view,
+                                               rules_for(indicator.id, source.period.kind))
+            criterion = criteria[key]
             value = source.metrics.get(indicator.id)
             status = cell_status(value, criterion)
             if status is None:
                 continue
-            cells[indicator.id] = Cell(
+            # built from trusted parts: validating 100,000 cells would cost seconds
+            cells[indicator.id] = Cell.model_construct(
                 indicator=indicator.id, status=status, value=value,
                 threshold=criterion.threshold if criterion else None,
                 comparator=criterion.comparator if criterion else None,
                 basis=criterion.basis if criterion else None,
                 rule=criterion.rule if criterion else None,
                 period=source.period.text if value is not None else None)
-        rows.append(BoardRow(platform=store_platform, store=store, operator=newest.operator,
-                             team=store_team, cells=cells))
-    # a column for every indicator some store sent: a threshold nobody reports on is not news
+        rows.append(BoardRow.model_construct(platform=store_platform, store=store,
+                                             operator=newest.operator, team=store_team,
+                                             cells=cells))
     used = {m for row in rows for m, cell in row.cells.items() if cell.value is not None}
-    rows = [row.model_copy(update={"cells": {m: c for m, c in row.cells.items() if m in used}})
-            for row in rows]
+    rows = [row if row.cells.keys() <= used else BoardRow.model_construct(
+        platform=row.platform, store=row.store, operator=row.operator, team=row.team,
+        cells={m: c for m, c in row.cells.items() if m in used}) for row in rows]
     columns = tuple(BoardColumn(indicator=i.id, name_en=i.name_en, name_zh=i.name_zh,
                                 dimension=i.dimension.value) for i in wanted if i.id in used)
     rows.sort(key=lambda r: (-r.worst, r.store, r.platform))
@@ -180,3 +203,46 @@ def board_facets(latest: Sequence[Snapshot], roster: Roster | None = None
     return {"platform": sorted({s.platform for s in latest}), "operator": sorted(operators),
             "team": sorted(teams)}
 
+
+
+class BoardCache:
+    """The boards built since the data last changed, for a fleet too big to judge per request.
+
+    Building a board judges every store's every indicator (seconds for thousands of
+    stores), while its input changes only when a snapshot arrives, is restated or pruned.
+    So boards are kept until the store's watermark (``repository.snapshots_watermark``:
+    how many snapshots, the last change) moves, and per rule pack version, targets book,
+    roster (both replaced whole on reload) and filters. One per router, so one per
+    database.
+    """
+
+    def __init__(self, size: int = 32) -> None:
+        self._lock = threading.Lock()
+        self._mark: tuple[Any, ...] | None = None
+        self._latest: list[Snapshot] = []
+        self._boards: OrderedDict[tuple[Any, ...], tuple[TargetBook, Roster, Board]] = \
+            OrderedDict()
+        self._size = size
+
+    def board(self, conn: Connection, pack: RulePack, book: TargetBook, roster: Roster, *,
+              platform: str | None = None, operator: str | None = None,
+              dimension: Dimension | None = None, team: str | None = None
+              ) -> tuple[Board, list[Snapshot]]:
+        """The board for these filters, and the latest snapshots it was built from."""
+        mark = repo.snapshots_watermark(conn)
+        key = (pack.version, id(book), id(roster), platform, operator, dimension, team)
+        with self._lock:
+            if mark != self._mark:
+                self._latest, self._mark = repo.latest_snapshots(conn), mark
+                self._boards.clear()
+            found = self._boards.get(key)
+            if found is not None and found[0] is book and found[1] is roster:
+                self._boards.move_to_end(key)
+                return found[2], self._latest
+            board = build_board(self._latest, pack, book, platform=platform,
+                                operator=operator, dimension=dimension, team=team,
+                                roster=roster)
+            self._boards[key] = (book, roster, board)
+            while len(self._boards) > self._size:
+                self._boards.popitem(last=False)
+            return board, self._latest

@@ -11,11 +11,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from watcher.assessment.board import Board, build_board
+from watcher.assessment.board import Board, BoardCache
 from watcher.daemon.schemas import MAX_OFFSET
 from watcher.indicators import Dimension
 from watcher.runtime import Runtime
-from watcher.store import repository as repo
 
 Name = Annotated[str | None, Query(max_length=200, pattern=r"^[^\x00]*$")]
 
@@ -23,6 +22,7 @@ Name = Annotated[str | None, Query(max_length=200, pattern=r"^[^\x00]*$")]
 def board_router(runtime: Runtime, viewer: Any) -> APIRouter:
     """``viewer`` is the dependency that requires a viewer token."""
     router = APIRouter(dependencies=[viewer], tags=["board"])
+    cache = BoardCache()
 
     @router.get("/v1/board", response_model=Board, responses={401: {}, 403: {}, 422: {}})
     def board(platform: Name = None, operator: Name = None, team: Name = None,
@@ -33,11 +33,11 @@ def board_router(runtime: Runtime, viewer: Any) -> APIRouter:
         ok, near (within 10 %), breaching or has no data; the worst stores first, ``limit``
         of them from ``offset`` (``total`` says how many there are; ``counts`` are over
         all of them)."""
-        with runtime.db.engine.connect() as conn:
-            latest = repo.latest_snapshots(conn)
         pipeline = runtime.pipeline
-        return build_board(latest, pipeline.engine.pack, pipeline.targets, platform=platform,
-                           operator=operator, dimension=dimension, team=team,
-                           roster=pipeline.roster).page(offset, limit)
+        with runtime.db.engine.connect() as conn:
+            board, _latest = cache.board(conn, pipeline.engine.pack, pipeline.targets,
+                                         pipeline.roster, platform=platform,
+                                         operator=operator, dimension=dimension, team=team)
+        return board.page(offset, limit)
 
     return router

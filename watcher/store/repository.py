@@ -776,3 +776,11 @@ def latest_snapshots(conn: Connection) -> list[Snapshot]:
                        snapshots.c.period_kind == newest.c.period_kind,
                        snapshots.c.period_start == newest.c.start))
     return [Snapshot.model_validate(dict(row._mapping)) for row in conn.execute(query)]
+
+
+def snapshots_watermark(conn: Connection) -> tuple[int, int, datetime | None]:
+    """How many snapshots are stored, their revisions and when one last changed: moves on
+    every insert, restatement and prune (what the health board's cache watches)."""
+    row = conn.execute(select(func.count(), func.coalesce(func.sum(snapshots.c.revision), 0),
+                              func.max(snapshots.c.updated_at))).one()
+    return int(row[0]), int(row[1]), row[2]

@@ -22,7 +22,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 
 from watcher import plans
 from watcher.actions import ActionKind, act
-from watcher.assessment.board import board_facets, build_board
+from watcher.assessment.board import BoardCache, board_facets
 from watcher.assessment.pip import GoalValue, Outcome, parse_goal, status_of
 from watcher.assessment.scorecard import Scorecard, operator_card, team_cards
 from watcher.auth import Authenticator, Role
@@ -158,6 +158,8 @@ def page_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
     def streak_rules() -> list[str]:
         """The rules that recommend a PIP, from the pack in force."""
         return [r.id for r in runtime.pipeline.engine.pack.rules if r.kind == "streak"]
+
+    boards = BoardCache()
 
     def history_of(incident: Incident, lang: str) -> Figure | None:
         """The incident's store and metric over its last periods, judged by its rule."""
@@ -392,12 +394,12 @@ def page_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         except InputError as exc:
             t = translator(lang)
             chosen, error = BoardFilter(), t("error.field", field=exc.field, message=exc.reason)
+        pipeline = runtime.pipeline
         with db.engine.connect() as conn:
-            latest = repo.latest_snapshots(conn)
-        board = build_board(latest, runtime.pipeline.engine.pack, runtime.pipeline.targets,
-                            platform=chosen.platform, operator=chosen.operator,
-                            dimension=chosen.dimension, team=chosen.team,
-                            roster=runtime.pipeline.roster)
+            board, latest = boards.board(conn, pipeline.engine.pack, pipeline.targets,
+                                         pipeline.roster, platform=chosen.platform,
+                                         operator=chosen.operator,
+                                         dimension=chosen.dimension, team=chosen.team)
         return page(request, "board.html", 400 if error else 200, who, error=error,
                     chosen=chosen, facets=board_facets(latest, runtime.pipeline.roster),
                     board=board, per=PER_PAGE,
