@@ -63,20 +63,22 @@ class Legend:
 
 @dataclass(frozen=True, slots=True)
 class _Size:
+    kind: str  # the SVG's class beside chart-svg: what page.css shows where
     width: int
     height: int
     style: Style
     legend: bool
     rotate_after: int  # x labels are slanted when there are more of them than this
     dots: float
+    max_scale: int = 6  # y axis labels at most
     legend_columns: int = 4
 
 
 # a wide chart for a desktop, a narrow one with the same text size for a phone (the page's
 # stylesheet shows one of them), and the small multiples of a scorecard
-WIDE = _Size(760, 300, _STYLE, True, 8, 3.5)
-NARROW = _Size(380, 320, _STYLE, True, 4, 3.5, legend_columns=2)
-SMALL = _Size(320, 200, _SMALL, False, 4, 3)
+WIDE = _Size("wide", 760, 300, _STYLE, True, 8, 3.5)
+NARROW = _Size("narrow", 380, 320, _STYLE, True, 4, 3.5, legend_columns=2)
+SMALL = _Size("small", 320, 200, _SMALL, False, 4, 3, max_scale=4)
 
 
 def line_chart(title: str, summary: str, metric: str, points: Sequence[Point],
@@ -101,7 +103,7 @@ def _render(title: str, summary: str, metric: str, points: Sequence[Point], lege
         legend_at_bottom_columns=size.legend_columns,
         legend_box_size=11, margin=10, margin_right=28, spacing=8,
         x_label_rotation=0 if len(points) <= size.rotate_after else 40, truncate_label=-1,
-        show_x_guides=False, dots_size=size.dots, max_scale=4 if size is SMALL else 6,
+        show_x_guides=False, dots_size=size.dots, max_scale=size.max_scale,
         value_formatter=_formatter(metric), no_data_text=legend.no_data)
     chart.x_labels = [p.period for p in points]
     chart.add(legend.value, [p.value for p in points])
@@ -112,8 +114,7 @@ def _render(title: str, summary: str, metric: str, points: Sequence[Point], lege
               stroke=False, dots_size=size.dots * 1.7)
     chart.add(legend.restated, [p.value if p.restated else None for p in points],
               stroke=False, dots_size=size.dots * 2.6)
-    kind = "small" if size is SMALL else "wide" if size is WIDE else "narrow"
-    chart.xml_filters.append(_fit_for_page(title, summary, kind))
+    chart.xml_filters.append(_fit_for_page(title, summary, size.kind))
     return Markup(chart.render(is_unicode=True))
 
 
