@@ -20,14 +20,15 @@ from sqlalchemy import Connection
 from watcher import incidents as inc
 from watcher.alerts import Alert, AlertKind, Evidence
 from watcher.assessment.streaks import Streak, longest_within, run_containing
+from watcher.assessment.verdict import INCOMPLETE, failed
 from watcher.config import Settings, group_for, route
-from watcher.evaluation import Assessment, Outcome, render_title
+from watcher.evaluation import Outcome, render_title
 from watcher.period import Period
 from watcher.rules.model import Rule, RulePack
 from watcher.silences import Silence, silenced_by
+from watcher.snapshot import Snapshot
 from watcher.store import repository as repo
 
-Months = dict[str, bool]
 EvidenceOf = Callable[[str, list[str]], list[dict[str, Any]]]
 
 
@@ -94,54 +95,61 @@ class Planner:
 
     # -- streak rules (PIP) --------------------------------------------------------------------
 
-    def streaks(self, changed: list[Assessment], months: dict[str, Months]) -> None:
+    def streaks(self, changed: dict[tuple[str, str], Snapshot],
+                results: dict[str, dict[str, str]]) -> None:
+        """Judge the streak of each operator's month whose card changed, on the stored
+        card results (``operator -> month -> result``: watcher.assessment.verdict)."""
         rules = [r for r in self.pack.rules if r.enabled and r.kind == "streak"]
-        keys = sorted({(a.operator, a.period) for a in changed},
-                      key=lambda k: (k[0], Period.parse(k[1]).start))
-        latest = {(a.operator, a.period): a for a in changed}
+        keys = sorted(changed, key=lambda k: (k[0], Period.parse(k[1]).start))
         for rule in rules:
             for operator, month in keys:
-                assessment = latest[(operator, month)]
-                self._deciding = f"{assessment.platform}|{assessment.store}|{assessment.period}"
-                self._streak(rule, operator, Period.parse(month), months.get(operator, {}),
-                             latest[(operator, month)])
+                snap = changed[(operator, month)]
+                self._deciding = snap.key
+                self._streak(rule, operator, Period.parse(month), results.get(operator, {}),
+                             snap)
 
-    def _streak(self, rule: Rule, operator: str, month: Period, stored: Months,
-                assessment: Assessment) -> None:
-        missed = stored
+    def _streak(self, rule: Rule, operator: str, month: Period, results: dict[str, str],
+                snap: Snapshot) -> None:
+        missed = failed(results)
         fp = inc.fingerprint(rule.id, "operator", operator)
         live = self.live.get(fp)
         streak = run_containing(missed, month)
         if streak is not None and len(streak.months) >= rule.months:
-            self.fire(self._pip(rule, operator, streak, stored, assessment))
+            self.fire(self._pip(rule, operator, streak, snap))
             return
         if live is None or missed.get(month.text):
             return
+        result = results.get(month.text, "no data")
         months_of_live = tuple(sorted({str(e["period"]) for e in live.evidence},
                                       key=lambda m: Period.parse(m).start))
         if month.text in months_of_live:
             remaining = longest_within(missed, months_of_live)
             if remaining is not None and len(remaining.months) >= rule.months:
-                self.fire(self._pip(rule, operator, remaining, stored, assessment))
+                self.fire(self._pip(rule, operator, remaining, snap))
                 return
-            note = (f"withdrawn: {month.text} was restated and no longer misses its targets; "
-                    f"the streak {months_of_live[0]}..{months_of_live[-1]} is broken")
+            note = (f"withdrawn: {month.text} was restated and its monthly card is now "
+                    f"{result}; the streak {months_of_live[0]}..{months_of_live[-1]} is broken")
             self.decide(fp, inc.on_recovery(live, inc.Recovery(
                 fingerprint=fp, period=month.text, period_end=month.end, note=note,
                 withdraw=True), self.now))
         elif months_of_live and month.start > Period.parse(months_of_live[-1]).start:
+            if result == INCOMPLETE:  # not judged: neither a recovery nor a further miss
+                self.decide(fp, inc.add_note(live, inc.SYSTEM_ACTOR, (
+                    f"{operator}'s monthly card for {month.text} is incomplete (nothing on it "
+                    f"could be judged): it does not count, the PIP stays open"), self.now))
+                return
             self.decide(fp, inc.on_recovery(live, inc.Recovery(
                 fingerprint=fp, period=month.text, period_end=month.end,
-                note=f"recovered: {operator} met every target in {month.text}"), self.now))
+                note=f"recovered: {operator}'s monthly card for {month.text} passes"),
+                self.now))
 
-    def _pip(self, rule: Rule, operator: str, streak: Streak, stored: Months,
-             assessment: Assessment) -> inc.Firing:
+    def _pip(self, rule: Rule, operator: str, streak: Streak, snap: Snapshot) -> inc.Firing:
         evidence = self.evidence_of(operator, list(streak.months))
         metrics = sorted({str(e["metric"]) for e in evidence})
         values = {"operator": operator, "months": ", ".join(streak.months),
                   "count": len(streak.months), "indicators": ", ".join(metrics),
-                  "first": streak.first, "last": streak.last, "store": assessment.store,
-                  "platform": assessment.platform, "period": streak.last}
+                  "first": streak.first, "last": streak.last, "store": snap.store,
+                  "platform": snap.platform, "period": streak.last}
         return inc.Firing(
             rule=rule.id, rule_version=self.version, subject_kind="operator", subject=operator,
             store=None, platform=None, operator=operator, severity=rule.severity.value,
@@ -318,7 +326,8 @@ def alert_for(incident: inc.Incident, kind: AlertKind, now: datetime,
     evidence = [Evidence(period=str(e["period"]), metric=str(e["metric"]),
                          value=float(e["value"]), threshold=float(e["target"]),
                          comparison=str(e.get("comparator") or ""), store=e.get("store"))
-                for e in incident.evidence]
+                for e in incident.evidence
+                if e.get("value") is not None and e.get("target") is not None]
     link = f"{public_url.rstrip('/')}/incidents/{incident.id}" if public_url else None
     return Alert(kind=kind, incident_id=incident.id, rule=incident.rule,
                  severity=incident.severity, audience=incident.audience, title=incident.title,

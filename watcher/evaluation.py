@@ -1,8 +1,9 @@
-"""From the engine's verdict on a snapshot to firings, recoveries and a monthly assessment.
+"""From the engine's verdict on a snapshot to firings and recoveries.
 
 Pure: the engine decided *whether* a rule holds; this module describes it
 (value versus threshold, in words) and says which rules were evaluable but did
-not fire, which is what resolves an incident automatically.
+not fire, which is what resolves an incident automatically. The monthly assessment
+is not judged here but on the operator's monthly card (watcher.assessment.verdict).
 """
 
 from __future__ import annotations
@@ -20,18 +21,6 @@ from watcher.snapshot import Snapshot
 
 
 @dataclass(frozen=True, slots=True)
-class Assessment:
-    """One store's monthly assessment for its operator: missed when any target was missed."""
-
-    operator: str
-    store: str
-    platform: str
-    period: str
-    missed: bool
-    evidence: list[dict[str, Any]]
-
-
-@dataclass(frozen=True, slots=True)
 class Outcome:
     """What one snapshot did: the rules that fired, and what can recover.
 
@@ -45,7 +34,6 @@ class Outcome:
     pack: RulePack
     firings: list[Firing] = field(default_factory=list)
     fired: frozenset[tuple[str, str | None]] = frozenset()
-    assessment: Assessment | None = None
 
     def recovery(self, rule_id: str, subject_kind: str, subject: str) -> Recovery | None:
         """The recovery of a live incident of this snapshot's store or operator, if any.
@@ -96,8 +84,6 @@ def outcome(pack: RulePack, version: str, verdict: Verdict) -> Outcome:
     snap = verdict.snapshot
     firings: list[Firing] = []
     fired: set[tuple[str, str | None]] = set()
-    missed: list[str] = []
-    violations: list[dict[str, Any]] = []
     for form in verdict.fired:
         rule = form.rule
         if not rule.enabled:
@@ -109,22 +95,10 @@ def outcome(pack: RulePack, version: str, verdict: Verdict) -> Outcome:
                 fired.add((rule.id, None))
                 targets = {k: t.value for k, t in snap.targets.items()}
                 firings.append(_firing(rule, version, snap, form.condition, targets))
-                if rule.downgrades_assessment:
-                    violations.append(_violation_evidence(snap, rule, firings[-1]))
-        elif rule.kind == "platform_target":
-            if (rule.id, form.metric) not in fired:
-                fired.add((rule.id, form.metric))
-                firings.append(_platform_firing(rule, version, snap, form.metric))
-        else:
-            missed.append(form.metric)
-    assessment = None
-    if snap.operator and snap.period.kind.value == "month" and (snap.targets or violations):
-        # A month is assessed when it has targets, or a major violation that fails it
-        # whatever the targets say (kpi-reference §1, indicator 16).
-        evidence = [*{m: _miss_evidence(snap, m) for m in missed}.values(), *violations]
-        assessment = Assessment(snap.operator, snap.store, snap.platform, snap.period.text,
-                                bool(evidence), evidence)
-    return Outcome(snap, pack, firings, frozenset(fired), assessment)
+        elif rule.kind == "platform_target" and (rule.id, form.metric) not in fired:
+            fired.add((rule.id, form.metric))
+            firings.append(_platform_firing(rule, version, snap, form.metric))
+    return Outcome(snap, pack, firings, frozenset(fired))
 
 
 def _evaluable(condition: Condition, metrics: dict[str, float], targets: dict[str, float]) -> bool:
@@ -180,19 +154,6 @@ def _recovery(rule: Rule, snap: Snapshot, condition: Condition,
     value = format_value(metric, snap.metrics.get(metric))
     note = f"recovered: {metric} is {value} in {snap.period.text} (rule: {condition})"
     return Recovery(fingerprint(rule.id, kind, subject), snap.period.text, snap.period.end, note)
-
-
-def _miss_evidence(snap: Snapshot, metric: str) -> dict[str, Any]:
-    target = snap.targets[metric]
-    return {"period": snap.period.text, "store": snap.store, "metric": metric,
-            "value": snap.metrics[metric], "target": target.value,
-            "comparator": target.comparator.value if target.comparator else None}
-
-
-def _violation_evidence(snap: Snapshot, rule: Rule, firing: Firing) -> dict[str, Any]:
-    return {"period": snap.period.text, "store": snap.store, "metric": firing.metric,
-            "value": firing.value, "target": firing.threshold, "comparator": None,
-            "rule": rule.id, "major_violation": True}
 
 
 def _platform_firing(rule: Rule, version: str, snap: Snapshot, metric: str) -> Firing:

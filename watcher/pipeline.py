@@ -21,9 +21,11 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from watcher.apply import Plan, Planner, write
+from watcher.assessment.scorecard import Scorecard, build_card
 from watcher.assessment.targets import TargetBook, load_optional
+from watcher.assessment.verdict import card_row, months_of
 from watcher.config import Settings
-from watcher.evaluation import Assessment, Outcome, outcome
+from watcher.evaluation import Outcome, outcome
 from watcher.observability import (
     EVALUATION_SECONDS,
     RULE_EVALUATIONS,
@@ -207,10 +209,10 @@ class Pipeline:
 
     def _apply(self, conn: Connection, outcomes: list[Outcome], now: datetime) -> Plan:
         pack = self.engine.pack
-        assessed = [o.assessment for o in outcomes if o.assessment is not None]
-        streak_rules = [r.id for r in pack.rules if r.enabled and r.kind == "streak"]
-        if assessed and streak_rules:  # before reading what is live: see lock_operators
-            repo.lock_operators(conn, [a.operator for a in assessed])
+        streak_rules = [r for r in pack.rules if r.enabled and r.kind == "streak"]
+        changed = months_of(o.snapshot for o in outcomes) if streak_rules else {}
+        if changed:  # before reading what is live: see lock_operators
+            repo.lock_operators(conn, [operator for operator, _month in changed])
         subjects = {o.snapshot.store for o in outcomes}
         subjects |= {o.snapshot.operator for o in outcomes if o.snapshot.operator}
         recent = {}
@@ -223,16 +225,33 @@ class Pipeline:
                           lambda operator, months: repo.month_evidence(conn, operator, months),
                           recent)
         planner.outcomes(outcomes)
-        if assessed and streak_rules:
-            repo.upsert_assessments(conn, [_assessment_row(a, now) for a in assessed])
-            span = max(r.months for r in pack.rules if r.kind == "streak") * 2
-            starts = [Period.parse(a.period) for a in assessed]
-            months = repo.operators_months(
-                conn, [a.operator for a in assessed],
+        if changed:
+            cards = self._monthly_cards(conn, changed)
+            repo.upsert_monthly_cards(conn, [card_row(card, now) for card in cards])
+            span = max(r.months for r in streak_rules) * 2
+            starts = [Period.parse(month) for _operator, month in changed]
+            results = repo.operators_months(
+                conn, [operator for operator, _month in changed],
                 min(starts).shift_months(-span).start, max(starts).shift_months(span).start)
-            planner.streaks(assessed, months)
+            planner.streaks(changed, results)
         write(conn, planner.plan, self.settings, now)
         return planner.plan
+
+    def _monthly_cards(self, conn: Connection,
+                       changed: dict[tuple[str, str], Snapshot]) -> list[Scorecard]:
+        """The card of each operator's month the batch changed, from the store (which
+        holds the batch's snapshots by now): one query per month of the batch."""
+        by_month: dict[str, list[str]] = defaultdict(list)
+        for operator, text in changed:
+            by_month[text].append(operator)
+        pack, book, settings = self.engine.pack, self.targets, self.settings.scorecard
+        cards = []
+        for text, operators in by_month.items():
+            month = Period.parse(text)
+            stored = repo.operators_snapshots_within(conn, operators, month.start, month.end)
+            cards += [build_card(operator, month, stored[operator], pack, book, settings)
+                      for operator in operators if operator in stored]
+        return cards
 
 
 class Statement(NamedTuple):
@@ -249,9 +268,3 @@ def observed_before(snapshot: Snapshot, other: datetime | None) -> bool:
     times, arrival order decides."""
     return snapshot.observed_at is not None and other is not None \
         and snapshot.observed_at < other
-
-
-def _assessment_row(a: Assessment, now: datetime) -> dict[str, Any]:
-    return {"operator": a.operator, "store": a.store, "platform": a.platform,
-            "period": a.period, "period_start": Period.parse(a.period).start,
-            "missed": a.missed, "evidence": a.evidence, "updated_at": now}

@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, computed_field
 from sqlalchemy import Connection
 
 from watcher import indicators
+from watcher.assessment.grades import Grade, grade_of
 from watcher.assessment.rollup import Combine, combine, combine_kind, weights_of
 from watcher.assessment.targets import TargetBook
 from watcher.assessment.weights import ScorecardSettings
@@ -38,7 +39,7 @@ from watcher.errors import InputError
 from watcher.indicators import Cycle, Dimension, Direction, Indicator
 from watcher.period import Period, PeriodKind
 from watcher.rules.engine import applicable_variant, normalise_segment
-from watcher.rules.expression import Comparison, Condition
+from watcher.rules.expression import Comparison, Condition, comparisons, holds
 from watcher.rules.model import Rule, RulePack
 from watcher.snapshot import Comparator, Snapshot, Target
 from watcher.store import repository as repo
@@ -88,12 +89,17 @@ class CardItem(_Frozen):
 
 
 class Veto(_Frozen):
-    """A value that fails the card whatever its score (a penalty: a major violation)."""
+    """A major violation: fails the card whatever its score, and lowers its grade one band.
+
+    From a metric of ``scorecard: veto:`` above zero, or a rule marked
+    ``downgrades_assessment`` that holds on one of the card's snapshots (``rule``).
+    """
 
     metric: str
     value: float
     store: str
     period: str
+    rule: str | None = None
 
     def __str__(self) -> str:
         return f"{self.metric} = {self.value:g} at {self.store} in {self.period}"
@@ -112,6 +118,8 @@ class Scorecard(_Frozen):
     pass_score: float
     result: CardResult
     vetoes: tuple[Veto, ...]
+    grade: str | None  # None when nothing could be judged (an incomplete card)
+    grading: Grade | None  # the grade's band, meaning, bonus and any downgrade
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -125,13 +133,16 @@ class TeamRow(_Frozen):
     stores: tuple[str, ...]
     score: float | None
     result: CardResult
+    grade: str | None
+    bonus: float | None
     failing: tuple[str, ...]
     vetoes: tuple[Veto, ...]
 
     @classmethod
     def of(cls, card: Scorecard) -> TeamRow:
         return cls(operator=card.operator, tier=card.tier, stores=card.stores,
-                   score=card.score, result=card.result, failing=card.failing,
+                   score=card.score, result=card.result, grade=card.grade,
+                   bonus=card.grading.bonus if card.grading else None, failing=card.failing,
                    vetoes=card.vetoes)
 
 
@@ -357,26 +368,57 @@ def build_card(operator: str, period: Period, snapshots: Iterable[Snapshot], pac
     items = [item for indicator in card_indicators(cycle)
              if (item := _item(indicator, views, card_rules(pack, indicator.id, period.kind),
                                settings.weight(tier, indicator))) is not None]
-    vetoes = tuple(Veto(metric=metric, value=snap.metrics[metric], store=snap.store,
-                        period=snap.period.text)
-                   for snap in mine for metric in settings.veto
-                   if snap.metrics.get(metric, 0) > 0)
+    vetoes = card_vetoes(mine, pack, book, settings.veto)
     assessed = [i for i in items if i.status in (ItemStatus.PASS, ItemStatus.FAIL)]
     total = sum(i.weight for i in assessed)
     score = (sum(i.weight for i in assessed if i.status is ItemStatus.PASS) / total
              if total > 0 else None)
+    if score is not None:
+        score = round(score, 4)
     if vetoes:
         result = CardResult.FAIL
     elif score is None:
         result = CardResult.INCOMPLETE
     else:
         result = CardResult.PASS if score >= settings.pass_score else CardResult.FAIL
+    grading = grade_of(score, settings.grades, str(vetoes[0]) if vetoes else None)
     return Scorecard(
         operator=operator, period=period.text, cycle=cycle, level=level, tier=tier,
         stores=tuple(dict.fromkeys(v.store for v in views)),
         periods=tuple(dict.fromkeys(s.period.text for s in mine)), items=tuple(items),
-        score=None if score is None else round(score, 4), pass_score=settings.pass_score,
-        result=result, vetoes=vetoes)
+        score=score, pass_score=settings.pass_score, result=result, vetoes=vetoes,
+        grade=grading.grade if grading else None, grading=grading)
+
+
+def card_vetoes(snapshots: Sequence[Snapshot], pack: RulePack, book: TargetBook,
+                metrics: Sequence[str]) -> tuple[Veto, ...]:
+    """The major violations among ``snapshots``: a veto metric above zero, or a rule marked
+    ``downgrades_assessment`` that holds (its variant for the store's segment, its periods);
+    one per metric, store and period, a rule's naming it."""
+    rules = [r for r in pack.rules if r.enabled and r.downgrades_assessment
+             and r.kind == "threshold" and r.compiled is not None]
+    found: dict[tuple[str, str, str], Veto] = {}
+    for snap in snapshots:
+        for metric in metrics:
+            if snap.metrics.get(metric, 0) > 0:
+                found[(metric, snap.store, snap.period.text)] = Veto(
+                    metric=metric, value=snap.metrics[metric], store=snap.store,
+                    period=snap.period.text)
+        for rule in rules:
+            if rule.periods and snap.period.kind.value not in rule.periods:
+                continue
+            variant = (applicable_variant(rule, normalise_segment(snap.segment))
+                       if rule.variants else None)
+            condition = variant.compiled if variant else rule.compiled
+            targets = {m: t.value for m, t in book.fill(snap).targets.items()}
+            if condition is None or not holds(condition, snap.metrics, targets):
+                continue
+            metric = next(c.metric for c in comparisons(condition)
+                          if holds(c, snap.metrics, targets))
+            found[(metric, snap.store, snap.period.text)] = Veto(
+                metric=metric, value=snap.metrics[metric], store=snap.store,
+                period=snap.period.text, rule=rule.id)
+    return tuple(found.values())
 
 
 def build_team(period: Period, snapshots: Iterable[Snapshot], pack: RulePack,

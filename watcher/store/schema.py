@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
-    Boolean,
     Column,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -139,19 +139,21 @@ notifications = Table(
     Index("ix_notifications_group", "group_key", "status"),
 )
 
-assessments = Table(
-    "assessments", metadata,
+# The operator's monthly card, as the PIP streak counts it (watcher.assessment.verdict):
+# recomputed whenever a snapshot of the operator's month changes.
+monthly_cards = Table(
+    "monthly_cards", metadata,
     Column("id", Integer, primary_key=True),
     Column("operator", String(200), nullable=False),
-    Column("store", String(200), nullable=False),
-    Column("platform", String(200), nullable=False),
     Column("period", String(10), nullable=False),
     Column("period_start", Date, nullable=False),
-    Column("missed", Boolean, nullable=False),
+    Column("result", String(20), nullable=False),
+    Column("score", Float),
+    Column("grade", String(20)),
     Column("evidence", JSON, nullable=False),
     Column("updated_at", TS, nullable=False),
-    UniqueConstraint("operator", "store", "platform", "period", name="uq_assessments_key"),
-    Index("ix_assessments_operator_start", "operator", "period_start"),
+    UniqueConstraint("operator", "period", name="uq_monthly_cards_key"),
+    Index("ix_monthly_cards_operator_start", "operator", "period_start"),
 )
 
 silences = Table(
