@@ -168,6 +168,7 @@ class Pipeline:
             repo.insert_rejections(conn, [r for _, r in rejected], now)
             known = repo.snapshot_state(conn, list(latest), lock=True)
             fresh, restated, evaluate = [], [], []
+            stored: dict[str, Snapshot] = {}  # written by this batch, as sent
             later: dict[str, datetime] = {}
             for key, (snapshot, raw, origin) in latest.items():
                 if key not in known:
@@ -186,6 +187,7 @@ class Pipeline:
                     restated.append(repo.snapshot_row(snapshot, raw, sources[origin], now,
                                                       digest))
                     parts[origin].restated += 1
+                stored[key] = snapshot
                 evaluate.append(targets.fill(snapshot))
             repo.advance_observed(conn, later)
             repo.insert_snapshots(conn, fresh)
@@ -200,14 +202,15 @@ class Pipeline:
                     EVALUATION_SECONDS.observe(per_snapshot)
                 RULE_EVALUATIONS.inc(len(verdicts))
             outcomes = [outcome(engine.pack, engine.version, v) for v in verdicts]
-            plan = self._apply(conn, outcomes, now)
+            plan = self._apply(conn, outcomes, now, stored)
         for key, count in plan.opened_by.items():
             parts[latest[key].origin if key in latest else 0].opened += count
         for key, count in plan.resolved_by.items():
             parts[latest[key].origin if key in latest else 0].resolved += count
         return parts
 
-    def _apply(self, conn: Connection, outcomes: list[Outcome], now: datetime) -> Plan:
+    def _apply(self, conn: Connection, outcomes: list[Outcome], now: datetime,
+               stored: dict[str, Snapshot]) -> Plan:
         pack = self.engine.pack
         streak_rules = [r for r in pack.rules if r.enabled and r.kind == "streak"]
         changed = months_of(o.snapshot for o in outcomes) if streak_rules else {}
@@ -226,7 +229,7 @@ class Pipeline:
                           recent)
         planner.outcomes(outcomes)
         if changed:
-            cards = self._monthly_cards(conn, changed)
+            cards = self._monthly_cards(conn, changed, stored)
             repo.upsert_monthly_cards(conn, [card_row(card, now) for card in cards])
             span = max(r.months for r in streak_rules) * 2
             starts = [Period.parse(month) for _operator, month in changed]
@@ -237,10 +240,11 @@ class Pipeline:
         write(conn, planner.plan, self.settings, now)
         return planner.plan
 
-    def _monthly_cards(self, conn: Connection,
-                       changed: dict[tuple[str, str], Snapshot]) -> list[Scorecard]:
+    def _monthly_cards(self, conn: Connection, changed: dict[tuple[str, str], Snapshot],
+                       batch: dict[str, Snapshot]) -> list[Scorecard]:
         """The card of each operator's month the batch changed, from the store (which
-        holds the batch's snapshots by now): one query per month of the batch."""
+        holds the batch's snapshots by now): the keys of the month's snapshots in one
+        query per month, and only those the batch did not write itself loaded."""
         by_month: dict[str, list[str]] = defaultdict(list)
         for operator, text in changed:
             by_month[text].append(operator)
@@ -248,9 +252,12 @@ class Pipeline:
         cards = []
         for text, operators in by_month.items():
             month = Period.parse(text)
-            stored = repo.operators_snapshots_within(conn, operators, month.start, month.end)
-            cards += [build_card(operator, month, stored[operator], pack, book, settings)
-                      for operator in operators if operator in stored]
+            keys = repo.operators_snapshot_keys(conn, operators, month.start, month.end)
+            loaded = repo.snapshots_by_key(
+                conn, [k for found in keys.values() for k in found if k not in batch])
+            cards += [build_card(operator, month, [batch.get(k) or loaded[k] for k in found],
+                                 pack, book, settings)
+                      for operator, found in keys.items()]
         return cards
 
 

@@ -207,6 +207,9 @@ def _store_view(snaps: Sequence[Snapshot], period: Period, operator: str,
     """
     latest = snaps[-1]
     exact = next((s for s in snaps if s.period == period), None)
+    if exact is not None and len(snaps) == 1:  # the period's own snapshot alone: as sent
+        return _StoreView(exact.store, normalise_segment(exact.segment), dict(exact.metrics),
+                          {**book.lookup(exact.store, operator, period), **exact.targets})
     file_targets = {s.period.text: book.lookup(s.store, operator, s.period) for s in snaps}
     stated = {**book.lookup(latest.store, operator, period, exact_only=True),
               **(exact.targets if exact else {})}
@@ -283,6 +286,23 @@ def _single(condition: Condition | None, metric: str) -> Comparison | None:
             and condition.op in _PASSING_SIDE):
         return condition
     return None
+
+
+# the last packs' card rules: building a card on the ingestion path must not scan the pack
+# once per indicator (a pack is frozen; the pack object is kept so its id stays its own)
+_CARD_RULES: dict[tuple[int, PeriodKind], tuple[RulePack, dict[str, list[Rule]]]] = {}
+
+
+def _rules_by_metric(pack: RulePack, kind: PeriodKind,
+                     cycle_indicators: Sequence[Indicator]) -> dict[str, list[Rule]]:
+    cached = _CARD_RULES.get((id(pack), kind))
+    if cached is None or cached[0] is not pack:
+        if len(_CARD_RULES) >= 8:
+            _CARD_RULES.clear()
+        cached = (pack, {i.id: card_rules(pack, i.id, kind) for i in indicators.INDICATORS
+                         .values()})
+        _CARD_RULES[(id(pack), kind)] = cached
+    return {i.id: cached[1][i.id] for i in cycle_indicators}
 
 
 def card_rules(pack: RulePack, metric: str, kind: PeriodKind) -> list[Rule]:
@@ -365,8 +385,10 @@ def build_card(operator: str, period: Period, snapshots: Iterable[Snapshot], pac
     level = next((str(s.segment["level"]) for s in reversed(mine) if "level" in s.segment), None)
     tier = settings.tier_of(level)
     cycle = CYCLES[period.kind]
-    items = [item for indicator in card_indicators(cycle)
-             if (item := _item(indicator, views, card_rules(pack, indicator.id, period.kind),
+    assessed_here = card_indicators(cycle)
+    rules = _rules_by_metric(pack, period.kind, assessed_here)
+    items = [item for indicator in assessed_here
+             if (item := _item(indicator, views, rules[indicator.id],
                                settings.weight(tier, indicator))) is not None]
     vetoes = card_vetoes(mine, pack, book, settings.veto)
     assessed = [i for i in items if i.status in (ItemStatus.PASS, ItemStatus.FAIL)]

@@ -72,6 +72,8 @@ class TargetBook(BaseModel):
     def lookup(self, store: str, operator: str | None, period: Period, *,
                exact_only: bool = False) -> dict[str, Target]:
         """The file's target per metric for ``store`` (run by ``operator``) in ``period``."""
+        if not self.entries:
+            return {}  # no file: the common case on the ingestion path (monthly cards)
         best: dict[str, tuple[tuple[int, int], Target]] = {}
         subjects: list[tuple[int, tuple[str, str]]] = [(1, ("store", store))]
         if operator:

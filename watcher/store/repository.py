@@ -461,20 +461,30 @@ def month_evidence(conn: Connection, operator: str, months: list[str]) -> list[d
     return [item for (evidence,) in rows for item in evidence]
 
 
-def operators_snapshots_within(conn: Connection, operators: Iterable[str], first: date,
-                               last: date) -> dict[str, list[Snapshot]]:
-    """``snapshots_within`` for several operators in one query per 500 of them."""
-    found: dict[str, list[Snapshot]] = {}
-    columns = (snapshots.c.store, snapshots.c.platform, snapshots.c.period,
-               snapshots.c.operator, snapshots.c.observed_at, snapshots.c.segment,
-               snapshots.c.metrics, snapshots.c.targets)
+def operators_snapshot_keys(conn: Connection, operators: Iterable[str], first: date,
+                           last: date) -> dict[str, list[str]]:
+    """``operator -> keys`` of the snapshots whose period lies within [first, last]."""
+    found: dict[str, list[str]] = {}
     for chunk in _chunks(sorted(set(operators)), 500):
-        query = select(*columns).where(
+        rows = conn.execute(select(snapshots.c.operator, snapshots.c.key).where(
             snapshots.c.operator.in_(chunk), snapshots.c.period_start >= first,
-            snapshots.c.period_end <= last)
-        for row in conn.execute(query):
-            snap = Snapshot.model_validate(dict(row._mapping))
-            found.setdefault(str(snap.operator), []).append(snap)
+            snapshots.c.period_end <= last))
+        for operator, key in rows:
+            found.setdefault(operator, []).append(key)
+    return found
+
+
+def snapshots_by_key(conn: Connection, keys: Sequence[str]) -> dict[str, Snapshot]:
+    """Stored snapshots by key, as ``snapshots_within`` reads them."""
+    found: dict[str, Snapshot] = {}
+    for chunk in _chunks(sorted(set(keys)), 500):
+        rows = conn.execute(select(
+            snapshots.c.key, snapshots.c.store, snapshots.c.platform, snapshots.c.period,
+            snapshots.c.operator, snapshots.c.observed_at, snapshots.c.segment,
+            snapshots.c.metrics, snapshots.c.targets).where(snapshots.c.key.in_(chunk)))
+        for row in rows:
+            data = dict(row._mapping)
+            found[data.pop("key")] = Snapshot.model_validate(data)
     return found
 
 
