@@ -82,7 +82,8 @@ class TestDefaultPack:
         # whole pack, then assert a fact that every form has to look at.
         engine = RuleEngine(pack)
         metrics = {m: 0.0 for m in REFERENCE_INDICATORS}
-        metrics.update(account_health_score=50, penalty_count=3, dispute_rate=0.5,
+        metrics.update(account_health_score=50, penalty_count=3, major_penalty_count=1,
+                       dispute_rate=0.5,
                        order_processing_hours=100, risk_response_hours=100,
                        stockout_rate=0.5, ad_share_of_gmv=0.9)
         snapshot = Snapshot.model_validate({

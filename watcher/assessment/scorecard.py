@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, computed_field
 from sqlalchemy import Connection
@@ -180,6 +180,10 @@ class _StoreView:
     values: dict[str, float]
     targets: dict[str, Target]
 
+    @property
+    def segment_key(self) -> frozenset[tuple[str, str]]:
+        return frozenset(self.segment.items())
+
 
 @dataclass(frozen=True, slots=True)
 class _Criterion:
@@ -288,21 +292,31 @@ def _single(condition: Condition | None, metric: str) -> Comparison | None:
     return None
 
 
-# the last packs' card rules: building a card on the ingestion path must not scan the pack
-# once per indicator (a pack is frozen; the pack object is kept so its id stays its own)
-_CARD_RULES: dict[tuple[int, PeriodKind], tuple[RulePack, dict[str, list[Rule]]]] = {}
+@dataclass(slots=True)
+class _PackRules:
+    """A pack's card rules per metric for one period kind, and the rule criterion per
+    metric and segment as found: a card is built per operator and month on the ingestion
+    path, and must not scan the pack once per indicator and store."""
+
+    pack: RulePack  # kept, so that the id keying the cache stays this pack's
+    rules: dict[str, list[Rule]]
+    criteria: dict[tuple[str, frozenset[tuple[str, str]]], _Criterion | None]
 
 
-def _rules_by_metric(pack: RulePack, kind: PeriodKind,
-                     cycle_indicators: Sequence[Indicator]) -> dict[str, list[Rule]]:
-    cached = _CARD_RULES.get((id(pack), kind))
-    if cached is None or cached[0] is not pack:
-        if len(_CARD_RULES) >= 8:
-            _CARD_RULES.clear()
-        cached = (pack, {i.id: card_rules(pack, i.id, kind) for i in indicators.INDICATORS
-                         .values()})
-        _CARD_RULES[(id(pack), kind)] = cached
-    return {i.id: cached[1][i.id] for i in cycle_indicators}
+_PACK_RULES: dict[tuple[int, PeriodKind], _PackRules] = {}
+
+
+def _pack_rules(pack: RulePack, kind: PeriodKind) -> _PackRules:
+    cached = _PACK_RULES.get((id(pack), kind))
+    if cached is None or cached.pack is not pack:
+        if len(_PACK_RULES) >= 8:
+            _PACK_RULES.clear()
+        cached = _PackRules(pack, {m: card_rules(pack, m, kind) for m in indicators.INDICATORS},
+                            {})
+        _PACK_RULES[(id(pack), kind)] = cached
+    elif len(cached.criteria) > 50_000:  # segments are few in practice; bound them anyway
+        cached.criteria.clear()
+    return cached
 
 
 def card_rules(pack: RulePack, metric: str, kind: PeriodKind) -> list[Rule]:
@@ -317,12 +331,21 @@ def card_rules(pack: RulePack, metric: str, kind: PeriodKind) -> list[Rule]:
                                                   *(v.compiled for v in rule.variants)))]
 
 
-def _criterion(metric: str, view: _StoreView, rules: Sequence[Rule]) -> _Criterion | None:
+def _criterion(metric: str, view: _StoreView, pack: _PackRules,
+               segment_key: frozenset[tuple[str, str]]) -> _Criterion | None:
     target = view.targets.get(metric)
     if target is not None:
         return _Criterion(target.comparator or _passing_side(metric), target.value, "target")
+    key = (metric, segment_key)
+    if key not in pack.criteria:
+        pack.criteria[key] = _rule_criterion(metric, view.segment, pack.rules[metric])
+    return pack.criteria[key]
+
+
+def _rule_criterion(metric: str, segment: dict[str, str],
+                    rules: Sequence[Rule]) -> _Criterion | None:
     for rule in rules:
-        variant = applicable_variant(rule, view.segment) if rule.variants else None
+        variant = applicable_variant(rule, segment) if rule.variants else None
         comparison = _single(variant.compiled if variant else rule.compiled, metric)
         if comparison is not None and comparison.value is not None:
             return _Criterion(_PASSING_SIDE[comparison.op], comparison.value, "rule", rule.id)
@@ -332,27 +355,30 @@ def _criterion(metric: str, view: _StoreView, rules: Sequence[Rule]) -> _Criteri
 # -- the card ---------------------------------------------------------------------------------
 
 
-def _item(indicator: Indicator, views: Sequence[_StoreView], rules: Sequence[Rule],
-          weight: float) -> CardItem | None:
+def _item(indicator: Indicator, views: Sequence[_StoreView], pack: _PackRules,
+          segments: Sequence[frozenset[tuple[str, str]]], weight: float) -> CardItem | None:
     metric = indicator.id
+    rules = pack.rules[metric]
 
     def item(status: ItemStatus, stores: Sequence[_StoreView], value: float | None = None,
-             weighted_by: str | None = None, **judged: object) -> CardItem:
+             weighted_by: str | None = None, **judged: Any) -> CardItem:
         criterion = {"threshold": None, "comparator": None, "basis": None, "rule": None,
                      **judged}
         mean = combine_kind(metric) is Combine.MEAN and value is not None
-        return CardItem.model_validate({
+        fields: dict[str, Any] = {
             "indicator": metric, "name_en": indicator.name_en, "name_zh": indicator.name_zh,
             "dimension": indicator.dimension.value, "value": value, "status": status,
             "weight": weight, "stores": tuple(v.store for v in stores),
-            "weighted_by": weighted_by if mean else None, **criterion})
+            "weighted_by": weighted_by if mean else None, **criterion}
+        return CardItem.model_construct(**fields)  # every field given, of its type
 
-    with_value = [v for v in views if metric in v.values]
+    with_value = [(v, k) for v, k in zip(views, segments, strict=True) if metric in v.values]
     if not with_value:
         known = bool(rules) or any(metric in v.targets for v in views)
         return item(ItemStatus.NO_DATA, ()) if known else None
-    judged = [(v, c) for v in with_value if (c := _criterion(metric, v, rules)) is not None]
-    stores = [v for v, _c in judged] or with_value
+    judged = [(v, c) for v, k in with_value
+              if (c := _criterion(metric, v, pack, k)) is not None]
+    stores = [v for v, _c in judged] or [v for v, _k in with_value]
     weighted_by, weights = weights_of([v.values for v in stores])
     value = combine(metric, [v.values[metric] for v in stores], weights)
     if not judged:
@@ -385,10 +411,10 @@ def build_card(operator: str, period: Period, snapshots: Iterable[Snapshot], pac
     level = next((str(s.segment["level"]) for s in reversed(mine) if "level" in s.segment), None)
     tier = settings.tier_of(level)
     cycle = CYCLES[period.kind]
-    assessed_here = card_indicators(cycle)
-    rules = _rules_by_metric(pack, period.kind, assessed_here)
-    items = [item for indicator in assessed_here
-             if (item := _item(indicator, views, rules[indicator.id],
+    rules = _pack_rules(pack, period.kind)
+    segments = [v.segment_key for v in views]
+    items = [item for indicator in card_indicators(cycle)
+             if (item := _item(indicator, views, rules, segments,
                                settings.weight(tier, indicator))) is not None]
     vetoes = card_vetoes(mine, pack, book, settings.veto)
     assessed = [i for i in items if i.status in (ItemStatus.PASS, ItemStatus.FAIL)]
