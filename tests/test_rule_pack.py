@@ -96,7 +96,8 @@ class TestDefaultPack:
         fired = {form.rule.id for form in engine.evaluate(snapshot).fired}
         threshold = {r.id for r in pack.rules if r.kind == "threshold"}
         assert fired >= threshold
-        assert "pip-recommended" in fired  # the month's targets were missed
+        # the PIP is judged on monthly cards, not per snapshot: no form of it in the engine
+        assert "pip-recommended" not in fired
 
     def test_every_threshold_rule_and_variant_is_exercised_by_the_pack_tests(self, pack: RulePack):
         cases = pack_tests()
