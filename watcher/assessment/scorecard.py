@@ -300,7 +300,7 @@ class _PackRules:
 
     pack: RulePack  # kept, so that the id keying the cache stays this pack's
     rules: dict[str, list[Rule]]
-    criteria: dict[tuple[str, frozenset[tuple[str, str]]], _Criterion | None]
+    criteria: dict[frozenset[tuple[str, str]], dict[str, _Criterion | None]]  # segment, metric
 
 
 _PACK_RULES: dict[tuple[int, PeriodKind], _PackRules] = {}
@@ -332,14 +332,15 @@ def card_rules(pack: RulePack, metric: str, kind: PeriodKind) -> list[Rule]:
 
 
 def _criterion(metric: str, view: _StoreView, pack: _PackRules,
-               segment_key: frozenset[tuple[str, str]]) -> _Criterion | None:
+               known: dict[str, _Criterion | None]) -> _Criterion | None:
+    """The target of the store's, else the rule criterion for its segment (``known``:
+    the criteria found for that segment so far)."""
     target = view.targets.get(metric)
     if target is not None:
         return _Criterion(target.comparator or _passing_side(metric), target.value, "target")
-    key = (metric, segment_key)
-    if key not in pack.criteria:
-        pack.criteria[key] = _rule_criterion(metric, view.segment, pack.rules[metric])
-    return pack.criteria[key]
+    if metric not in known:
+        known[metric] = _rule_criterion(metric, view.segment, pack.rules[metric])
+    return known[metric]
 
 
 def _rule_criterion(metric: str, segment: dict[str, str],
@@ -356,7 +357,7 @@ def _rule_criterion(metric: str, segment: dict[str, str],
 
 
 def _item(indicator: Indicator, views: Sequence[_StoreView], pack: _PackRules,
-          segments: Sequence[frozenset[tuple[str, str]]], weight: float) -> CardItem | None:
+          known: Sequence[dict[str, _Criterion | None]], weight: float) -> CardItem | None:
     metric = indicator.id
     rules = pack.rules[metric]
 
@@ -372,10 +373,10 @@ def _item(indicator: Indicator, views: Sequence[_StoreView], pack: _PackRules,
             "weighted_by": weighted_by if mean else None, **criterion}
         return CardItem.model_construct(**fields)  # every field given, of its type
 
-    with_value = [(v, k) for v, k in zip(views, segments, strict=True) if metric in v.values]
+    with_value = [(v, k) for v, k in zip(views, known, strict=True) if metric in v.values]
     if not with_value:
-        known = bool(rules) or any(metric in v.targets for v in views)
-        return item(ItemStatus.NO_DATA, ()) if known else None
+        judgeable = bool(rules) or any(metric in v.targets for v in views)
+        return item(ItemStatus.NO_DATA, ()) if judgeable else None
     judged = [(v, c) for v, k in with_value
               if (c := _criterion(metric, v, pack, k)) is not None]
     stores = [v for v, _c in judged] or [v for v, _k in with_value]
@@ -412,9 +413,9 @@ def build_card(operator: str, period: Period, snapshots: Iterable[Snapshot], pac
     tier = settings.tier_of(level)
     cycle = CYCLES[period.kind]
     rules = _pack_rules(pack, period.kind)
-    segments = [v.segment_key for v in views]
+    known = [rules.criteria.setdefault(v.segment_key, {}) for v in views]  # per store
     items = [item for indicator in card_indicators(cycle)
-             if (item := _item(indicator, views, rules, segments,
+             if (item := _item(indicator, views, rules, known,
                                settings.weight(tier, indicator))) is not None]
     vetoes = card_vetoes(mine, pack, book, settings.veto)
     assessed = [i for i in items if i.status in (ItemStatus.PASS, ItemStatus.FAIL)]
