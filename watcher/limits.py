@@ -11,7 +11,7 @@ safety depends on them.
 
 from __future__ import annotations
 
-from typing import Final  # noqa: F401  (the sections below fill in)
+from typing import Final
 
 # -- rule files (watcher/rules/loader.py) ---------------------------------------------------
 
@@ -21,6 +21,19 @@ from typing import Final  # noqa: F401  (the sections below fill in)
 
 # -- HTTP requests (watcher/daemon/http.py) ---------------------------------------------------
 
+# The default of the ``max_body_bytes`` setting: a request body is counted as it
+# arrives (Content-Length or chunked alike) and refused with 413 at this size.
+MAX_BODY_BYTES: Final = 20_000_000
+
 
 # -- delivery (watcher/dispatcher.py, watcher/channels/) --------------------------------------
 
+
+
+# -- people: roster and PIP plans (watcher/assessment/roster.py, watcher/assessment/pip.py) ---
+
+ROSTER_MAX_BYTES: Final = 5_000_000  # a roster file (thousands of people fit in far less)
+ROSTER_MAX_FIELD: Final = 200  # an operator id, tier, team, manager or display name
+PIP_MAX_DAYS: Final = 366  # a plan's length, or an extension
+PIP_MAX_GOALS: Final = 50  # goals of one plan
+PIP_MAX_NOTE: Final = 5000  # a review or closing note, in characters

@@ -23,8 +23,9 @@ class Runtime:
     pipeline: Pipeline
 
     @classmethod
-    def open(cls, settings: Settings, *, with_rules: bool = True) -> Runtime:
-        db = open_database(settings.database_url)
+    def open(cls, settings: Settings, *, with_rules: bool = True,
+             db: Database | None = None) -> Runtime:
+        db = db if db is not None else open_database(settings.database_url)
         pack = load_pack(Path(settings.rules)) if with_rules else None
         engine = RuleEngine(pack) if pack is not None else RuleEngine.empty()
         return cls(settings, db, Pipeline(db, engine, settings))

@@ -16,16 +16,20 @@ Lines = dict[tuple[str | int, ...], int]
 
 def load(path: Path, *, max_bytes: int = 5_000_000) -> tuple[Any, Lines]:
     """Parse ``path``; return the data and a map from key paths to 1-based line numbers."""
+    return loads(read_text(path, max_bytes=max_bytes), str(path))
+
+
+def read_text(path: Path, *, max_bytes: int, encoding: str = "utf-8") -> str:
+    """A user-edited file's text; too big, unreadable or not UTF-8 names the file."""
     try:
         size = path.stat().st_size
         if size > max_bytes:
             raise ConfigError(f"file is {size} bytes; the limit is {max_bytes}", file=str(path))
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding=encoding)
     except OSError as exc:
         raise ConfigError(f"cannot read: {exc.strerror}", file=str(path)) from None
     except UnicodeDecodeError:
         raise ConfigError("not UTF-8 text", file=str(path)) from None
-    return loads(text, str(path))
 
 
 def loads(text: str, name: str) -> tuple[Any, Lines]:

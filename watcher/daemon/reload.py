@@ -6,7 +6,7 @@ fails to load is refused with its file and line in the log, and the rules
 already running stay in force. The new engine is built on the engine thread,
 the only thread that touches durable-rules. The targets file is reloaded the
 same way: a broken edit is refused with file and line, the previous targets
-stay in force.
+stay in force. So is the roster.
 """
 
 from __future__ import annotations
@@ -15,9 +15,11 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Executor
 from pathlib import Path
+from typing import Any
 
 import structlog
 
+from watcher.assessment.roster import load_roster
 from watcher.assessment.targets import load_targets
 from watcher.errors import ConfigError
 from watcher.pipeline import Pipeline
@@ -113,25 +115,43 @@ def _file_stamp(path: Path) -> tuple[float, int] | None:
     return stat.st_mtime, stat.st_size
 
 
-class TargetsReloader(_Watcher):
-    """Reloads the targets file when it changes; swapped in on the engine thread, between
-    batches, so one batch never mixes two versions of the file."""
+class FileReloader(_Watcher):
+    """Reloads one file when it changes; the new version is swapped in on the engine
+    thread, between batches, so one batch never mixes two versions of the file. A
+    broken edit is refused with file, line and key, and the previous version stays."""
 
-    name = "targets_reload"
-
-    def __init__(self, path: Path, pipeline: Pipeline, engine_thread: Executor) -> None:
+    def __init__(self, path: Path, engine_thread: Executor, load: Callable[[Path], Any],
+                 use: Callable[[Any], None], size: Callable[[], int]) -> None:
         self.path = path
-        self.pipeline = pipeline
         self.engine_thread = engine_thread
+        self._load, self._use, self._size = load, use, size
         super().__init__(lambda: _file_stamp(path))
 
     def reload(self) -> bool:
         try:
-            book = load_targets(self.path)
+            loaded = self._load(self.path)
         except ConfigError as exc:
-            log.error("targets_reload_refused", error=str(exc), file=exc.file, line=exc.line,
-                      keeping_entries=len(self.pipeline.targets.entries))
+            log.error(f"{self.name}_refused", error=str(exc), file=exc.file, line=exc.line,
+                      key=exc.key, keeping_entries=self._size())
             return False
-        self.engine_thread.submit(self.pipeline.use_targets, book).result()
-        log.info("targets_reloaded", file=str(self.path), entries=len(book.entries))
+        self.engine_thread.submit(self._use, loaded).result()
+        log.info(f"{self.name}ed", file=str(self.path))
         return True
+
+
+class TargetsReloader(FileReloader):
+    name = "targets_reload"
+
+    def __init__(self, path: Path, pipeline: Pipeline, engine_thread: Executor) -> None:
+        self.pipeline = pipeline
+        super().__init__(path, engine_thread, load_targets, pipeline.use_targets,
+                         lambda: len(pipeline.targets.entries))
+
+
+class RosterReloader(FileReloader):
+    name = "roster_reload"
+
+    def __init__(self, path: Path, pipeline: Pipeline, engine_thread: Executor) -> None:
+        self.pipeline = pipeline
+        super().__init__(path, engine_thread, load_roster, pipeline.use_roster,
+                         lambda: len(pipeline.roster.people))

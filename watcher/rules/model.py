@@ -72,6 +72,47 @@ class Variant(_Frozen):
         return all(segment.get(k) == v for k, v in self.when.items())
 
 
+class MessageCase(_Frozen):
+    """A message for the firings whose snapshot meets ``when``.
+
+    One ``message`` cannot say "account suspended" for one store and "2 policy
+    warnings" for another, nor "1 warning" and "2 warnings": the rule lists
+    cases, checked in order against the snapshot that fired, and the first that
+    holds gives the alert's words; ``message`` is the default. ``when`` is a
+    condition in the rule language, so it can test any metric of the snapshot
+    (``account_suspended > 0``), a count (``penalty_count == 1``) or a band
+    (``penalty_points >= 6``). Written in YAML as ``{when: ..., en: ..., zh-CN: ...}``.
+    """
+
+    when: str
+    text: dict[str, str]
+    compiled: Condition = Field(default=None, exclude=True)  # type: ignore[assignment]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, dict) and "text" not in value:
+            return {"when": value.get("when"),
+                    "text": {k: v for k, v in value.items() if k != "when"}}
+        return value
+
+    @field_validator("when")
+    @classmethod
+    def _syntax(cls, value: str) -> str:
+        _parse_condition(value)  # fail here so the error names the 'when' key
+        return value
+
+    @field_validator("text")
+    @classmethod
+    def _languages(cls, value: dict[str, str]) -> dict[str, str]:
+        return _with_languages(value)
+
+    @model_validator(mode="after")
+    def _compile(self) -> MessageCase:
+        object.__setattr__(self, "compiled", _parse_condition(self.when))
+        return self
+
+
 class Rule(_Frozen):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", max_length=120)
     description: str
@@ -87,6 +128,12 @@ class Rule(_Frozen):
         default_factory=dict, description="platform_target: severity per metric id")
     labels: dict[str, str] = Field(default_factory=dict)
     message: dict[str, str]
+    message_cases: tuple[MessageCase, ...] = Field(
+        default=(), description="messages for particular snapshots, first match wins; "
+                                "'message' is the default")
+    renotify_when_worse: bool = Field(
+        default=False, description="a live incident notifies again each time its value "
+                                   "gets worse (a rise in penalty points)")
     enabled: bool = True
     downgrades_assessment: bool = Field(
         default=False, description="a major violation: when it fires on a monthly snapshot, "
@@ -103,10 +150,7 @@ class Rule(_Frozen):
     @field_validator("message")
     @classmethod
     def _languages(cls, value: dict[str, str]) -> dict[str, str]:
-        missing = [lang for lang in LANGUAGES if lang not in value]
-        if missing:
-            raise ValueError(f"needs a message in {', '.join(missing)}")
-        return value
+        return _with_languages(value)
 
     @model_validator(mode="after")
     def _check(self) -> Rule:
@@ -119,6 +163,9 @@ class Rule(_Frozen):
                              "compares each metric with its target)")
         if self.kind == "streak" and self.subject is not SubjectKind.OPERATOR:
             raise ValueError("a streak rule's subject is 'operator'")
+        if self.kind == "streak" and (self.message_cases or self.renotify_when_worse):
+            raise ValueError("a streak rule takes no 'message_cases' or 'renotify_when_worse' "
+                             "(it has no snapshot value to test)")
         seen: set[tuple[tuple[str, str], ...]] = set()
         for variant in self.variants:
             key = tuple(sorted(variant.when.items()))
@@ -147,6 +194,13 @@ class RulePack(_Frozen):
 
     def get(self, rule_id: str) -> Rule | None:
         return next((r for r in self.rules if r.id == rule_id), None)
+
+
+def _with_languages(value: dict[str, str]) -> dict[str, str]:
+    missing = [lang for lang in LANGUAGES if lang not in value]
+    if missing:
+        raise ValueError(f"needs a message in {', '.join(missing)}")
+    return value
 
 
 def _parse_condition(text: str) -> Condition:

@@ -34,7 +34,7 @@ from watcher.rules.model import Severity
 from watcher.snapshot import Snapshot
 from watcher.validation import RawRecord, Rejection, validate
 
-_OPTIONAL = ("severity", "metric", "status")
+_OPTIONAL = ("severity", "metric", "status", "title", "title_zh")
 
 
 class _Frozen(BaseModel):
@@ -49,6 +49,8 @@ class ExpectedIncident(_Frozen):
     severity: Severity | None = None
     metric: str | None = None
     status: Literal["open", "resolved"] | None = None
+    title: str | None = Field(default=None, description="the English title, exactly")
+    title_zh: str | None = Field(default=None, description="the zh-CN title, exactly")
 
     def matches(self, actual: ActualIncident) -> bool:
         return (self.rule, self.subject) == (actual.rule, actual.subject) and all(
@@ -84,11 +86,14 @@ class ActualIncident:
     severity: str
     metric: str | None
     status: str
+    title: str = ""
+    title_zh: str = ""
 
     @classmethod
     def of(cls, incident: Incident) -> ActualIncident:
         return cls(incident.rule, incident.subject_kind, incident.subject, incident.severity,
-                   incident.metric, incident.status.value)
+                   incident.metric, incident.status.value, incident.title.get("en", ""),
+                   incident.title.get("zh-CN", ""))
 
     def __str__(self) -> str:
         metric = f", metric {self.metric}" if self.metric else ""
