@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -35,6 +35,31 @@ NOTIFICATIONS_SENT = Counter("watcher_notifications_sent_total", "Notifications 
 NOTIFICATIONS_FAILED = Counter("watcher_notifications_failed_total",
                                "Failed delivery attempts (retried)", ["channel"],
                                registry=REGISTRY)
+
+# Storm control (watcher/digest.py): per channel, the alerts folded into digests, the
+# digests made, and the messages waiting now because the channel's rate is spent.
+FOLDED = Counter("watcher_notifications_folded_total",
+                 "Notifications folded into a digest instead of sent one by one", ["channel"],
+                 registry=REGISTRY)
+DIGESTS = Counter("watcher_digests_total", "Digest messages made", ["channel"],
+                  registry=REGISTRY)
+RATE_LIMITED = Gauge("watcher_notifications_rate_limited",
+                     "Messages due but held back by the channel's send rate (last look)",
+                     ["channel"], registry=REGISTRY)
+
+RULE_RELOADS = Counter("watcher_rule_reloads_total",
+                       "Rule pack reloads, accepted or refused (the old pack stays in force)",
+                       ["result"], registry=REGISTRY)
+RULE_PACK = Info("watcher_rule_pack", "The rule pack version in force", registry=REGISTRY)
+
+
+def record_rule_reload(accepted: bool, version: str) -> None:
+    RULE_RELOADS.labels("accepted" if accepted else "refused").inc()
+    show_rule_pack(version)
+
+
+def show_rule_pack(version: str) -> None:
+    RULE_PACK.info({"version": version})
 
 
 def source_kind(source: str) -> str:

@@ -112,7 +112,8 @@ class Pipeline:
         rejected: list[tuple[int, Rejection]] = []
         for origin, (records, source) in enumerate(requests):
             for record in records:
-                verdict = record if isinstance(record, Rejection) else validate(record, source)
+                verdict = record if isinstance(record, Rejection) else validate(
+                    record, source, self.engine.pack.metrics)
                 if isinstance(verdict, Rejection):
                     rejected.append((origin, Rejection(source, verdict.location, verdict.field,
                                                        verdict.error, verdict.raw)))

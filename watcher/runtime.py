@@ -6,13 +6,14 @@ Shared by the CLI and the daemon so both build the same thing the same way.
 from __future__ import annotations
 
 import gc
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from watcher.config import Settings
 from watcher.pipeline import Pipeline
 from watcher.rules.engine import RuleEngine
 from watcher.rules.loader import load_pack
+from watcher.rules.status import RulesStatus
 from watcher.store import Database, open_database
 
 
@@ -21,6 +22,7 @@ class Runtime:
     settings: Settings
     db: Database
     pipeline: Pipeline
+    rules_status: RulesStatus = field(default_factory=RulesStatus)
 
     @classmethod
     def open(cls, settings: Settings, *, with_rules: bool = True,

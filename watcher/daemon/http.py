@@ -342,7 +342,7 @@ def create_app(runtime: Runtime, ingest_records: Ingest,
              responses={401: {}, 403: {}})
     def rules() -> RulesOut:
         """The rule pack in force (hot reload swaps it; ``version`` says which)."""
-        return RulesOut.of(runtime.pipeline.engine.pack)
+        return RulesOut.of(runtime.pipeline.engine.pack, runtime.rules_status.last_reload)
 
     app.include_router(scorecard_router(runtime, viewer))
     app.include_router(pip_router(runtime, viewer, responder))

@@ -22,9 +22,13 @@ import structlog
 from watcher.assessment.roster import load_roster
 from watcher.assessment.targets import load_targets
 from watcher.errors import ConfigError
+from watcher.observability import record_rule_reload
 from watcher.pipeline import Pipeline
+from watcher.rules import trial
 from watcher.rules.engine import RuleEngine
 from watcher.rules.loader import load_pack, rule_files
+from watcher.rules.status import ReloadOutcome, RulesStatus
+from watcher.store.database import utcnow
 
 log = structlog.get_logger(__name__)
 
@@ -77,34 +81,49 @@ class _Watcher:
 
 
 class RuleReloader(_Watcher):
+    """Loads and trial-compiles a changed pack on its own thread (a child process compiles
+    it first, ``watcher.rules.trial``), then builds the engine on the engine thread: a pack
+    that would stall durable-rules is refused before the engine thread ever sees it."""
+
     name = "rules_reload"
 
     def __init__(self, path: Path, pipeline: Pipeline, engine_thread: Executor,
-                 on_reload: Callable[[str], None] = lambda version: None) -> None:
+                 on_reload: Callable[[str], None] = lambda version: None,
+                 status: RulesStatus | None = None) -> None:
         self.path = path
         self.pipeline = pipeline
         self.engine_thread = engine_thread
         self.on_reload = on_reload
+        self.status = status or RulesStatus()
         super().__init__(lambda: _stamp(path))
 
     def reload(self) -> bool:
         try:
             pack = load_pack(self.path)
+            trial.check(pack)
             engine = self.engine_thread.submit(RuleEngine, pack).result()
         except ConfigError as exc:
-            log.error("rules_reload_refused", error=str(exc), file=exc.file, line=exc.line,
-                      keeping_version=self.pipeline.engine.version)
-            return False
+            return self._refuse(exc.reason, exc.file, exc.line)
         except Exception as exc:
-            log.error("rules_reload_refused", error=f"cannot compile: {exc}",
-                      keeping_version=self.pipeline.engine.version)
-            return False
+            return self._refuse(f"cannot compile: {exc}", None, None)
         if engine.version == self.pipeline.engine.version:
             return False
         self.engine_thread.submit(self.pipeline.use_engine, engine).result()
         log.info("rules_reloaded", version=engine.version, rules=len(pack.rules))
+        self._record(ReloadOutcome(utcnow(), True, engine.version))
         self.on_reload(engine.version)
         return True
+
+    def _refuse(self, error: str, file: str | None, line: int | None) -> bool:
+        keeping = self.pipeline.engine.version
+        log.error("rules_reload_refused", error=error, file=file, line=line,
+                  keeping_version=keeping)
+        self._record(ReloadOutcome(utcnow(), False, keeping, error, file, line))
+        return False
+
+    def _record(self, outcome: ReloadOutcome) -> None:
+        self.status.last_reload = outcome
+        record_rule_reload(outcome.accepted, outcome.version)
 
 
 def _file_stamp(path: Path) -> tuple[float, int] | None:

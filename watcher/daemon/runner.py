@@ -35,6 +35,7 @@ from watcher.daemon.http import create_app
 from watcher.daemon.reload import RosterReloader, RuleReloader, TargetsReloader
 from watcher.dispatcher import Dispatcher
 from watcher.errors import PortInUse
+from watcher.observability import show_rule_pack
 from watcher.outage import DATABASE_DOWN, Outage, when_available
 from watcher.pipeline import IngestReport
 from watcher.retention import Retention
@@ -66,7 +67,8 @@ class Daemon:
                              monthly=lambda now: monthly.send_due(runtime, now))
         self.retention = Retention(runtime.db, self.settings.retention)
         self.reloader = RuleReloader(Path(self.settings.rules), runtime.pipeline,
-                                     self.engine_thread)
+                                     self.engine_thread, status=runtime.rules_status)
+        show_rule_pack(runtime.pipeline.engine.version)
         self.targets_reloader = (
             TargetsReloader(Path(self.settings.targets), runtime.pipeline, self.engine_thread)
             if self.settings.targets else None)
@@ -117,7 +119,8 @@ class Daemon:
                  rules=str(Path(self.settings.rules).resolve()),
                  rule_version=self.runtime.pipeline.engine.version,
                  templates=str(Path(self.settings.templates or DEFAULT_TEMPLATES).resolve()),
-                 mappings=str(self.settings.mappings),
+                 mappings=(str(Path(self.settings.mappings).resolve())
+                           if self.settings.mappings else None),
                  database=self.runtime.db.engine.url.render_as_string(hide_password=True))
 
     def _open_mode(self) -> bool:

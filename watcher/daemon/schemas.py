@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 from watcher.config import MATCH_KEYS, parse_duration
 from watcher.limits import PIP_MAX_DAYS, PIP_MAX_GOALS, PIP_MAX_NOTE
 from watcher.rules.model import Rule, RulePack
+from watcher.rules.status import ReloadOutcome
 from watcher.silences import Silence
 
 NO_NUL = r"^[^\x00]*$"
@@ -141,13 +142,30 @@ class RuleOut(BaseModel):
             renotify_when_worse=rule.renotify_when_worse)
 
 
+class ReloadOut(BaseModel):
+    at: datetime
+    accepted: bool
+    version: str = Field(description="the pack version in force after this attempt")
+    error: str | None = Field(description="why a refused reload was refused (limits: "
+                                          "docs/limits.md)")
+    file: str | None
+    line: int | None
+
+
 class RulesOut(BaseModel):
     version: str = Field(description="content hash of the loaded pack; incidents record it")
     rules: list[RuleOut]
+    last_reload: ReloadOut | None = Field(
+        default=None, description="the last hot reload since start; a refused one kept the "
+                                  "pack in force")
 
     @classmethod
-    def of(cls, pack: RulePack) -> RulesOut:
-        return cls(version=pack.version, rules=[RuleOut.of(r) for r in pack.rules])
+    def of(cls, pack: RulePack, last_reload: ReloadOutcome | None = None) -> RulesOut:
+        return cls(version=pack.version, rules=[RuleOut.of(r) for r in pack.rules],
+                   last_reload=ReloadOut(at=last_reload.at, accepted=last_reload.accepted,
+                                         version=last_reload.version, error=last_reload.error,
+                                         file=last_reload.file, line=last_reload.line)
+                   if last_reload else None)
 
 
 _NUMBER_OR_TEXT = {"anyOf": [{"type": "number"}, {"type": "string", "maxLength": 40}]}

@@ -195,4 +195,6 @@ def _details(kind: str, data: Mapping[str, Any], lang: str, t: Translate) -> lis
         lines.append(t("detail.silence", id=data["silence"]))
     elif kind == "inhibited" and data.get("inhibitor") is not None:
         lines.append(t("detail.inhibitor", id=data["inhibitor"]))
+    if kind in ("notified", "delivery_failed") and data.get("digest") is not None:
+        lines.append(t("detail.digest", id=data["digest"], channel=data.get("channel", "?")))
     return lines
