@@ -11,12 +11,26 @@ safety depends on them.
 
 from __future__ import annotations
 
-from typing import Final  # noqa: F401  (the sections below fill in)
+from typing import Final
 
 # -- rule files (watcher/rules/loader.py) ---------------------------------------------------
 
 
 # -- records and snapshots (watcher/validation.py, watcher/snapshot.py) -----------------------
+# Checked before a record is trusted: a body is refused by nesting before it is parsed,
+# and a record by its sizes before it reaches the store or the rule engine. The last four
+# together keep every accepted snapshot within what durable-rules can take in one fact
+# (ENGINE_MAX_FACT_ATTRIBUTES; tests/test_poison.py builds the widest snapshot they allow).
+MAX_RECORDS_PER_BODY: Final = 50_000   # records in one HTTP body or NATS message
+MAX_NESTING_DEPTH: Final = 10          # brackets open at once in a JSON body (a record is 3)
+MAX_KEY_LENGTH: Final = 128            # characters in a field name or metric/segment id
+MAX_STRING_LENGTH: Final = 4_096       # characters in any string value of a record
+MAX_METRICS: Final = 100               # metric keys in one snapshot
+MAX_TARGETS: Final = 20                # target keys in one snapshot
+MAX_SEGMENT_KEYS: Final = 12           # segment keys in one snapshot
+# durable-rules 2.0.28 holds at most 254 attributes in a fact, one of them its own ``sid``
+# (the C engine's MAX_OBJECT_PROPERTIES is 255; the 255th is refused with error 302).
+ENGINE_MAX_FACT_ATTRIBUTES: Final = 253
 
 
 # -- HTTP requests (watcher/daemon/http.py) ---------------------------------------------------

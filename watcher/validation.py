@@ -7,10 +7,13 @@ the rejection keeps the raw text so nothing sent to us is lost.
 
 from __future__ import annotations
 
+import codecs
 import csv
+import difflib
 import io
 import json
-from collections.abc import Iterator
+import re
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -18,7 +21,14 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
+from watcher import indicators
 from watcher.errors import InputError, InputTooLarge
+from watcher.limits import (
+    MAX_KEY_LENGTH,
+    MAX_NESTING_DEPTH,
+    MAX_RECORDS_PER_BODY,
+    MAX_STRING_LENGTH,
+)
 from watcher.snapshot import FieldRangeError, Snapshot
 
 
@@ -61,14 +71,39 @@ def format_for_name(name: str) -> Format:
 
 
 def read_records(content: bytes | str, fmt: Format = Format.AUTO, *,
-                 max_bytes: int | None = None) -> Iterator[RawRecord | Rejection]:
-    """Split a body into raw records; a broken line becomes a rejection, not an abort."""
+                 max_bytes: int | None = None,
+                 max_records: int | None = MAX_RECORDS_PER_BODY
+                 ) -> Iterator[RawRecord | Rejection]:
+    """Split a body into raw records; a broken line becomes a rejection, not an abort.
+
+    A body that holds no record at all is one rejection saying so (a client must
+    hear why nothing was taken). ``max_records`` bounds a body that is held whole
+    (an HTTP post, a NATS message); files pass None and stream.
+    """
     if max_bytes is not None and len(content) > max_bytes:
         raise InputTooLarge(f"body is {len(content)} bytes; the limit is {max_bytes}")
+    count = 0
+    for record in _records(content, fmt):
+        count += 1
+        if max_records is not None and count > max_records:
+            raise InputTooLarge(f"body holds more than {max_records} records "
+                                "(MAX_RECORDS_PER_BODY); send it in parts", location="body")
+        yield record
+    if not count:
+        text = content if isinstance(content, str) else content.decode("utf-8", "replace")
+        yield Rejection("", "body", None, "holds no snapshot (an empty body, an empty "
+                        "array, or a CSV header alone)", text)
+
+
+def _records(content: bytes | str, fmt: Format) -> Iterator[RawRecord | Rejection]:
     if isinstance(content, bytes):
         try:
             text = content.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
+            rough = content.decode("utf-8-sig", "replace")
+            if fmt is Format.JSONL or (fmt is Format.AUTO and _sniff(rough) is Format.JSONL):
+                yield from _jsonl_byte_lines(content.removeprefix(codecs.BOM_UTF8))
+                return
             raise InputError(f"not UTF-8 text (byte {exc.start})", location="body") from None
     else:
         text = content
@@ -87,27 +122,94 @@ def _sniff(text: str) -> Format:
     if stripped.startswith("["):
         return Format.JSON
     if stripped.startswith("{"):
-        first_line = stripped.split("\n", 1)[0].strip()
+        first_line = _LINE_BREAK.split(stripped, maxsplit=1)[0].strip()
         try:
-            json.loads(first_line)
+            orjson.loads(first_line)  # bounded depth, unlike json.loads
             return Format.JSONL
-        except ValueError:
+        except orjson.JSONDecodeError:
             return Format.JSON
-    return Format.CSV
+    try:  # a bare JSON value (42, "x", true) is JSON that is not a snapshot, not a CSV
+        orjson.loads(stripped)
+        return Format.JSON
+    except orjson.JSONDecodeError:
+        return Format.CSV
+
+
+_LINE_BREAK = re.compile(r"\r\n|\n|\r")
+_LINE_BREAK_BYTES = re.compile(rb"\r\n|\n|\r")
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_PAIR = re.compile(r"[\[{][\]}]")
+
+
+def too_deep(text: str, limit: int = MAX_NESTING_DEPTH) -> bool:
+    """True when JSON ``text`` opens more than ``limit`` brackets at once; decided
+    without parsing it, so a body nested 10,000 deep never reaches a parser.
+
+    Strings cut out, each pass removes the innermost bracket pairs: a document
+    ``limit`` deep is gone after ``limit`` passes (each pass runs in C).
+    """
+    if text.count("[") + text.count("{") <= limit:
+        return False
+    brackets = _NOT_BRACKET.sub("", _STRING.sub("", text))
+    for _ in range(limit):
+        brackets = _PAIR.sub("", brackets)
+        if not brackets:
+            return False
+    if _PAIR.search(brackets):
+        return True
+    # unbalanced (invalid JSON): refused for depth only when its unclosed brackets
+    # alone would take a parser past the limit; otherwise the parser says what is wrong
+    return brackets.count("[") + brackets.count("{") > limit
+
+
+def _too_deep(location: str, text: str) -> Rejection:
+    return Rejection("", location, None, f"is nested more than {MAX_NESTING_DEPTH} levels "
+                     "deep (MAX_NESTING_DEPTH); a snapshot needs 3", text)
 
 
 def _jsonl_records(text: str) -> Iterator[RawRecord | Rejection]:
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        location = f"line {number}"
+    for number, line in enumerate(_LINE_BREAK.split(text), start=1):
+        record = _jsonl_line(number, line)
+        if record is not None:
+            yield record
+
+
+def _jsonl_byte_lines(content: bytes) -> Iterator[RawRecord | Rejection]:
+    """JSON Lines holding bytes that are not UTF-8: only those lines are rejected."""
+    for number, raw in enumerate(_LINE_BREAK_BYTES.split(content), start=1):
         try:
-            yield RawRecord(location, line, orjson.loads(line))
-        except orjson.JSONDecodeError as exc:
-            yield Rejection("", location, None, f"not valid JSON: {exc}", line)
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            yield Rejection("", f"line {number}", None,
+                            f"not UTF-8 text (byte {exc.start + 1} of the line)",
+                            raw.decode("utf-8", "backslashreplace"))
+            continue
+        record = _jsonl_line(number, line)
+        if record is not None:
+            yield record
+
+
+def _jsonl_line(number: int, line: str) -> RawRecord | Rejection | None:
+    if not line.strip():
+        return None
+    location = f"line {number}"
+    if too_deep(line):
+        return _too_deep(location, line)
+    try:
+        return RawRecord(location, line, orjson.loads(line))
+    except orjson.JSONDecodeError as exc:
+        return Rejection("", location, None, f"not valid JSON: {exc}", line)
 
 
 def _json_records(text: str) -> Iterator[RawRecord | Rejection]:
+    if too_deep(text):
+        if _LINE_BREAK.search(text.strip()):
+            # Possibly JSON Lines with a deep line among good ones: judge line by line.
+            yield from _jsonl_records(text)
+            return
+        yield _too_deep("record 1", text)
+        return
     try:
         data = json.loads(text)
     except ValueError as exc:
@@ -199,6 +301,10 @@ def validate(raw: RawRecord, source: str = "") -> Snapshot | Rejection:
     if not isinstance(raw.data, dict):
         return Rejection(source, raw.location, None,
                          f"a snapshot is a JSON object, got {type(raw.data).__name__}", raw.text)
+    oversize = oversize_field(raw.data)
+    if oversize is not None:
+        where, problem = oversize
+        return Rejection(source, raw.location, where, f"{where}: {problem}", raw.text)
     if "\x00" in raw.text or "\\u0000" in raw.text:  # cheap test first: this is rare
         field = nul_field(raw.data)
         if field is not None:  # PostgreSQL text cannot hold it
@@ -208,6 +314,63 @@ def validate(raw: RawRecord, source: str = "") -> Snapshot | Rejection:
     except ValidationError as exc:
         field, message = _describe(exc)
         return Rejection(source, raw.location, field, message, raw.text)
+
+
+def oversize_field(record: dict[str, Any]) -> tuple[str, str] | None:
+    """The first field whose name or string value is longer than the limits allow, and
+    why; a walk without recursion (the body's depth is bounded, but not by us here)."""
+    stack: list[tuple[str, Any]] = [("", record)]
+    while stack:
+        path, value = stack.pop()
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in items:
+            if isinstance(key, str) and len(key) > MAX_KEY_LENGTH:
+                where = f"{path}.{key[:40]}..." if path else f"{key[:40]}..."
+                return where, (f"a field name of {len(key)} characters; the limit is "
+                               f"{MAX_KEY_LENGTH} (MAX_KEY_LENGTH)")
+            if isinstance(item, str):
+                if len(item) > MAX_STRING_LENGTH:
+                    return (f"{path}.{key}" if path else str(key)), (
+                        f"a text of {len(item)} characters; the limit is "
+                        f"{MAX_STRING_LENGTH} (MAX_STRING_LENGTH)")
+            elif isinstance(item, dict | list):
+                stack.append((f"{path}.{key}" if path else str(key), item))
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordWarning:
+    """Something an accepted record should know: it is stored, but may not do what
+    its sender meant (a metric no rule can know, likely a misspelling)."""
+
+    location: str
+    field: str
+    warning: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"location": self.location, "field": self.field, "warning": self.warning}
+
+
+def warnings_of(snapshot: Snapshot, location: str,
+                known_metrics: Collection[str] = ()) -> list[RecordWarning]:
+    """Metrics and targets the indicator registry does not know (nor ``known_metrics``,
+    the ones a rule pack declares): accepted and stored, but said so."""
+    found: list[RecordWarning] = []
+    for group, ids in (("metrics", snapshot.metrics), ("targets", snapshot.targets)):
+        for metric in ids:
+            if indicators.get(metric) is None and metric not in known_metrics:
+                found.append(RecordWarning(location, f"{group}.{metric}", _unknown(metric)))
+    return found
+
+
+_KNOWN_IDS = (*indicators.INDICATORS, *indicators.RAW_FIELDS)
+
+
+def _unknown(metric: str) -> str:
+    close = difflib.get_close_matches(metric, _KNOWN_IDS, n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    return (f"'{metric}' is not in the indicator registry: stored, but no rule knows it"
+            f"{hint}")
 
 
 def nul_field(value: Any, path: str = "") -> str | None:

@@ -63,6 +63,8 @@ class IngestResult(BaseModel):
     incidents_opened: int
     incidents_resolved: int
     errors: list[dict[str, Any]]
+    # accepted records with something to say (a metric the registry does not know)
+    warnings: list[dict[str, Any]] = []
 
 
 class IncidentOut(BaseModel):
