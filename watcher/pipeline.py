@@ -157,7 +157,8 @@ class Pipeline:
             SNAPSHOTS_INGESTED.labels(kind).inc(part.accepted)
             SNAPSHOTS_REJECTED.labels(kind).inc(len(part.rejected))
             log.debug("ingested", source=sources[origin],
-                      **{k: v for k, v in part.as_dict().items() if k != "errors"})
+                      **{k: v for k, v in part.as_dict().items()
+                         if k not in ("errors", "warnings")})
 
     def _commit_once(self, batch: list[Statement], rejected: list[tuple[int, Rejection]],
                      sources: list[str]) -> dict[int, IngestReport]:
