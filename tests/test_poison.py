@@ -26,7 +26,14 @@ from watcher.rules.loader import load_pack
 from watcher.snapshot import Snapshot, Target
 from watcher.store import repository as repo
 from watcher.store.schema import snapshots
-from watcher.validation import Format, RawRecord, Rejection, read_records, too_deep, validate
+from watcher.validation import (
+    Format,
+    RawRecord,
+    Rejection,
+    deeper_than,
+    read_records,
+    validate,
+)
 
 
 def verdict(record: dict[str, Any]) -> Snapshot | Rejection:
@@ -95,7 +102,7 @@ class TestNesting:
         assert isinstance(rejection, Rejection)
         assert "MAX_NESTING_DEPTH" in rejection.error
 
-    @pytest.mark.parametrize("body", [b"{" * 10_000, b'{"a":' * 10_000 + b"1" + b"}" * 10_000])
+    @pytest.mark.parametrize("body", [b"[" * 10_000, b'{"a":' * 10_000 + b"1" + b"}" * 10_000])
     def test_deep_or_unclosed_objects_are_refused_by_depth(self, body: bytes):
         [rejection] = list(read_records(body))
         assert isinstance(rejection, Rejection) and "MAX_NESTING_DEPTH" in rejection.error
@@ -109,12 +116,21 @@ class TestNesting:
         assert records[1].location == "line 2"
 
     @pytest.mark.parametrize(("text", "deep"), [
-        ('{"a": {"b": {"c": 1}}}', False), ('[[[[[[[[[[[]]]]]]]]]]]', True),
+        ('{"a": {"b": {"c": 1}}}', False), ("[[[[[[[[[[[]]]]]]]]]]]", True),
         ('{"s": "[[[[[[[[[[[[[[[[[["}', False),  # brackets in a string do not nest
-        ('[[[[[[[[[[]]]]]]]]]]', False), ('[' * 11, True), ('[[[[' + '[]' * 50 + ']]]]', False),
+        ("[[[[[[[[[[]]]]]]]]]]", False), ("[[[[" + "[]," * 50 + "[]]]]]", False),
     ])
-    def test_depth_is_counted_outside_strings(self, text: str, deep: bool):
-        assert too_deep(text, 10) is deep
+    def test_depth_is_counted_in_levels_not_brackets(self, text: str, deep: bool):
+        assert deeper_than(json.loads(text), 10) is deep
+
+    def test_a_deep_record_in_an_array_rejects_that_record_only(self):
+        deep: Any = 1
+        for _ in range(20):
+            deep = {"a": deep}
+        body = json.dumps([snapshot(store="a"), {**snapshot(store="b"), "x": deep}]).encode()
+        first, second = read_records(body)
+        assert isinstance(first, RawRecord)
+        assert isinstance(second, Rejection) and second.location == "record 2"
 
 
 class TestEngineRefusalIsolated:

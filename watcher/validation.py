@@ -83,7 +83,7 @@ def read_records(content: bytes | str, fmt: Format = Format.AUTO, *,
     if max_bytes is not None and len(content) > max_bytes:
         raise InputTooLarge(f"body is {len(content)} bytes; the limit is {max_bytes}")
     count = 0
-    for record in _records(content, fmt):
+    for record in _records(content, fmt, max_records):
         count += 1
         if max_records is not None and count > max_records:
             raise InputTooLarge(f"body holds more than {max_records} records "
@@ -95,7 +95,8 @@ def read_records(content: bytes | str, fmt: Format = Format.AUTO, *,
                         "array, or a CSV header alone)", text)
 
 
-def _records(content: bytes | str, fmt: Format) -> Iterator[RawRecord | Rejection]:
+def _records(content: bytes | str, fmt: Format,
+             max_records: int | None) -> Iterator[RawRecord | Rejection]:
     if isinstance(content, bytes):
         try:
             text = content.decode("utf-8-sig")
@@ -114,7 +115,7 @@ def _records(content: bytes | str, fmt: Format) -> Iterator[RawRecord | Rejectio
     elif fmt is Format.JSONL:
         yield from _jsonl_records(text)
     else:
-        yield from _json_records(text)
+        yield from _json_records(text, max_records)
 
 
 def _sniff(text: str) -> Format:
@@ -137,35 +138,39 @@ def _sniff(text: str) -> Format:
 
 _LINE_BREAK = re.compile(r"\r\n|\n|\r")
 _LINE_BREAK_BYTES = re.compile(rb"\r\n|\n|\r")
-_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
-_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
-_PAIR = re.compile(r"[\[{][\]}]")
+# orjson parses iteratively and stops at 1,024 levels with this message: a body nested
+# 10,000 deep costs one short parse, never a recursion (json.loads raised RecursionError).
+_ORJSON_DEPTH = "depth limit exceeded"
 
 
-def too_deep(text: str, limit: int = MAX_NESTING_DEPTH) -> bool:
-    """True when JSON ``text`` opens more than ``limit`` brackets at once; decided
-    without parsing it, so a body nested 10,000 deep never reaches a parser.
+def deeper_than(value: Any, limit: int = MAX_NESTING_DEPTH) -> bool:
+    """True when ``value`` nests more than ``limit`` levels (an object of plain values is
+    one level); a walk without recursion."""
+    stack = [(value, 1)] if isinstance(value, dict | list) else []
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        for child in item.values() if isinstance(item, dict) else item:
+            if isinstance(child, dict | list):
+                stack.append((child, depth + 1))
+    return False
 
-    Strings cut out, each pass removes the innermost bracket pairs: a document
-    ``limit`` deep is gone after ``limit`` passes (each pass runs in C).
-    """
-    if text.count("[") + text.count("{") <= limit:
-        return False
-    brackets = _NOT_BRACKET.sub("", _STRING.sub("", text))
-    for _ in range(limit):
-        brackets = _PAIR.sub("", brackets)
-        if not brackets:
-            return False
-    if _PAIR.search(brackets):
-        return True
-    # unbalanced (invalid JSON): refused for depth only when its unclosed brackets
-    # alone would take a parser past the limit; otherwise the parser says what is wrong
-    return brackets.count("[") + brackets.count("{") > limit
+
+def _may_be_deep(text: str) -> bool:
+    """Cheap (in C): fewer brackets than the limit cannot nest deeper than it."""
+    return text.count("{") + text.count("[") > MAX_NESTING_DEPTH
 
 
 def _too_deep(location: str, text: str) -> Rejection:
     return Rejection("", location, None, f"is nested more than {MAX_NESTING_DEPTH} levels "
-                     "deep (MAX_NESTING_DEPTH); a snapshot needs 3", text)
+                     "deep (MAX_NESTING_DEPTH; a snapshot needs 3)", text)
+
+
+def _record(location: str, text: str, data: Any) -> RawRecord | Rejection:
+    if _may_be_deep(text) and deeper_than(data):
+        return _too_deep(location, text)
+    return RawRecord(location, text, data)
 
 
 def _jsonl_records(text: str) -> Iterator[RawRecord | Rejection]:
@@ -194,37 +199,42 @@ def _jsonl_line(number: int, line: str) -> RawRecord | Rejection | None:
     if not line.strip():
         return None
     location = f"line {number}"
-    if too_deep(line):
-        return _too_deep(location, line)
     try:
-        return RawRecord(location, line, orjson.loads(line))
+        return _record(location, line, orjson.loads(line))
     except orjson.JSONDecodeError as exc:
+        if str(exc).startswith(_ORJSON_DEPTH):
+            return _too_deep(location, line)
         return Rejection("", location, None, f"not valid JSON: {exc}", line)
 
 
-def _json_records(text: str) -> Iterator[RawRecord | Rejection]:
-    if too_deep(text):
-        if _LINE_BREAK.search(text.strip()):
-            # Possibly JSON Lines with a deep line among good ones: judge line by line.
-            yield from _jsonl_records(text)
-            return
-        yield _too_deep("record 1", text)
-        return
+def _json_records(text: str, max_records: int | None = None
+                  ) -> Iterator[RawRecord | Rejection]:
     try:
-        data = json.loads(text)
-    except ValueError as exc:
+        data = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
         if "\n" in text.strip():
             # Possibly JSON Lines with a pretty first record; judge line by line.
             yield from _jsonl_records(text)
             return
-        yield Rejection("", f"line {getattr(exc, 'lineno', 1)}", None,
-                        f"not valid JSON: {exc}", text)
+        if str(exc).startswith(_ORJSON_DEPTH):
+            yield _too_deep("record 1", text)
+            return
+        yield Rejection("", f"line {exc.lineno}", None, f"not valid JSON: {exc}", text)
         return
     if isinstance(data, list):
+        if max_records is not None and len(data) > max_records:  # before any other work
+            raise InputTooLarge(f"body holds {len(data)} records; the limit is {max_records} "
+                                "(MAX_RECORDS_PER_BODY); send it in parts", location="body")
         for index, item in enumerate(data, start=1):
-            yield RawRecord(f"record {index}", json.dumps(item, ensure_ascii=False), item)
+            location = f"record {index}"
+            try:
+                raw = json.dumps(item, ensure_ascii=False)
+            except RecursionError:  # deeper than json's C encoder goes (orjson took it)
+                yield _too_deep(location, "")
+                continue
+            yield _record(location, raw, item)
     else:
-        yield RawRecord("record 1", text.strip(), data)
+        yield _record("record 1", text.strip(), data)
 
 
 def _csv_records(text: str) -> Iterator[RawRecord | Rejection]:
