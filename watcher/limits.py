@@ -23,8 +23,8 @@ from typing import Final
 # (ENGINE_MAX_FACT_ATTRIBUTES; tests/test_poison.py builds the widest snapshot they allow).
 MAX_RECORDS_PER_BODY: Final = 50_000   # records in one HTTP body or NATS message
 MAX_NESTING_DEPTH: Final = 10          # brackets open at once in a JSON body (a record is 3)
-MAX_KEY_LENGTH: Final = 128            # characters in a field name or metric/segment id
-MAX_STRING_LENGTH: Final = 4_096       # characters in any string value of a record
+MAX_KEY_LENGTH: Final = 128            # characters in a top-level field, metric, target or segment key
+MAX_STRING_LENGTH: Final = 4_096       # characters in a top-level text or a segment value
 MAX_METRICS: Final = 100               # metric keys in one snapshot
 MAX_TARGETS: Final = 20                # target keys in one snapshot
 MAX_SEGMENT_KEYS: Final = 12           # segment keys in one snapshot

@@ -27,7 +27,13 @@ from pydantic import (
 from watcher import derive, indicators
 from watcher.errors import InputError
 from watcher.indicators import Unit
-from watcher.limits import MAX_METRICS, MAX_SEGMENT_KEYS, MAX_TARGETS
+from watcher.limits import (
+    MAX_KEY_LENGTH,
+    MAX_METRICS,
+    MAX_SEGMENT_KEYS,
+    MAX_STRING_LENGTH,
+    MAX_TARGETS,
+)
 from watcher.numbers import SNAPSHOT_SEPARATORS, read_decimal, to_ascii
 from watcher.period import Period
 
@@ -148,6 +154,8 @@ class Snapshot(BaseModel):
     def _segment(cls, value: Any) -> Any:
         _check_count("segment", value, MAX_SEGMENT_KEYS, "MAX_SEGMENT_KEYS", "segment keys")
         if isinstance(value, dict):
+            for key, item in value.items():
+                _check_length(f"segment.{key}", key, item)
             return {str(k): (v.strip().lower() if isinstance(v, str) else v)
                     for k, v in value.items() if v is not None}
         return value
@@ -165,6 +173,8 @@ class Snapshot(BaseModel):
         metrics: dict[str, float] = {}
         for key, raw in value.items():
             metric_id = str(key)
+            if len(metric_id) > MAX_KEY_LENGTH:
+                _check_length(f"metrics.{metric_id}", metric_id, raw)
             kind = type(raw)
             if kind is float and math.isfinite(raw):
                 number = raw
@@ -182,6 +192,9 @@ class Snapshot(BaseModel):
     @classmethod
     def _targets(cls, value: Any) -> Any:
         _check_count("targets", value, MAX_TARGETS, "MAX_TARGETS", "targets")
+        if isinstance(value, dict):
+            for key in value:
+                _check_length(f"targets.{key}", key, None)
         return value
 
     @model_validator(mode="after")
@@ -240,6 +253,18 @@ def _check_count(field: str, value: Any, limit: int, name: str, what: str) -> No
     (watcher/limits.py explains the sum)."""
     if isinstance(value, dict) and len(value) > limit:
         raise FieldRangeError(field, f"has {len(value)} {what}; the limit is {limit} ({name})")
+
+
+def _check_length(field: str, key: Any, value: Any) -> None:
+    """A metric id or segment key past MAX_KEY_LENGTH, or a segment text past
+    MAX_STRING_LENGTH: names and texts the store and the rule engine keep."""
+    if isinstance(key, str) and len(key) > MAX_KEY_LENGTH:
+        raise FieldRangeError(field[:field.index(".") + 41] + "...",
+                              f"a field name of {len(key)} characters; the limit is "
+                              f"{MAX_KEY_LENGTH} (MAX_KEY_LENGTH)")
+    if isinstance(value, str) and len(value) > MAX_STRING_LENGTH:
+        raise FieldRangeError(field, f"a text of {len(value)} characters; the limit is "
+                                     f"{MAX_STRING_LENGTH} (MAX_STRING_LENGTH)")
 
 
 def _number(field: str, value: Any) -> float:

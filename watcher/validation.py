@@ -327,24 +327,16 @@ def validate(raw: RawRecord, source: str = "") -> Snapshot | Rejection:
 
 
 def oversize_field(record: dict[str, Any]) -> tuple[str, str] | None:
-    """The first field whose name or string value is longer than the limits allow, and
-    why; a walk without recursion (the body's depth is bounded, but not by us here)."""
-    stack: list[tuple[str, Any]] = [("", record)]
-    while stack:
-        path, value = stack.pop()
-        items = value.items() if isinstance(value, dict) else enumerate(value)
-        for key, item in items:
-            if isinstance(key, str) and len(key) > MAX_KEY_LENGTH:
-                where = f"{path}.{key[:40]}..." if path else f"{key[:40]}..."
-                return where, (f"a field name of {len(key)} characters; the limit is "
-                               f"{MAX_KEY_LENGTH} (MAX_KEY_LENGTH)")
-            if isinstance(item, str):
-                if len(item) > MAX_STRING_LENGTH:
-                    return (f"{path}.{key}" if path else str(key)), (
-                        f"a text of {len(item)} characters; the limit is "
-                        f"{MAX_STRING_LENGTH} (MAX_STRING_LENGTH)")
-            elif isinstance(item, dict | list):
-                stack.append((f"{path}.{key}" if path else str(key), item))
+    """The first top-level field whose name or text is longer than the limits allow, and
+    why (the names and texts inside ``metrics``, ``targets`` and ``segment`` are checked
+    by the snapshot model, which reads them anyway: this is the hottest path)."""
+    for key, value in record.items():
+        if len(key) > MAX_KEY_LENGTH:
+            return f"{key[:40]}...", (f"a field name of {len(key)} characters; the limit "
+                                      f"is {MAX_KEY_LENGTH} (MAX_KEY_LENGTH)")
+        if type(value) is str and len(value) > MAX_STRING_LENGTH:
+            return key, (f"a text of {len(value)} characters; the limit is "
+                         f"{MAX_STRING_LENGTH} (MAX_STRING_LENGTH)")
     return None
 
 
