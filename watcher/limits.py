@@ -17,13 +17,15 @@ from typing import Final
 
 
 # -- records and snapshots (watcher/validation.py, watcher/snapshot.py) -----------------------
-# Checked before a record is trusted: a body is refused by nesting before it is parsed,
-# and a record by its sizes before it reaches the store or the rule engine. The last four
-# together keep every accepted snapshot within what durable-rules can take in one fact
-# (ENGINE_MAX_FACT_ATTRIBUTES; tests/test_poison.py builds the widest snapshot they allow).
+# Checked before a record is trusted: a body is parsed by orjson, which stops at 1,024
+# levels without recursing, and a record is refused by its sizes before it reaches the
+# store or the rule engine. MAX_METRICS, MAX_TARGETS and MAX_SEGMENT_KEYS together keep
+# every accepted snapshot within what durable-rules takes in one fact
+# (ENGINE_MAX_FACT_ATTRIBUTES; docs/limits.md gives the sum, tests/test_poison.py builds
+# the widest snapshot they allow).
 MAX_RECORDS_PER_BODY: Final = 50_000   # records in one HTTP body or NATS message
-MAX_NESTING_DEPTH: Final = 10          # brackets open at once in a JSON body (a record is 3)
-MAX_KEY_LENGTH: Final = 128            # characters in a top-level field, metric, target or segment key
+MAX_NESTING_DEPTH: Final = 10          # levels in one record (a snapshot needs 3)
+MAX_KEY_LENGTH: Final = 128            # characters in a field name, metric id, segment key
 MAX_STRING_LENGTH: Final = 4_096       # characters in a top-level text or a segment value
 MAX_METRICS: Final = 100               # metric keys in one snapshot
 MAX_TARGETS: Final = 20                # target keys in one snapshot
