@@ -9,6 +9,8 @@ other requests coalesced into the same batch, are stored and evaluated.
 from __future__ import annotations
 
 import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -18,8 +20,9 @@ from tests.conftest import jsonl, snapshot
 from tests.test_pipeline import incidents
 from watcher import indicators, limits
 from watcher.assessment.targets import TargetBook, TargetEntry
+from watcher.daemon.coalesce import Coalescer
 from watcher.derive import RATIOS
-from watcher.pipeline import Pipeline
+from watcher.pipeline import IngestReport, Pipeline
 from watcher.rules.engine import RuleEngine
 from watcher.rules.facts import to_fact
 from watcher.rules.loader import load_pack
@@ -196,3 +199,26 @@ class TestEngineNumbers:
         snap = verdict(snapshot(dispute_rate=1e-7))
         assert isinstance(snap, Snapshot)
         engine.evaluate(snap)
+
+
+class TestCoalescedBatchFailure:
+    def test_a_request_that_fails_its_batch_fails_alone_and_the_others_are_answered(self):
+        engine_thread = ThreadPoolExecutor(max_workers=1)
+        release = threading.Event()
+        engine_thread.submit(release.wait)  # busy: the three requests share one turn
+        turns: list[list[str]] = []
+
+        def ingest_many(requests: Any) -> list[IngestReport]:
+            turns.append([source for _, source in requests])
+            if any(source == "poison" for _, source in requests):
+                raise ValueError("a fault this request causes")
+            return [IngestReport(accepted=1) for _ in requests]
+
+        coalescer = Coalescer(ingest_many, engine_thread)
+        futures = {source: coalescer.ingest([], source) for source in ("a", "poison", "b")}
+        release.set()
+        assert futures["a"].result(timeout=5).accepted == 1
+        assert futures["b"].result(timeout=5).accepted == 1
+        with pytest.raises(ValueError):
+            futures["poison"].result(timeout=5)
+        assert turns == [["a", "poison", "b"], ["a"], ["poison"], ["b"]]
