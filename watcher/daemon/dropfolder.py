@@ -76,6 +76,8 @@ class DropFolder:
         try:
             with os.scandir(folder) as scan:
                 entries = sorted(scan, key=lambda e: e.name)
+        except FileNotFoundError:  # a source folder someone removed: nothing in it
+            return []
         except OSError as exc:
             log.warning("drop_folder_unreadable", folder=str(folder), error=exc.strerror)
             return []
