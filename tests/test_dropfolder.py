@@ -185,6 +185,18 @@ class TestLinks:
         assert moved(drop, "processed") == [] and moved(drop, "rejected") == []
         assert any("symbolic link" in str(r["error"]) for r in rejected_log(pipeline))
 
+    def test_a_source_folder_swapped_for_a_link_while_running_is_not_entered(
+            self, drop: DropFolder, pipeline: Pipeline, tmp_path: Path):
+        outside = tmp_path / "elsewhere"
+        (outside / "amz-us-01").mkdir(parents=True)
+        report = FIXTURES / "amazon-spapi-seller-performance.json"
+        (outside / "amz-us-01" / "report.json").write_bytes(report.read_bytes())
+        (drop.folder / "amazon-spapi").rmdir()
+        (drop.folder / "amazon-spapi").symlink_to(outside, target_is_directory=True)
+        assert drop.scan(settle=False) == 0
+        assert (outside / "amz-us-01" / "report.json").exists()
+        assert any("symbolic link" in str(r["error"]) for r in rejected_log(pipeline))
+
     def test_a_linked_rejected_folder_refuses_to_start(self, pipeline: Pipeline,
                                                        tmp_path: Path):
         inbox = tmp_path / "inbox"

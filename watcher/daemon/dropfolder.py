@@ -65,6 +65,8 @@ class DropFolder:
         found = self._files(self.folder)
         for source in self.sources.names():
             base = self.folder / source
+            if base.is_symlink():  # made a link since start: refused as a top-level entry
+                continue
             for store in self._entries(base, folders=True):
                 found += self._files(store)
             if not self.sources.needs_store(source):
