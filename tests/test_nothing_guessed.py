@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from tests.conftest import http_app, jsonl, snapshot
+from tests.conftest import JSON, LOCAL, http_app, jsonl, snapshot
 from watcher.cli import app as cli_app
 from watcher.config import Settings
 from watcher.numbers import read_decimal
@@ -31,7 +31,8 @@ def verdict(record: dict[str, Any]) -> Snapshot | Rejection:
 
 @pytest.fixture
 def client(pipeline: Pipeline, settings: Settings) -> Iterator[TestClient]:
-    with http_app(Runtime(settings, pipeline.db, pipeline)) as app, TestClient(app) as test:
+    with (http_app(Runtime(settings, pipeline.db, pipeline)) as app,
+          TestClient(app, base_url=LOCAL) as test):
         yield test
 
 
@@ -152,7 +153,8 @@ class TestWholeBodies:
         assert errors and says in errors[0]["error"]
 
     def test_a_10000_level_body_answers_422_naming_the_depth(self, client: TestClient):
-        response = client.post("/v1/snapshots", content=b"[" * 10_000 + b"]" * 10_000)
+        response = client.post("/v1/snapshots", content=b"[" * 10_000 + b"]" * 10_000,
+                               headers=JSON)
         assert response.status_code == 422
         assert "MAX_NESTING_DEPTH" in response.json()["errors"][0]["error"]
 

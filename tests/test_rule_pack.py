@@ -12,7 +12,9 @@ from typer.testing import CliRunner
 
 from tests.conftest import ROOT
 from watcher.cli import app
+from watcher.indicators import INDICATORS
 from watcher.rules.engine import RuleEngine, normalise_segment
+from watcher.rules.expression import comparisons
 from watcher.rules.loader import load_pack
 from watcher.rules.model import RulePack
 from watcher.rules.testing import replay
@@ -69,6 +71,14 @@ class TestDefaultPack:
             assert rule.labels["indicator"], rule.id
             assert set(rule.message) == {"en", "zh-CN"}, rule.id
 
+    def test_message_cases_name_known_metrics_in_both_languages(self, pack: RulePack):
+        # a misspelt metric in `when:` would never match: the alert would fall back silently
+        for rule in pack.rules:
+            for case in rule.message_cases:
+                assert {c.metric for c in comparisons(case.compiled)} <= set(INDICATORS), \
+                    (rule.id, case.when)
+                assert set(case.text) == {"en", "zh-CN"}, (rule.id, case.when)
+
     def test_audiences_follow_the_dimension(self, pack: RulePack):
         for rule in pack.rules:
             dimension = rule.labels["dimension"]
@@ -84,7 +94,8 @@ class TestDefaultPack:
         metrics = {m: 0.0 for m in REFERENCE_INDICATORS}
         metrics.update(account_health_score=50, penalty_count=3, dispute_rate=0.5,
                        order_processing_hours=100, risk_response_hours=100,
-                       stockout_rate=0.5, ad_share_of_gmv=0.9)
+                       stockout_rate=0.5, ad_share_of_gmv=0.9, penalty_points=3,
+                       ahr_score=50)
         snapshot = Snapshot.model_validate({
             "store": "s1", "platform": "amazon", "period": "2026-10", "operator": "o",
             "segment": {"stage": "mature", "category": "electronics", "special_category": True,

@@ -18,8 +18,10 @@ class AlertKind(StrEnum):
     FIRING = "firing"
     REMINDER = "reminder"
     ESCALATED = "escalated"
+    WORSENED = "worsened"  # a live incident's value got worse (rule: renotify_when_worse)
     RESOLVED = "resolved"
     TEST = "test"
+    REPORT = "report"  # a manager's monthly report (watcher.monthly)
 
 
 class Evidence(BaseModel):

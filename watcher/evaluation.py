@@ -88,8 +88,33 @@ class _Blank(dict[str, Any]):
         return "{" + key + "}"
 
 
-def render_title(rule: Rule, values: dict[str, Any]) -> dict[str, str]:
-    return {lang: text.format_map(_Blank(values)) for lang, text in rule.message.items()}
+class PerLanguage(dict[str, str]):
+    """A message value that differs by language (display names: GMV / 销售额); a
+    language it lacks gets the English one."""
+
+    def of(self, language: str) -> str:
+        return self.get(language) or self.get("en", "")
+
+
+def metric_names(metrics: list[str], language: str) -> str:
+    """Metric ids as people read them in ``language``: ``gmv`` -> GMV, 销售额."""
+    named = [indicators.get(m) for m in metrics]
+    return ", ".join(i.name(language) if i is not None else m
+                     for i, m in zip(named, metrics, strict=True))
+
+
+def render_title(rule: Rule, values: dict[str, Any], metrics: dict[str, float] | None = None,
+                 targets: dict[str, float] | None = None) -> dict[str, str]:
+    """The rule's words for this firing: the first of its ``message_cases`` that holds
+    on the snapshot's ``metrics`` and ``targets``, else its ``message``."""
+    message = rule.message
+    if metrics is not None:
+        case = next((c for c in rule.message_cases
+                     if holds(c.compiled, metrics, targets or {})), None)
+        message = case.text if case is not None else message
+    return {lang: text.format_map(_Blank({
+        k: v.of(lang) if isinstance(v, PerLanguage) else v for k, v in values.items()}))
+        for lang, text in message.items()}
 
 
 def outcome(pack: RulePack, version: str, verdict: Verdict) -> Outcome:
@@ -148,6 +173,9 @@ def _values(snap: Snapshot, metric: str, value: float | None,
             threshold: float | None) -> dict[str, Any]:
     indicator = indicators.get(metric)
     return {
+        # every metric of the snapshot by its id ("{policy_warning_count} warnings"), then
+        # the fixed names, which win over a metric of the same name
+        **{m: format_value(m, v) for m, v in snap.metrics.items()},
         "store": snap.store, "platform": snap.platform, "operator": snap.operator or "-",
         "period": snap.period.text, "metric": metric,
         "metric_name": indicator.name_en if indicator else metric,
@@ -167,7 +195,8 @@ def _firing(rule: Rule, version: str, snap: Snapshot, condition: Condition,
         store=snap.store, platform=snap.platform, operator=snap.operator,
         severity=rule.severity.value, audience=rule.audience, metric=primary.metric,
         value=value, threshold=threshold, period=snap.period.text, period_end=snap.period.end,
-        title=render_title(rule, _values(snap, primary.metric, value, threshold)),
+        title=render_title(rule, _values(snap, primary.metric, value, threshold),
+                           snap.metrics, targets),
         labels={**rule.labels, "platform": snap.platform, "store": snap.store,
                 **({"operator": snap.operator} if snap.operator else {})},
     )
@@ -206,7 +235,9 @@ def _platform_firing(rule: Rule, version: str, snap: Snapshot, metric: str) -> F
         subject=snap.store, store=snap.store, platform=snap.platform, operator=snap.operator,
         severity=rule.severity_for(metric).value, audience=rule.audience,
         metric=metric, value=value, threshold=target.value, period=snap.period.text,
-        period_end=snap.period.end, title=render_title(rule, values),
+        period_end=snap.period.end,
+        title=render_title(rule, values, snap.metrics,
+                           {k: t.value for k, t in snap.targets.items()}),
         labels={**rule.labels, "platform": snap.platform, "store": snap.store,
                 "metric": metric})
 

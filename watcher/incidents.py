@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from watcher import indicators
 from watcher.errors import InvalidTransition
 
 
@@ -37,6 +38,10 @@ class EventKind(StrEnum):
     ACKNOWLEDGED = "acknowledged"
     RESOLVED = "resolved"
     NOTE = "note"
+    PLAN_STARTED = "plan_started"    # a PIP's plan (watcher.assessment.pip)
+    PLAN_REVIEWED = "plan_reviewed"
+    PLAN_REMINDED = "plan_reminded"
+    PLAN_CLOSED = "plan_closed"
 
 
 SYSTEM_ACTOR = "watcher"
@@ -146,12 +151,17 @@ Decision = Open | Update
 
 
 def on_firing(live: Incident | None, firing: Firing, now: datetime,
-              recently_resolved: Incident | None = None) -> Decision | None:
+              recently_resolved: Incident | None = None, *,
+              renotify_when_worse: bool = False) -> Decision | None:
     """A live incident absorbs further firings as events; otherwise one opens.
 
     ``recently_resolved`` is an incident of the same fingerprint resolved within the
     flap hold-down: it re-opens instead, so a metric hovering at its threshold
     makes one incident, not a new one (and a new notification) each time.
+
+    ``renotify_when_worse`` (the rule's setting): a firing whose value is worse than
+    the live incident's latest value, for the same or a later period, is news
+    (penalty points 3 -> 6): its event is marked ``worse`` so that it is notified.
     """
     if (live is None or not live.live) and recently_resolved is not None:
         reopen: dict[str, Any] = {"status": Status.OPEN, "resolved_at": None, "resolved_by": None,
@@ -168,12 +178,32 @@ def on_firing(live: Incident | None, firing: Firing, now: datetime,
     if same:
         return None  # an identical restatement is not news
     changes: dict[str, Any] = {"updated_at": now}
+    data = _firing_data(firing)
+    note = None
     if live.period_end is None or firing.period_end >= live.period_end:
         changes.update(value=firing.value, threshold=firing.threshold, period=firing.period,
                        period_end=firing.period_end, metric=firing.metric,
                        evidence=firing.evidence, title=firing.title)
-    return Update(live, changes,
-                  Event(kind=EventKind.FIRING, at=now, data=_firing_data(firing)))
+        if renotify_when_worse and worse(live, firing):
+            data.update(worse=True, previous=live.value)
+            # language-neutral: the note is shown as it is in every language
+            note = (f"{firing.metric}: {_number(live.value)} → {_number(firing.value)}, "
+                    f"{firing.period}")
+    return Update(live, changes, Event(kind=EventKind.FIRING, at=now, note=note, data=data))
+
+
+def worse(live: Incident, firing: Firing) -> bool:
+    """The firing's value is on the worse side of the incident's latest value, by the
+    metric's direction (more penalty points, a lower health rating)."""
+    indicator = indicators.get(firing.metric) if firing.metric else None
+    if (indicator is None or firing.metric != live.metric or firing.value is None
+            or live.value is None):
+        return False
+    return indicator.is_worse(firing.value, live.value)
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:g}"
 
 
 def on_recovery(live: Incident | None, recovery: Recovery, now: datetime) -> Decision | None:

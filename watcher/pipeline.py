@@ -22,6 +22,7 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from watcher.apply import Plan, Planner, write
+from watcher.assessment import roster as people
 from watcher.assessment.targets import TargetBook, load_optional
 from watcher.config import Settings
 from watcher.errors import RecordRefused
@@ -35,8 +36,8 @@ from watcher.observability import (
 )
 from watcher.period import Period
 from watcher.rules.engine import RuleEngine
-from watcher.rules.model import RulePack
 from watcher.snapshot import Snapshot
+from watcher.store import plans as stored_plans
 from watcher.store import repository as repo
 from watcher.store.database import Database, utcnow
 from watcher.validation import RawRecord, RecordWarning, Rejection, validate, warnings_of
@@ -76,24 +77,31 @@ class IngestReport:
 class Pipeline:
     def __init__(self, db: Database, engine: RuleEngine, settings: Settings, *,
                  clock: Callable[[], datetime] = utcnow,
-                 targets: TargetBook | None = None) -> None:
+                 targets: TargetBook | None = None,
+                 roster: people.Roster | None = None) -> None:
         self.db = db
         self.engine = engine
-        self.known_metrics = declared_metrics(engine.pack)
+        self.known_metrics = frozenset(engine.pack.metrics)  # declared beside the registry
         self.settings = settings
         self.clock = clock
         # the targets file fills targets a snapshot does not send, for evaluation only:
         # the store keeps the snapshot as sent
         self.targets = load_optional(settings.targets) if targets is None else targets
+        # the roster labels incidents with the operator's team and manager (routes)
+        self.roster = people.load_optional(settings.roster) if roster is None else roster
 
     def use_engine(self, engine: RuleEngine) -> None:
         """Swap in a reloaded rule pack; the next batch is evaluated with it."""
         self.engine = engine
-        self.known_metrics = declared_metrics(engine.pack)
+        self.known_metrics = frozenset(engine.pack.metrics)  # declared beside the registry
 
     def use_targets(self, targets: TargetBook) -> None:
         """Swap in a reloaded targets file; the next batch is evaluated with it."""
         self.targets = targets
+
+    def use_roster(self, roster: people.Roster) -> None:
+        """Swap in a reloaded roster; the next batch is labelled with it."""
+        self.roster = roster
 
     def ingest(self, records: Iterable[RawRecord | Rejection], source: str) -> IngestReport:
         return self.ingest_many([(records, source)])[0]
@@ -109,7 +117,8 @@ class Pipeline:
         rejected: list[tuple[int, Rejection]] = []
         for origin, (records, source) in enumerate(requests):
             for record in records:
-                verdict = record if isinstance(record, Rejection) else validate(record, source)
+                verdict = record if isinstance(record, Rejection) else validate(
+                    record, source, self.engine.pack.metrics)
                 if isinstance(verdict, Rejection):
                     rejected.append((origin, Rejection(source, verdict.location, verdict.field,
                                                        verdict.error, verdict.raw)))
@@ -264,10 +273,12 @@ class Pipeline:
             fingerprints = {f.fingerprint for o in outcomes for f in o.firings}
             recent = repo.recently_resolved(
                 conn, fingerprints, now - timedelta(seconds=self.settings.reopen_hold))
-        planner = Planner(pack, self.engine.version, self.settings, now,
-                          repo.live_incidents_of(conn, subjects),
+        live = repo.live_incidents_of(conn, subjects)
+        planned = stored_plans.planned_incidents(conn, [i.id for i in live.values()
+                                                if i.subject_kind == "operator"])
+        planner = Planner(pack, self.engine.version, self.settings, now, live,
                           lambda operator, months: repo.month_evidence(conn, operator, months),
-                          recent)
+                          recent, roster=self.roster, planned=planned)
         planner.outcomes(outcomes)
         if assessed and streak_rules:
             repo.upsert_assessments(conn, [_assessment_row(a, now) for a in assessed])
@@ -289,13 +300,6 @@ class Statement(NamedTuple):
     origin: int
     location: str = ""
     warnings: Sequence[RecordWarning] = ()
-
-
-def declared_metrics(pack: RulePack) -> frozenset[str]:
-    """Metric ids a rule pack declares beside the registry's (its ``metrics:``, when
-    packs have one): a snapshot sending them draws no unknown-metric warning."""
-    declared = getattr(pack, "metrics", None) or ()
-    return frozenset(str(getattr(metric, "id", metric)) for metric in declared)
 
 
 def observed_before(snapshot: Snapshot, other: datetime | None) -> bool:

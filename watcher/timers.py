@@ -1,4 +1,6 @@
-"""The timer loop: applies due escalations and reminders to open incidents.
+"""The timer loop: applies due escalations and reminders to open incidents, the PIP
+plans' reminders (``watcher.plans``) and the managers' monthly reports
+(``watcher.monthly``).
 
 Each action is one transaction: the timeline event and the notifications it
 causes are committed together, and the next pass reads what was done from
@@ -15,11 +17,14 @@ from datetime import datetime
 import structlog
 from sqlalchemy import text
 
+from watcher import plans
 from watcher.alerts import AlertKind
 from watcher.apply import alert_for, labels_of, silenced_event
+from watcher.assessment.roster import Roster
 from watcher.config import Route, Settings, policy
 from watcher.escalation import Escalate, Progress, Remind, due
 from watcher.incidents import Event, EventKind, Incident
+from watcher.outage import DATABASE_DOWN, Outage
 from watcher.silences import silenced_by
 from watcher.store import Database
 from watcher.store import repository as repo
@@ -61,20 +66,30 @@ def leader(db: Database, key: int) -> Iterator[bool]:
 class Timers:
     def __init__(self, db: Database, settings: Settings, *,
                  clock: Callable[[], datetime] = utcnow,
-                 wake: Callable[[], None] = lambda: None) -> None:
+                 wake: Callable[[], None] = lambda: None,
+                 roster: Callable[[], Roster] = Roster,
+                 monthly: Callable[[datetime], int] = lambda now: 0) -> None:
         self.db = db
         self.settings = settings
         self.clock = clock
         self.wake = wake
+        self.roster = roster  # the roster in force (it reloads)
+        self.monthly = monthly  # the managers' monthly reports, when due
 
     def run_once(self) -> int:
-        if not any(r.escalate or r.repeat_interval for r in self.settings.routes):
-            return 0
+        escalating = any(r.escalate or r.repeat_interval for r in self.settings.routes)
         with leader(self.db, TIMERS_LOCK) as elected:
-            return self._pass() if elected else 0
+            if not elected:
+                return 0
+            now = self.clock()
+            applied = self._pass(now) if escalating else 0
+            applied += plans.remind(self.db, self.settings, self.roster(), now)
+            applied += self.monthly(now)
+        if applied:
+            self.wake()
+        return applied
 
-    def _pass(self) -> int:
-        now = self.clock()
+    def _pass(self, now: datetime) -> int:
         with self.db.engine.connect() as conn:
             candidates = repo.list_incidents(conn, status="open", limit=100_000)
         applied = 0
@@ -82,8 +97,6 @@ class Timers:
             route = policy(self.settings, labels_of(incident))
             if route is not None:
                 applied += self._apply(incident, route, now)
-        if applied:
-            self.wake()
         return applied
 
     def _apply(self, incident: Incident, route: Route, now: datetime) -> int:
@@ -119,8 +132,15 @@ class Timers:
         return len(actions)
 
     def run_forever(self, stop: threading.Event) -> None:
-        while not stop.wait(self.settings.timers_poll_seconds):
+        outage, wait = Outage("timers", self.settings.database_url), 0.0
+        while not stop.wait(max(wait, self.settings.timers_poll_seconds)):
+            wait = 0.0
             try:
                 self.run_once()
+            except DATABASE_DOWN as exc:  # logged once per outage
+                wait = outage.failed(exc)
+                continue
             except Exception:
                 log.exception("timers_failed")
+            else:
+                outage.ok()

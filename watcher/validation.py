@@ -13,7 +13,7 @@ import difflib
 import io
 import json
 import re
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from watcher import indicators
 from watcher.errors import InputError, InputTooLarge
+from watcher.indicators import DeclaredMetric
 from watcher.limits import (
     MAX_KEY_LENGTH,
     MAX_NESTING_DEPTH,
@@ -306,8 +307,12 @@ def _csv_row_to_dict(header: list[str], row: list[str]) -> dict[str, Any]:
 NUL_ERROR = "contains a NUL character (\\u0000), which cannot be stored"
 
 
-def validate(raw: RawRecord, source: str = "") -> Snapshot | Rejection:
-    """One raw record to a snapshot, or a rejection naming the first bad field."""
+def validate(raw: RawRecord, source: str = "",
+             declared: Mapping[str, DeclaredMetric] | None = None) -> Snapshot | Rejection:
+    """One raw record to a snapshot, or a rejection naming the first bad field.
+
+    ``declared``: metrics the rule pack in force declares (``metrics:``), validated
+    like the registry's."""
     if not isinstance(raw.data, dict):
         return Rejection(source, raw.location, None,
                          f"a snapshot is a JSON object, got {type(raw.data).__name__}", raw.text)
@@ -320,7 +325,8 @@ def validate(raw: RawRecord, source: str = "") -> Snapshot | Rejection:
         if field is not None:  # PostgreSQL text cannot hold it
             return Rejection(source, raw.location, field, f"{field}: {NUL_ERROR}", raw.text)
     try:
-        return Snapshot.model_validate(raw.data)
+        return Snapshot.model_validate(raw.data,
+                                       context={"metrics": declared} if declared else None)
     except ValidationError as exc:
         field, message = _describe(exc)
         return Rejection(source, raw.location, field, message, raw.text)

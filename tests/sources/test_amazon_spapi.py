@@ -56,7 +56,7 @@ class TestAmazonSpApiSource:
                 "pre_fulfillment_cancellation_rate": 0.0077, "valid_tracking_rate": 0.9769,
                 "on_time_delivery_rate": 0.9239, "listing_policy_violation_count": 1,
                 "ip_complaint_count": 0, "policy_violation_count": 1,
-                "account_warning_count": 0, "penalty_count": 0,
+                "account_warning_count": 0, "penalty_count": 0, "major_penalty_count": 0,
             },
             "targets": {
                 "order_defect_rate_afn": {"value": 0.01, "comparator": LT},
@@ -73,7 +73,8 @@ class TestAmazonSpApiSource:
         assert ca == {
             "store": "amz-01-ca", "platform": "amazon", "period": "2026-10-28",
             "operator": "li.wei", "observed_at": OBSERVED, "segment": {"marketplace": "ca"},
-            "metrics": {**CLEAN, "late_shipment_rate": 0.0125, "penalty_count": 0},
+            "metrics": {**CLEAN, "late_shipment_rate": 0.0125, "penalty_count": 0,
+                        "major_penalty_count": 0},
             "targets": {"late_shipment_rate": {"value": 0.04, "comparator": LT}},
         }
 
@@ -89,7 +90,7 @@ class TestAmazonSpApiSource:
                 "unit_on_time_delivery_rate": 0.91, "invoice_defect_rate": 0.012,
                 "safety_complaint_count": 2, "other_policy_violation_count": 1,
                 "policy_violation_count": 3, "document_request_count": 3,
-                "account_warning_count": 1, "penalty_count": 2,
+                "account_warning_count": 1, "penalty_count": 2, "major_penalty_count": 1,
             },
             "targets": {
                 "order_defect_rate_afn": {"value": 0.01, "comparator": LT},
@@ -139,7 +140,7 @@ class TestAmazonSpApiSource:
 
     def test_normal_status_sets_every_flag_to_zero(self):
         [snap] = parse(one_marketplace({}, "NORMAL"))
-        assert snap["metrics"] == {**CLEAN, "penalty_count": 0}
+        assert snap["metrics"] == {**CLEAN, "penalty_count": 0, "major_penalty_count": 0}
 
     @pytest.mark.parametrize(("status", "warnings", "penalties"), [
         ("DEACTIVATED", [], 1), ("SUSPENDED", [{"warningType": "x", "status": "BAD"}], 2),
@@ -149,6 +150,24 @@ class TestAmazonSpApiSource:
             self, status: str, warnings: list[dict[str, str]], penalties: int):
         [snap] = parse(one_marketplace({"warningStates": warnings}, status))
         assert snap["metrics"]["penalty_count"] == penalties
+
+    @pytest.mark.parametrize(("status", "warnings", "major"), [
+        ("DEACTIVATED", [], 1), ("SUSPENDED", [{"warningType": "x", "status": "BAD"}], 1),
+        ("AT_RISK", [{"warningType": "x", "status": "BAD"}], 0), ("NORMAL", [], 0),
+    ])
+    def test_a_suspension_or_deactivation_is_a_major_penalty_and_a_warning_is_not(
+            self, status: str, warnings: list[dict[str, str]], major: int):
+        [snap] = parse(one_marketplace({"warningStates": warnings}, status))
+        assert snap["metrics"]["major_penalty_count"] == major
+
+    def test_without_a_known_status_no_major_count_is_stated(self):
+        warning = [{"warningType": "x", "status": "BAD"}]
+        [no_status] = parse(one_marketplace({"warningStates": warning}))
+        [unknown] = parse(one_marketplace({"warningStates": warning}, "UNDER_REVIEW"))
+        assert no_status["metrics"]["penalty_count"] == 1
+        assert "major_penalty_count" not in no_status["metrics"]  # not stated: not zero
+        assert unknown["metrics"]["account_status_unknown"] == 1
+        assert "major_penalty_count" not in unknown["metrics"]  # maybe a sanction: no guess
 
     def test_policy_violations_alone_are_not_penalties(self):
         block = {"defectsCount": 3, "targetValue": 0, "targetCondition": "EQUALS"}
@@ -163,7 +182,8 @@ class TestAmazonSpApiSource:
         de, uk = parse(as_bytes(report))
         assert (de["store"], de["period"]) == ("amz-01-de", "2026-10-30")
         assert (uk["store"], uk["period"]) == ("amz-01-uk", "2026-10-30")
-        assert uk["metrics"] == {**CLEAN, "account_at_risk": 1, "penalty_count": 0}
+        assert uk["metrics"] == {**CLEAN, "account_at_risk": 1, "penalty_count": 0,
+                                "major_penalty_count": 0}
 
     def test_without_any_reporting_date_the_period_is_the_current_utc_day(self):
         [snap] = parse(one_marketplace({}, "NORMAL"))

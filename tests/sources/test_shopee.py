@@ -47,7 +47,7 @@ PERFORMANCE_TARGETS = {
     "shop_rating": {"value": 4.5, "comparator": ">="},
 }
 PENALTY = {"penalty_points": 3, "ongoing_punishment_count": 1, "punishment_tier_max": 1,
-           "penalty_count": 1}
+           "penalty_count": 1, "major_penalty_count": 0}
 
 
 class TestShopeeSource:
@@ -73,7 +73,8 @@ class TestShopeeSource:
     def test_no_punishment_is_zero_count_and_tier_zero(self):
         [snap] = parse(fixture("shopee-shop-penalty-none.json"))
         assert snap["metrics"] == {"penalty_points": 0, "ongoing_punishment_count": 0,
-                                   "punishment_tier_max": 0, "penalty_count": 0}
+                                   "punishment_tier_max": 0, "penalty_count": 0,
+                                   "major_penalty_count": 0}
 
     def test_each_ongoing_punishment_is_a_penalty_and_points_alone_are_not(self):
         penalty = {"request_id": "r", "error": "", "message": "", "response": {
@@ -84,6 +85,18 @@ class TestShopeeSource:
         [points] = parse(as_bytes(points_only))
         assert both["metrics"]["penalty_count"] == 2
         assert "penalty_count" not in points["metrics"]  # no punishment list: not stated
+
+    def test_punishments_of_tier_2_and_above_are_major_penalties(self):
+        def shop(*tiers: Any) -> dict[str, Any]:
+            [snap] = parse(as_bytes({"request_id": "r", "error": "", "message": "", "response": {
+                "ongoing_punishment": [{"punishment_tier": t, "punishment_name": "x"}
+                                       for t in tiers]}}))
+            return dict(snap["metrics"])
+        assert shop(1)["major_penalty_count"] == 0  # the fixture's deboost: minor
+        assert shop(2)["major_penalty_count"] == 1
+        assert shop(1, 2, 5) == {"ongoing_punishment_count": 3, "penalty_count": 3,
+                                 "punishment_tier_max": 5, "major_penalty_count": 2}
+        assert "major_penalty_count" not in shop(3, None)  # one tier unstated: no guess
 
     def test_both_answers_in_one_array_make_one_snapshot(self):
         both = [fixture_json("shopee-get-shop-performance.json"),

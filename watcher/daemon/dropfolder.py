@@ -29,9 +29,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import structlog
-from sqlalchemy.exc import InterfaceError, OperationalError
 
 from watcher.errors import ConfigError, InputError
+from watcher.outage import DATABASE_DOWN, Outage
 from watcher.pipeline import IngestReport
 from watcher.sources import BUILTIN, Catalog
 from watcher.validation import RawRecord, Rejection, format_for_name, read_records
@@ -151,10 +151,8 @@ class DropFolder:
             report = self.ingest(records, source)
             accepted = report.accepted
             errors = [r.as_dict() for r in report.rejected]
-        except (OperationalError, InterfaceError):
-            # the database is out of reach, not the file's fault: left for the next scan
-            log.warning("drop_file_waits_for_database", file=str(relative))
-            return
+        except DATABASE_DOWN:
+            raise  # not the file's fault: it stays for the next scan (run_forever backs off)
         except Exception as exc:
             errors = [self._file_refused(path, source, exc)]
         self._move(path, relative, accepted, errors)
@@ -207,9 +205,15 @@ class DropFolder:
                  moved_to=str(target))
 
     def run_forever(self, stop: threading.Event, poll_seconds: float) -> None:
+        outage = Outage("drop-folder")
         while not stop.is_set():
+            wait = poll_seconds
             try:
                 self.scan()
+            except DATABASE_DOWN as exc:  # the files wait; logged once per outage
+                wait = max(wait, outage.failed(exc))
             except Exception:
                 log.exception("drop_folder_scan_failed", folder=str(self.folder))
-            stop.wait(poll_seconds)
+            else:
+                outage.ok()
+            stop.wait(wait)

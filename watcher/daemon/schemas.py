@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from watcher.config import MATCH_KEYS, parse_duration
+from watcher.limits import PIP_MAX_DAYS, PIP_MAX_GOALS, PIP_MAX_NOTE
 from watcher.rules.model import Rule, RulePack
+from watcher.rules.status import ReloadOutcome
 from watcher.silences import Silence
 
 NO_NUL = r"^[^\x00]*$"
@@ -97,6 +99,11 @@ class VariantOut(BaseModel):
     condition: str
 
 
+class MessageCaseOut(BaseModel):
+    when: str = Field(description="condition on the snapshot that fired")
+    message: dict[str, str] = Field(description="the alert's words by language")
+
+
 class RuleOut(BaseModel):
     id: str
     kind: str
@@ -112,6 +119,11 @@ class RuleOut(BaseModel):
     periods: list[str]
     months: int | None = Field(description="streak: consecutive missed months that fire")
     message: dict[str, str]
+    message_cases: list[MessageCaseOut] = Field(
+        default_factory=list, description="messages for particular snapshots, first match "
+                                          "wins; 'message' is the default")
+    renotify_when_worse: bool = Field(
+        default=False, description="a live incident notifies again when its value worsens")
 
     @classmethod
     def of(cls, rule: Rule) -> RuleOut:
@@ -124,16 +136,36 @@ class RuleOut(BaseModel):
             variants=[VariantOut(when=dict(v.when), condition=v.condition)
                       for v in rule.variants],
             periods=list(rule.periods), months=rule.months if rule.kind == "streak" else None,
-            message=dict(rule.message))
+            message=dict(rule.message),
+            message_cases=[MessageCaseOut(when=c.when, message=dict(c.text))
+                           for c in rule.message_cases],
+            renotify_when_worse=rule.renotify_when_worse)
+
+
+class ReloadOut(BaseModel):
+    at: datetime
+    accepted: bool
+    version: str = Field(description="the pack version in force after this attempt")
+    error: str | None = Field(description="why a refused reload was refused (limits: "
+                                          "docs/limits.md)")
+    file: str | None
+    line: int | None
 
 
 class RulesOut(BaseModel):
     version: str = Field(description="content hash of the loaded pack; incidents record it")
     rules: list[RuleOut]
+    last_reload: ReloadOut | None = Field(
+        default=None, description="the last hot reload since start; a refused one kept the "
+                                  "pack in force")
 
     @classmethod
-    def of(cls, pack: RulePack) -> RulesOut:
-        return cls(version=pack.version, rules=[RuleOut.of(r) for r in pack.rules])
+    def of(cls, pack: RulePack, last_reload: ReloadOutcome | None = None) -> RulesOut:
+        return cls(version=pack.version, rules=[RuleOut.of(r) for r in pack.rules],
+                   last_reload=ReloadOut(at=last_reload.at, accepted=last_reload.accepted,
+                                         version=last_reload.version, error=last_reload.error,
+                                         file=last_reload.file, line=last_reload.line)
+                   if last_reload else None)
 
 
 _NUMBER_OR_TEXT = {"anyOf": [{"type": "number"}, {"type": "string", "maxLength": 40}]}
@@ -168,3 +200,49 @@ SNAPSHOTS_BODY: dict[str, Any] = {"requestBody": {
 }}
 
 
+
+
+# -- PIP plans (watcher/daemon/pip.py) --------------------------------------------------------
+
+
+class GoalIn(BaseModel):
+    """``metric`` must reach ``target``; ``comparator`` defaults to the metric's passing side
+    (``>=`` for GMV, ``<=`` for a stockout rate)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    metric: Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=NO_NUL)]
+    target: float = Field(allow_inf_nan=False)
+    comparator: Literal["<", "<=", ">", ">=", "=="] | None = None
+
+
+class PipStartIn(BaseModel):
+    """Start the plan; without ``goals``, the indicators the PIP evidence shows missed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    by: Name
+    days: int | None = Field(default=None, ge=1, le=PIP_MAX_DAYS,
+                             description="the plan's length (default: pip.days)")
+    goals: list[GoalIn] | None = Field(default=None, min_length=1, max_length=PIP_MAX_GOALS)
+
+
+class PipCheckpointIn(BaseModel):
+    """A review note; it reviews the earliest checkpoint not yet reviewed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    by: Name
+    note: str = Field(min_length=1, max_length=PIP_MAX_NOTE, pattern=r"^[^\x00]*\S[^\x00]*$")
+
+
+class PipCloseIn(BaseModel):
+    """``passed`` or ``failed`` ends the plan (the incident resolves); ``extended`` moves
+    the end by ``days`` (default: pip.checkpoint_days) and the plan goes on."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    by: Name
+    outcome: Literal["passed", "extended", "failed"]
+    note: str | None = Field(default=None, max_length=PIP_MAX_NOTE, pattern=NO_NUL)
+    days: int | None = Field(default=None, ge=1, le=PIP_MAX_DAYS)

@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from watcher.indicators import DeclaredMetric, Direction, Unit
+from watcher.limits import RULE_MAX_VARIANTS
 from watcher.rules.expression import Condition, ExpressionError, comparisons, parse
 from watcher.rules.facts import segment_value
 
@@ -72,6 +74,47 @@ class Variant(_Frozen):
         return all(segment.get(k) == v for k, v in self.when.items())
 
 
+class MessageCase(_Frozen):
+    """A message for the firings whose snapshot meets ``when``.
+
+    One ``message`` cannot say "account suspended" for one store and "2 policy
+    warnings" for another, nor "1 warning" and "2 warnings": the rule lists
+    cases, checked in order against the snapshot that fired, and the first that
+    holds gives the alert's words; ``message`` is the default. ``when`` is a
+    condition in the rule language, so it can test any metric of the snapshot
+    (``account_suspended > 0``), a count (``penalty_count == 1``) or a band
+    (``penalty_points >= 6``). Written in YAML as ``{when: ..., en: ..., zh-CN: ...}``.
+    """
+
+    when: str
+    text: dict[str, str]
+    compiled: Condition = Field(default=None, exclude=True)  # type: ignore[assignment]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, dict) and "text" not in value:
+            return {"when": value.get("when"),
+                    "text": {k: v for k, v in value.items() if k != "when"}}
+        return value
+
+    @field_validator("when")
+    @classmethod
+    def _syntax(cls, value: str) -> str:
+        _parse_condition(value)  # fail here so the error names the 'when' key
+        return value
+
+    @field_validator("text")
+    @classmethod
+    def _languages(cls, value: dict[str, str]) -> dict[str, str]:
+        return _with_languages(value)
+
+    @model_validator(mode="after")
+    def _compile(self) -> MessageCase:
+        object.__setattr__(self, "compiled", _parse_condition(self.when))
+        return self
+
+
 class Rule(_Frozen):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", max_length=120)
     description: str
@@ -87,6 +130,12 @@ class Rule(_Frozen):
         default_factory=dict, description="platform_target: severity per metric id")
     labels: dict[str, str] = Field(default_factory=dict)
     message: dict[str, str]
+    message_cases: tuple[MessageCase, ...] = Field(
+        default=(), description="messages for particular snapshots, first match wins; "
+                                "'message' is the default")
+    renotify_when_worse: bool = Field(
+        default=False, description="a live incident notifies again each time its value "
+                                   "gets worse (a rise in penalty points)")
     enabled: bool = True
     downgrades_assessment: bool = Field(
         default=False, description="a major violation: when it fires on a monthly snapshot, "
@@ -103,10 +152,7 @@ class Rule(_Frozen):
     @field_validator("message")
     @classmethod
     def _languages(cls, value: dict[str, str]) -> dict[str, str]:
-        missing = [lang for lang in LANGUAGES if lang not in value]
-        if missing:
-            raise ValueError(f"needs a message in {', '.join(missing)}")
-        return value
+        return _with_languages(value)
 
     @model_validator(mode="after")
     def _check(self) -> Rule:
@@ -119,6 +165,12 @@ class Rule(_Frozen):
                              "compares each metric with its target)")
         if self.kind == "streak" and self.subject is not SubjectKind.OPERATOR:
             raise ValueError("a streak rule's subject is 'operator'")
+        if self.kind == "streak" and (self.message_cases or self.renotify_when_worse):
+            raise ValueError("a streak rule takes no 'message_cases' or 'renotify_when_worse' "
+                             "(it has no snapshot value to test)")
+        if len(self.variants) > RULE_MAX_VARIANTS:
+            raise ValueError(f"a rule has at most {RULE_MAX_VARIANTS} variants "
+                             "(limit RULE_MAX_VARIANTS)")
         seen: set[tuple[tuple[str, str], ...]] = set()
         for variant in self.variants:
             key = tuple(sorted(variant.when.items()))
@@ -135,18 +187,59 @@ class Rule(_Frozen):
         return {cmp.metric for c in conditions for cmp in comparisons(c)}
 
 
+class MetricDeclaration(_Frozen):
+    """An entry of a rule file's ``metrics:`` section: a metric the registry does not know,
+    declared so that rules may name it (a misspelt metric is refused instead)."""
+
+    unit: Unit
+    direction: Direction
+    range: tuple[float | None, float | None] = Field(
+        description="[low, high] of a valid value; null for an open end")
+    names: dict[Literal["en", "zh-CN"], str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> MetricDeclaration:
+        low, high = self.range
+        if low is not None and high is not None and low > high:
+            raise ValueError(f"range [{low:g}, {high:g}] is empty")
+        return self
+
+    def declared(self, metric_id: str) -> DeclaredMetric:
+        return DeclaredMetric(id=metric_id, unit=self.unit, direction=self.direction,
+                              minimum=self.range[0], maximum=self.range[1],
+                              name_en=self.names.get("en"), name_zh=self.names.get("zh-CN"))
+
+
 class RulePack(_Frozen):
     rules: tuple[Rule, ...]
     sources: tuple[str, ...] = ()
+    metrics: dict[str, DeclaredMetric] = Field(
+        default_factory=dict, description="metrics the pack declares beside the registry")
+    origins: dict[str, tuple[str, int]] = Field(
+        default_factory=dict, description="rule id -> (file, line), for errors found later")
 
     @property
     def version(self) -> str:
         """Content hash: the same rules load to the same version, on any replica."""
-        body = json.dumps([r.model_dump(mode="json") for r in self.rules], sort_keys=True)
+        rules: list[Any] = [r.model_dump(mode="json") for r in self.rules]
+        if self.metrics:  # a pack without declarations keeps the version it always had
+            rules.append({k: m.model_dump(mode="json") for k, m in self.metrics.items()})
+        body = json.dumps(rules, sort_keys=True)
         return hashlib.sha256(body.encode()).hexdigest()[:12]
+
+    def origin(self, rule_id: str) -> tuple[str | None, int | None]:
+        """File and line a rule was loaded from (None for packs built in code)."""
+        return self.origins.get(rule_id, (None, None))
 
     def get(self, rule_id: str) -> Rule | None:
         return next((r for r in self.rules if r.id == rule_id), None)
+
+
+def _with_languages(value: dict[str, str]) -> dict[str, str]:
+    missing = [lang for lang in LANGUAGES if lang not in value]
+    if missing:
+        raise ValueError(f"needs a message in {', '.join(missing)}")
+    return value
 
 
 def _parse_condition(text: str) -> Condition:

@@ -17,7 +17,7 @@ identical one is ignored.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -28,13 +28,14 @@ from watcher import backtest, yamlfile
 from watcher.config import Settings
 from watcher.errors import ConfigError
 from watcher.incidents import Incident
+from watcher.indicators import DeclaredMetric
 from watcher.rules.engine import RuleEngine
 from watcher.rules.loader import RULE_SUFFIXES, is_test_file, load_pack
 from watcher.rules.model import Severity
 from watcher.snapshot import Snapshot
 from watcher.validation import RawRecord, Rejection, validate
 
-_OPTIONAL = ("severity", "metric", "status")
+_OPTIONAL = ("severity", "metric", "status", "title", "title_zh")
 
 
 class _Frozen(BaseModel):
@@ -49,6 +50,8 @@ class ExpectedIncident(_Frozen):
     severity: Severity | None = None
     metric: str | None = None
     status: Literal["open", "resolved"] | None = None
+    title: str | None = Field(default=None, description="the English title, exactly")
+    title_zh: str | None = Field(default=None, description="the zh-CN title, exactly")
 
     def matches(self, actual: ActualIncident) -> bool:
         return (self.rule, self.subject) == (actual.rule, actual.subject) and all(
@@ -84,11 +87,14 @@ class ActualIncident:
     severity: str
     metric: str | None
     status: str
+    title: str = ""
+    title_zh: str = ""
 
     @classmethod
     def of(cls, incident: Incident) -> ActualIncident:
         return cls(incident.rule, incident.subject_kind, incident.subject, incident.severity,
-                   incident.metric, incident.status.value)
+                   incident.metric, incident.status.value, incident.title.get("en", ""),
+                   incident.title.get("zh-CN", ""))
 
     def __str__(self) -> str:
         metric = f", metric {self.metric}" if self.metric else ""
@@ -184,7 +190,7 @@ def run_file(path: Path, engines: dict[Path, RuleEngine] | None = None) -> FileR
     results = []
     for index, case in enumerate(spec.tests):
         snapshots = [_snapshot(path, lines, ("tests", index, "snapshots", number),
-                               {**spec.defaults, **record})
+                               {**spec.defaults, **record}, engine.pack.metrics)
                      for number, record in enumerate(case.snapshots)]
         actual = [ActualIncident.of(i) for i in replay(engine, snapshots)]
         missing, unexpected = compare(case.incidents, actual)
@@ -214,9 +220,10 @@ def compare(expected: Iterable[ExpectedIncident], actual: Iterable[ActualInciden
 
 
 def _snapshot(path: Path, lines: yamlfile.Lines, where: tuple[str | int, ...],
-              record: dict[str, Any]) -> Snapshot:
+              record: dict[str, Any], declared: Mapping[str, DeclaredMetric]) -> Snapshot:
     text = json.dumps(record, default=str)
-    verdict = validate(RawRecord(".".join(map(str, where)), text, record), str(path))
+    verdict = validate(RawRecord(".".join(map(str, where)), text, record), str(path),
+                       declared)
     if isinstance(verdict, Rejection):
         field_path = tuple(verdict.field.split(".")) if verdict.field else ()
         raise ConfigError(f"not a valid snapshot: {verdict.error}", file=str(path),

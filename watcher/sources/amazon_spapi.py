@@ -87,6 +87,9 @@ STATUS_FLAGS: Final[dict[str, str]] = {
     "SUSPENDED": "account_suspended",
 }
 UNKNOWN_STATUS: Final = "account_status_unknown"
+# The statuses that are major penalties (selling stopped, funds held): a suspension or a
+# deactivation. Both flags are set together, so either one is present when a status is.
+MAJOR: Final = ("account_deactivated", "account_suspended")
 
 
 class AmazonSpApiSource(Source):
@@ -185,21 +188,26 @@ def _status_flags(draft: Draft, status: str, path: str) -> None:
 
 
 def _penalties(draft: Draft) -> None:
-    """``penalty_count``: the sanctions Amazon has imposed on this marketplace account.
+    """``penalty_count`` and ``major_penalty_count``: the sanctions Amazon imposed.
 
     A deactivation or suspension (selling stopped, disbursements held: the
-    reference's "frozen funds") counts one, and each warning state in BAD
-    status (a policy warning Amazon issued) counts one. AT_RISK is a health
-    rating, not a sanction, and policy-violation ``defectsCount`` are
-    complaints over a 180-day window with a platform target of their own;
-    neither is counted. Present only when the report states a status or
-    warnings: missing is not zero.
+    reference's "frozen funds") counts one, and is major; each warning state in
+    BAD status (a policy warning Amazon issued) counts one, and is minor.
+    AT_RISK is a health rating, not a sanction, and policy-violation
+    ``defectsCount`` are complaints over a 180-day window with a platform target
+    of their own; neither is counted. Present only when the report states a
+    status or warnings: missing is not zero. The major count needs a status
+    the table knows: an unrecognised one may be a sanction under a new name, so
+    no major count is stated rather than a guessed zero.
     """
     parts = [metric for metric in ("account_deactivated", "account_suspended",
                                    "account_warning_count") if metric in draft.metrics]
     if parts:
         origin = " + ".join(draft.origins[f"metrics.{metric}"] for metric in parts)
         draft.metric("penalty_count", sum(draft.metrics[metric] for metric in parts), origin)
+    if "account_suspended" in draft.metrics and not draft.metrics.get(UNKNOWN_STATUS):
+        draft.metric("major_penalty_count", sum(draft.metrics[metric] for metric in MAJOR),
+                     draft.origins["metrics.account_suspended"])
 
 
 def _performance(draft: Draft, entry: Mapping[str, Any], path: str) -> None:

@@ -66,6 +66,9 @@ METRICS: Final[dict[str, tuple[str, Kind]]] = {
     "shop_rating": ("shop_rating", Kind.NUMBER),
 }
 
+# Ongoing punishments from this tier up are major penalties (major_penalty_count).
+MAJOR_TIER: Final = 2
+
 # metric_type 2 is "Listing Violations"; its top-level counts add up to one metric.
 LISTING_VIOLATIONS = 2
 
@@ -180,9 +183,10 @@ def _penalty(draft: Draft, response: Mapping[str, Any], path: str) -> None:
 
     Each ongoing punishment (deboost, listing limits, no campaigns, ...) is a
     penalty in force, so their number is also ``penalty_count``, and the "any
-    penalty" rule fires from a Shopee payload. Points are not penalties: they
-    are what leads to one, and a rise in points needs yesterday's value, which
-    a pure adapter does not have.
+    penalty" rule fires from a Shopee payload. Tier 2 and above (listings hidden,
+    no listing edits, frozen account at tier 5) take selling privileges away:
+    those are ``major_penalty_count``. Points are not penalties: they are what
+    leads to one; the ``shopee-penalty-points`` rule watches them.
     """
     points = response.get("penalty_points")
     if points is not None:
@@ -195,12 +199,17 @@ def _penalty(draft: Draft, response: Mapping[str, Any], path: str) -> None:
     if punishments is None:
         return
     where = join(path, "ongoing_punishment")
+    entries = array(punishments, where)
     tiers: list[int] = []
-    for index, item in enumerate(array(punishments, where)):
+    for index, item in enumerate(entries):
         entry_path = join(where, index)
         tier = mapping(item, entry_path).get("punishment_tier")
         if not is_missing(tier):
             tiers.append(count(tier, join(entry_path, "punishment_tier")))
-    draft.metric("ongoing_punishment_count", len(array(punishments, where)), where)
-    draft.metric("penalty_count", len(array(punishments, where)), where)
+    draft.metric("ongoing_punishment_count", len(entries), where)
+    draft.metric("penalty_count", len(entries), where)
     draft.metric("punishment_tier_max", max(tiers, default=0), where)
+    if len(tiers) == len(entries):
+        # A punishment without a tier may or may not be major: no count rather than a guess.
+        draft.metric("major_penalty_count", sum(1 for t in tiers if t >= MAJOR_TIER),
+                     f"{where} (punishment_tier >= {MAJOR_TIER})")
