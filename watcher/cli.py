@@ -248,7 +248,7 @@ def ingest(files: Annotated[list[Path], typer.Argument(help="JSON, JSON Lines or
                     source, content, store=store, operator=operator)
             else:
                 records = read_records(content, fmt if fmt is not Format.AUTO
-                                       else format_for_name(path.name))
+                                       else format_for_name(path.name), max_records=None)
             report = runtime.pipeline.ingest(records, f"file:{path}")
         except OSError as exc:
             _fail(f"{path}: {exc.strerror}")
@@ -263,6 +263,8 @@ def ingest(files: Annotated[list[Path], typer.Argument(help="JSON, JSON Lines or
             for r in report.rejected:
                 where = f"{r.location}" + (f", field '{r.field}'" if r.field else "")
                 typer.echo(f"  rejected {where}: {r.error}", err=True)
+            for w in report.warnings:
+                typer.echo(f"  warning {w.location}, field '{w.field}': {w.warning}", err=True)
     if output is OutputFormat.JSON:
         _print_json(total)
     runtime.close()
