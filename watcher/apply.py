@@ -22,9 +22,11 @@ from watcher.alerts import Alert, AlertKind, Evidence
 from watcher.assessment.streaks import Streak, longest_within, run_containing
 from watcher.config import Settings, group_for, route
 from watcher.evaluation import Assessment, Outcome, render_title
+from watcher.holding import Pending, extend, ready
 from watcher.period import Period
 from watcher.rules.model import Rule, RulePack
 from watcher.silences import Silence, silenced_by
+from watcher.store import noise
 from watcher.store import repository as repo
 
 Months = dict[str, bool]
@@ -38,6 +40,8 @@ class _Notice:
     kind: AlertKind
     note: str | None
     channels: list[str] | None  # None: the channels already told of the incident
+    delay: float | None = None  # seconds to hold it back (a resolution within reopen_hold)
+    reopen: bool = False  # a re-open: only channels told it resolved hear of it
 
 
 @dataclass
@@ -53,13 +57,18 @@ class Plan:
     # each request's own report
     opened_by: Counter[str] = field(default_factory=Counter)
     resolved_by: Counter[str] = field(default_factory=Counter)
+    # ``for:`` runs (watcher/holding.py): started or extended, and ended or fired
+    pending: dict[str, Pending] = field(default_factory=dict)
+    pending_dropped: set[str] = field(default_factory=set)
 
 
 class Planner:
     def __init__(self, pack: RulePack, version: str, settings: Settings, now: datetime,
                  live: dict[str, inc.Incident], evidence_of: EvidenceOf,
-                 recent: dict[str, inc.Incident] | None = None) -> None:
+                 recent: dict[str, inc.Incident] | None = None,
+                 pending: dict[str, Pending] | None = None) -> None:
         self.evidence_of = evidence_of
+        self.pending = dict(pending or {})
         self.recent = dict(recent or {})
         self.pack = pack
         self.version = version
@@ -84,6 +93,7 @@ class Planner:
             subjects = {("store", snap.store)}
             if snap.operator:
                 subjects.add(("operator", snap.operator))
+            self._end_runs(result, subjects)
             # Only the store's and operator's live incidents can recover: asking each
             # of them is far cheaper than describing every rule that did not fire.
             live_fps = sorted(fp for key in subjects for fp in self._live_of.get(key, ()))
@@ -161,11 +171,42 @@ class Planner:
 
     # -- decisions -------------------------------------------------------------------------------
 
-    def fire(self, firing: inc.Firing) -> None:
+    def _held(self, rule: Rule | None, firing: inc.Firing) -> bool:
+        """A rule with ``for:`` holds a firing back until the run is long enough."""
         fp = firing.fingerprint
         live = self.live.get(fp)
-        recent = self.recent.pop(fp, None) if live is None or not live.live else None
+        if rule is None or rule.for_ is None or (live is not None and live.live):
+            return False
+        run = extend(self.pending.get(fp), firing, rule.for_, self.now)
+        if ready(run, rule.for_, self.now):
+            self.pending.pop(fp, None)
+            self.plan.pending.pop(fp, None)
+            self.plan.pending_dropped.add(fp)
+            return False
+        self.pending[fp] = self.plan.pending[fp] = run
+        return True
+
+    def _end_runs(self, result: Outcome, subjects: set[tuple[str, str]]) -> None:
+        """A ``for:`` run ends on a snapshot where its condition was evaluable and
+        did not hold (the resolve condition plays no part: the run needs the
+        firing condition to hold without a break)."""
+        for fp, run in list(self.pending.items()):
+            firing = run.firing
+            if (firing.subject_kind, firing.subject) not in subjects:
+                continue
+            if result.recovery(firing.rule, firing.subject_kind, firing.subject,
+                               hysteresis=False) is not None:
+                del self.pending[fp]
+                self.plan.pending.pop(fp, None)
+                self.plan.pending_dropped.add(fp)
+
+    def fire(self, firing: inc.Firing) -> None:
+        fp = firing.fingerprint
         rule = self.pack.get(firing.rule.partition("/")[0])
+        if self._held(rule, firing):
+            return
+        live = self.live.get(fp)
+        recent = self.recent.pop(fp, None) if live is None or not live.live else None
         self.decide(fp, inc.on_firing(live, firing, self.now, recent, renotify_when_worse=bool(
             rule is not None and rule.renotify_when_worse)))
 
@@ -199,10 +240,7 @@ class Planner:
         if updated.live:
             self._keep_live(fp, updated)
             if decision.event.kind is inc.EventKind.REOPENED:
-                # Channels were told "resolved": they must hear it is back.
-                plan.notices.append(_Notice(ref, len(plan.events) - 1, AlertKind.OPENED,
-                                            decision.event.note,
-                                            route(self.settings, labels_of(updated))))
+                self._reopened(ref)
             elif decision.event.data.get("worse"):
                 # A rule with renotify_when_worse: a rise is news, routed like an opening.
                 plan.notices.append(_Notice(ref, len(plan.events) - 1, AlertKind.WORSENED,
@@ -212,7 +250,27 @@ class Planner:
         self._drop_live(fp)
         plan.resolved_by[self._deciding] += 1
         plan.notices.append(_Notice(ref, len(plan.events) - 1, AlertKind.RESOLVED,
-                                    decision.event.note, None))
+                                    decision.event.note, None, delay=self._resolve_delay(
+                                        decision.event)))
+
+    def _resolve_delay(self, event: inc.Event) -> float | None:
+        """An automatic resolution is told only once the metric has stayed recovered
+        for ``reopen_hold``: a re-fire meanwhile re-opens without a word."""
+        if event.actor != inc.SYSTEM_ACTOR or event.data.get("withdrawn"):
+            return None
+        return self.settings.reopen_hold
+
+    def _reopened(self, ref: int) -> None:
+        """Re-opened within the hold: a "resolved" notice still held back is withdrawn
+        and nobody hears anything (the timeline has the ``reopened`` event); only
+        channels already told "resolved" must hear it is back (``write`` finds them)."""
+        plan = self.plan
+        held = [n for n in plan.notices if n.ref == ref and n.kind is AlertKind.RESOLVED]
+        if held:
+            plan.notices = [n for n in plan.notices if n not in held]
+            return
+        plan.notices.append(_Notice(ref, len(plan.events) - 1, AlertKind.OPENED,
+                                    plan.events[-1][1].note, [], reopen=True))
 
 
 def write(conn: Connection, plan: Plan, settings: Settings, now: datetime) -> None:
@@ -238,6 +296,10 @@ def write(conn: Connection, plan: Plan, settings: Settings, now: datetime) -> No
     for notice in plan.notices:
         incident_id = resolve_ref(notice.ref)
         labels = labels_of(plan.state[notice.ref])
+        if notice.reopen:
+            notice.channels = noise.withdraw_resolved(conn, incident_id, now)
+            if not notice.channels:
+                continue
         silence = silenced_by(active, labels, now)
         if silence is not None:
             held.append((incident_id, silenced_event(silence, notice.kind, now)))
@@ -262,13 +324,16 @@ def write(conn: Connection, plan: Plan, settings: Settings, now: datetime) -> No
         for channel in channels:
             group = (group_for(settings, labels, channel)
                      if notice.kind is AlertKind.OPENED else None)
+            wait = group[1] if group else notice.delay
             rows.append(repo.notification_row(
                 incident_id, event_ids[notice.event_index], channel, alert, now,
                 group_key=group[0] if group else None,
-                send_at=now + timedelta(seconds=group[1]) if group else None))
+                send_at=now + timedelta(seconds=wait) if wait else None))
     _join_pending_groups(conn, rows)
     repo.insert_notifications(conn, rows)
     repo.add_events(conn, held)
+    if plan.pending or plan.pending_dropped:
+        noise.replace(conn, plan.pending, plan.pending_dropped)
 
 
 def _join_pending_groups(conn: Connection, rows: list[dict[str, Any]]) -> None:

@@ -47,11 +47,15 @@ class Outcome:
     fired: frozenset[tuple[str, str | None]] = frozenset()
     assessment: Assessment | None = None
 
-    def recovery(self, rule_id: str, subject_kind: str, subject: str) -> Recovery | None:
+    def recovery(self, rule_id: str, subject_kind: str, subject: str, *,
+                 hysteresis: bool = True) -> Recovery | None:
         """The recovery of a live incident of this snapshot's store or operator, if any.
 
         A rule recovers when it was evaluable on this snapshot (its metrics, and
-        targets, are present; its period kind applies) and did not fire.
+        targets, are present; its period kind applies) and did not fire, and, when
+        it has a ``resolve`` condition (hysteresis), that condition holds: between
+        the two the incident stays as it is. ``hysteresis=False`` asks only whether
+        the firing condition stopped holding (what breaks a ``for`` run).
         """
         snap = self.snapshot
         base, _, metric = rule_id.partition("/")
@@ -71,6 +75,12 @@ class Outcome:
         targets = {k: t.value for k, t in snap.targets.items()}
         if condition is None or not _evaluable(condition, snap.metrics, targets):
             return None
+        resolve = rule.resolve_condition(variant) if hysteresis else None
+        if resolve is not None:
+            if not (_evaluable(resolve, snap.metrics, targets)
+                    and holds(resolve, snap.metrics, targets)):
+                return None  # between the firing and the resolve condition: unchanged
+            condition = resolve
         return _recovery(rule, snap, condition, targets)
 
 

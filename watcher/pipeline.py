@@ -34,6 +34,7 @@ from watcher.observability import (
 from watcher.period import Period
 from watcher.rules.engine import RuleEngine
 from watcher.snapshot import Snapshot
+from watcher.store import noise
 from watcher.store import repository as repo
 from watcher.store.database import Database, utcnow
 from watcher.validation import RawRecord, Rejection, validate
@@ -218,10 +219,12 @@ class Pipeline:
             fingerprints = {f.fingerprint for o in outcomes for f in o.firings}
             recent = repo.recently_resolved(
                 conn, fingerprints, now - timedelta(seconds=self.settings.reopen_hold))
+        waiting = noise.of_subjects(conn, subjects) if any(
+            r.for_ is not None for r in pack.rules) else {}
         planner = Planner(pack, self.engine.version, self.settings, now,
                           repo.live_incidents_of(conn, subjects),
                           lambda operator, months: repo.month_evidence(conn, operator, months),
-                          recent)
+                          recent, waiting)
         planner.outcomes(outcomes)
         if assessed and streak_rules:
             repo.upsert_assessments(conn, [_assessment_row(a, now) for a in assessed])
