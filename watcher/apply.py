@@ -336,6 +336,24 @@ def write(conn: Connection, plan: Plan, settings: Settings, now: datetime) -> No
         noise.replace(conn, plan.pending, plan.pending_dropped)
 
 
+def promote(conn: Connection, settings: Settings, now: datetime) -> int:
+    """``for:`` runs whose duration passed with no data to end them open their incidents
+    (the timer loop's part: data may stop arriving while a condition still holds)."""
+    runs = noise.due(conn, now)
+    if not runs:
+        return 0
+    subjects = {run.subject for run in runs}
+    recent = repo.recently_resolved(conn, {run.fingerprint for run in runs}, now - timedelta(
+        seconds=settings.reopen_hold)) if settings.reopen_hold else {}
+    planner = Planner(RulePack(rules=()), "", settings, now,
+                      repo.live_incidents_of(conn, subjects), lambda _o, _m: [], recent)
+    for run in runs:
+        planner.plan.pending_dropped.add(run.fingerprint)
+        planner.fire(run.firing)
+    write(conn, planner.plan, settings, now)
+    return len(runs)
+
+
 def _join_pending_groups(conn: Connection, rows: list[dict[str, Any]]) -> None:
     """A notification whose group is already waiting goes out with it."""
     keys = {r["group_key"] for r in rows if r["group_key"]}

@@ -16,7 +16,7 @@ import structlog
 from sqlalchemy import text
 
 from watcher.alerts import AlertKind
-from watcher.apply import alert_for, labels_of, silenced_event
+from watcher.apply import alert_for, labels_of, promote, silenced_event
 from watcher.config import Route, Settings, policy
 from watcher.escalation import Escalate, Progress, Remind, due
 from watcher.incidents import Event, EventKind, Incident
@@ -68,10 +68,16 @@ class Timers:
         self.wake = wake
 
     def run_once(self) -> int:
-        if not any(r.escalate or r.repeat_interval for r in self.settings.routes):
-            return 0
         with leader(self.db, TIMERS_LOCK) as elected:
-            return self._pass() if elected else 0
+            if not elected:
+                return 0
+            with self.db.engine.begin() as conn:
+                applied = promote(conn, self.settings, self.clock())
+            if applied:
+                self.wake()
+            if any(r.escalate or r.repeat_interval for r in self.settings.routes):
+                applied += self._pass()
+            return applied
 
     def _pass(self) -> int:
         now = self.clock()
