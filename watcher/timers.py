@@ -1,4 +1,5 @@
-"""The timer loop: applies due escalations and reminders to open incidents.
+"""The timer loop: applies due escalations and reminders to open incidents, and opens
+the ``for:`` runs whose duration passed with no data to end them.
 
 Each action is one transaction: the timeline event and the notifications it
 causes are committed together, and the next pass reads what was done from
