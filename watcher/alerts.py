@@ -20,6 +20,7 @@ class AlertKind(StrEnum):
     ESCALATED = "escalated"
     WORSENED = "worsened"  # a live incident's value got worse (rule: renotify_when_worse)
     RESOLVED = "resolved"
+    RELEASED = "released"  # a silence or inhibition ended on a still-open incident
     TEST = "test"
 
 
@@ -57,6 +58,11 @@ class Alert(BaseModel):
     link: str | None = None
     at: datetime
     note: str | None = None
+    note_key: str | None = Field(
+        default=None, description="the note in words of the channel's language: "
+                                  "strings.yaml notes.<key> filled with note_args ('note' "
+                                  "is the English text, for logs and the fallback)")
+    note_args: dict[str, Any] = Field(default_factory=dict)
 
     def text(self, language: str) -> str:
         return self.title.get(language) or self.title.get("en") or self.rule

@@ -307,12 +307,7 @@ def write(conn: Connection, plan: Plan, settings: Settings, now: datetime) -> No
         inhibitor = None if notice.kind is AlertKind.RESOLVED else inhibited_by(
             settings, labels, plan.state[notice.ref].fingerprint, sources)
         if inhibitor is not None:
-            held.append((incident_id, inc.Event(
-                kind=inc.EventKind.INHIBITED, at=now,
-                note=f"{notice.kind.value} notification held: incident {inhibitor.id} "
-                     f"({inhibitor.rule}) is live for the same {inhibitor.store or ''}",
-                data={"inhibitor": inhibitor.id if inhibitor.id > 0 else None,
-                      "rule": inhibitor.rule})))
+            held.append((incident_id, inhibited_event(inhibitor, notice.kind, now)))
             continue
         channels = notice.channels
         if channels is None:
@@ -389,6 +384,14 @@ def inhibited_by(settings: Settings, target: dict[str, str | None], fingerprint:
     return None
 
 
+def inhibited_event(inhibitor: inc.Incident, kind: AlertKind, now: datetime) -> inc.Event:
+    return inc.Event(kind=inc.EventKind.INHIBITED, at=now,
+                     note=f"{kind.value} notification held: incident {inhibitor.id} "
+                          f"({inhibitor.rule}) is live for the same {inhibitor.store or ''}",
+                     data={"inhibitor": inhibitor.id if inhibitor.id > 0 else None,
+                           "rule": inhibitor.rule, "alert": kind.value})
+
+
 def silenced_event(silence: Silence, kind: AlertKind, now: datetime) -> inc.Event:
     return inc.Event(kind=inc.EventKind.SILENCED, at=now,
                      note=f"{kind.value} notification held by silence {silence.id} "
@@ -404,7 +407,8 @@ def labels_of(incident: inc.Incident) -> dict[str, str | None]:
 
 
 def alert_for(incident: inc.Incident, kind: AlertKind, now: datetime,
-              public_url: str | None, note: str | None = None) -> Alert:
+              public_url: str | None, note: str | None = None, *,
+              note_key: str | None = None, note_args: dict[str, Any] | None = None) -> Alert:
     evidence = [Evidence(period=str(e["period"]), metric=str(e["metric"]),
                          value=float(e["value"]), threshold=float(e["target"]),
                          comparison=str(e.get("comparator") or ""), store=e.get("store"))
@@ -415,4 +419,4 @@ def alert_for(incident: inc.Incident, kind: AlertKind, now: datetime,
                  store=incident.store, platform=incident.platform, operator=incident.operator,
                  metric=incident.metric, value=incident.value, threshold=incident.threshold,
                  period=incident.period, labels=incident.labels, evidence=evidence, link=link,
-                 at=now, note=note)
+                 at=now, note=note, note_key=note_key, note_args=note_args or {})

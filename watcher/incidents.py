@@ -34,6 +34,7 @@ class EventKind(StrEnum):
     REMINDED = "reminded"
     SILENCED = "silenced"
     INHIBITED = "inhibited"
+    RELEASED = "released"  # the silence or inhibition that held it ended; still live
     REOPENED = "reopened"
     ACKNOWLEDGED = "acknowledged"
     RESOLVED = "resolved"

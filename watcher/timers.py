@@ -1,5 +1,6 @@
-"""The timer loop: applies due escalations and reminders to open incidents, and opens
-the ``for:`` runs whose duration passed with no data to end them.
+"""The timer loop: applies due escalations and reminders to open incidents, tells
+the channels when a silence or an inhibition that held a live incident has ended,
+and opens the ``for:`` runs whose duration passed with no data to end them.
 
 Each action is one transaction: the timeline event and the notifications it
 causes are committed together, and the next pass reads what was done from
@@ -14,15 +15,22 @@ from contextlib import contextmanager
 from datetime import datetime
 
 import structlog
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 
 from watcher.alerts import AlertKind
-from watcher.apply import alert_for, labels_of, promote, silenced_event
-from watcher.config import Route, Settings, policy
-from watcher.escalation import Escalate, Progress, Remind, due
+from watcher.apply import (
+    alert_for,
+    inhibited_by,
+    inhibited_event,
+    labels_of,
+    promote,
+    silenced_event,
+)
+from watcher.config import Settings, policy, route
+from watcher.escalation import Escalate, Hold, Progress, Remind, due
 from watcher.incidents import Event, EventKind, Incident
-from watcher.silences import silenced_by
-from watcher.store import Database
+from watcher.silences import Silence, silenced_by
+from watcher.store import Database, noise
 from watcher.store import repository as repo
 from watcher.store.database import as_utc, utcnow
 
@@ -34,7 +42,34 @@ def progress_of(events: list[dict[str, object]]) -> Progress:
                       if e["kind"] == EventKind.ESCALATED.value)
     reminders = [as_utc(e["at"]) for e in events  # type: ignore[arg-type]
                  if e["kind"] == EventKind.REMINDED.value]
-    return Progress(steps, max((r for r in reminders if r is not None), default=None))
+    return Progress(steps, max((r for r in reminders if r is not None), default=None),
+                    holds_of(events))
+
+
+def holds_of(events: list[dict[str, object]]) -> tuple[Hold, ...]:
+    """When something held the incident: from the first ``silenced``/``inhibited`` event
+    to the ``released`` event that ended it (None: not ended)."""
+    holds: list[Hold] = []
+    for event in events:
+        at = as_utc(event["at"])  # type: ignore[arg-type]
+        if at is None:
+            continue
+        held = bool(holds) and holds[-1][1] is None
+        if event["kind"] in noise.HOLDS and not held:
+            holds.append((at, None))
+        elif event["kind"] == EventKind.RELEASED.value and held:
+            holds[-1] = (holds[-1][0], at)
+    return tuple(holds)
+
+
+def format_span(seconds: float) -> str:
+    """``7500`` -> ``2h 5m``: how long something was held, language-neutral."""
+    minutes = max(int(seconds // 60), 0)
+    days, rest = divmod(minutes, 1440)
+    hours, mins = divmod(rest, 60)
+    parts = [f"{days}d" if days else "", f"{hours}h" if hours else "", f"{mins}m" if mins
+             else ""]
+    return " ".join(p for p in parts if p) or f"{int(seconds)}s"
 
 
 TIMERS_LOCK = 0x6B7077_01  # "kpw" + 1: the advisory lock id of the timer loop
@@ -76,54 +111,99 @@ class Timers:
                 applied = promote(conn, self.settings, self.clock())
             if applied:
                 self.wake()
-            if any(r.escalate or r.repeat_interval for r in self.settings.routes):
-                applied += self._pass()
-            return applied
+            return applied + self._pass()
 
     def _pass(self) -> int:
         now = self.clock()
+        escalating = any(r.escalate or r.repeat_interval for r in self.settings.routes)
         with self.db.engine.connect() as conn:
-            candidates = repo.list_incidents(conn, status="open", limit=100_000)
-        applied = 0
-        for incident in candidates:
-            route = policy(self.settings, labels_of(incident))
-            if route is not None:
-                applied += self._apply(incident, route, now)
+            ids = [i.id for i in repo.list_incidents(conn, status="open", limit=100_000)
+                   ] if escalating else []
+            ids = sorted(set(ids) | set(noise.held_incident_ids(conn)))
+        applied = sum(self._apply(incident_id, now) for incident_id in ids)
         if applied:
             self.wake()
         return applied
 
-    def _apply(self, incident: Incident, route: Route, now: datetime) -> int:
+    def _holder(self, conn: Connection, incident: Incident,
+                now: datetime) -> Silence | Incident | None:
+        """The silence, or the live incident (inhibition), holding ``incident`` now."""
+        labels = labels_of(incident)
+        silence = silenced_by(repo.list_silences(conn, active_at=now), labels, now)
+        if silence is not None or not self.settings.inhibit:
+            return silence
+        sources = repo.live_for_subjects(conn, [incident.store] if incident.store else [],
+                                         [incident.operator] if incident.operator else [])
+        return inhibited_by(self.settings, labels, incident.fingerprint, sources)
+
+    def _apply(self, incident_id: int, now: datetime) -> int:
         with self.db.engine.begin() as conn:
-            current = repo.get_incident(conn, incident.id)
-            if current is None:
+            current = repo.get_incident(conn, incident_id)
+            if current is None or not current.live:
                 return 0
-            actions = due(current, route, progress_of(repo.incident_events_of(conn, incident.id)),
-                          now)
+            events = repo.incident_events_of(conn, incident_id)
+            progress = progress_of(events)
+            holder = self._holder(conn, current, now)
+            applied = 0
+            if progress.held and holder is None:
+                self._release(conn, current, events, progress.holds[-1][0], now)
+                progress = progress_of(repo.incident_events_of(conn, incident_id))
+                applied += 1
+            route_ = policy(self.settings, labels_of(current))
+            actions = due(current, route_, progress, now) if route_ is not None else []
+            if actions and holder is not None:
+                # Held: nothing escalates or reminds, and the time held does not count
+                # (escalation.running). One event says what was held back, and from when.
+                kind = AlertKind.ESCALATED if isinstance(actions[0], Escalate) \
+                    else AlertKind.REMINDER
+                repo.add_event(conn, incident_id, silenced_event(holder, kind, now)
+                               if isinstance(holder, Silence)
+                               else inhibited_event(holder, kind, now))
+                return applied
             for action in actions:
                 if isinstance(action, Escalate):
-                    kind, alert_kind = EventKind.ESCALATED, AlertKind.ESCALATED
+                    kind_, alert_kind = EventKind.ESCALATED, AlertKind.ESCALATED
                     data: dict[str, object] = {"step": action.step,
                                                "channels": list(action.channels)}
                     note = f"not acknowledged: escalation step {action.step + 1}"
+                    key, args = "escalated", {"step": action.step + 1}
                 else:
                     assert isinstance(action, Remind)
-                    kind, alert_kind = EventKind.REMINDED, AlertKind.REMINDER
+                    kind_, alert_kind = EventKind.REMINDED, AlertKind.REMINDER
                     data = {"channels": list(action.channels)}
-                    note = "still open: reminder"
-                event_id = repo.add_event(conn, incident.id, Event(kind=kind, at=now, note=note,
-                                                                   data=data))
-                silence = silenced_by(repo.list_silences(conn, active_at=now),
-                                      labels_of(current), now)
-                if silence is not None:
-                    repo.add_event(conn, incident.id, silenced_event(silence, alert_kind, now))
-                    continue
-                alert = alert_for(current, alert_kind, now, self.settings.public_url, note)
+                    note, key, args = "still open: reminder", "reminder", {}
+                event_id = repo.add_event(conn, incident_id, Event(kind=kind_, at=now,
+                                                                   note=note, data=data))
+                alert = alert_for(current, alert_kind, now, self.settings.public_url, note,
+                                  note_key=key, note_args=args)
                 repo.insert_notifications(conn, [
-                    repo.notification_row(incident.id, event_id, channel, alert, now)
+                    repo.notification_row(incident_id, event_id, channel, alert, now)
                     for channel in action.channels])
-                log.info(kind.value, incident=incident.id, channels=list(action.channels))
-        return len(actions)
+                log.info(kind_.value, incident=incident_id, channels=list(action.channels))
+        return applied + len(actions)
+
+    def _release(self, conn: Connection, incident: Incident, events: list[dict[str, object]],
+                 since: datetime, now: datetime) -> None:
+        """What held a live incident has ended: one message to its channels, saying so
+        and for how long it was held."""
+        last = next(e for e in reversed(events) if e["kind"] in noise.HOLDS)
+        data = dict(last["data"] or {})  # type: ignore[call-overload]
+        seconds = (now - since).total_seconds()
+        by = ("silence", data.get("silence")) if last["kind"] == "silenced" \
+            else ("inhibition", data.get("inhibitor"))
+        note = f"{by[0]} {by[1] or ''} ended after {format_span(seconds)}: still open"
+        event_id = repo.add_event(conn, incident.id, Event(
+            kind=EventKind.RELEASED, at=now, note=note.replace("  ", " "),
+            data={"by": by[0], "id": by[1], "held_seconds": round(seconds)}))
+        channels = sorted(set(route(self.settings, labels_of(incident)))
+                          | set(repo.channels_told(conn, [incident.id]).get(incident.id, [])))
+        alert = alert_for(incident, AlertKind.RELEASED, now, self.settings.public_url,
+                          note.replace("  ", " "), note_key=f"released_{by[0]}",
+                          note_args={"id": by[1], "held": round(seconds)})
+        repo.insert_notifications(conn, [
+            repo.notification_row(incident.id, event_id, channel, alert, now)
+            for channel in channels])
+        log.info("released", incident=incident.id, by=by[0], held_seconds=round(seconds))
 
     def run_forever(self, stop: threading.Event) -> None:
         while not stop.wait(self.settings.timers_poll_seconds):

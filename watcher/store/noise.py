@@ -12,7 +12,7 @@ from sqlalchemy import Connection, delete, insert, select
 from watcher.holding import Pending
 from watcher.incidents import Firing
 from watcher.store.database import as_utc
-from watcher.store.schema import notifications, pending_firings
+from watcher.store.schema import incident_events, incidents, notifications, pending_firings
 
 
 def _pending(row: Any) -> Pending:
@@ -79,3 +79,15 @@ def withdraw_resolved(conn: Connection, incident_id: int, now: datetime) -> list
     if withdrawn:
         conn.execute(delete(notifications).where(notifications.c.id.in_(withdrawn)))
     return sorted(channel for channel, kind in last.items() if kind == "resolved")
+
+
+HOLDS = ("silenced", "inhibited")
+
+
+def held_incident_ids(conn: Connection) -> list[int]:
+    """Live incidents that a silence or an inhibition has held at some point: the
+    timer loop checks whether what held them has ended."""
+    held = select(incident_events.c.incident_id).where(incident_events.c.kind.in_(HOLDS))
+    rows = conn.execute(select(incidents.c.id).where(
+        incidents.c.status != "resolved", incidents.c.id.in_(held)).order_by(incidents.c.id))
+    return [int(r.id) for r in rows]
