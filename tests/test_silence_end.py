@@ -142,7 +142,8 @@ class TestInhibitionEnds:
         clock.advance(minutes=5)
         assert timers.run_once() == 1
         released = [o for o in outbox(pipeline) if o[1] == "released"]
-        assert released == [("console", "released", "inhibition 1 ended after 10m: still open")]
+        assert released == [("console", "released",
+                             "inhibition by incident 1 ended after 10m: still open")]
 
 
 def _alerts(pipeline: Pipeline) -> list[dict[str, object]]:

@@ -37,6 +37,21 @@ class Evidence(BaseModel):
     store: str | None = None
 
 
+class GroupItem(BaseModel):
+    """One incident of a grouped message: enough to list it and to say what the group is."""
+
+    model_config = ConfigDict(frozen=True)
+
+    incident_id: int | None = None
+    severity: str
+    title: dict[str, str]
+    rule: str
+    store: str | None = None
+    operator: str | None = None
+    metric: str | None = None
+    threshold: float | None = None
+
+
 class Alert(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -63,9 +78,16 @@ class Alert(BaseModel):
                                   "strings.yaml notes.<key> filled with note_args ('note' "
                                   "is the English text, for logs and the fallback)")
     note_args: dict[str, Any] = Field(default_factory=dict)
+    items: list[GroupItem] = Field(
+        default_factory=list, description="a grouped message: the incidents it carries")
 
     def text(self, language: str) -> str:
         return self.title.get(language) or self.title.get("en") or self.rule
+
+    def item(self) -> GroupItem:
+        return GroupItem(incident_id=self.incident_id, severity=self.severity,
+                         title=self.title, rule=self.rule, store=self.store,
+                         operator=self.operator, metric=self.metric, threshold=self.threshold)
 
     def as_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

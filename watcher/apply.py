@@ -42,6 +42,8 @@ class _Notice:
     channels: list[str] | None  # None: the channels already told of the incident
     delay: float | None = None  # seconds to hold it back (a resolution within reopen_hold)
     reopen: bool = False  # a re-open: only channels told it resolved hear of it
+    note_key: str | None = None  # the note in the channel's language (strings.yaml notes)
+    note_args: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -138,11 +140,15 @@ class Planner:
                     f"the streak {months_of_live[0]}..{months_of_live[-1]} is broken")
             self.decide(fp, inc.on_recovery(live, inc.Recovery(
                 fingerprint=fp, period=month.text, period_end=month.end, note=note,
-                withdraw=True), self.now))
+                withdraw=True, key="streak_withdrawn", args={
+                    "month": month.text, "first": months_of_live[0],
+                    "last": months_of_live[-1]}), self.now))
         elif months_of_live and month.start > Period.parse(months_of_live[-1]).start:
             self.decide(fp, inc.on_recovery(live, inc.Recovery(
                 fingerprint=fp, period=month.text, period_end=month.end,
-                note=f"recovered: {operator} met every target in {month.text}"), self.now))
+                note=f"recovered: {operator} met every target in {month.text}",
+                key="streak_recovered", args={"operator": operator, "month": month.text}),
+                self.now))
 
     def _pip(self, rule: Rule, operator: str, streak: Streak, stored: Months,
              assessment: Assessment) -> inc.Firing:
@@ -251,7 +257,7 @@ class Planner:
         plan.resolved_by[self._deciding] += 1
         plan.notices.append(_Notice(ref, len(plan.events) - 1, AlertKind.RESOLVED,
                                     decision.event.note, None, delay=self._resolve_delay(
-                                        decision.event)))
+                                        decision.event), **_note_of(decision.event)))
 
     def _resolve_delay(self, event: inc.Event) -> float | None:
         """An automatic resolution is told only once the metric has stayed recovered
@@ -270,7 +276,8 @@ class Planner:
             plan.notices = [n for n in plan.notices if n not in held]
             return
         plan.notices.append(_Notice(ref, len(plan.events) - 1, AlertKind.OPENED,
-                                    plan.events[-1][1].note, [], reopen=True))
+                                    plan.events[-1][1].note, [], reopen=True,
+                                    **_note_of(plan.events[-1][1])))
 
 
 def write(conn: Connection, plan: Plan, settings: Settings, now: datetime) -> None:
@@ -315,7 +322,8 @@ def write(conn: Connection, plan: Plan, settings: Settings, now: datetime) -> No
         else:
             planned[notice.ref].extend(channels)
         incident = plan.state[notice.ref].model_copy(update={"id": incident_id})
-        alert = alert_for(incident, notice.kind, now, settings.public_url, notice.note)
+        alert = alert_for(incident, notice.kind, now, settings.public_url, notice.note,
+                          note_key=notice.note_key, note_args=notice.note_args)
         for channel in channels:
             group = (group_for(settings, labels, channel)
                      if notice.kind is AlertKind.OPENED else None)
@@ -329,6 +337,13 @@ def write(conn: Connection, plan: Plan, settings: Settings, now: datetime) -> No
     repo.add_events(conn, held)
     if plan.pending or plan.pending_dropped:
         noise.replace(conn, plan.pending, plan.pending_dropped)
+
+
+def _note_of(event: inc.Event) -> dict[str, Any]:
+    """The event's note for messages (strings.yaml ``notes.<key>``), when it has one."""
+    key = event.data.get("note_key")
+    return {"note_key": key, "note_args": dict(event.data.get("note_args") or {})} \
+        if key else {}
 
 
 def promote(conn: Connection, settings: Settings, now: datetime) -> int:

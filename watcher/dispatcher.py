@@ -50,16 +50,15 @@ _RANK = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
 
 
 def grouped(alerts: list[Alert]) -> Alert:
-    """Several alerts of one group (same store, say) as one message."""
+    """Several alerts of one group (same store, or same rule) as one message; its title
+    and list are worded by the renderer in the channel's language (render.group_title)."""
     first = alerts[0]
     worst = max(alerts, key=lambda a: _RANK.get(a.severity, 0))
-    subject = first.store or first.operator or first.rule
-    lines = "\n".join(f"#{a.incident_id} [{a.severity}] {a.text('en')}" for a in alerts)
     return first.model_copy(update={
         "incident_id": None, "rule": "group", "severity": worst.severity,
-        "title": {"en": f"{len(alerts)} new incidents for {subject}",
-                  "zh-CN": f"{subject} 新增 {len(alerts)} 个事件"},
-        "metric": None, "value": None, "threshold": None, "evidence": [], "note": lines})
+        "title": {"en": f"{len(alerts)} new incidents"},
+        "metric": None, "value": None, "threshold": None, "evidence": [], "note": None,
+        "note_key": None, "note_args": {}, "items": [a.item() for a in alerts]})
 
 
 class Dispatcher:

@@ -200,8 +200,11 @@ def _recovery(rule: Rule, snap: Snapshot, condition: Condition,
     kind, subject = _subject(rule, snap)
     metric = comparisons(condition)[0].metric
     value = format_value(metric, snap.metrics.get(metric))
-    note = f"recovered: {metric} is {value} in {snap.period.text} (rule: {condition})"
-    return Recovery(fingerprint(rule.id, kind, subject), snap.period.text, snap.period.end, note)
+    args = {"metric": metric, "value": value, "period": snap.period.text,
+            "condition": str(condition)}
+    note = "recovered: {metric} is {value} in {period} (rule: {condition})".format(**args)
+    return Recovery(fingerprint(rule.id, kind, subject), snap.period.text, snap.period.end, note,
+                    key="recovered", args=args)
 
 
 def _miss_evidence(snap: Snapshot, metric: str) -> dict[str, Any]:
@@ -239,9 +242,10 @@ def _platform_recovery(rule_id: str, snap: Snapshot, metric: str) -> Recovery | 
     target = snap.targets.get(metric)
     if target is None or target.comparator is None or metric not in snap.metrics:
         return None
-    value = snap.metrics[metric]
-    return Recovery(
-        fingerprint(rule_id, "store", snap.store), snap.period.text, snap.period.end,
-        f"recovered: {metric} is {format_value(metric, value)}, meeting the platform "
-        f"target {target.comparator.value} {format_value(metric, target.value)} in "
-        f"{snap.period.text}")
+    args = {"metric": metric, "value": format_value(metric, snap.metrics[metric]),
+            "comparator": target.comparator.value, "target": format_value(metric, target.value),
+            "period": snap.period.text}
+    note = ("recovered: {metric} is {value}, meeting the platform target {comparator} "
+            "{target} in {period}").format(**args)
+    return Recovery(fingerprint(rule_id, "store", snap.store), snap.period.text,
+                    snap.period.end, note, key="recovered_platform", args=args)

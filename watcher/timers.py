@@ -191,14 +191,15 @@ class Timers:
         seconds = (now - since).total_seconds()
         by = ("silence", data.get("silence")) if last["kind"] == "silenced" \
             else ("inhibition", data.get("inhibitor"))
-        note = f"{by[0]} {by[1] or ''} ended after {format_span(seconds)}: still open"
+        what = f"silence {by[1]}" if by[0] == "silence" else f"inhibition by incident {by[1]}"
+        note = f"{what} ended after {format_span(seconds)}: still open"
         event_id = repo.add_event(conn, incident.id, Event(
-            kind=EventKind.RELEASED, at=now, note=note.replace("  ", " "),
+            kind=EventKind.RELEASED, at=now, note=note,
             data={"by": by[0], "id": by[1], "held_seconds": round(seconds)}))
         channels = sorted(set(route(self.settings, labels_of(incident)))
                           | set(repo.channels_told(conn, [incident.id]).get(incident.id, [])))
         alert = alert_for(incident, AlertKind.RELEASED, now, self.settings.public_url,
-                          note.replace("  ", " "), note_key=f"released_{by[0]}",
+                          note, note_key=f"released_{by[0]}",
                           note_args={"id": by[1], "held": round(seconds)})
         repo.insert_notifications(conn, [
             repo.notification_row(incident.id, event_id, channel, alert, now)
