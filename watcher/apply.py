@@ -62,6 +62,8 @@ class Plan:
     # ``for:`` runs (watcher/holding.py): started or extended, and ended or fired
     pending: dict[str, Pending] = field(default_factory=dict)
     pending_dropped: set[str] = field(default_factory=set)
+    # what write() held back or withdrew, for /metrics once committed (observability.count)
+    counts: Counter[str] = field(default_factory=Counter)
 
 
 class Planner:
@@ -304,17 +306,20 @@ def write(conn: Connection, plan: Plan, settings: Settings, now: datetime) -> No
         incident_id = resolve_ref(notice.ref)
         labels = labels_of(plan.state[notice.ref])
         if notice.reopen:
-            notice.channels = noise.withdraw_resolved(conn, incident_id, now)
+            notice.channels, withdrawn = noise.withdraw_resolved(conn, incident_id, now)
+            plan.counts["withdrawn"] += withdrawn
             if not notice.channels:
                 continue
         silence = silenced_by(active, labels, now)
         if silence is not None:
             held.append((incident_id, silenced_event(silence, notice.kind, now)))
+            plan.counts["held.silenced"] += 1
             continue
         inhibitor = None if notice.kind is AlertKind.RESOLVED else inhibited_by(
             settings, labels, plan.state[notice.ref].fingerprint, sources)
         if inhibitor is not None:
             held.append((incident_id, inhibited_event(inhibitor, notice.kind, now)))
+            plan.counts["held.inhibited"] += 1
             continue
         channels = notice.channels
         if channels is None:
@@ -328,6 +333,8 @@ def write(conn: Connection, plan: Plan, settings: Settings, now: datetime) -> No
             group = (group_for(settings, labels, channel)
                      if notice.kind is AlertKind.OPENED else None)
             wait = group[1] if group else notice.delay
+            if wait:
+                plan.counts["held.grouped" if group else "held.reopen_hold"] += 1
             rows.append(repo.notification_row(
                 incident_id, event_ids[notice.event_index], channel, alert, now,
                 group_key=group[0] if group else None,
@@ -346,9 +353,11 @@ def _note_of(event: inc.Event) -> dict[str, Any]:
         if key else {}
 
 
-def promote(conn: Connection, settings: Settings, now: datetime) -> int:
+def promote(conn: Connection, settings: Settings, now: datetime,
+            counts: Counter[str] | None = None) -> int:
     """``for:`` runs whose duration passed with no data to end them open their incidents
-    (the timer loop's part: data may stop arriving while a condition still holds)."""
+    (the timer loop's part: data may stop arriving while a condition still holds).
+    ``counts`` receives what was held back, for /metrics once committed."""
     runs = noise.due(conn, now)
     if not runs:
         return 0
@@ -361,6 +370,8 @@ def promote(conn: Connection, settings: Settings, now: datetime) -> int:
         planner.plan.pending_dropped.add(run.fingerprint)
         planner.fire(run.firing)
     write(conn, planner.plan, settings, now)
+    if counts is not None:
+        counts.update(planner.plan.counts)
     return len(runs)
 
 

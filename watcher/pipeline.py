@@ -31,6 +31,7 @@ from watcher.observability import (
     SNAPSHOTS_REJECTED,
     source_kind,
 )
+from watcher.observability import count as count_noise
 from watcher.period import Period
 from watcher.rules.engine import RuleEngine
 from watcher.snapshot import Snapshot
@@ -200,6 +201,7 @@ class Pipeline:
                 RULE_EVALUATIONS.inc(len(verdicts))
             outcomes = [outcome(engine.pack, engine.version, v) for v in verdicts]
             plan = self._apply(conn, outcomes, now)
+        count_noise(plan.counts)  # committed: held back, withdrawn
         for key, count in plan.opened_by.items():
             parts[latest[key].origin if key in latest else 0].opened += count
         for key, count in plan.resolved_by.items():

@@ -10,6 +10,7 @@ the timeline, so a restart neither repeats nor skips a step.
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -29,6 +30,7 @@ from watcher.apply import (
 from watcher.config import Settings, policy, route
 from watcher.escalation import Escalate, Hold, Progress, Remind, due
 from watcher.incidents import Event, EventKind, Incident
+from watcher.observability import count
 from watcher.silences import Silence, silenced_by
 from watcher.store import Database, noise
 from watcher.store import repository as repo
@@ -107,8 +109,10 @@ class Timers:
         with leader(self.db, TIMERS_LOCK) as elected:
             if not elected:
                 return 0
+            counts: Counter[str] = Counter()
             with self.db.engine.begin() as conn:
-                applied = promote(conn, self.settings, self.clock())
+                applied = promote(conn, self.settings, self.clock(), counts)
+            count(counts)
             if applied:
                 self.wake()
             return applied + self._pass()
@@ -137,55 +141,66 @@ class Timers:
         return inhibited_by(self.settings, labels, incident.fingerprint, sources)
 
     def _apply(self, incident_id: int, now: datetime) -> int:
+        counts: Counter[str] = Counter()
         with self.db.engine.begin() as conn:
-            current = repo.get_incident(conn, incident_id)
-            if current is None or not current.live:
-                return 0
-            events = repo.incident_events_of(conn, incident_id)
-            progress = progress_of(events)
-            holder = self._holder(conn, current, now)
-            applied = 0
-            if progress.held and holder is None:
-                self._release(conn, current, events, progress.holds[-1][0], now)
-                progress = progress_of(repo.incident_events_of(conn, incident_id))
-                applied += 1
-            route_ = policy(self.settings, labels_of(current))
-            actions = due(current, route_, progress, now) if route_ is not None else []
-            if actions and holder is not None:
-                # Held: nothing escalates or reminds, and the time held does not count
-                # (escalation.running). One event says what was held back, and from when.
-                kind = AlertKind.ESCALATED if isinstance(actions[0], Escalate) \
-                    else AlertKind.REMINDER
-                repo.add_event(conn, incident_id, silenced_event(holder, kind, now)
-                               if isinstance(holder, Silence)
-                               else inhibited_event(holder, kind, now))
-                return applied
-            for action in actions:
-                if isinstance(action, Escalate):
-                    kind_, alert_kind = EventKind.ESCALATED, AlertKind.ESCALATED
-                    data: dict[str, object] = {"step": action.step,
-                                               "channels": list(action.channels)}
-                    note = f"not acknowledged: escalation step {action.step + 1}"
-                    key, args = "escalated", {"step": action.step + 1}
-                else:
-                    assert isinstance(action, Remind)
-                    kind_, alert_kind = EventKind.REMINDED, AlertKind.REMINDER
-                    data = {"channels": list(action.channels)}
-                    note, key, args = "still open: reminder", "reminder", {}
-                event_id = repo.add_event(conn, incident_id, Event(kind=kind_, at=now,
-                                                                   note=note, data=data))
-                alert = alert_for(current, alert_kind, now, self.settings.public_url, note,
-                                  note_key=key, note_args=args)
-                repo.insert_notifications(conn, [
-                    repo.notification_row(incident_id, event_id, channel, alert, now)
-                    for channel in action.channels])
-                log.info(kind_.value, incident=incident_id, channels=list(action.channels))
+            applied = self._apply_in(conn, incident_id, now, counts)
+        count(counts)  # committed
+        return applied
+
+    def _apply_in(self, conn: Connection, incident_id: int, now: datetime,
+                  counts: Counter[str]) -> int:
+        current = repo.get_incident(conn, incident_id)
+        if current is None or not current.live:
+            return 0
+        events = repo.incident_events_of(conn, incident_id)
+        progress = progress_of(events)
+        holder = self._holder(conn, current, now)
+        applied = 0
+        if progress.held and holder is None:
+            by = self._release(conn, current, events, progress.holds[-1][0], now)
+            counts[f"released.{by}"] += 1
+            progress = progress_of(repo.incident_events_of(conn, incident_id))
+            applied += 1
+        route_ = policy(self.settings, labels_of(current))
+        actions = due(current, route_, progress, now) if route_ is not None else []
+        if actions and holder is not None:
+            # Held: nothing escalates or reminds, and the time held does not count
+            # (escalation.running). One event says what was held back, and from when.
+            kind = AlertKind.ESCALATED if isinstance(actions[0], Escalate) \
+                else AlertKind.REMINDER
+            silenced = isinstance(holder, Silence)
+            repo.add_event(conn, incident_id, silenced_event(holder, kind, now)
+                           if isinstance(holder, Silence) else inhibited_event(holder, kind, now))
+            counts["held.silenced" if silenced else "held.inhibited"] += 1
+            return applied
+        for action in actions:
+            if isinstance(action, Escalate):
+                kind_, alert_kind = EventKind.ESCALATED, AlertKind.ESCALATED
+                data: dict[str, object] = {"step": action.step,
+                                           "channels": list(action.channels)}
+                note = f"not acknowledged: escalation step {action.step + 1}"
+                key, args = "escalated", {"step": action.step + 1}
+                counts[f"escalated.{action.step + 1}"] += 1
+            else:
+                assert isinstance(action, Remind)
+                kind_, alert_kind = EventKind.REMINDED, AlertKind.REMINDER
+                data = {"channels": list(action.channels)}
+                note, key, args = "still open: reminder", "reminder", {}
+                counts[f"reminded.{len(progress.steps_done)}"] += 1
+            event_id = repo.add_event(conn, incident_id, Event(kind=kind_, at=now,
+                                                               note=note, data=data))
+            alert = alert_for(current, alert_kind, now, self.settings.public_url, note,
+                              note_key=key, note_args=args)
+            repo.insert_notifications(conn, [
+                repo.notification_row(incident_id, event_id, channel, alert, now)
+                for channel in action.channels])
+            log.info(kind_.value, incident=incident_id, channels=list(action.channels))
         return applied + len(actions)
 
     def _release(self, conn: Connection, incident: Incident, events: list[dict[str, object]],
-                 since: datetime, now: datetime) -> None:
+                 since: datetime, now: datetime) -> str:
         """What held a live incident has ended: one message to its channels, saying so
-        and for how long it was held."""
+        and for how long it was held. Returns what held it: silence or inhibition."""
         last = next(e for e in reversed(events) if e["kind"] in noise.HOLDS)
         data = dict(last["data"] or {})  # type: ignore[call-overload]
         seconds = (now - since).total_seconds()
@@ -205,6 +220,7 @@ class Timers:
             repo.notification_row(incident.id, event_id, channel, alert, now)
             for channel in channels])
         log.info("released", incident=incident.id, by=by[0], held_seconds=round(seconds))
+        return by[0]
 
     def run_forever(self, stop: threading.Event) -> None:
         while not stop.wait(self.settings.timers_poll_seconds):

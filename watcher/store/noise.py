@@ -55,10 +55,12 @@ def replace(conn: Connection, kept: dict[str, Pending], dropped: Iterable[str]) 
             for p in kept.values()])
 
 
-def withdraw_resolved(conn: Connection, incident_id: int, now: datetime) -> list[str]:
+def withdraw_resolved(conn: Connection, incident_id: int,
+                      now: datetime) -> tuple[list[str], int]:
     """The incident re-opened: its "resolved" notifications still held back (not yet
     due, never tried) are withdrawn. Returns the channels that were told (or are being
-    told) it resolved and have not heard since that it is back: they must hear it."""
+    told) it resolved and have not heard since that it is back (they must hear it), and
+    how many notifications were withdrawn."""
     rows = conn.execute(select(notifications.c.id, notifications.c.channel,
                                notifications.c.status, notifications.c.attempts,
                                notifications.c.next_attempt_at, notifications.c.alert)
@@ -78,7 +80,8 @@ def withdraw_resolved(conn: Connection, incident_id: int, now: datetime) -> list
         last[str(row.channel)] = kind
     if withdrawn:
         conn.execute(delete(notifications).where(notifications.c.id.in_(withdrawn)))
-    return sorted(channel for channel, kind in last.items() if kind == "resolved")
+    return sorted(channel for channel, kind in last.items() if kind == "resolved"), \
+        len(withdrawn)
 
 
 HOLDS = ("silenced", "inhibited")
