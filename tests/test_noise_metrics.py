@@ -25,10 +25,11 @@ class Delta:
 
     def __init__(self, *series: tuple[str, dict[str, str]]) -> None:
         self.series = series
-        self.before = [sample(n, **l) for n, l in series]
+        self.before = [sample(name, **labels) for name, labels in series]
 
     def __call__(self) -> list[float]:
-        return [sample(n, **l) - b for (n, l), b in zip(self.series, self.before, strict=True)]
+        return [sample(name, **labels) - before
+                for (name, labels), before in zip(self.series, self.before, strict=True)]
 
 
 def held(reason: str) -> tuple[str, dict[str, str]]:
