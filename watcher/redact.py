@@ -69,6 +69,19 @@ def redact_text(text: str) -> str:
     return _SECRET_QUERY.sub(lambda m: m.group(1) + MASK, text)
 
 
+def mask_secrets(text: str) -> str:
+    """Only the secrets in ``text``: registered values and secret-looking query
+    parameters, leaving URLs readable (a request shown as it would be sent)."""
+    if not text:
+        return text
+    with _lock:
+        secrets = sorted(_secrets, key=len, reverse=True)
+    for secret in secrets:
+        if secret in text:
+            text = text.replace(secret, MASK)
+    return _SECRET_QUERY.sub(lambda m: m.group(1) + MASK, text)
+
+
 def redact_value(value: Any) -> Any:
     """Deep-redact strings inside dicts, lists and tuples."""
     if isinstance(value, str):
