@@ -40,6 +40,9 @@ from watcher.snapshot import Snapshot
 from watcher.store import open_database
 from watcher.validation import read_records
 
+# JSON Lines bodies; the daemon refuses a POST without a content type in the open mode.
+JSONL_TYPE = {"content-type": "application/x-ndjson"}
+
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "rules"
 PG_URL = os.environ.get("WATCHER_TEST_POSTGRES_URL",
@@ -235,7 +238,8 @@ async def _offer(url: str, per_second: float, requests: list[list[dict[str, Any]
     """POST each request on a fixed schedule; the request rate actually offered. A request
     that fails is counted in ``errors`` and its snapshots left out of ``sent``."""
     limits = httpx.Limits(max_connections=256)
-    async with httpx.AsyncClient(timeout=httpx.Timeout(120, pool=None), limits=limits) as client:
+    async with httpx.AsyncClient(timeout=httpx.Timeout(120, pool=None), limits=limits,
+                                 headers=JSONL_TYPE) as client:
         async def post(records: list[dict[str, Any]]) -> None:
             body = jsonl(iter(records))
             now = time.perf_counter()
@@ -275,7 +279,7 @@ def single_posts(seconds: float, clients: int = 8) -> dict[str, Any]:
             stop = time.perf_counter() + seconds
 
             def client() -> None:
-                with httpx.Client(timeout=60) as http:
+                with httpx.Client(timeout=60, headers=JSONL_TYPE) as http:
                     while time.perf_counter() < stop:
                         with lock:
                             index = next(position, None)
@@ -302,7 +306,8 @@ def online(counts: list[int], per_request: int = 100) -> dict[str, Any]:
     hook = Hook()
     result: dict[str, Any] = {"rss_mb": {}}
     try:
-        with daemon(hook) as (url, proc), httpx.Client(timeout=60) as client:
+        with daemon(hook) as (url, proc), httpx.Client(timeout=60,
+                                                             headers=JSONL_TYPE) as client:
             records = snapshots(max(counts), stores=20_000, seed=3)
             done, started = 0, time.perf_counter()
             for mark in sorted(counts):

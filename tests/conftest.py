@@ -34,6 +34,12 @@ from watcher.runtime import Runtime
 from watcher.store import Database, open_database
 
 ROOT = Path(__file__).resolve().parent.parent
+# The base URL of in-process API clients: the daemon answers only to its own host
+# names (watcher/daemon/edge.py), and TestClient's default, "testserver", is none.
+LOCAL = "http://localhost"
+# Bodies sent without these would be refused in the open mode (a browser's simple request).
+JSON = {"content-type": "application/json"}
+JSONL = {"content-type": "application/x-ndjson"}
 
 # Property tests judge behaviour, not speed: on a loaded 2-core machine input
 # generation may be slow, which is not a failure of the code under test.

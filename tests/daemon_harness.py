@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import ROOT
+from tests.conftest import JSON, ROOT
 
 
 def free_port() -> int:
@@ -125,7 +125,7 @@ class Daemon:
         raise RuntimeError(f"daemon did not start: {self.log.read_text()[-3000:]}")
 
     def post(self, body: bytes) -> httpx.Response:
-        return httpx.post(f"{self.url}/v1/snapshots", content=body, timeout=30)
+        return httpx.post(f"{self.url}/v1/snapshots", content=body, headers=JSON, timeout=30)
 
     def terminate(self, timeout: float = 20) -> int:
         assert self.proc is not None

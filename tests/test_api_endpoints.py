@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import Clock, http_app, jsonl, snapshot
+from tests.conftest import JSONL, LOCAL, Clock, http_app, jsonl, snapshot
 from watcher.auth import Role, create_token
 from watcher.config import Settings
 from watcher.pipeline import Pipeline
@@ -45,7 +45,8 @@ rules:
 
 @contextmanager
 def app_client(db: Database, settings: Settings, pipeline: Pipeline) -> Iterator[TestClient]:
-    with http_app(Runtime(settings, db, pipeline)) as app, TestClient(app) as client:
+    with (http_app(Runtime(settings, db, pipeline)) as app,
+          TestClient(app, base_url=LOCAL) as client):
         yield client
 
 
@@ -66,13 +67,12 @@ def pack_client(db: Database, settings: Settings, clock: Clock,
 
 def with_token(client: TestClient, db: Database, role: Role) -> dict[str, str]:
     _, clear = create_token(db, role.value, role)
-    client.app.state.auth.forget()  # type: ignore[attr-defined]
     return {"Authorization": f"Bearer {clear}"}
 
 
 class TestSnapshotQueries:
     def test_stored_snapshots_latest_period_first_filtered_and_paged(self, api: TestClient):
-        api.post("/v1/snapshots", content=jsonl(
+        api.post("/v1/snapshots", headers=JSONL, content=jsonl(
             snapshot(store="a", period="2026-08"), snapshot(store="a", period="2026-09"),
             snapshot(store="b", period="2026-09", platform="shopee", operator="chen.jing")))
         listed = api.get("/v1/snapshots").json()
@@ -198,7 +198,7 @@ class TestNulCharacters:
 
     def test_a_record_holding_a_nul_is_rejected_by_field_and_its_neighbours_stored(
             self, api: TestClient):
-        response = api.post("/v1/snapshots", content=jsonl(
+        response = api.post("/v1/snapshots", headers=JSONL, content=jsonl(
             snapshot(store="a"), {**snapshot(store="b"), "metrics": {"g\u0000mv": 1}}))
         assert response.status_code == 200 and response.json()["accepted"] == 1
         [error] = response.json()["errors"]

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import event, select
 
-from tests.conftest import http_app, snapshot
+from tests.conftest import LOCAL, http_app, snapshot
 from tests.test_cli import env, watcher  # noqa: F401  (fixture)
-from watcher.auth import Role, create_token, hash_token, is_loopback, revoke_token
+from watcher.auth import Authenticator, Role, create_token, hash_token, is_loopback, revoke_token
 from watcher.config import Settings
 from watcher.pipeline import Pipeline
 from watcher.runtime import Runtime
@@ -21,7 +22,7 @@ from watcher.store.schema import api_tokens
 @contextmanager
 def client_for(pipeline: Pipeline, settings: Settings, host: str) -> Iterator[TestClient]:
     runtime = Runtime(settings.model_copy(update={"host": host}), pipeline.db, pipeline)
-    with http_app(runtime) as app, TestClient(app) as client:
+    with http_app(runtime) as app, TestClient(app, base_url=LOCAL) as client:
         yield client
 
 
@@ -52,7 +53,6 @@ class TestAuthentication:
     def test_once_a_token_exists_every_request_needs_one(self, loopback: TestClient,
                                                          pipeline: Pipeline):
         _, viewer = create_token(pipeline.db, "dash", Role.VIEWER)
-        loopback.app.state.auth.forget()  # type: ignore[attr-defined]
         assert loopback.get("/v1/incidents").status_code == 401
         ok = loopback.get("/v1/incidents", headers={"Authorization": f"Bearer {viewer}"})
         assert ok.status_code == 200
@@ -62,11 +62,37 @@ class TestAuthentication:
 
     def test_a_revoked_token_is_refused(self, loopback: TestClient, pipeline: Pipeline):
         token, clear = create_token(pipeline.db, "feed", Role.INGEST)
-        loopback.app.state.auth.forget()  # type: ignore[attr-defined]
         headers = {"Authorization": f"Bearer {clear}"}
         assert loopback.post("/v1/snapshots", json=snapshot(), headers=headers).status_code == 200
         assert revoke_token(pipeline.db, token.id)
         assert loopback.post("/v1/snapshots", json=snapshot(), headers=headers).status_code == 401
+
+    def test_the_first_token_closes_the_open_mode_at_once_on_every_replica(
+            self, pipeline: Pipeline, settings: Settings):
+        """It used to stay open for up to 5 s (a cached "no token yet")."""
+        with client_for(pipeline, settings, "127.0.0.1") as one, \
+                client_for(pipeline, settings, "::1") as two:
+            assert one.get("/v1/incidents").status_code == 200
+            assert two.get("/v1/incidents").status_code == 200
+            create_token(pipeline.db, "first", Role.ADMIN)
+            assert one.get("/v1/incidents").status_code == 401
+            assert two.get("/v1/incidents").status_code == 401
+            assert two.post("/v1/snapshots", json=snapshot()).status_code == 401
+
+    def test_once_a_token_exists_the_open_mode_costs_no_query(self, pipeline: Pipeline):
+        create_token(pipeline.db, "first", Role.ADMIN)
+        auth = Authenticator(pipeline.db, "127.0.0.1")
+        queries: list[str] = []
+
+        def record(*args: Any) -> None:
+            queries.append(args[2])
+
+        event.listen(pipeline.db.engine, "before_cursor_execute", record)
+        try:
+            assert [auth.open_mode() for _ in range(5)] == [False] * 5
+        finally:
+            event.remove(pipeline.db.engine, "before_cursor_execute", record)
+        assert len(queries) == 1
 
     def test_only_the_hash_is_stored(self, pipeline: Pipeline):
         _, clear = create_token(pipeline.db, "x", Role.ADMIN)

@@ -54,5 +54,6 @@ class TestChannelsTest:
 
 class TestChannelsStatus:
     def test_status_lists_channels_with_counts(self, configured: Path):
+        assert watcher("db", "upgrade")[0] == 0  # a database with nothing sent yet
         code, out = watcher("channels", "status", "--format", "json")
         assert code == 0 and json.loads(out) == []

@@ -37,7 +37,7 @@ class TestIngest:
         assert "2 accepted" in out and "1 rejected" in out
         assert "line 2, field 'metrics.dispute_rate'" in out
         code, out = watcher("rejected", "list", "--format", "json")
-        [kept] = json.loads(out)
+        [kept] = json.loads(out)["rejected"]
         assert kept["location"] == "line 2" and "amz-us-08" in kept["raw"]
 
     def test_clean_input_exits_zero_and_the_examples_give_a_pip(self, env: Path):
@@ -45,7 +45,7 @@ class TestIngest:
                           str(ROOT / "examples" / "stores.csv"))
         assert code == 0
         code, out = watcher("incidents", "list", "--format", "json")
-        found = {(i["rule"], i["subject"], i["status"]) for i in json.loads(out)}
+        found = {(i["rule"], i["subject"], i["status"]) for i in json.loads(out)["incidents"]}
         assert ("pip-recommended", "li.wei", "open") in found
         assert ("dispute-rate-high", "shopee-my-02", "resolved") in found
         assert ("penalty-received", "tts-uk-03", "open") in found
@@ -66,7 +66,7 @@ class TestIncidents:
         path.write_bytes(jsonl(snapshot(account_health_score=80)))
         watcher("ingest", str(path))
         _, out = watcher("incidents", "list", "--format", "json")
-        return int(json.loads(out)[0]["id"])
+        return int(json.loads(out)["incidents"][0]["id"])
 
     def test_show_json_carries_the_contract_fields_and_the_timeline(self, incident_id: int):
         code, out = watcher("incidents", "show", str(incident_id), "--format", "json")
@@ -94,7 +94,25 @@ class TestIncidents:
 
     def test_status_filter(self, incident_id: int):
         _, out = watcher("incidents", "list", "--status", "resolved", "--format", "json")
-        assert json.loads(out) == []
+        assert json.loads(out) == {"total": 0, "limit": 100, "offset": 0, "next_offset": None,
+                                   "incidents": []}
+
+    def test_json_lists_say_how_many_in_all_and_where_the_next_page_starts(self, env: Path):
+        path = env / "many.jsonl"
+        path.write_bytes(jsonl(*(snapshot(f"s{n}", penalty_count=1) for n in range(5))))
+        watcher("ingest", str(path))
+        _, out = watcher("incidents", "list", "--limit", "2", "--format", "json")
+        first = json.loads(out)
+        assert (first["total"], first["limit"], first["offset"], first["next_offset"]) == (
+            5, 2, 0, 2)
+        _, out = watcher("incidents", "list", "--limit", "2", "--offset", "4", "--format",
+                         "json")
+        last = json.loads(out)
+        assert len(last["incidents"]) == 1 and last["next_offset"] is None
+        seen = {i["id"] for i in first["incidents"]} | {i["id"] for i in last["incidents"]}
+        assert len(seen) == 3
+        code, out = watcher("incidents", "list", "--limit", "2")
+        assert code == 0 and "(1-2 of 5; next page: --offset 2)" in out
 
 
 class TestRulesCheck:

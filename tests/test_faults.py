@@ -20,7 +20,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from tests.conftest import jsonl, snapshot
+from tests.conftest import JSONL, jsonl, snapshot
 from tests.daemon_harness import Daemon, Webhook, alerting_config, store_of
 from tests.private_postgres import PrivatePostgres, private_postgres
 from watcher.store import open_database
@@ -110,7 +110,7 @@ class TestDatabaseRestart:
                     return
                 store = f"pg-{index}"
                 answers[store] = httpx.post(f"{daemon.url}/v1/snapshots", timeout=15,
-                                            content=jsonl(breach(store)))
+                                            headers=JSONL, content=jsonl(breach(store)))
                 time.sleep(0.01)
 
         def accepted() -> int:

@@ -80,3 +80,18 @@ class TestRuleLoaderFindings:
         with pytest.raises(ConfigError) as caught:
             load_pack(path)
         assert caught.value.key == "True" and caught.value.line == 2
+
+
+class TestRuleShapesOfIssue14:
+    """The seeds fuzz_rules.py starts from for issue 14's shapes (its generator grows them:
+    long or/and chains, deep parentheses, aliases, unknown metrics, the 512 cliff)."""
+
+    @pytest.mark.parametrize("seed", ["regression-or-513.yaml", "regression-parens-5000.yaml",
+                                      "regression-billion-laughs.yaml",
+                                      "regression-alias-cycle.yaml",
+                                      "regression-unknown-metric.yaml"])
+    def test_each_is_refused_naming_file_and_line(self, seed: str):
+        path = FUZZ / "corpus" / "rules" / seed
+        with pytest.raises(ConfigError) as caught:
+            load_pack(path)
+        assert caught.value.file == str(path) and caught.value.line is not None

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import http_app, jsonl, snapshot
+from tests.conftest import JSON, JSONL, LOCAL, http_app, jsonl, snapshot
 from watcher.config import Settings
 from watcher.pipeline import Pipeline
 from watcher.runtime import Runtime
@@ -17,7 +17,8 @@ from watcher.runtime import Runtime
 @pytest.fixture
 def client(pipeline: Pipeline, settings: Settings) -> Iterator[TestClient]:
     small = settings.model_copy(update={"max_body_bytes": 20_000})
-    with http_app(Runtime(small, pipeline.db, pipeline)) as app, TestClient(app) as test_client:
+    with (http_app(Runtime(small, pipeline.db, pipeline)) as app,
+          TestClient(app, base_url=LOCAL) as test_client):
         yield test_client
 
 
@@ -25,13 +26,13 @@ class TestSnapshotsEndpoint:
     def test_an_object_an_array_and_json_lines_are_accepted(self, client: TestClient):
         one = client.post("/v1/snapshots", json=snapshot(store="a", penalty_count=1))
         many = client.post("/v1/snapshots", json=[snapshot(store="b"), snapshot(store="c")])
-        lines = client.post("/v1/snapshots", content=jsonl(snapshot(store="d"),
+        lines = client.post("/v1/snapshots", headers=JSONL, content=jsonl(snapshot(store="d"),
                                                            snapshot(store="e")))
         assert [r.json()["accepted"] for r in (one, many, lines)] == [1, 2, 2]
         assert one.json()["incidents_opened"] == 1
 
     def test_per_record_errors_and_422_when_nothing_was_accepted(self, client: TestClient):
-        mixed = client.post("/v1/snapshots", content=jsonl(
+        mixed = client.post("/v1/snapshots", headers=JSONL, content=jsonl(
             snapshot(store="a"), snapshot(store="b", dispute_rate=7)))
         assert mixed.status_code == 200
         assert mixed.json()["errors"] == [{"source": "http", "location": "line 2",
@@ -42,7 +43,8 @@ class TestSnapshotsEndpoint:
         assert bad.json()["errors"][0]["field"] in ("platform", "period", "metrics")
 
     def test_an_oversized_body_is_refused_with_the_limit(self, client: TestClient):
-        response = client.post("/v1/snapshots", content=b"{" + b" " * 30_000 + b"}")
+        response = client.post("/v1/snapshots", headers=JSON,
+                               content=b"{" + b" " * 30_000 + b"}")
         assert response.status_code == 413 and "limit" in response.json()["detail"]
 
     def test_csv_by_content_type(self, client: TestClient):
@@ -81,8 +83,9 @@ class TestIncidentsEndpoint:
 
 class TestMetricsEndpoint:
     def test_counts_ingestion_incidents_and_the_outbox(self, client: TestClient):
-        client.post("/v1/snapshots", content=jsonl(snapshot(store="m1", penalty_count=1),
-                                                   snapshot(store="m2", dispute_rate=9)))
+        client.post("/v1/snapshots", headers=JSONL,
+                    content=jsonl(snapshot(store="m1", penalty_count=1),
+                                  snapshot(store="m2", dispute_rate=9)))
         text = client.get("/metrics").text
         assert 'watcher_snapshots_ingested_total{source="http"}' in text
         assert 'watcher_snapshots_rejected_total{source="http"}' in text
@@ -97,19 +100,20 @@ class TestSourcesEndpoint:
         body = (FIXTURES / "shopee-get-shop-performance.json").read_bytes()
         response = client.post("/v1/sources/shopee", params={"store": "shopee-my-02",
                                                               "period": "2026-10-28"},
-                               content=body)
+                               headers=JSON, content=body)
         assert response.status_code == 200 and response.json()["accepted"] == 1
 
     def test_a_platform_error_envelope_is_refused_with_its_message(self, client: TestClient):
         from tests.test_dropfolder import FIXTURES
         body = (FIXTURES / "shopee-error.json").read_bytes()
-        response = client.post("/v1/sources/shopee", params={"store": "s"}, content=body)
+        response = client.post("/v1/sources/shopee", params={"store": "s"}, headers=JSON,
+                               content=body)
         assert response.status_code == 422
         assert response.json()["errors"][0]["error"]
 
     def test_an_unknown_source_is_404_and_a_missing_store_names_the_field(
             self, client: TestClient):
-        assert client.post("/v1/sources/ebay", params={"store": "s"}, content=b"{}"
+        assert client.post("/v1/sources/ebay", params={"store": "s"}, headers=JSON, content=b"{}"
                            ).status_code == 404
-        missing = client.post("/v1/sources/shopee", content=b"{}")
+        missing = client.post("/v1/sources/shopee", headers=JSON, content=b"{}")
         assert missing.status_code == 400 and "store" in missing.text

@@ -133,7 +133,9 @@ class TestChineseAllTheWay:
                     if words:
                         leaks[f"{alert.kind.value}/{alert.note_key}/{fmt}"] = words
         assert leaks == {}
-        kinds = {a.kind for a in alerts} | {AlertKind.FIRING}  # FIRING: never notified
+        # FIRING is never notified. REPORT (the managers' monthly report, watcher.monthly)
+        # carries its table as an English note: not localized yet, so not claimed here.
+        kinds = {a.kind for a in alerts} | {AlertKind.FIRING, AlertKind.REPORT}
         assert kinds == set(AlertKind)
         notes = yaml.safe_load((DEFAULT_TEMPLATES / "strings.yaml").read_text())["zh-CN"]
         assert set(notes["notes"]) <= {a.note_key for a in alerts}

@@ -59,12 +59,22 @@ class TestPipRecommendation:
         assert pip.status.value == "resolved"
         assert events(pipeline, pip.id) == ["opened", "resolved"]
 
-    def test_a_passed_month_after_the_streak_resolves_and_a_new_streak_is_a_new_pip(
+    def test_a_passed_month_after_the_streak_leaves_the_recommendation_for_a_manager(
+            self, pipeline: Pipeline):
+        feed(pipeline, month("2026-01", 1), month("2026-02", 1), month("2026-03", 1),
+             month("2026-04", 200000))
+        [pip] = pips(pipeline)
+        assert pip.status.value == "open"  # a recommendation waits for a manager
+        assert events(pipeline, pip.id) == ["opened"]
+
+    def test_a_new_streak_while_the_recommendation_is_open_updates_its_evidence(
             self, pipeline: Pipeline):
         feed(pipeline, month("2026-01", 1), month("2026-02", 1), month("2026-03", 1),
              month("2026-04", 200000),
              month("2026-05", 1), month("2026-06", 1), month("2026-07", 1))
-        assert [p.status.value for p in pips(pipeline)] == ["open", "resolved"]
+        [pip] = pips(pipeline)
+        assert pip.status.value == "open"
+        assert [e["period"] for e in pip.evidence] == ["2026-05", "2026-06", "2026-07"]
 
     def test_any_store_of_the_operator_missing_its_target_misses_the_month(
             self, pipeline: Pipeline):

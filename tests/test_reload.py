@@ -11,6 +11,7 @@ from tests.conftest import jsonl, snapshot
 from tests.test_pipeline import incidents
 from watcher.daemon.reload import RuleReloader
 from watcher.pipeline import Pipeline
+from watcher.rules.status import RulesStatus
 from watcher.validation import read_records
 
 
@@ -19,19 +20,26 @@ def touch_later(path: Path) -> None:
     os.utime(path, (stat.st_atime + 5, stat.st_mtime + 5))
 
 
+def edit_and_reload(pipeline: Pipeline, tmp_path: Path, pack: Path, old: str, new: str,
+                    status: RulesStatus | None = None) -> tuple[bool, Path]:
+    """A copy of ``pack`` under reload, edited in compliance.yaml: (took effect, file)."""
+    rules = tmp_path / "rules"
+    shutil.copytree(pack, rules)
+    with ThreadPoolExecutor(max_workers=1) as engine_thread:
+        reloader = RuleReloader(rules, pipeline, engine_thread, status=status)
+        file = rules / "default" / "compliance.yaml"
+        file.write_text(file.read_text().replace(old, new))
+        touch_later(file)
+        return reloader.check(), file
+
+
 class TestRuleReloader:
     def test_a_changed_threshold_applies_to_the_next_snapshot(
             self, pipeline: Pipeline, tmp_path: Path, default_pack_path: Path):
-        rules = tmp_path / "rules"
-        shutil.copytree(default_pack_path, rules)
-        with ThreadPoolExecutor(max_workers=1) as engine_thread:
-            reloader = RuleReloader(rules, pipeline, engine_thread)
-            old_version = pipeline.engine.version
-            file = rules / "default" / "compliance.yaml"
-            file.write_text(file.read_text().replace("account_health_score < 90",
-                                                     "account_health_score < 95"))
-            touch_later(file)
-            assert reloader.check() is True
+        old_version = pipeline.engine.version
+        took, _ = edit_and_reload(pipeline, tmp_path, default_pack_path,
+                                  "account_health_score < 90", "account_health_score < 95")
+        assert took is True
         assert pipeline.engine.version != old_version
         pipeline.ingest(read_records(jsonl(snapshot(account_health_score=93))), "t")
         [incident] = incidents(pipeline)
@@ -40,16 +48,10 @@ class TestRuleReloader:
 
     def test_a_broken_edit_is_refused_and_the_old_rules_keep_running(
             self, pipeline: Pipeline, tmp_path: Path, default_pack_path: Path):
-        rules = tmp_path / "rules"
-        shutil.copytree(default_pack_path, rules)
-        with ThreadPoolExecutor(max_workers=1) as engine_thread:
-            reloader = RuleReloader(rules, pipeline, engine_thread)
-            version = pipeline.engine.version
-            file = rules / "default" / "compliance.yaml"
-            file.write_text(file.read_text().replace("condition: penalty_count > 0",
-                                                     "condition: penalty_count >"))
-            touch_later(file)
-            assert reloader.check() is False
+        version = pipeline.engine.version
+        took, _ = edit_and_reload(pipeline, tmp_path, default_pack_path,
+                                  "condition: penalty_count > 0", "condition: penalty_count >")
+        assert took is False
         assert pipeline.engine.version == version
         pipeline.ingest(read_records(jsonl(snapshot(penalty_count=1))), "t")
         assert [i.rule for i in incidents(pipeline)] == ["penalty-received"]

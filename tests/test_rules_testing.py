@@ -267,11 +267,12 @@ class TestReplay:
         assert [e["period"] for e in pip.evidence] == ["2026-07", "2026-08", "2026-09"]
         assert [e["store"] for e in pip.evidence] == ["a", "b", "a"]
 
-    def test_a_met_month_resolves_the_pip_and_the_store_incident(self, engine: RuleEngine):
+    def test_a_met_month_resolves_the_store_incident_and_the_pip_waits_for_a_manager(
+            self, engine: RuleEngine):
         opened = replay(engine, [self.month(m, 1) for m in ("2026-07", "2026-08", "2026-09")]
                         + [self.month("2026-10", 100)])
         assert [(i.rule, i.status.value) for i in opened] == [
-            ("gmv-low", "resolved"), ("pip", "resolved")]
+            ("gmv-low", "resolved"), ("pip", "open")]
 
     def test_a_restatement_updates_the_live_incident_instead_of_opening_another(
             self, engine: RuleEngine):

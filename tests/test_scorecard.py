@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from tests.conftest import Clock, http_app, jsonl, snapshot
+from tests.conftest import LOCAL, Clock, http_app, jsonl, snapshot
 from watcher.assessment.rollup import Combine, combine, combine_kind, weights_of
 from watcher.assessment.scorecard import (
     CardItem,
@@ -499,7 +499,8 @@ class TestScorecardPage:
 
 @pytest.fixture
 def client(pipeline: Pipeline, settings: Settings) -> Iterator[TestClient]:
-    with http_app(Runtime(settings, pipeline.db, pipeline)) as app, TestClient(app) as test:
+    with (http_app(Runtime(settings, pipeline.db, pipeline)) as app,
+          TestClient(app, base_url=LOCAL) as test):
         yield test
 
 

@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import Clock, jsonl, snapshot
+from tests.conftest import JSONL, LOCAL, Clock, jsonl, snapshot
 from tests.test_api_endpoints import with_token
 from tests.test_auth import client_for
 from watcher.assessment.scorecard import Veto
@@ -30,7 +30,7 @@ from watcher.web.cards import card_url, chosen_period, default_period, veto_text
 from watcher.web.i18n import MESSAGES, choose_language, from_accept_language
 from watcher.web.views import ListQuery, timeline
 
-SAME_SITE = {"origin": "http://testserver"}
+SAME_SITE = {"origin": LOCAL}
 
 
 @pytest.fixture
@@ -40,7 +40,7 @@ def page(pipeline: Pipeline, settings: Settings) -> Iterator[TestClient]:
 
 
 def penalties(client: TestClient, *stores: str) -> list[int]:
-    client.post("/v1/snapshots", content=jsonl(*(  # no operator: no part in any PIP
+    client.post("/v1/snapshots", headers=JSONL, content=jsonl(*(  # no operator: no part in any PIP
         snapshot(store=s, operator=None, penalty_count=1) for s in stores)))
     return [i["id"] for i in client.get("/v1/incidents", params={"limit": 1000}).json()]
 
@@ -57,7 +57,7 @@ def pip_months(client: TestClient, operator: str = "li.wei") -> None:
 
 def scorecard_month(client: TestClient) -> None:
     """October 2026: li.wei passes every judged indicator, chen.jing misses two."""
-    client.post("/v1/snapshots", content=jsonl(
+    client.post("/v1/snapshots", headers=JSONL, content=jsonl(
         snapshot("amz-us-01", operator="li.wei", gmv=160000, net_margin=0.3,
                  stockout_rate=0.02, targets={"gmv": 150000}, segment={"level": "junior"}),
         snapshot("shopee-my-02", platform="shopee", operator="chen.jing", gmv=40000,

@@ -22,6 +22,7 @@ class AlertKind(StrEnum):
     RESOLVED = "resolved"
     RELEASED = "released"  # a silence or inhibition ended on a still-open incident
     TEST = "test"
+    REPORT = "report"  # a manager's monthly report (watcher.monthly)
 
 
 class Evidence(BaseModel):

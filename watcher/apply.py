@@ -19,9 +19,10 @@ from sqlalchemy import Connection
 
 from watcher import incidents as inc
 from watcher.alerts import Alert, AlertKind, Evidence
+from watcher.assessment.roster import Roster
 from watcher.assessment.streaks import Streak, longest_within, run_containing
 from watcher.config import Settings, group_for, route
-from watcher.evaluation import Assessment, Outcome, render_title
+from watcher.evaluation import Assessment, Outcome, PerLanguage, metric_names, render_title
 from watcher.holding import Pending, extend, ready
 from watcher.period import Period
 from watcher.rules.model import Rule, RulePack
@@ -69,10 +70,13 @@ class Plan:
 class Planner:
     def __init__(self, pack: RulePack, version: str, settings: Settings, now: datetime,
                  live: dict[str, inc.Incident], evidence_of: EvidenceOf,
-                 recent: dict[str, inc.Incident] | None = None,
+                 recent: dict[str, inc.Incident] | None = None, *,
+                 roster: Roster | None = None, planned: frozenset[int] = frozenset(),
                  pending: dict[str, Pending] | None = None) -> None:
         self.evidence_of = evidence_of
-        self.pending = dict(pending or {})
+        self.roster = roster or Roster()
+        self.planned = planned  # PIP incidents whose plan a manager started
+        self.pending = dict(pending or {})  # for: runs of the subjects in the batch
         self.recent = dict(recent or {})
         self.pack = pack
         self.version = version
@@ -131,6 +135,9 @@ class Planner:
             return
         if live is None or missed.get(month.text):
             return
+        # A recommendation waits for a manager (watcher pip start): a later good month
+        # does not resolve it. Only a restatement that removes its grounds withdraws it,
+        # and a plan once started is never withdrawn: the restatement goes on its timeline.
         months_of_live = tuple(sorted({str(e["period"]) for e in live.evidence},
                                       key=lambda m: Period.parse(m).start))
         if month.text in months_of_live:
@@ -138,26 +145,29 @@ class Planner:
             if remaining is not None and len(remaining.months) >= rule.months:
                 self.fire(self._pip(rule, operator, remaining, stored, assessment))
                 return
+            broken = f"the streak {months_of_live[0]}..{months_of_live[-1]} is broken"
+            if live.id in self.planned:
+                self.decide(fp, inc.add_note(
+                    live, inc.SYSTEM_ACTOR, f"{month.text} was restated and no longer misses "
+                    f"its targets: {broken}; the plan goes on until a manager closes it",
+                    self.now))
+                return
             note = (f"withdrawn: {month.text} was restated and no longer misses its targets; "
-                    f"the streak {months_of_live[0]}..{months_of_live[-1]} is broken")
+                    f"{broken}")
             self.decide(fp, inc.on_recovery(live, inc.Recovery(
                 fingerprint=fp, period=month.text, period_end=month.end, note=note,
                 withdraw=True, key="streak_withdrawn", args={
                     "month": month.text, "first": months_of_live[0],
                     "last": months_of_live[-1]}), self.now))
-        elif months_of_live and month.start > Period.parse(months_of_live[-1]).start:
-            self.decide(fp, inc.on_recovery(live, inc.Recovery(
-                fingerprint=fp, period=month.text, period_end=month.end,
-                note=f"recovered: {operator} met every target in {month.text}",
-                key="streak_recovered", args={"operator": operator, "month": month.text}),
-                self.now))
 
     def _pip(self, rule: Rule, operator: str, streak: Streak, stored: Months,
              assessment: Assessment) -> inc.Firing:
         evidence = self.evidence_of(operator, list(streak.months))
         metrics = sorted({str(e["metric"]) for e in evidence})
         values = {"operator": operator, "months": ", ".join(streak.months),
-                  "count": len(streak.months), "indicators": ", ".join(metrics),
+                  "count": len(streak.months),
+                  "indicators": PerLanguage({lang: metric_names(metrics, lang)
+                                             for lang in {*rule.message, "en"}}),
                   "first": streak.first, "last": streak.last, "store": assessment.store,
                   "platform": assessment.platform, "period": streak.last}
         return inc.Firing(
@@ -209,6 +219,9 @@ class Planner:
                 self.plan.pending_dropped.add(fp)
 
     def fire(self, firing: inc.Firing) -> None:
+        people = self.roster.labels_of(firing.operator)
+        if people:  # routes match the operator's team and manager
+            firing = firing.model_copy(update={"labels": {**firing.labels, **people}})
         fp = firing.fingerprint
         rule = self.pack.get(firing.rule.partition("/")[0])
         if self._held(rule, firing):
@@ -427,7 +440,8 @@ def silenced_event(silence: Silence, kind: AlertKind, now: datetime) -> inc.Even
 
 def labels_of(incident: inc.Incident) -> dict[str, str | None]:
     return {**{f"label.{k}": v for k, v in incident.labels.items()},
-            "team": incident.labels.get("team"), "audience": incident.audience,
+            "team": incident.labels.get("team"), "manager": incident.labels.get("manager"),
+            "audience": incident.audience,
             "severity": incident.severity, "rule": incident.rule, "platform": incident.platform,
             "store": incident.store, "operator": incident.operator}
 

@@ -15,13 +15,11 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import secrets
-import threading
-import time
 from datetime import datetime
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import insert, select, update
 
 from watcher.store import Database
 from watcher.store.database import as_utc, utcnow
@@ -96,29 +94,27 @@ def is_loopback(host: str) -> bool:
 
 
 class Authenticator:
-    """Checks a bearer token; caches "does any token exist" for a few seconds."""
+    """Checks a bearer token, and whether the loopback open mode still holds.
 
-    def __init__(self, db: Database, host: str, *, cache_seconds: float = 5.0) -> None:
+    Tokens are revoked, never deleted, so "a token exists" can only become true:
+    once seen it is remembered for good, and until then every check asks the
+    database (one indexed row at most, and only on a loopback daemon without
+    tokens). So the first token closes the open mode at once, on every replica.
+    """
+
+    def __init__(self, db: Database, host: str) -> None:
         self.db = db
         self.loopback = is_loopback(host)
-        self.cache_seconds = cache_seconds
-        self._any: tuple[float, bool] | None = None
-        self._lock = threading.Lock()
+        self._tokens_exist = False
 
     def open_mode(self) -> bool:
         """True while the daemon is loopback-only and no token was ever created."""
-        if not self.loopback:
+        if not self.loopback or self._tokens_exist:
             return False
-        with self._lock:
-            if self._any is None or time.monotonic() - self._any[0] > self.cache_seconds:
-                with self.db.engine.connect() as conn:
-                    count = conn.execute(select(func.count()).select_from(api_tokens)).scalar()
-                self._any = (time.monotonic(), bool(count))
-            return not self._any[1]
-
-    def forget(self) -> None:
-        with self._lock:
-            self._any = None
+        with self.db.engine.connect() as conn:
+            found = conn.execute(select(api_tokens.c.id).limit(1)).first()
+        self._tokens_exist = found is not None
+        return not self._tokens_exist
 
     def role_of(self, token: str) -> Role | None:
         with self.db.engine.begin() as conn:

@@ -5,15 +5,15 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable, Iterable
-from datetime import timedelta
-from enum import StrEnum
+from datetime import UTC, date, datetime, timedelta
+from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
 
-from watcher import logs
+from watcher import defaults, logs
 from watcher.actions import ActionKind, act
 from watcher.alerts import Alert, AlertKind
 from watcher.auth import Role, create_token, list_tokens, revoke_token
@@ -21,18 +21,39 @@ from watcher.channels import ChannelDef, Renderer, build_channel, build_channels
 from watcher.config import Settings, load_settings, parse_duration
 from watcher.errors import ConfigError, WatcherError
 from watcher.incidents import Incident
+from watcher.outage import DATABASE_DOWN, reason
 from watcher.redact import redact_text
 from watcher.rules.loader import load_pack
 from watcher.runtime import Runtime, freeze_heap
 from watcher.silences import Silence, parse_matchers
 from watcher.sources import catalog_for
-from watcher.store import open_database
+from watcher.store import open_database, open_existing
 from watcher.store import repository as repo
 from watcher.store.database import utcnow
 from watcher.validation import Format, RawRecord, Rejection, format_for_name, read_records
 
+ALL_TEAMS = "*"  # what a bare ``scorecard --team`` stands for: every operator
+
+
+class _Group(typer.core.TyperGroup):
+    """``watcher scorecard --team`` with no value (every operator) predates ``--team
+    TEAM``; the parser cannot take an optional value, so a bare one is filled in here."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if "scorecard" in args:
+            at = args.index("scorecard")
+            filled = list(args[:at + 1])
+            for index, arg in enumerate(args[at + 1:], start=at + 1):
+                filled.append(arg)
+                following = args[index + 1] if index + 1 < len(args) else None
+                if arg == "--team" and (following is None or following.startswith("-")):
+                    filled.append(ALL_TEAMS)
+            args = filled
+        return super().parse_args(ctx, args)
+
+
 app = typer.Typer(help="kpi-watch: KPI snapshots in, rule incidents with a timeline out.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+                  no_args_is_help=True, pretty_exceptions_enable=False, cls=_Group)
 incidents_app = typer.Typer(help="List, show, acknowledge and resolve incidents.",
                             no_args_is_help=True)
 rejected_app = typer.Typer(help="Records that were refused, with their raw text.",
@@ -51,6 +72,9 @@ app.add_typer(db_app, name="db")
 app.add_typer(silences_app, name="silences")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(channels_app, name="channels")
+pip_app = typer.Typer(help="Performance-improvement plans: start, review, close, show.",
+                      no_args_is_help=True)
+app.add_typer(pip_app, name="pip")
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="Config file (YAML).",
                                                 envvar="WATCHER_CONFIG")]
@@ -73,20 +97,70 @@ def _fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+def timestamp(value: datetime) -> str:
+    """The CLI's one way of writing a moment: ISO 8601, seconds, with the zone
+    (``2026-11-02T06:00:00+00:00``); SQLite's zone-less values are UTC."""
+    return (value.replace(tzinfo=UTC) if value.tzinfo is None else value).isoformat(
+        timespec="seconds")
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return timestamp(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
+    return str(value)
+
+
 def _print_json(data: Any) -> None:
-    typer.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+    typer.echo(json.dumps(data, ensure_ascii=False, indent=2, default=_json_value))
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, datetime | Enum):
+        return str(_json_value(value))
+    if isinstance(value, dict | list | tuple):
+        return json.dumps(value, ensure_ascii=False, default=_json_value)
+    return str(value)
+
+
+def _fit(text: str, width: int) -> str:
+    """``text`` in ``width`` columns; what is cut is marked with "…", never dropped silently."""
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
+LimitOpt = Annotated[int, typer.Option(min=1, max=1000, help="At most this many (a page)")]
+OffsetOpt = Annotated[int, typer.Option(min=0, help="Skip this many (the next page)")]
+
+
+def _page(name: str, items: list[Any], total: int, limit: int, offset: int) -> dict[str, Any]:
+    """A JSON list that says how many there are in all and where the next page starts."""
+    following = offset + len(items)
+    return {"total": total, "limit": limit, "offset": offset,
+            "next_offset": following if following < total else None, name: items}
+
+
+def _page_footer(shown: int, total: int, limit: int, offset: int) -> None:
+    if shown and (offset or shown < total):
+        following = offset + shown
+        more = f"; next page: --offset {following}" if following < total else ""
+        typer.echo(f"({offset + 1}-{following} of {total}{more})")
 
 
 def _table(rows: list[dict[str, Any]], columns: list[str]) -> None:
     if not rows:
         typer.echo("(none)")
         return
-    cells = [[str(r.get(c) if r.get(c) is not None else "-") for c in columns] for r in rows]
+    cells = [[_cell(r.get(c)) for c in columns] for r in rows]
     widths = [min(60, max(len(c), *(len(row[i]) for row in cells)))
               for i, c in enumerate(columns)]
     typer.echo("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)))
     for row in cells:
-        typer.echo("  ".join(v[:w].ljust(w) for v, w in zip(row, widths, strict=True)))
+        typer.echo("  ".join(_fit(v, w).ljust(w) for v, w in zip(row, widths, strict=True)))
 
 
 @app.callback()
@@ -105,22 +179,38 @@ def run(config: ConfigOpt = None,
             "--with-examples", help="Drop the bundled example data in the drop folder")] = False,
         ) -> None:
     """Run the daemon in the foreground: HTTP API, drop folder, dispatcher."""
-    from watcher.daemon.runner import Daemon
+    from watcher.daemon.runner import Daemon, listen, open_runtime
 
     settings = _settings(config, host=host, port=port)
+    if config is None and Path("config.yaml").is_file():
+        typer.echo("note: ./config.yaml is not read unless named (--config config.yaml or "
+                   "WATCHER_CONFIG); running on the built-in defaults", err=True)
+    sock = listen(settings.host, settings.port)  # a port in use fails before anything starts
     Path(settings.drop_folder).mkdir(parents=True, exist_ok=True)
-    examples = _examples_folder() if with_examples else None
-    daemon = Daemon(Runtime.open(settings), examples=examples)
+    examples = defaults.examples() if with_examples else None
+    runtime = open_runtime(settings)
+    if runtime is None:  # stopped while waiting for the database
+        return
+    daemon = Daemon(runtime, examples=examples)
     freeze_heap()  # again: the daemon's own modules are loaded now
-    daemon.serve()
+    daemon.serve(sock)
 
 
-def _examples_folder() -> Path:
-    folder = Path(__file__).resolve().parent.parent / "examples"
-    if not folder.is_dir():
-        _fail("the bundled examples/ folder was not found next to the package; run from a "
-              "clone of the repository")
-    return folder
+@app.command()
+def init(folder: Annotated[Path, typer.Argument(help="Where to write (default: here)")]
+         = Path("."),
+         force: Annotated[bool, typer.Option(
+             "--force", help="Overwrite files and folders that exist")] = False) -> None:
+    """Write a commented config.yaml, editable copies of the built-in rule pack (with
+    tests), templates and mappings, an empty targets file and roster, and .env.example."""
+    from watcher.scaffold import init_folder
+
+    written = init_folder(folder, force=force)
+    for path in written:
+        typer.echo(f"wrote {path}{'/' if path.is_dir() else ''}")
+    config = (folder / "config.yaml").resolve()
+    typer.echo(f"next: watcher rules test --config {config}\n"
+               f"      watcher run --config {config}   (or export WATCHER_CONFIG={config})")
 
 
 @app.command()
@@ -178,7 +268,7 @@ def ingest(files: Annotated[list[Path], typer.Argument(help="JSON, JSON Lines or
 
 
 def _incident_row(incident: Incident) -> dict[str, Any]:
-    data = incident.model_dump(mode="json", exclude={"fingerprint"})
+    data = incident.model_dump(exclude={"fingerprint"})
     data["title"] = incident.title.get("en", "")
     return data
 
@@ -189,58 +279,76 @@ def incidents_list(config: ConfigOpt = None,
                        help="open, acknowledged or resolved")] = None,
                    severity: str | None = None, store: str | None = None,
                    operator: str | None = None, rule: str | None = None,
-                   limit: int = 100, output: FormatOpt = OutputFormat.TABLE) -> None:
-    """List incidents, newest first."""
+                   limit: LimitOpt = 100, offset: OffsetOpt = 0,
+                   output: FormatOpt = OutputFormat.TABLE) -> None:
+    """List incidents, newest first, a page at a time (--limit, --offset)."""
     if status not in (None, "open", "acknowledged", "resolved"):
         _fail("--status is open, acknowledged or resolved")
-    db = open_database(_settings(config).database_url)
+    db = open_existing(_settings(config).database_url)
     with db.engine.connect() as conn:
         found = repo.list_incidents(conn, status=status, severity=severity, store=store,
-                                    operator=operator, rule=rule, limit=limit)
+                                    operator=operator, rule=rule, limit=limit, offset=offset)
+        total = repo.count_incidents(conn, status=status, severity=severity, store=store,
+                                     operator=operator, rule=rule)
+    rows = [i.model_dump(exclude={"fingerprint"}) for i in found]
     if output is OutputFormat.JSON:
-        _print_json([i.model_dump(mode="json", exclude={"fingerprint"}) for i in found])
+        _print_json(_page("incidents", rows, total, limit, offset))
         return
     _table([_incident_row(i) for i in found],
            ["id", "status", "severity", "rule", "subject", "period", "opened_at", "title"])
+    _page_footer(len(rows), total, limit, offset)
 
 
 @incidents_app.command("show")
 def incidents_show(incident_id: int, config: ConfigOpt = None,
                    output: FormatOpt = OutputFormat.TABLE) -> None:
     """One incident with its timeline."""
-    db = open_database(_settings(config).database_url)
+    db = open_existing(_settings(config).database_url)
     with db.engine.connect() as conn:
         incident = repo.get_incident(conn, incident_id)
         if incident is None:
             _fail(f"no incident {incident_id}", 1)
             return
         events = repo.incident_events_of(conn, incident_id)
-    data = {**incident.model_dump(mode="json", exclude={"fingerprint"}),
-            "events": [{k: (v.isoformat() if hasattr(v, "isoformat") else v)
-                        for k, v in e.items() if k != "incident_id"} for e in events]}
+    data = {**incident.model_dump(exclude={"fingerprint"}),
+            "events": [{k: v for k, v in e.items() if k != "incident_id"} for e in events]}
     if output is OutputFormat.JSON:
         _print_json(data)
         return
+    _show_incident(incident, events)
+
+
+def _show_incident(incident: Incident, events: list[dict[str, Any]]) -> None:
+    """The incident as the page shows it (the page's own view of evidence and timeline,
+    in English), so that a value or a period reads the same in both."""
+    from watcher.evaluation import format_value
+    from watcher.web.views import evidence_rows, indicator_name, timeline
+
     typer.echo(f"#{incident.id} [{incident.status.value}] {incident.severity} {incident.rule}")
     typer.echo(f"  {incident.title.get('en', '')}")
     typer.echo(f"  {incident.title.get('zh-CN', '')}")
     typer.echo(f"  subject: {incident.subject_kind} {incident.subject}   store: "
                f"{incident.store or '-'}   operator: {incident.operator or '-'}   "
                f"period: {incident.period or '-'}")
-    for item in incident.evidence:
-        typer.echo(f"  evidence: {item.get('period')} {item.get('store', '')} "
-                   f"{item.get('metric')} = {item.get('value')} vs target {item.get('target')}")
+    if incident.metric:
+        typer.echo(f"  metric: {indicator_name(incident.metric, 'en')} "
+                   f"{format_value(incident.metric, incident.value)} (threshold "
+                   f"{format_value(incident.metric, incident.threshold)})")
+    for row in evidence_rows(incident, "en"):
+        typer.echo(f"  evidence: {row.period} {row.store} {row.indicator} {row.value} "
+                   f"(target {row.target})")
     typer.echo("  timeline:")
-    for e in data["events"]:
-        note = f" - {e['note']}" if e.get("note") else ""
-        channel = e["data"].get("channel") if isinstance(e.get("data"), dict) else None
-        extra = f" ({channel})" if channel else ""
-        typer.echo(f"    {e['at']}  {e['kind']}{extra} by {e['actor']}{note}")
+    for line in timeline(events, "en"):
+        note = f" - {line.note}" if line.note else ""
+        at = timestamp(line.at) if isinstance(line.at, datetime) else str(line.at)
+        typer.echo(f"    {at}  {line.label} by {line.actor}{note}")
+        for detail in line.details:
+            typer.echo(f"      {detail}")
 
 
 def _act(kind: ActionKind, incident_id: int, by: str, note: str | None,
          config: Path | None) -> None:
-    db = open_database(_settings(config).database_url)
+    db = open_existing(_settings(config).database_url)
     incident = act(db, incident_id, kind, by, note)
     typer.echo(f"incident {incident_id} is {incident.status.value}")
 
@@ -264,16 +372,18 @@ def incidents_resolve(incident_id: int, by: ByOpt, note: NoteOpt = None,
 
 
 @rejected_app.command("list")
-def rejected_list(config: ConfigOpt = None, limit: int = 100,
+def rejected_list(config: ConfigOpt = None, limit: LimitOpt = 100, offset: OffsetOpt = 0,
                   output: FormatOpt = OutputFormat.TABLE) -> None:
     """Rejected records, newest first, with the error and the raw text."""
-    db = open_database(_settings(config).database_url)
+    db = open_existing(_settings(config).database_url)
     with db.engine.connect() as conn:
-        rows = repo.list_rejections(conn, limit)
+        rows = repo.list_rejections(conn, limit, offset)
+        total = repo.count_rejections(conn)
     if output is OutputFormat.JSON:
-        _print_json(rows)
+        _print_json(_page("rejected", rows, total, limit, offset))
         return
     _table(rows, ["id", "received_at", "source", "location", "field", "error", "raw"])
+    _page_footer(len(rows), total, limit, offset)
 
 
 @rules_app.command("check")
@@ -331,7 +441,7 @@ def rules_backtest(
         _fail(f"--from/--to: {exc}")
         return
     pack = load_pack(Path(rules or settings.rules))
-    report = backtest(open_database(settings.database_url), RuleEngine(pack), settings,
+    report = backtest(open_existing(settings.database_url), RuleEngine(pack), settings,
                       first, last)
     data = report.as_dict()
     if output is OutputFormat.JSON:
@@ -355,20 +465,23 @@ class CardFormat(StrEnum):
 def scorecard(
     period: Annotated[str, typer.Option("--period", "-p", help="2026-10, 2026-Q3 or 2026")],
     operator: Annotated[str | None, typer.Argument(help="The operator (or --team)")] = None,
-    team: Annotated[bool, typer.Option(
-        "--team", help="Every operator with data in the period, one row each")] = False,
+    team: Annotated[str | None, typer.Option(
+        "--team", metavar="[TEAM]",
+        help="One team's operators (by the roster), one row each; a bare --team: every "
+             "operator with data in the period")] = None,
     config: ConfigOpt = None,
     output: Annotated[CardFormat, typer.Option("--format", "-f")] = CardFormat.TABLE,
 ) -> None:
-    """An operator's scorecard for a month, quarter or year, or the team's (--team);
-    --format html writes a printable page."""
+    """An operator's scorecard for a month, quarter or year, or a team's (--team TEAM, or
+    --team alone for everyone); --format html writes a printable page."""
+    from watcher.assessment.roster import load_optional as load_roster
     from watcher.assessment.scorecard import TeamRow, card_period, operator_card, team_cards
     from watcher.assessment.scorecard_report import card_text, html_page, team_text
     from watcher.assessment.targets import load_optional
     from watcher.errors import InputError
 
-    if (operator is None) != team:
-        _fail("give an OPERATOR or --team (not both)")
+    if (operator is None) == (team is None):
+        _fail("give an OPERATOR or --team [TEAM] (not both)")
     try:
         chosen = card_period(period)
     except InputError as exc:
@@ -376,23 +489,173 @@ def scorecard(
         return
     settings = _settings(config)
     pack, book = load_pack(Path(settings.rules)), load_optional(settings.targets)
-    with open_database(settings.database_url).engine.connect() as conn:
+    roster = load_roster(settings.roster)
+    one_team = None if team in (None, ALL_TEAMS) else team
+    with open_existing(settings.database_url).engine.connect() as conn:
         if operator is None:
-            cards = team_cards(conn, chosen, pack, book, settings.scorecard)
+            cards = team_cards(conn, chosen, pack, book, settings.scorecard, roster, one_team)
         else:
-            card = operator_card(conn, operator, chosen, pack, book, settings.scorecard)
+            card = operator_card(conn, operator, chosen, pack, book, settings.scorecard, roster)
             if card is None:
                 _fail(f"operator '{operator}' has no snapshots in {chosen}", 1)
                 return
             cards = [card]
     if output is CardFormat.HTML:
-        title = f"Scorecards {chosen}" if team else f"Scorecard {operator} {chosen}"
+        title = (f"Scorecards {chosen}" + (f", team {one_team}" if one_team else "")
+                 if team else f"Scorecard {operator} {chosen}")
         typer.echo(html_page(title, cards))
     elif output is CardFormat.JSON:
         _print_json([TeamRow.of(c).model_dump(mode="json") for c in cards] if team
                     else cards[0].model_dump(mode="json"))
     else:
         typer.echo(team_text(cards) if team else card_text(cards[0]))
+
+
+# -- PIP plans (watcher/plans.py) and the monthly report (watcher/monthly.py) -------------
+
+
+class PipOutcome(StrEnum):
+    PASSED = "passed"
+    EXTENDED = "extended"
+    FAILED = "failed"
+
+
+def _pip_runtime(config: Path | None) -> tuple[Runtime, list[str]]:
+    settings = _settings(config)
+    runtime = Runtime.open(settings, db=open_existing(settings.database_url))
+    return runtime, [r.id for r in runtime.pipeline.engine.pack.rules if r.kind == "streak"]
+
+
+def _show_pip(pip_view: Any, output: OutputFormat) -> None:
+    from watcher.assessment.pip import format_goal
+
+    if output is OutputFormat.JSON:
+        _print_json(pip_view.model_dump(mode="json"))
+        return
+    v = pip_view
+    typer.echo(f"PIP #{v.incident} {v.operator}: {v.status.value}")
+    typer.echo(f"  {v.title.get('en', '')}")
+    if v.started_by:
+        typer.echo(f"  started {v.starts_on} by {v.started_by}, ends {v.ends_on}")
+    for goal in v.goals:
+        typer.echo(f"  goal: {goal.metric} {format_goal(goal)}")
+    for c in v.checkpoints:
+        done = f"reviewed by {c.by}: {c.note}" if c.by else "not reviewed"
+        typer.echo(f"  checkpoint {c.due}: {done}")
+    if v.closed_by:
+        typer.echo(f"  closed by {v.closed_by}{': ' + v.note if v.note else ''}")
+    typer.echo("  timeline:")
+    for e in v.events:
+        note = f" - {e['note']}" if e.get("note") else ""
+        typer.echo(f"    {e['at'].isoformat()}  {e['kind']} by {e['actor']}{note}")
+
+
+def _pip_act(config: Path | None, incident_id: int, action: Any, output: OutputFormat,
+             **kwargs: Any) -> None:
+    from watcher import plans
+
+    runtime, rules = _pip_runtime(config)
+    try:
+        found = plans.act(runtime.db, incident_id, action, rules, runtime.settings, utcnow(),
+                          **kwargs)
+    finally:
+        runtime.close()
+    _show_pip(found, output)
+
+
+@pip_app.command("start")
+def pip_start(incident_id: Annotated[int, typer.Argument(metavar="INCIDENT")], by: ByOpt,
+              days: Annotated[int | None, typer.Option(
+                  help="The plan's length (default: pip.days, 60)")] = None,
+              goal: Annotated[list[str] | None, typer.Option(
+                  help="METRIC=TARGET (or METRIC>=TARGET); repeat for several. Default: "
+                       "the indicators the PIP evidence shows missed, with their targets")]
+              = None,
+              config: ConfigOpt = None, output: FormatOpt = OutputFormat.TABLE) -> None:
+    """Start the plan of a PIP recommendation: goals, checkpoints, an end date."""
+    from watcher.assessment.pip import parse_goal
+
+    goals = [parse_goal(g) for g in goal or []]
+    _pip_act(config, incident_id, "start", output, by=by, days=days, goals=goals)
+
+
+@pip_app.command("show")
+def pip_show(incident_id: Annotated[int, typer.Argument(metavar="INCIDENT")],
+             config: ConfigOpt = None, output: FormatOpt = OutputFormat.TABLE) -> None:
+    """A PIP: status, goals with their latest values, checkpoints, end date, timeline."""
+    from watcher import plans
+
+    runtime, rules = _pip_runtime(config)
+    try:
+        found = plans.show(runtime.db, incident_id, rules, utcnow())
+    finally:
+        runtime.close()
+    _show_pip(found, output)
+
+
+@pip_app.command("checkpoint")
+def pip_checkpoint(incident_id: Annotated[int, typer.Argument(metavar="INCIDENT")],
+                   by: ByOpt, note: Annotated[str, typer.Option("--note")],
+                   config: ConfigOpt = None, output: FormatOpt = OutputFormat.TABLE) -> None:
+    """A review note on a running plan (it reviews the earliest open checkpoint)."""
+    _pip_act(config, incident_id, "checkpoint", output, by=by, note=note)
+
+
+@pip_app.command("close")
+def pip_close(incident_id: Annotated[int, typer.Argument(metavar="INCIDENT")],
+              outcome: Annotated[PipOutcome, typer.Option("--outcome")], by: ByOpt,
+              note: NoteOpt = None,
+              days: Annotated[int | None, typer.Option(
+                  help="extended: by how many days (default: pip.checkpoint_days)")] = None,
+              config: ConfigOpt = None, output: FormatOpt = OutputFormat.TABLE) -> None:
+    """Close a plan as passed or failed (the incident resolves), or extend it."""
+    from watcher.assessment.pip import Outcome
+
+    _pip_act(config, incident_id, "close", output, by=by, note=note, days=days,
+             outcome=Outcome(outcome.value))
+
+
+class ReportFormat(StrEnum):
+    TEXT = "text"
+    HTML = "html"
+    JSON = "json"
+
+
+@app.command()
+def report(period: Annotated[str, typer.Option("--period", "-p", help="a month: 2026-10")],
+           team: Annotated[str | None, typer.Option(help="one team (by the roster)")] = None,
+           manager: Annotated[str | None, typer.Option(
+               help="one manager's people (by the roster)")] = None,
+           config: ConfigOpt = None,
+           output: Annotated[ReportFormat, typer.Option("--format", "-f")] = ReportFormat.TEXT,
+           ) -> None:
+    """The monthly report managers receive: grades, scores, failing indicators, vetoes,
+    PIPs due for review."""
+    from watcher import monthly
+    from watcher.assessment.monthly_report import report_html, report_text
+    from watcher.period import Period, PeriodKind
+
+    try:
+        chosen = Period.parse(period)
+    except ValueError as exc:
+        _fail(f"--period: {exc}")
+        return
+    if chosen.kind is not PeriodKind.MONTH:
+        _fail("--period: the report covers a month, e.g. 2026-10")
+    settings = _settings(config)
+    runtime = Runtime.open(settings, db=open_existing(settings.database_url))
+    try:
+        with runtime.db.engine.connect() as conn:
+            found = monthly.report_for(conn, runtime, chosen, utcnow(), team=team,
+                                       manager=manager)
+    finally:
+        runtime.close()
+    if output is ReportFormat.JSON:
+        _print_json(found.model_dump(mode="json"))
+    elif output is ReportFormat.HTML:
+        typer.echo(report_html(found))
+    else:
+        typer.echo(report_text(found))
 
 
 @db_app.command("upgrade")
@@ -408,7 +671,7 @@ def db_prune(config: ConfigOpt = None, output: FormatOpt = OutputFormat.TABLE) -
     from watcher.retention import prune
 
     settings = _settings(config)
-    db = open_database(settings.database_url)
+    db = open_existing(settings.database_url)
     pruned = prune(db, settings.retention, utcnow())
     db.dispose()
     if pruned is None:
@@ -446,7 +709,7 @@ def silences_add(
     db = open_database(_settings(config).database_url)
     with db.engine.begin() as conn:
         created = repo.add_silence(conn, silence)
-    typer.echo(f"silence {created.id} until {created.ends_at.isoformat()}")
+    typer.echo(f"silence {created.id} until {timestamp(created.ends_at)}")
 
 
 @silences_app.command("list")
@@ -454,10 +717,10 @@ def silences_list(config: ConfigOpt = None,
                   all_: Annotated[bool, typer.Option("--all", help="Include ended ones")] = False,
                   output: FormatOpt = OutputFormat.TABLE) -> None:
     """Silences (active ones unless --all)."""
-    db = open_database(_settings(config).database_url)
+    db = open_existing(_settings(config).database_url)
     with db.engine.connect() as conn:
         found = repo.list_silences(conn, active_at=None if all_ else utcnow())
-    rows = [s.model_dump(mode="json") for s in found]
+    rows = [s.model_dump() for s in found]
     if output is OutputFormat.JSON:
         _print_json(rows)
         return
@@ -467,7 +730,7 @@ def silences_list(config: ConfigOpt = None,
 @silences_app.command("expire")
 def silences_expire(silence_id: int, config: ConfigOpt = None) -> None:
     """End a silence now."""
-    db = open_database(_settings(config).database_url)
+    db = open_existing(_settings(config).database_url)
     with db.engine.begin() as conn:
         silence = repo.expire_silence(conn, silence_id, utcnow())
     if silence is None:
@@ -490,8 +753,8 @@ def tokens_create(name: str,
 @tokens_app.command("list")
 def tokens_list(config: ConfigOpt = None, output: FormatOpt = OutputFormat.TABLE) -> None:
     """Tokens with role, creation, last use and revocation (never the token itself)."""
-    rows = [t.model_dump(mode="json") for t in list_tokens(
-        open_database(_settings(config).database_url))]
+    rows = [t.model_dump() for t in list_tokens(
+        open_existing(_settings(config).database_url))]
     if output is OutputFormat.JSON:
         _print_json(rows)
         return
@@ -501,7 +764,7 @@ def tokens_list(config: ConfigOpt = None, output: FormatOpt = OutputFormat.TABLE
 @tokens_app.command("revoke")
 def tokens_revoke(token_id: int, config: ConfigOpt = None) -> None:
     """Revoke a token at once."""
-    if not revoke_token(open_database(_settings(config).database_url), token_id):
+    if not revoke_token(open_existing(_settings(config).database_url), token_id):
         _fail(f"no live token {token_id}", 1)
     typer.echo(f"token {token_id} revoked")
 
@@ -558,7 +821,7 @@ def _dry_run(channel: Any, alert: Alert) -> None:
 @channels_app.command("status")
 def channels_status(config: ConfigOpt = None, output: FormatOpt = OutputFormat.TABLE) -> None:
     """Each channel's deliveries: sent, waiting, failing, last success and last failure."""
-    db = open_database(_settings(config).database_url)
+    db = open_existing(_settings(config).database_url)
     with db.engine.connect() as conn:
         rows = repo.channel_status(conn)
     if output is OutputFormat.JSON:
@@ -580,11 +843,14 @@ def _clean_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         except WatcherError as exc:
             typer.echo(f"error: {redact_text(str(exc))}", err=True)
             raise typer.Exit(1) from None
+        except DATABASE_DOWN as exc:
+            typer.echo(f"error: the database is unavailable: {reason(exc)}", err=True)
+            raise typer.Exit(1) from None
     return run
 
 
 for _typer in (app, incidents_app, rejected_app, rules_app, db_app, silences_app,
-               tokens_app, channels_app):
+               tokens_app, channels_app, pip_app):
     for _command in _typer.registered_commands:
         if _command.callback is not None:
             _command.callback = _clean_errors(_command.callback)

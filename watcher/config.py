@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import platformdirs
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -20,11 +21,12 @@ from pydantic import (
     field_validator,
 )
 
-from watcher import yamlfile
+from watcher import defaults, limits, yamlfile
 from watcher.assessment.weights import ScorecardSettings
 from watcher.errors import ConfigError
 
-MATCH_KEYS = ("audience", "severity", "rule", "platform", "store", "operator", "team")
+MATCH_KEYS = ("audience", "severity", "rule", "platform", "store", "operator", "team",
+              "manager")
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -180,17 +182,46 @@ class RetentionSettings(BaseModel):
     every: Duration = Field(default=3600.0, description="how often the daemon prunes")
 
 
+class PipSettings(BaseModel):
+    """``pip:``: the defaults of a performance-improvement plan (docs/people.md)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    days: int = Field(default=60, ge=1, le=366, description="a plan's length")
+    checkpoint_days: int = Field(default=30, ge=1, le=366,
+                                 description="a review every this many days")
+    remind_days: int = Field(default=3, ge=0, le=60,
+                             description="the manager is reminded this many days before "
+                                         "each checkpoint and the end")
+
+
+class ReportSettings(BaseModel):
+    """``report:``: when each manager's monthly team report goes out (day of the month
+    after the one it covers, hour in UTC)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    enabled: bool = True
+    day: int = Field(default=3, ge=1, le=28)
+    hour: int = Field(default=9, ge=0, le=23)
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    database_url: str = "sqlite:///watcher.db"
-    rules: Path = Path("rules")
+    database_url: str = "sqlite:///watcher.db"  # load_settings places it (default_database_url)
+    rules: Path = Field(default_factory=defaults.rules,
+                        description="rule file or folder (default: the built-in pack)")
     drop_folder: Path = Path("inbox")
     drop_poll_seconds: float = Field(default=1.0, gt=0)
     rules_poll_seconds: float = Field(default=2.0, gt=0)
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     public_url: str | None = None
+    allowed_hosts: tuple[str, ...] = Field(
+        default=(), description="more names the daemon answers to besides loopback, "
+                                "public_url's host and the bound address (421 otherwise); "
+                                "'*.example.com' matches its subdomains")
     channels: dict[str, dict[str, Any]] = Field(default_factory=dict)
     routes: tuple[Route, ...] = ()
     inhibit: tuple[Inhibition, ...] = ()
@@ -200,11 +231,17 @@ class Settings(BaseModel):
                                   "an automatic resolution is notified only after it")
     default_channels: tuple[str, ...] = ("console",)
     templates: Path | None = Field(
-        default=None, description="message templates folder (default: channels/templates)")
+        default=None, description="message templates folder (default: the built-in ones)")
     targets: Path | None = Field(
         default=None, description="targets file (docs/scorecards.md); reloaded on change")
     scorecard: ScorecardSettings = Field(default_factory=ScorecardSettings)
-    max_body_bytes: int = Field(default=20_000_000, gt=0, description="an HTTP body")
+    roster: Path | None = Field(
+        default=None, description="roster file (YAML or CSV): each operator's tier, team, "
+                                  "manager, name; reloaded on change")
+    pip: PipSettings = Field(default_factory=PipSettings)
+    report: ReportSettings = Field(default_factory=ReportSettings)
+    max_body_bytes: int = Field(default=limits.MAX_BODY_BYTES, gt=0,
+                                description="an HTTP body (413 beyond it)")
     max_file_bytes: int = Field(default=500_000_000, gt=0,
                                 description="a file given to watcher ingest or dropped: ERP "
                                             "exports and backfills are bigger than a post")
@@ -219,7 +256,8 @@ class Settings(BaseModel):
     nats: NatsSettings | None = None
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     mappings: Path | None = Field(
-        default=Path("mappings"), description="column-mapping files for ERP exports")
+        default_factory=defaults.mappings,
+        description="column-mapping files for ERP exports (default: the built-in ones)")
     pollers: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")],
                   PollerSettings] = Field(default_factory=dict)
     config_file: Path | None = None
@@ -244,12 +282,14 @@ def load_settings(config_file: Path | str | None = None,
             raise ConfigError("a config file is a YAML mapping", file=str(path), line=1)
         data = dict(loaded)
         base = path.parent
-        for key in ("rules", "drop_folder", "templates", "targets", "mappings"):
+        for key in ("rules", "drop_folder", "templates", "targets", "mappings", "roster"):
             if isinstance(data.get(key), str) and not Path(data[key]).is_absolute():
                 data[key] = str(base / data[key])
         data["config_file"] = str(path)
     if env.get("WATCHER_DATABASE_URL"):
         data["database_url"] = env["WATCHER_DATABASE_URL"]
+    elif "database_url" not in data and "database_url" not in overrides:
+        data["database_url"] = default_database_url(path)
     if env.get("WATCHER_NATS_URL") and isinstance(data.get("nats"), dict):
         data["nats"] = {**data["nats"], "url": env["WATCHER_NATS_URL"]}  # may hold a secret
     data.update({k: v for k, v in overrides.items() if v is not None})
@@ -259,6 +299,19 @@ def load_settings(config_file: Path | str | None = None,
         raise yamlfile.config_error(exc, str(path or "settings"), lines) from None
     _check_routes(settings, str(path or "settings"), lines)
     return settings
+
+
+def default_database_url(config_file: Path | None) -> str:
+    """The SQLite file used when neither the config nor WATCHER_DATABASE_URL names one.
+
+    One place that does not depend on the current folder, so that the CLI run from
+    anywhere and the daemon agree: next to the config file when there is one,
+    otherwise in the platform's user data folder (``~/.local/share/kpi-watch`` on
+    Linux, honouring ``XDG_DATA_HOME``).
+    """
+    folder = (config_file.resolve().parent if config_file is not None
+              else platformdirs.user_data_path("kpi-watch", appauthor=False))
+    return f"sqlite:///{folder / 'watcher.db'}"
 
 
 def _check_routes(settings: Settings, name: str, lines: yamlfile.Lines) -> None:

@@ -26,6 +26,7 @@ from watcher.channels.base import DeliveryReport
 from watcher.config import Settings
 from watcher.incidents import Event, EventKind
 from watcher.observability import NOTIFICATIONS_FAILED, NOTIFICATIONS_SENT
+from watcher.outage import DATABASE_DOWN, Outage
 from watcher.redact import redact_text
 from watcher.store import Database
 from watcher.store import repository as repo
@@ -90,16 +91,23 @@ class Dispatcher:
         return len(claimed)
 
     def run_forever(self, stop: threading.Event) -> None:
+        outage = Outage("dispatcher", self.settings.database_url)
         while not stop.is_set():
             try:
                 sent = self.run_once()
+            except DATABASE_DOWN as exc:  # logged once per outage; retried with backoff
+                stop.wait(outage.failed(exc))
+                continue
             except Exception:
                 log.exception("dispatch_failed")
                 sent = 0
+            else:
+                outage.ok()
             if not sent:
                 self.wake.wait(self.settings.dispatch_poll_seconds)
                 self.wake.clear()
-        self.run_once()  # drain what is due before exiting
+        if not outage.down:
+            self.run_once()  # drain what is due before exiting
         self._pool.shutdown(wait=True)
 
     def _send_all(self, name: str, rows: list[dict[str, Any]], claimed_at: datetime) -> None:

@@ -61,5 +61,37 @@ class NotFound(WatcherError):
     """The incident, silence or token asked for does not exist."""
 
 
+class MissingDatabase(WatcherError):
+    """A read command was pointed at an SQLite file that does not exist (it would
+    otherwise create an empty one and report nothing)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        super().__init__(
+            f"no database at {path}: nothing has been stored there. Point at the daemon's "
+            f"database with --config FILE (the daemon's config), WATCHER_CONFIG or "
+            f"WATCHER_DATABASE_URL; 'watcher run' logs the database it uses at start.")
+
+
+class AlreadyExists(WatcherError):
+    """``watcher init`` would overwrite a file the user may have edited."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        super().__init__(f"{path} already exists: nothing was written (--force overwrites)")
+
+
+class PortInUse(WatcherError):
+    """``watcher run`` cannot listen: another process (often another daemon) has the port."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host = host
+        self.port = port
+        super().__init__(
+            f"port {port} on {host} is already in use (another 'watcher run'?): stop that "
+            f"process, or choose another port with --port {port + 1 if port < 65535 else 8081}"
+            f" (or 'port:' in the config)")
+
+
 class InvalidTransition(WatcherError):
     """An incident cannot move to the asked state from the one it is in."""

@@ -98,6 +98,21 @@ class _Blank(dict[str, Any]):
         return "{" + key + "}"
 
 
+class PerLanguage(dict[str, str]):
+    """A message value that differs by language (display names: GMV / 销售额); a
+    language it lacks gets the English one."""
+
+    def of(self, language: str) -> str:
+        return self.get(language) or self.get("en", "")
+
+
+def metric_names(metrics: list[str], language: str) -> str:
+    """Metric ids as people read them in ``language``: ``gmv`` -> GMV, 销售额."""
+    named = [indicators.get(m) for m in metrics]
+    return ", ".join(i.name(language) if i is not None else m
+                     for i, m in zip(named, metrics, strict=True))
+
+
 def render_title(rule: Rule, values: dict[str, Any], metrics: dict[str, float] | None = None,
                  targets: dict[str, float] | None = None) -> dict[str, str]:
     """The rule's words for this firing: the first of its ``message_cases`` that holds
@@ -107,7 +122,9 @@ def render_title(rule: Rule, values: dict[str, Any], metrics: dict[str, float] |
         case = next((c for c in rule.message_cases
                      if holds(c.compiled, metrics, targets or {})), None)
         message = case.text if case is not None else message
-    return {lang: text.format_map(_Blank(values)) for lang, text in message.items()}
+    return {lang: text.format_map(_Blank({
+        k: v.of(lang) if isinstance(v, PerLanguage) else v for k, v in values.items()}))
+        for lang, text in message.items()}
 
 
 def outcome(pack: RulePack, version: str, verdict: Verdict) -> Outcome:

@@ -40,6 +40,10 @@ class EventKind(StrEnum):
     ACKNOWLEDGED = "acknowledged"
     RESOLVED = "resolved"
     NOTE = "note"
+    PLAN_STARTED = "plan_started"    # a PIP's plan (watcher.assessment.pip)
+    PLAN_REVIEWED = "plan_reviewed"
+    PLAN_REMINDED = "plan_reminded"
+    PLAN_CLOSED = "plan_closed"
 
 
 SYSTEM_ACTOR = "watcher"

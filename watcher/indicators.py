@@ -202,5 +202,21 @@ RAW_FIELDS: Final[dict[str, Indicator]] = {i.id: i for i in (
 COUNT_FIELDS: Final[frozenset[str]] = frozenset(RAW_FIELDS)
 
 
+class DeclaredMetric(BaseModel):
+    """A metric a rule pack declares (``metrics:``) beside the registry's: snapshots are
+    validated against its range and unit as against a registry indicator's, when the pack
+    in force is passed to validation (``watcher.validation.validate``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str
+    unit: Unit
+    direction: Direction
+    minimum: float | None
+    maximum: float | None
+    name_en: str | None = None
+    name_zh: str | None = None
+
+
 def get(metric_id: str) -> Indicator | None:
     return INDICATORS.get(metric_id) or RAW_FIELDS.get(metric_id)

@@ -11,9 +11,38 @@ safety depends on them.
 
 from __future__ import annotations
 
-from typing import Final  # noqa: F401  (the sections below fill in)
+from typing import Final
 
 # -- rule files (watcher/rules/loader.py) ---------------------------------------------------
+# Checked before anything is compiled (yamlfile.py, rules/loader.py, rules/expression.py,
+# rules/model.py), then by a trial compile in a child process (rules/trial.py).
+
+RULE_FILE_MAX_BYTES: Final = 1_000_000
+"""Size of one rule file (the default pack's largest is 4 kB)."""
+RULE_PACK_MAX_RULES: Final = 1_000
+"""Rules in one pack, all files together."""
+RULE_MAX_VARIANTS: Final = 32
+"""Segment variants of one rule (each is a durable rule of its own)."""
+RULE_CONDITION_MAX_CHARS: Final = 4_000
+"""Length of one condition's text."""
+RULE_CONDITION_MAX_TERMS: Final = 64
+"""Comparisons in one condition (``a > 1 or b < 2`` has two)."""
+RULE_CONDITION_MAX_DEPTH: Final = 8
+"""Parentheses nested inside one another in one condition."""
+RULE_ENGINE_MAX_BRANCHES: Final = 512
+"""Distinct comparisons that may follow one node of the compiled rule network: durable-rules
+keeps them in a table of 512 slots (``NEXT_BUCKET_LENGTH``) and spins forever on the 513th."""
+RULE_COMPILE_TIMEOUT_SECONDS: Final = 10.0
+"""The trial compile of a pack runs in a child process, killed after this long."""
+RULE_COMPILE_MAX_SECONDS: Final = 0.2
+"""Longest compile (CPU time in the trial) of a pack the daemon accepts: durable-rules holds
+the GIL while it compiles, so the daemon pauses on a reload, and in a process that already
+holds rulesets the same compile takes up to 4 times as long (default pack: 10 ms)."""
+YAML_MAX_DEPTH: Final = 50
+"""Nesting of lists and mappings in any YAML file kpi-watch reads (rules, targets, config)."""
+YAML_MAX_ALIAS_NODES: Final = 10_000
+"""Nodes that aliases (``*name``) may add to a YAML document when expanded: a few kB of
+nested aliases ("billion laughs") would otherwise expand to gigabytes."""
 
 
 # -- records and snapshots (watcher/validation.py, watcher/snapshot.py) -----------------------
@@ -21,6 +50,19 @@ from typing import Final  # noqa: F401  (the sections below fill in)
 
 # -- HTTP requests (watcher/daemon/http.py) ---------------------------------------------------
 
+# The default of the ``max_body_bytes`` setting: a request body is counted as it
+# arrives (Content-Length or chunked alike) and refused with 413 at this size.
+MAX_BODY_BYTES: Final = 20_000_000
+
 
 # -- delivery (watcher/dispatcher.py, watcher/channels/) --------------------------------------
 
+
+
+# -- people: roster and PIP plans (watcher/assessment/roster.py, watcher/assessment/pip.py) ---
+
+ROSTER_MAX_BYTES: Final = 5_000_000  # a roster file (thousands of people fit in far less)
+ROSTER_MAX_FIELD: Final = 200  # an operator id, tier, team, manager or display name
+PIP_MAX_DAYS: Final = 366  # a plan's length, or an extension
+PIP_MAX_GOALS: Final = 50  # goals of one plan
+PIP_MAX_NOTE: Final = 5000  # a review or closing note, in characters

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, Info
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -35,6 +35,20 @@ NOTIFICATIONS_SENT = Counter("watcher_notifications_sent_total", "Notifications 
 NOTIFICATIONS_FAILED = Counter("watcher_notifications_failed_total",
                                "Failed delivery attempts (retried)", ["channel"],
                                registry=REGISTRY)
+
+RULE_RELOADS = Counter("watcher_rule_reloads_total",
+                       "Rule pack reloads, accepted or refused (the old pack stays in force)",
+                       ["result"], registry=REGISTRY)
+RULE_PACK = Info("watcher_rule_pack", "The rule pack version in force", registry=REGISTRY)
+
+
+def record_rule_reload(accepted: bool, version: str) -> None:
+    RULE_RELOADS.labels("accepted" if accepted else "refused").inc()
+    show_rule_pack(version)
+
+
+def show_rule_pack(version: str) -> None:
+    RULE_PACK.info({"version": version})
 
 
 # -- noise control: what is held back, escalated or reminded ---------------------------

@@ -21,6 +21,7 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from watcher.apply import Plan, Planner, write
+from watcher.assessment import roster as people
 from watcher.assessment.targets import TargetBook, load_optional
 from watcher.config import Settings
 from watcher.evaluation import Assessment, Outcome, outcome
@@ -36,6 +37,7 @@ from watcher.period import Period
 from watcher.rules.engine import RuleEngine
 from watcher.snapshot import Snapshot
 from watcher.store import noise
+from watcher.store import plans as stored_plans
 from watcher.store import repository as repo
 from watcher.store.database import Database, utcnow
 from watcher.validation import RawRecord, Rejection, validate
@@ -72,7 +74,8 @@ class IngestReport:
 class Pipeline:
     def __init__(self, db: Database, engine: RuleEngine, settings: Settings, *,
                  clock: Callable[[], datetime] = utcnow,
-                 targets: TargetBook | None = None) -> None:
+                 targets: TargetBook | None = None,
+                 roster: people.Roster | None = None) -> None:
         self.db = db
         self.engine = engine
         self.settings = settings
@@ -80,6 +83,8 @@ class Pipeline:
         # the targets file fills targets a snapshot does not send, for evaluation only:
         # the store keeps the snapshot as sent
         self.targets = load_optional(settings.targets) if targets is None else targets
+        # the roster labels incidents with the operator's team and manager (routes)
+        self.roster = people.load_optional(settings.roster) if roster is None else roster
 
     def use_engine(self, engine: RuleEngine) -> None:
         """Swap in a reloaded rule pack; the next batch is evaluated with it."""
@@ -88,6 +93,10 @@ class Pipeline:
     def use_targets(self, targets: TargetBook) -> None:
         """Swap in a reloaded targets file; the next batch is evaluated with it."""
         self.targets = targets
+
+    def use_roster(self, roster: people.Roster) -> None:
+        """Swap in a reloaded roster; the next batch is labelled with it."""
+        self.roster = roster
 
     def ingest(self, records: Iterable[RawRecord | Rejection], source: str) -> IngestReport:
         return self.ingest_many([(records, source)])[0]
@@ -103,7 +112,8 @@ class Pipeline:
         rejected: list[tuple[int, Rejection]] = []
         for origin, (records, source) in enumerate(requests):
             for record in records:
-                verdict = record if isinstance(record, Rejection) else validate(record, source)
+                verdict = record if isinstance(record, Rejection) else validate(
+                    record, source, self.engine.pack.metrics)
                 if isinstance(verdict, Rejection):
                     rejected.append((origin, Rejection(source, verdict.location, verdict.field,
                                                        verdict.error, verdict.raw)))
@@ -221,12 +231,14 @@ class Pipeline:
             fingerprints = {f.fingerprint for o in outcomes for f in o.firings}
             recent = repo.recently_resolved(
                 conn, fingerprints, now - timedelta(seconds=self.settings.reopen_hold))
+        live = repo.live_incidents_of(conn, subjects)
+        planned = stored_plans.planned_incidents(conn, [i.id for i in live.values()
+                                                if i.subject_kind == "operator"])
         waiting = noise.of_subjects(conn, subjects) if any(
             r.for_ is not None for r in pack.rules) else {}
-        planner = Planner(pack, self.engine.version, self.settings, now,
-                          repo.live_incidents_of(conn, subjects),
+        planner = Planner(pack, self.engine.version, self.settings, now, live,
                           lambda operator, months: repo.month_evidence(conn, operator, months),
-                          recent, waiting)
+                          recent, roster=self.roster, planned=planned, pending=waiting)
         planner.outcomes(outcomes)
         if assessed and streak_rules:
             repo.upsert_assessments(conn, [_assessment_row(a, now) for a in assessed])

@@ -6,13 +6,14 @@ Shared by the CLI and the daemon so both build the same thing the same way.
 from __future__ import annotations
 
 import gc
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from watcher.config import Settings
 from watcher.pipeline import Pipeline
 from watcher.rules.engine import RuleEngine
 from watcher.rules.loader import load_pack
+from watcher.rules.status import RulesStatus
 from watcher.store import Database, open_database
 
 
@@ -21,10 +22,12 @@ class Runtime:
     settings: Settings
     db: Database
     pipeline: Pipeline
+    rules_status: RulesStatus = field(default_factory=RulesStatus)
 
     @classmethod
-    def open(cls, settings: Settings, *, with_rules: bool = True) -> Runtime:
-        db = open_database(settings.database_url)
+    def open(cls, settings: Settings, *, with_rules: bool = True,
+             db: Database | None = None) -> Runtime:
+        db = db if db is not None else open_database(settings.database_url)
         pack = load_pack(Path(settings.rules)) if with_rules else None
         engine = RuleEngine(pack) if pack is not None else RuleEngine.empty()
         return cls(settings, db, Pipeline(db, engine, settings))

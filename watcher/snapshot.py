@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
@@ -20,13 +21,14 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from watcher import derive, indicators
 from watcher.errors import InputError
-from watcher.indicators import Unit
+from watcher.indicators import DeclaredMetric, Unit
 from watcher.period import Period
 
 SEGMENT_KEYS = (
@@ -148,7 +150,7 @@ class Snapshot(BaseModel):
 
     @field_validator("metrics", mode="before")
     @classmethod
-    def _metrics(cls, value: Any) -> Any:
+    def _metrics(cls, value: Any, info: ValidationInfo) -> Any:
         # One loop over the values rather than a validator per value: this is the
         # hottest validation in a batch (bench/README.md).
         if not isinstance(value, dict):
@@ -165,18 +167,19 @@ class Snapshot(BaseModel):
                 number = float(raw)
             else:
                 number = _number(f"metrics.{metric_id}", raw)
-            low, high = _limits(metric_id)
+            low, high = _limits(metric_id, declared := _declared(info))
             if number < low or number > high:
-                _check_range(f"metrics.{metric_id}", metric_id, number)
+                _check_range(f"metrics.{metric_id}", metric_id, number, declared)
             metrics[metric_id] = number
         return metrics
 
     @model_validator(mode="after")
-    def _complete(self) -> Snapshot:
+    def _complete(self, info: ValidationInfo) -> Snapshot:
+        declared = _declared(info)
         for metric_id, target in self.targets.items():
-            low, high = _limits(metric_id)
+            low, high = _limits(metric_id, declared)
             if target.value < low or target.value > high:
-                _check_range(f"targets.{metric_id}", metric_id, target.value)
+                _check_range(f"targets.{metric_id}", metric_id, target.value, declared)
         try:
             metrics = derive.completed(self.metrics, self.period.kind)
         except InputError as exc:
@@ -232,18 +235,41 @@ def _number(field: str, value: Any) -> float:
 _EXACT = 2**53  # integers a float holds exactly
 
 
+Declared = Mapping[str, DeclaredMetric]
+_NONE_DECLARED: Declared = {}
+
+
+def _declared(info: ValidationInfo) -> Declared:
+    """Metrics the rule pack in force declares, passed in as validation context
+    (``{"metrics": ...}``, ``watcher.validation.validate``)."""
+    context = info.context
+    declared = context.get("metrics") if isinstance(context, dict) else None
+    return declared or _NONE_DECLARED
+
+
+def _limits(metric_id: str, declared: Declared) -> tuple[float, float]:
+    spec = declared.get(metric_id)
+    if spec is None:
+        return _registry_limits(metric_id)
+    return _bounds(spec.minimum, spec.maximum)
+
+
 @functools.cache
-def _limits(metric_id: str) -> tuple[float, float]:
+def _registry_limits(metric_id: str) -> tuple[float, float]:
     """Valid range of a metric, cached: it is asked for every value of every snapshot."""
     indicator = indicators.get(metric_id)
     if indicator is None:
         return -math.inf, math.inf
-    low, high = indicator.minimum, indicator.maximum
+    return _bounds(indicator.minimum, indicator.maximum)
+
+
+def _bounds(low: float | None, high: float | None) -> tuple[float, float]:
     return (-math.inf if low is None else low), (math.inf if high is None else high)
 
 
-def _check_range(field: str, metric_id: str, number: float) -> None:
-    indicator = indicators.get(metric_id)
+def _check_range(field: str, metric_id: str, number: float, declared: Declared) -> None:
+    indicator: indicators.Indicator | DeclaredMetric | None = (
+        indicators.get(metric_id) or declared.get(metric_id))
     if indicator is None:
         return
     low, high = indicator.minimum, indicator.maximum

@@ -1,6 +1,8 @@
 """The timer loop: applies due escalations and reminders to open incidents, tells
 the channels when a silence or an inhibition that held a live incident has ended,
-and opens the ``for:`` runs whose duration passed with no data to end them.
+opens the ``for:`` runs whose duration passed with no data to end them, and runs the
+PIP plans' reminders (``watcher.plans``) and the managers' monthly reports
+(``watcher.monthly``).
 
 Each action is one transaction: the timeline event and the notifications it
 causes are committed together, and the next pass reads what was done from
@@ -18,6 +20,7 @@ from datetime import datetime
 import structlog
 from sqlalchemy import Connection, text
 
+from watcher import plans
 from watcher.alerts import AlertKind
 from watcher.apply import (
     alert_for,
@@ -27,10 +30,12 @@ from watcher.apply import (
     promote,
     silenced_event,
 )
+from watcher.assessment.roster import Roster
 from watcher.config import Settings, policy, route
 from watcher.escalation import Escalate, Hold, Progress, Remind, due
 from watcher.incidents import Event, EventKind, Incident
 from watcher.observability import count
+from watcher.outage import DATABASE_DOWN, Outage
 from watcher.silences import Silence, silenced_by
 from watcher.store import Database, noise
 from watcher.store import repository as repo
@@ -99,34 +104,41 @@ def leader(db: Database, key: int) -> Iterator[bool]:
 class Timers:
     def __init__(self, db: Database, settings: Settings, *,
                  clock: Callable[[], datetime] = utcnow,
-                 wake: Callable[[], None] = lambda: None) -> None:
+                 wake: Callable[[], None] = lambda: None,
+                 roster: Callable[[], Roster] = Roster,
+                 monthly: Callable[[datetime], int] = lambda now: 0) -> None:
         self.db = db
         self.settings = settings
         self.clock = clock
         self.wake = wake
+        self.roster = roster  # the roster in force (it reloads)
+        self.monthly = monthly  # the managers' monthly reports, when due
 
     def run_once(self) -> int:
         with leader(self.db, TIMERS_LOCK) as elected:
             if not elected:
                 return 0
+            now = self.clock()
             counts: Counter[str] = Counter()
             with self.db.engine.begin() as conn:
-                applied = promote(conn, self.settings, self.clock(), counts)
+                applied = promote(conn, self.settings, now, counts)
             count(counts)
-            if applied:
-                self.wake()
-            return applied + self._pass()
+            applied += self._pass(now)
+            applied += plans.remind(self.db, self.settings, self.roster(), now)
+            applied += self.monthly(now)
+        if applied:
+            self.wake()
+        return applied
 
-    def _pass(self) -> int:
-        now = self.clock()
+    def _pass(self, now: datetime) -> int:
+        """Open incidents whose route escalates or reminds, and live incidents a silence
+        or an inhibition holds (to tell when it ends)."""
         escalating = any(r.escalate or r.repeat_interval for r in self.settings.routes)
         with self.db.engine.connect() as conn:
             ids = [i.id for i in repo.list_incidents(conn, status="open", limit=100_000)
                    ] if escalating else []
             ids = sorted(set(ids) | set(noise.held_incident_ids(conn)))
         applied = sum(self._apply(incident_id, now) for incident_id in ids)
-        if applied:
-            self.wake()
         return applied
 
     def _holder(self, conn: Connection, incident: Incident,
@@ -223,8 +235,15 @@ class Timers:
         return by[0]
 
     def run_forever(self, stop: threading.Event) -> None:
-        while not stop.wait(self.settings.timers_poll_seconds):
+        outage, wait = Outage("timers", self.settings.database_url), 0.0
+        while not stop.wait(max(wait, self.settings.timers_poll_seconds)):
+            wait = 0.0
             try:
                 self.run_once()
+            except DATABASE_DOWN as exc:  # logged once per outage
+                wait = outage.failed(exc)
+                continue
             except Exception:
                 log.exception("timers_failed")
+            else:
+                outage.ok()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -19,6 +19,7 @@ import orjson
 from pydantic import ValidationError
 
 from watcher.errors import InputError, InputTooLarge
+from watcher.indicators import DeclaredMetric
 from watcher.snapshot import FieldRangeError, Snapshot
 
 
@@ -194,8 +195,12 @@ def _csv_row_to_dict(header: list[str], row: list[str]) -> dict[str, Any]:
 NUL_ERROR = "contains a NUL character (\\u0000), which cannot be stored"
 
 
-def validate(raw: RawRecord, source: str = "") -> Snapshot | Rejection:
-    """One raw record to a snapshot, or a rejection naming the first bad field."""
+def validate(raw: RawRecord, source: str = "",
+             declared: Mapping[str, DeclaredMetric] | None = None) -> Snapshot | Rejection:
+    """One raw record to a snapshot, or a rejection naming the first bad field.
+
+    ``declared``: metrics the rule pack in force declares (``metrics:``), validated
+    like the registry's."""
     if not isinstance(raw.data, dict):
         return Rejection(source, raw.location, None,
                          f"a snapshot is a JSON object, got {type(raw.data).__name__}", raw.text)
@@ -204,7 +209,8 @@ def validate(raw: RawRecord, source: str = "") -> Snapshot | Rejection:
         if field is not None:  # PostgreSQL text cannot hold it
             return Rejection(source, raw.location, field, f"{field}: {NUL_ERROR}", raw.text)
     try:
-        return Snapshot.model_validate(raw.data)
+        return Snapshot.model_validate(raw.data,
+                                       context={"metrics": declared} if declared else None)
     except ValidationError as exc:
         field, message = _describe(exc)
         return Rejection(source, raw.location, field, message, raw.text)

@@ -233,12 +233,41 @@ class TestDockerfile:
         # The venv is copied across stages: its interpreter path must exist in both.
         assert len({dockerfile.resolve(s.base) for s in dockerfile.stages}) == 1
 
-    def test_builder_has_a_compiler_and_installs_with_the_constraints(
+    def test_builder_has_a_compiler_and_installs_the_wheel_with_the_constraints(
             self, dockerfile: Dockerfile) -> None:
         builder = dockerfile.stage("builder")
         runs = " ".join(i.args for i in builder.all("RUN"))
         assert "build-essential" in runs
-        assert re.search(r"pip install -c constraints\.txt \.(\s|$)", runs)
+        assert re.search(r"pip wheel --no-deps -w (\S+) \.(\s|$)", runs)
+        assert re.search(r"pip install -c constraints\.txt /wheels/kpi_watch-\*\.whl", runs)
+        assert "pip install -e" not in runs and "-e ." not in runs  # installed, not linked
+        # the build checks the installed package finds its templates
+        assert "defaults.templates()" in runs
+
+    def test_the_builder_copies_what_the_package_data_links_to(
+            self, dockerfile: Dockerfile) -> None:
+        copied = {shlex.split(c.flags_and_rest()[1])[0].rstrip("/")
+                  for c in dockerfile.stage("builder").all("COPY")}
+        links = [p for p in (ROOT / "watcher" / "defaults").iterdir() if p.is_symlink()]
+        assert links, "watcher/defaults/ links to the editable copies"
+        for link in links:
+            top = (link.parent / link.readlink()).resolve().relative_to(ROOT).parts[0]
+            assert top in copied, f"{link.name} -> {top}/ is not in the build"
+
+    def test_the_runtime_copies_nothing_from_the_repository(
+            self, dockerfile: Dockerfile) -> None:
+        for copy in dockerfile.final.all("COPY"):
+            flags, rest = copy.flags_and_rest()
+            assert flags.get("from") == "builder", f"line {copy.line}: {rest}"
+            assert shlex.split(rest) == ["/opt/venv", "/opt/venv"], f"line {copy.line}"
+
+    def test_the_image_config_keeps_the_database_in_the_state_folder(
+            self, dockerfile: Dockerfile) -> None:
+        (written,) = [i.args for i in dockerfile.final.all("RUN") if "config.yaml" in i.args]
+        lines = dict(line.split(": ", 1) for line in re.findall(r"'([a-z_]+: [^']+)'", written))
+        assert lines["database_url"] == f"sqlite:///{STATE_DIR}/watcher.db"
+        assert lines["drop_folder"].startswith(STATE_DIR + "/")
+        assert not {"rules", "templates", "mappings"} & set(lines), "the packaged ones"
 
     def test_runtime_gets_the_venv_from_the_builder_and_no_compiler(
             self, dockerfile: Dockerfile) -> None:
@@ -625,7 +654,9 @@ class TestConfigExample:
         dockerfile = parse_dockerfile(DOCKERFILE.read_text(encoding="utf-8"))
         destinations = {shlex.split(c.flags_and_rest()[1])[-1]
                         for c in dockerfile.final.all("COPY")}
-        assert config["rules"] in destinations, "the image ships the rule pack at `rules`"
+        assert "rules" not in config and "templates" not in config, (
+            "the image has no rule pack of its own: the package's is used")
+        assert destinations == {"/opt/venv"}
         assert config["port"] == CONTAINER_PORT
 
     def test_the_daemon_accepts_it(self) -> None:

@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from tests.conftest import ROOT
+from tests.conftest import JSON, LOCAL, ROOT
 from tests.test_pipeline import incidents
 from watcher.cli import app as cli_app
 from watcher.config import Settings
@@ -461,14 +461,15 @@ class TestEdges:
         submit = Coalescer(pipeline.ingest_many, engine_thread).ingest_async
 
         with TestClient(create_app(Runtime(settings, pipeline.db, pipeline), submit,
-                                   sources=sources)) as test_client:
+                                   sources=sources), base_url=LOCAL) as test_client:
             yield test_client
         engine_thread.shutdown()
 
     def test_http_takes_an_export_without_store_and_answers_per_row(self, client: TestClient,
                                                                    pipeline: Pipeline):
         bad = "amz-us-02,亚马逊,li.wei,2026-10,US,x,,1%,5,0,"
-        response = client.post("/v1/sources/erp", content=csv_bytes(*GOOD, bad))
+        response = client.post("/v1/sources/erp", headers={"content-type": "text/csv"},
+                               content=csv_bytes(*GOOD, bad))
         assert response.status_code == 200
         body = response.json()
         assert (body["accepted"], body["rejected"]) == (2, 1)
@@ -479,8 +480,8 @@ class TestEdges:
 
     def test_http_refuses_an_unknown_mapping_and_a_platform_payload_without_store(
             self, client: TestClient):
-        assert client.post("/v1/sources/nope", content=b"x").status_code == 404
-        missing = client.post("/v1/sources/shopee", content=b"{}")
+        assert client.post("/v1/sources/nope", headers=JSON, content=b"x").status_code == 404
+        missing = client.post("/v1/sources/shopee", headers=JSON, content=b"{}")
         assert missing.status_code == 400 and "store" in missing.text
 
     def test_the_drop_folder_takes_an_export_directly_in_the_mapping_folder(

@@ -32,6 +32,7 @@ from sqlalchemy import Connection
 
 from watcher import indicators
 from watcher.assessment.rollup import Combine, combine, combine_kind, weights_of
+from watcher.assessment.roster import Roster
 from watcher.assessment.targets import TargetBook
 from watcher.assessment.weights import ScorecardSettings
 from watcher.errors import InputError
@@ -104,7 +105,8 @@ class Scorecard(_Frozen):
     period: str
     cycle: Cycle
     level: str | None  # segment.level as sent
-    tier: str  # the tier whose weights apply
+    tier: str  # the tier whose weights apply: the roster's, else segment.level's, else default
+    team: str | None = None  # from the roster
     stores: tuple[str, ...]
     periods: tuple[str, ...]  # the snapshot periods the card was built from
     items: tuple[CardItem, ...]
@@ -122,6 +124,7 @@ class Scorecard(_Frozen):
 class TeamRow(_Frozen):
     operator: str
     tier: str
+    team: str | None = None
     stores: tuple[str, ...]
     score: float | None
     result: CardResult
@@ -130,7 +133,7 @@ class TeamRow(_Frozen):
 
     @classmethod
     def of(cls, card: Scorecard) -> TeamRow:
-        return cls(operator=card.operator, tier=card.tier, stores=card.stores,
+        return cls(operator=card.operator, tier=card.tier, team=card.team, stores=card.stores,
                    score=card.score, result=card.result, failing=card.failing,
                    vetoes=card.vetoes)
 
@@ -344,8 +347,10 @@ def _item(indicator: Indicator, views: Sequence[_StoreView], rules: Sequence[Rul
 
 
 def build_card(operator: str, period: Period, snapshots: Iterable[Snapshot], pack: RulePack,
-               book: TargetBook, settings: ScorecardSettings) -> Scorecard:
-    """The card of ``operator`` for ``period`` from the snapshots within it."""
+               book: TargetBook, settings: ScorecardSettings,
+               roster: Roster | None = None) -> Scorecard:
+    """The card of ``operator`` for ``period`` from the snapshots within it; the tier is
+    the roster's, else the latest ``segment.level``, else the default tier."""
     mine = sorted((s for s in snapshots if s.operator == operator
                    and period.start <= s.period.start and s.period.end <= period.end),
                   key=lambda s: (s.period.end, s.period.start, s.platform, s.store))
@@ -354,7 +359,8 @@ def build_card(operator: str, period: Period, snapshots: Iterable[Snapshot], pac
         by_store.setdefault((snap.platform, snap.store), []).append(snap)
     views = [_store_view(snaps, period, operator, book) for snaps in by_store.values()]
     level = next((str(s.segment["level"]) for s in reversed(mine) if "level" in s.segment), None)
-    tier = settings.tier_of(level)
+    roster = roster or Roster()
+    tier = settings.tier_of(roster.tier_of(operator) or level)
     cycle = CYCLES[period.kind]
     items = [item for indicator in card_indicators(cycle)
              if (item := _item(indicator, views, card_rules(pack, indicator.id, period.kind),
@@ -375,6 +381,7 @@ def build_card(operator: str, period: Period, snapshots: Iterable[Snapshot], pac
         result = CardResult.PASS if score >= settings.pass_score else CardResult.FAIL
     return Scorecard(
         operator=operator, period=period.text, cycle=cycle, level=level, tier=tier,
+        team=roster.team_of(operator),
         stores=tuple(dict.fromkeys(v.store for v in views)),
         periods=tuple(dict.fromkeys(s.period.text for s in mine)), items=tuple(items),
         score=None if score is None else round(score, 4), pass_score=settings.pass_score,
@@ -382,13 +389,17 @@ def build_card(operator: str, period: Period, snapshots: Iterable[Snapshot], pac
 
 
 def build_team(period: Period, snapshots: Iterable[Snapshot], pack: RulePack,
-               book: TargetBook, settings: ScorecardSettings) -> list[Scorecard]:
-    """A card for every operator with snapshots in ``period``, by operator name."""
+               book: TargetBook, settings: ScorecardSettings, roster: Roster | None = None,
+               team: str | None = None) -> list[Scorecard]:
+    """A card for every operator with snapshots in ``period``, by operator name; with
+    ``team``, only the operators the roster puts in that team."""
+    roster = roster or Roster()
     by_operator: dict[str, list[Snapshot]] = {}
     for snap in snapshots:
-        if snap.operator and period.start <= snap.period.start and snap.period.end <= period.end:
+        if snap.operator and period.start <= snap.period.start and snap.period.end <= period.end \
+                and (team is None or roster.team_of(snap.operator) == team):
             by_operator.setdefault(snap.operator, []).append(snap)
-    return [build_card(operator, period, snaps, pack, book, settings)
+    return [build_card(operator, period, snaps, pack, book, settings, roster)
             for operator, snaps in sorted(by_operator.items())]
 
 
@@ -396,13 +407,15 @@ def build_team(period: Period, snapshots: Iterable[Snapshot], pack: RulePack,
 
 
 def operator_card(conn: Connection, operator: str, period: Period, pack: RulePack,
-                  book: TargetBook, settings: ScorecardSettings) -> Scorecard | None:
+                  book: TargetBook, settings: ScorecardSettings,
+                  roster: Roster | None = None) -> Scorecard | None:
     """The operator's card, or None when the operator has no snapshot in the period."""
     snaps = repo.snapshots_within(conn, period.start, period.end, operator)
-    return build_card(operator, period, snaps, pack, book, settings) if snaps else None
+    return build_card(operator, period, snaps, pack, book, settings, roster) if snaps else None
 
 
 def team_cards(conn: Connection, period: Period, pack: RulePack, book: TargetBook,
-               settings: ScorecardSettings) -> list[Scorecard]:
+               settings: ScorecardSettings, roster: Roster | None = None,
+               team: str | None = None) -> list[Scorecard]:
     snaps = repo.snapshots_within(conn, period.start, period.end)
-    return build_team(period, snaps, pack, book, settings)
+    return build_team(period, snaps, pack, book, settings, roster, team)

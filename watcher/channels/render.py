@@ -1,7 +1,7 @@
 """Alert -> words: jinja2 templates that users edit, one per format, two languages.
 
 Templates are data, not code: they live in a directory the caller names
-(default: the repository's ``channels/templates``) so a team can reword a
+(default: the built-in ones, package data) so a team can reword a
 notification without a release. What they get is a flat, pre-formatted
 context (``value`` is already ``"3.50%"``, evidence already carries its gap)
 so that templates stay free of arithmetic, and so every format says the same
@@ -25,14 +25,14 @@ import structlog
 import yaml
 from jinja2.sandbox import SandboxedEnvironment
 
-from watcher import indicators
+from watcher import defaults, indicators
 from watcher.alerts import Alert, AlertKind, GroupItem
 from watcher.errors import ConfigError
 from watcher.indicators import Unit
 
 log = structlog.get_logger(__name__)
 
-DEFAULT_TEMPLATES = Path(__file__).resolve().parents[2] / "channels" / "templates"
+DEFAULT_TEMPLATES = defaults.templates()
 FORMATS = ("text", "slack", "markdown", "html", "console")
 STRINGS_FILE = "strings.yaml"
 _BLANK_RUNS = re.compile(r"\n\s*\n(\s*\n)+")

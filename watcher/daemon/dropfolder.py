@@ -22,6 +22,7 @@ from pathlib import Path
 import structlog
 
 from watcher.errors import InputError
+from watcher.outage import DATABASE_DOWN, Outage
 from watcher.pipeline import IngestReport
 from watcher.sources import BUILTIN, Catalog
 from watcher.validation import RawRecord, Rejection, format_for_name, read_records
@@ -112,11 +113,17 @@ class DropFolder:
                  moved_to=str(target))
 
     def run_forever(self, stop: threading.Event, poll_seconds: float) -> None:
+        outage = Outage("drop-folder")
         while not stop.is_set():
+            wait = poll_seconds
             try:
                 self.scan()
+            except DATABASE_DOWN as exc:  # the files wait; logged once per outage
+                wait = max(wait, outage.failed(exc))
             except Exception:
                 log.exception("drop_folder_scan_failed", folder=str(self.folder))
-            stop.wait(poll_seconds)
+            else:
+                outage.ok()
+            stop.wait(wait)
 
 

@@ -16,11 +16,11 @@ from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query, Reques
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
-from sqlalchemy.exc import InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from watcher.actions import ActionKind, act
 from watcher.auth import Authenticator, Role, bearer
+from watcher.daemon.edge import HostPolicy, SiteGuard
+from watcher.daemon.pip import pip_router
 from watcher.daemon.schemas import (
     MAX_ID,
     MAX_OFFSET,
@@ -37,6 +37,7 @@ from watcher.daemon.scorecards import scorecard_router
 from watcher.errors import InputError, InputTooLarge, InvalidTransition, NotFound, WatcherError
 from watcher.incidents import Incident
 from watcher.observability import REGISTRY, watch_store
+from watcher.outage import DATABASE_DOWN
 from watcher.pipeline import IngestReport
 from watcher.runtime import Runtime
 from watcher.silences import Silence
@@ -114,7 +115,6 @@ def incident_json(incident: Incident) -> dict[str, Any]:
 
 
 RETRY_AFTER_SECONDS = 5
-DATABASE_DOWN = (OperationalError, InterfaceError, PoolTimeout)
 
 
 def database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
@@ -129,12 +129,18 @@ def database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
 def create_app(runtime: Runtime, ingest_records: Ingest,
                wake_dispatcher: Callable[[], None] = lambda: None,
                sources: Catalog | None = None) -> FastAPI:
+    settings = runtime.settings
+    max_bytes = settings.max_body_bytes
     app = FastAPI(title="kpi-watch", version="0.1.0",
                   description="KPI snapshots in, rule incidents with a timeline out. "
                               "Send `Authorization: Bearer <token>` (see `watcher tokens`).")
     db = runtime.db
-    auth = Authenticator(db, runtime.settings.host)
+    auth = Authenticator(db, settings.host)
     app.state.auth = auth
+    app.add_middleware(SiteGuard, auth=auth, public_url=settings.public_url,
+                       max_body_bytes=max_bytes, hosts=HostPolicy(
+                           bound=settings.host, public_url=settings.public_url,
+                           allowed=settings.allowed_hosts))
     for error in DATABASE_DOWN:
         app.add_exception_handler(error, database_unavailable)
 
@@ -157,7 +163,6 @@ def create_app(runtime: Runtime, ingest_records: Ingest,
 
     ingest, viewer, responder = require(Role.INGEST), require(Role.VIEWER), require(
         Role.RESPONDER)
-    max_bytes = runtime.settings.max_body_bytes
     catalog = sources if sources is not None else catalog_for(runtime.settings)
 
     watch_store(db)
@@ -218,13 +223,7 @@ def create_app(runtime: Runtime, ingest_records: Ingest,
         return await _ingest(records, f"source:{name}")
 
     async def _body(request: Request) -> bytes:
-        declared = int(request.headers.get("content-length") or 0)
-        if declared > max_bytes:
-            raise HTTPException(413, f"body is {declared} bytes; the limit is {max_bytes}")
-        body = await request.body()
-        if len(body) > max_bytes:
-            raise HTTPException(413, f"body is {len(body)} bytes; the limit is {max_bytes}")
-        return body
+        return await request.body()  # bounded by SiteGuard (413)
 
     async def _ingest(records: list[RawRecord | Rejection], source: str) -> JSONResponse:
         report: IngestReport = await ingest_records(records, source)
@@ -343,8 +342,9 @@ def create_app(runtime: Runtime, ingest_records: Ingest,
              responses={401: {}, 403: {}})
     def rules() -> RulesOut:
         """The rule pack in force (hot reload swaps it; ``version`` says which)."""
-        return RulesOut.of(runtime.pipeline.engine.pack)
+        return RulesOut.of(runtime.pipeline.engine.pack, runtime.rules_status.last_reload)
 
     app.include_router(scorecard_router(runtime, viewer))
+    app.include_router(pip_router(runtime, viewer, responder))
     app.include_router(page_router(runtime, auth))
     return app

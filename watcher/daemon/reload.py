@@ -6,7 +6,7 @@ fails to load is refused with its file and line in the log, and the rules
 already running stay in force. The new engine is built on the engine thread,
 the only thread that touches durable-rules. The targets file is reloaded the
 same way: a broken edit is refused with file and line, the previous targets
-stay in force.
+stay in force. So is the roster.
 """
 
 from __future__ import annotations
@@ -15,14 +15,20 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Executor
 from pathlib import Path
+from typing import Any
 
 import structlog
 
+from watcher.assessment.roster import load_roster
 from watcher.assessment.targets import load_targets
 from watcher.errors import ConfigError
+from watcher.observability import record_rule_reload
 from watcher.pipeline import Pipeline
+from watcher.rules import trial
 from watcher.rules.engine import RuleEngine
 from watcher.rules.loader import load_pack, rule_files
+from watcher.rules.status import ReloadOutcome, RulesStatus
+from watcher.store.database import utcnow
 
 log = structlog.get_logger(__name__)
 
@@ -75,34 +81,49 @@ class _Watcher:
 
 
 class RuleReloader(_Watcher):
+    """Loads and trial-compiles a changed pack on its own thread (a child process compiles
+    it first, ``watcher.rules.trial``), then builds the engine on the engine thread: a pack
+    that would stall durable-rules is refused before the engine thread ever sees it."""
+
     name = "rules_reload"
 
     def __init__(self, path: Path, pipeline: Pipeline, engine_thread: Executor,
-                 on_reload: Callable[[str], None] = lambda version: None) -> None:
+                 on_reload: Callable[[str], None] = lambda version: None,
+                 status: RulesStatus | None = None) -> None:
         self.path = path
         self.pipeline = pipeline
         self.engine_thread = engine_thread
         self.on_reload = on_reload
+        self.status = status or RulesStatus()
         super().__init__(lambda: _stamp(path))
 
     def reload(self) -> bool:
         try:
             pack = load_pack(self.path)
+            trial.check(pack)
             engine = self.engine_thread.submit(RuleEngine, pack).result()
         except ConfigError as exc:
-            log.error("rules_reload_refused", error=str(exc), file=exc.file, line=exc.line,
-                      keeping_version=self.pipeline.engine.version)
-            return False
+            return self._refuse(exc.reason, exc.file, exc.line)
         except Exception as exc:
-            log.error("rules_reload_refused", error=f"cannot compile: {exc}",
-                      keeping_version=self.pipeline.engine.version)
-            return False
+            return self._refuse(f"cannot compile: {exc}", None, None)
         if engine.version == self.pipeline.engine.version:
             return False
         self.engine_thread.submit(self.pipeline.use_engine, engine).result()
         log.info("rules_reloaded", version=engine.version, rules=len(pack.rules))
+        self._record(ReloadOutcome(utcnow(), True, engine.version))
         self.on_reload(engine.version)
         return True
+
+    def _refuse(self, error: str, file: str | None, line: int | None) -> bool:
+        keeping = self.pipeline.engine.version
+        log.error("rules_reload_refused", error=error, file=file, line=line,
+                  keeping_version=keeping)
+        self._record(ReloadOutcome(utcnow(), False, keeping, error, file, line))
+        return False
+
+    def _record(self, outcome: ReloadOutcome) -> None:
+        self.status.last_reload = outcome
+        record_rule_reload(outcome.accepted, outcome.version)
 
 
 def _file_stamp(path: Path) -> tuple[float, int] | None:
@@ -113,25 +134,43 @@ def _file_stamp(path: Path) -> tuple[float, int] | None:
     return stat.st_mtime, stat.st_size
 
 
-class TargetsReloader(_Watcher):
-    """Reloads the targets file when it changes; swapped in on the engine thread, between
-    batches, so one batch never mixes two versions of the file."""
+class FileReloader(_Watcher):
+    """Reloads one file when it changes; the new version is swapped in on the engine
+    thread, between batches, so one batch never mixes two versions of the file. A
+    broken edit is refused with file, line and key, and the previous version stays."""
 
-    name = "targets_reload"
-
-    def __init__(self, path: Path, pipeline: Pipeline, engine_thread: Executor) -> None:
+    def __init__(self, path: Path, engine_thread: Executor, load: Callable[[Path], Any],
+                 use: Callable[[Any], None], size: Callable[[], int]) -> None:
         self.path = path
-        self.pipeline = pipeline
         self.engine_thread = engine_thread
+        self._load, self._use, self._size = load, use, size
         super().__init__(lambda: _file_stamp(path))
 
     def reload(self) -> bool:
         try:
-            book = load_targets(self.path)
+            loaded = self._load(self.path)
         except ConfigError as exc:
-            log.error("targets_reload_refused", error=str(exc), file=exc.file, line=exc.line,
-                      keeping_entries=len(self.pipeline.targets.entries))
+            log.error(f"{self.name}_refused", error=str(exc), file=exc.file, line=exc.line,
+                      key=exc.key, keeping_entries=self._size())
             return False
-        self.engine_thread.submit(self.pipeline.use_targets, book).result()
-        log.info("targets_reloaded", file=str(self.path), entries=len(book.entries))
+        self.engine_thread.submit(self._use, loaded).result()
+        log.info(f"{self.name}ed", file=str(self.path))
         return True
+
+
+class TargetsReloader(FileReloader):
+    name = "targets_reload"
+
+    def __init__(self, path: Path, pipeline: Pipeline, engine_thread: Executor) -> None:
+        self.pipeline = pipeline
+        super().__init__(path, engine_thread, load_targets, pipeline.use_targets,
+                         lambda: len(pipeline.targets.entries))
+
+
+class RosterReloader(FileReloader):
+    name = "roster_reload"
+
+    def __init__(self, path: Path, pipeline: Pipeline, engine_thread: Executor) -> None:
+        self.pipeline = pipeline
+        super().__init__(path, engine_thread, load_roster, pipeline.use_roster,
+                         lambda: len(pipeline.roster.people))

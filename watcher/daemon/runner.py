@@ -9,8 +9,10 @@ thread drains, and the process exits 0.
 
 from __future__ import annotations
 
+import errno
 import shutil
 import signal
+import socket
 import threading
 from collections.abc import AsyncIterator, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -21,19 +23,26 @@ import structlog
 import uvicorn
 from fastapi import FastAPI
 
+from watcher import monthly
 from watcher.auth import Authenticator
 from watcher.bus.nats import NatsSource
 from watcher.channels import build_channels
+from watcher.channels.render import DEFAULT_TEMPLATES
+from watcher.config import Settings
 from watcher.daemon.coalesce import Coalescer
 from watcher.daemon.dropfolder import DropFolder
 from watcher.daemon.http import create_app
-from watcher.daemon.reload import RuleReloader, TargetsReloader
+from watcher.daemon.reload import RosterReloader, RuleReloader, TargetsReloader
 from watcher.dispatcher import Dispatcher
+from watcher.errors import PortInUse
+from watcher.observability import show_rule_pack
+from watcher.outage import DATABASE_DOWN, Outage, when_available
 from watcher.pipeline import IngestReport
 from watcher.retention import Retention
 from watcher.runtime import Runtime
 from watcher.sources import catalog_for
 from watcher.sources.pollers import build_pollers, start_pollers
+from watcher.store import open_database
 from watcher.store.refresh_tokens import StoredRefreshTokens
 from watcher.timers import Timers
 from watcher.validation import RawRecord, Rejection
@@ -53,13 +62,19 @@ class Daemon:
         channels = build_channels(self.settings, templates=self.settings.templates)
         self.dispatcher = Dispatcher(runtime.db, channels, self.settings)
         self.threads: list[threading.Thread] = []
-        self.timers = Timers(runtime.db, self.settings, wake=self.dispatcher.wake.set)
+        self.timers = Timers(runtime.db, self.settings, wake=self.dispatcher.wake.set,
+                             roster=lambda: runtime.pipeline.roster,
+                             monthly=lambda now: monthly.send_due(runtime, now))
         self.retention = Retention(runtime.db, self.settings.retention)
         self.reloader = RuleReloader(Path(self.settings.rules), runtime.pipeline,
-                                     self.engine_thread)
+                                     self.engine_thread, status=runtime.rules_status)
+        show_rule_pack(runtime.pipeline.engine.version)
         self.targets_reloader = (
             TargetsReloader(Path(self.settings.targets), runtime.pipeline, self.engine_thread)
             if self.settings.targets else None)
+        self.roster_reloader = (
+            RosterReloader(Path(self.settings.roster), runtime.pipeline, self.engine_thread)
+            if self.settings.roster else None)
         self.sources = catalog_for(self.settings)
         self.drop = DropFolder(Path(self.settings.drop_folder), self._ingest_on_engine,
                                max_bytes=self.settings.max_file_bytes, sources=self.sources)
@@ -88,24 +103,38 @@ class Daemon:
             ("rule-reloader", lambda: self.reloader.run_forever(
                 self.stop, self.settings.rules_poll_seconds)),
             ("targets-reloader", self._reload_targets),
+            ("roster-reloader", self._reload_roster),
             ("nats", self._consume_bus),
         ):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self.threads.append(thread)
         self.threads += start_pollers(self.pollers, self.stop)
-        if Authenticator(self.runtime.db, self.settings.host).open_mode():
+        if self._open_mode():
             log.warning("api_open", message="NO API TOKEN EXISTS: the API and page are open to "
                         "anyone on this machine. Bound to loopback only; create a token with "
                         "'watcher tokens create NAME --role admin' to require tokens.")
         log.info("daemon_started", host=self.settings.host, port=self.settings.port,
-                 drop_folder=str(self.settings.drop_folder), rules=str(self.settings.rules),
+                 drop_folder=str(Path(self.settings.drop_folder).resolve()),
+                 rules=str(Path(self.settings.rules).resolve()),
                  rule_version=self.runtime.pipeline.engine.version,
+                 templates=str(Path(self.settings.templates or DEFAULT_TEMPLATES).resolve()),
+                 mappings=str(self.settings.mappings),
                  database=self.runtime.db.engine.url.render_as_string(hide_password=True))
+
+    def _open_mode(self) -> bool:
+        try:
+            return Authenticator(self.runtime.db, self.settings.host).open_mode()
+        except DATABASE_DOWN:  # gone again since start: the loops say so
+            return False
 
     def _reload_targets(self) -> None:
         if self.targets_reloader is not None:
             self.targets_reloader.run_forever(self.stop, self.settings.rules_poll_seconds)
+
+    def _reload_roster(self) -> None:
+        if self.roster_reloader is not None:
+            self.roster_reloader.run_forever(self.stop, self.settings.rules_poll_seconds)
 
     def _consume_bus(self) -> None:
         if self.bus is not None:
@@ -140,10 +169,44 @@ class Daemon:
         app.router.lifespan_context = lifespan
         return app
 
-    def serve(self) -> None:
+    def serve(self, sock: socket.socket | None = None) -> None:
+        sock = sock or listen(self.settings.host, self.settings.port)
         config = uvicorn.Config(self.app(), host=self.settings.host, port=self.settings.port,
                                 log_config=None, access_log=False, lifespan="on")
-        _Server(config).run()
+        _Server(config).run(sockets=[sock])
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """The daemon's listening socket, bound before anything starts: a port in use is an
+    error saying so, not a daemon that ingests the examples and then cannot serve."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        sock = socket.create_server((host, port), family=family, reuse_port=False)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise PortInUse(host, port) from None
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+def open_runtime(settings: Settings) -> Runtime | None:
+    """The runtime, once the database answers: a database that is down at start is
+    one line in the log and retries with backoff, not a traceback. SIGTERM/SIGINT
+    meanwhile stop the wait (None) and the process exits cleanly."""
+    stop = threading.Event()
+    on_signal = {sig: signal.signal(sig, lambda *_: stop.set())
+                 for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        db = when_available(lambda: open_database(settings.database_url),
+                            Outage("start", settings.database_url), stop)
+    finally:
+        for sig, handler in on_signal.items():
+            signal.signal(sig, handler)
+    if db is None:
+        log.info("daemon_stopped", reason="stopped while waiting for the database")
+        return None
+    return Runtime.open(settings, db=db)
 
 
 class _Server(uvicorn.Server):

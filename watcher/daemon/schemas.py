@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from watcher.config import MATCH_KEYS, parse_duration
+from watcher.limits import PIP_MAX_DAYS, PIP_MAX_GOALS, PIP_MAX_NOTE
 from watcher.rules.model import Rule, RulePack
+from watcher.rules.status import ReloadOutcome
 from watcher.silences import Silence
 
 NO_NUL = r"^[^\x00]*$"
@@ -149,13 +151,30 @@ class RuleOut(BaseModel):
             for_seconds=rule.for_.seconds if rule.for_ else None)
 
 
+class ReloadOut(BaseModel):
+    at: datetime
+    accepted: bool
+    version: str = Field(description="the pack version in force after this attempt")
+    error: str | None = Field(description="why a refused reload was refused (limits: "
+                                          "docs/limits.md)")
+    file: str | None
+    line: int | None
+
+
 class RulesOut(BaseModel):
     version: str = Field(description="content hash of the loaded pack; incidents record it")
     rules: list[RuleOut]
+    last_reload: ReloadOut | None = Field(
+        default=None, description="the last hot reload since start; a refused one kept the "
+                                  "pack in force")
 
     @classmethod
-    def of(cls, pack: RulePack) -> RulesOut:
-        return cls(version=pack.version, rules=[RuleOut.of(r) for r in pack.rules])
+    def of(cls, pack: RulePack, last_reload: ReloadOutcome | None = None) -> RulesOut:
+        return cls(version=pack.version, rules=[RuleOut.of(r) for r in pack.rules],
+                   last_reload=ReloadOut(at=last_reload.at, accepted=last_reload.accepted,
+                                         version=last_reload.version, error=last_reload.error,
+                                         file=last_reload.file, line=last_reload.line)
+                   if last_reload else None)
 
 
 _NUMBER_OR_TEXT = {"anyOf": [{"type": "number"}, {"type": "string", "maxLength": 40}]}
@@ -190,3 +209,49 @@ SNAPSHOTS_BODY: dict[str, Any] = {"requestBody": {
 }}
 
 
+
+
+# -- PIP plans (watcher/daemon/pip.py) --------------------------------------------------------
+
+
+class GoalIn(BaseModel):
+    """``metric`` must reach ``target``; ``comparator`` defaults to the metric's passing side
+    (``>=`` for GMV, ``<=`` for a stockout rate)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    metric: Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=NO_NUL)]
+    target: float = Field(allow_inf_nan=False)
+    comparator: Literal["<", "<=", ">", ">=", "=="] | None = None
+
+
+class PipStartIn(BaseModel):
+    """Start the plan; without ``goals``, the indicators the PIP evidence shows missed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    by: Name
+    days: int | None = Field(default=None, ge=1, le=PIP_MAX_DAYS,
+                             description="the plan's length (default: pip.days)")
+    goals: list[GoalIn] | None = Field(default=None, min_length=1, max_length=PIP_MAX_GOALS)
+
+
+class PipCheckpointIn(BaseModel):
+    """A review note; it reviews the earliest checkpoint not yet reviewed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    by: Name
+    note: str = Field(min_length=1, max_length=PIP_MAX_NOTE, pattern=r"^[^\x00]*\S[^\x00]*$")
+
+
+class PipCloseIn(BaseModel):
+    """``passed`` or ``failed`` ends the plan (the incident resolves); ``extended`` moves
+    the end by ``days`` (default: pip.checkpoint_days) and the plan goes on."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    by: Name
+    outcome: Literal["passed", "extended", "failed"]
+    note: str | None = Field(default=None, max_length=PIP_MAX_NOTE, pattern=NO_NUL)
+    days: int | None = Field(default=None, ge=1, le=PIP_MAX_DAYS)

@@ -34,11 +34,15 @@ def scorecard_router(runtime: Runtime, viewer: Any) -> APIRouter:
 
     @router.get("/v1/scorecards", response_model=list[TeamRow],
                 responses={401: {}, 403: {}, 422: {}})
-    def team(period: PeriodQuery) -> list[TeamRow]:
-        """Every operator with snapshots in the period: score, result, failing indicators."""
+    def team(period: PeriodQuery, team: Annotated[str | None, Query(
+            max_length=200, pattern=r"^[^\x00]*$",
+            description="only this team's operators (by the roster)")] = None) -> list[TeamRow]:
+        """Every operator with snapshots in the period (or one team's): score, result,
+        failing indicators."""
         chosen = _period(period)
         with runtime.db.engine.connect() as conn:
-            cards = team_cards(conn, chosen, pipeline.engine.pack, pipeline.targets, settings)
+            cards = team_cards(conn, chosen, pipeline.engine.pack, pipeline.targets, settings,
+                               pipeline.roster, team)
         return [TeamRow.of(card) for card in cards]
 
     @router.get("/v1/scorecards/{operator}", response_model=Scorecard,
@@ -48,7 +52,7 @@ def scorecard_router(runtime: Runtime, viewer: Any) -> APIRouter:
         chosen = _period(period)
         with runtime.db.engine.connect() as conn:
             found = operator_card(conn, operator, chosen, pipeline.engine.pack,
-                                  pipeline.targets, settings)
+                                  pipeline.targets, settings, pipeline.roster)
         if found is None:
             raise HTTPException(404, f"operator '{operator}' has no snapshots in {chosen}")
         return found

@@ -15,6 +15,8 @@ What we rely on (verified against durable-rules 2.0.28; see docs/durable-rules.m
 * A registered ruleset can never be replaced or removed: each rule pack
   version is its own ruleset ``kpiwatch_<version>``, registered once per
   process and reused when the same version is loaded again.
+* A pack is compiled here only once ``watcher.rules.trial`` compiled it in a
+  child process with a time limit: durable-rules never returns on some shapes.
 * Evaluation drives the C extension directly (``drive``) with the fact encoded
   once by orjson, instead of ``Host.assert_fact``/``retract_fact``, which
   encode it twice with ``json.dumps`` and build a ``Closure`` per firing: half
@@ -37,6 +39,7 @@ import durable_rules_engine as c_engine
 import orjson
 from durable import engine as durable_engine
 
+from watcher.rules import trial
 from watcher.rules.compiler import Form, compile_pack, pack_forms, segment_keys
 from watcher.rules.facts import segment_value, to_fact
 from watcher.rules.model import Rule, RulePack, Variant
@@ -97,6 +100,8 @@ def drive(handle: int, call: Callable[[int, str], tuple[int, int]], fact: str,
 def _ruleset_for(pack: RulePack) -> _Ruleset:
     global _HOST
     name = f"kpiwatch_{pack.version}"
+    if name not in _RULESETS:
+        trial.check(pack)  # in a child process: a pack that would not compile never gets here
     with _ENGINE_LOCK:
         if name in _RULESETS:
             return _RULESETS[name]

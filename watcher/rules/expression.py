@@ -6,6 +6,10 @@ Grammar (``and`` binds tighter than ``or``; parentheses group)::
     term    := factor ("and" factor)*
     factor  := "(" expr ")" | METRIC OP (NUMBER | "target")
 
+A condition is measured against the limits of ``watcher/limits.py`` (length,
+comparisons, nesting) before it is parsed, so no condition can make the parser
+recurse deeply or hand durable-rules a network it cannot build.
+
 A condition is parsed once at load into a tree of frozen nodes, which the
 compiler turns into durable-rules JSON and which ``holds`` evaluates in Python
 to describe a firing (value versus threshold) after the engine decided it.
@@ -18,9 +22,16 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from watcher.limits import (
+    RULE_CONDITION_MAX_CHARS,
+    RULE_CONDITION_MAX_DEPTH,
+    RULE_CONDITION_MAX_TERMS,
+)
+
 Op = Literal["<", "<=", ">", ">=", "==", "!="]
 _TOKEN = re.compile(r"\s*(?:(\()|(\))|(<=|>=|==|!=|<|>)|([A-Za-z_][A-Za-z0-9_]*)|"
-                    r"(-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?%?))")
+                    r"(-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?%?)|(\S))")
+_UNREADABLE = 6  # the group of any other character
 METRIC_ID = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
@@ -94,12 +105,20 @@ def _compare(left: float, op: Op, right: float) -> bool:
     return left != right
 
 
+_COMPARATORS = frozenset({"<", "<=", ">", ">=", "==", "!="})
+
+
 class ExpressionError(ValueError):
     pass
 
 
+@functools.lru_cache(maxsize=4096)  # a rule's condition is read by two validators
 def parse(text: str) -> Condition:
+    if len(text) > RULE_CONDITION_MAX_CHARS:
+        raise ExpressionError(f"the condition is {len(text)} characters long; the limit is "
+                              f"{RULE_CONDITION_MAX_CHARS} (RULE_CONDITION_MAX_CHARS)")
     tokens = _tokenize(text)
+    _check_size(tokens)
     parser = _Parser(tokens, text)
     condition = parser.expr()
     if parser.pos != len(tokens):
@@ -107,17 +126,27 @@ def parse(text: str) -> Condition:
     return condition
 
 
+def _check_size(tokens: list[str]) -> None:
+    terms = sum(1 for t in tokens if t in _COMPARATORS)
+    if terms > RULE_CONDITION_MAX_TERMS:
+        raise ExpressionError(f"the condition has {terms} comparisons; the limit is "
+                              f"{RULE_CONDITION_MAX_TERMS} (RULE_CONDITION_MAX_TERMS)")
+    depth = deepest = 0
+    for token in tokens:
+        depth += (token == "(") - (token == ")")
+        deepest = max(deepest, depth)
+    if deepest > RULE_CONDITION_MAX_DEPTH:
+        raise ExpressionError(f"the condition nests parentheses {deepest} deep; the limit is "
+                              f"{RULE_CONDITION_MAX_DEPTH} (RULE_CONDITION_MAX_DEPTH)")
+
+
 def _tokenize(text: str) -> list[str]:
     tokens: list[str] = []
-    pos = 0
-    while pos < len(text):
-        if text[pos:].strip() == "":
-            break
-        m = _TOKEN.match(text, pos)
-        if not m or m.end() == pos:
-            raise ExpressionError(f"cannot read condition '{text}' at '{text[pos:].strip()}'")
-        tokens.append(next(g for g in m.groups() if g is not None))
-        pos = m.end()
+    for match in _TOKEN.finditer(text):  # every non-space character is in some match
+        if match.lastindex == _UNREADABLE:
+            raise ExpressionError(
+                f"cannot read condition '{text}' at '{text[match.start(_UNREADABLE):].strip()}'")
+        tokens.append(match.group(match.lastindex or 0))
     return tokens
 
 
@@ -159,7 +188,7 @@ class _Parser:
         if not METRIC_ID.match(token) or token in ("and", "or", "target"):
             raise ExpressionError(f"expected a metric id, got '{token}' in '{self.text}'")
         op = self._take()
-        if op not in ("<", "<=", ">", ">=", "==", "!="):
+        if op not in _COMPARATORS:
             raise ExpressionError(f"expected a comparison after '{token}', got '{op}'")
         right = self._take()
         if right == "target":

@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from watcher.indicators import DeclaredMetric, Direction, Unit
+from watcher.limits import RULE_MAX_VARIANTS
 from watcher.rules.expression import Condition, ExpressionError, comparisons, parse
 from watcher.rules.facts import segment_value
 
@@ -234,6 +236,9 @@ class Rule(_Frozen):
         if self.kind == "streak" and (self.message_cases or self.renotify_when_worse):
             raise ValueError("a streak rule takes no 'message_cases' or 'renotify_when_worse' "
                              "(it has no snapshot value to test)")
+        if len(self.variants) > RULE_MAX_VARIANTS:
+            raise ValueError(f"a rule has at most {RULE_MAX_VARIANTS} variants "
+                             "(limit RULE_MAX_VARIANTS)")
         seen: set[tuple[tuple[str, str], ...]] = set()
         for variant in self.variants:
             key = tuple(sorted(variant.when.items()))
@@ -259,15 +264,49 @@ class Rule(_Frozen):
         return {cmp.metric for c in conditions for cmp in comparisons(c)}
 
 
+class MetricDeclaration(_Frozen):
+    """An entry of a rule file's ``metrics:`` section: a metric the registry does not know,
+    declared so that rules may name it (a misspelt metric is refused instead)."""
+
+    unit: Unit
+    direction: Direction
+    range: tuple[float | None, float | None] = Field(
+        description="[low, high] of a valid value; null for an open end")
+    names: dict[Literal["en", "zh-CN"], str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> MetricDeclaration:
+        low, high = self.range
+        if low is not None and high is not None and low > high:
+            raise ValueError(f"range [{low:g}, {high:g}] is empty")
+        return self
+
+    def declared(self, metric_id: str) -> DeclaredMetric:
+        return DeclaredMetric(id=metric_id, unit=self.unit, direction=self.direction,
+                              minimum=self.range[0], maximum=self.range[1],
+                              name_en=self.names.get("en"), name_zh=self.names.get("zh-CN"))
+
+
 class RulePack(_Frozen):
     rules: tuple[Rule, ...]
     sources: tuple[str, ...] = ()
+    metrics: dict[str, DeclaredMetric] = Field(
+        default_factory=dict, description="metrics the pack declares beside the registry")
+    origins: dict[str, tuple[str, int]] = Field(
+        default_factory=dict, description="rule id -> (file, line), for errors found later")
 
     @property
     def version(self) -> str:
         """Content hash: the same rules load to the same version, on any replica."""
-        body = json.dumps([r.model_dump(mode="json") for r in self.rules], sort_keys=True)
+        rules: list[Any] = [r.model_dump(mode="json") for r in self.rules]
+        if self.metrics:  # a pack without declarations keeps the version it always had
+            rules.append({k: m.model_dump(mode="json") for k, m in self.metrics.items()})
+        body = json.dumps(rules, sort_keys=True)
         return hashlib.sha256(body.encode()).hexdigest()[:12]
+
+    def origin(self, rule_id: str) -> tuple[str | None, int | None]:
+        """File and line a rule was loaded from (None for packs built in code)."""
+        return self.origins.get(rule_id, (None, None))
 
     def get(self, rule_id: str) -> Rule | None:
         return next((r for r in self.rules if r.id == rule_id), None)

@@ -17,7 +17,7 @@ identical one is ignored.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -28,6 +28,7 @@ from watcher import backtest, yamlfile
 from watcher.config import Settings
 from watcher.errors import ConfigError
 from watcher.incidents import Incident
+from watcher.indicators import DeclaredMetric
 from watcher.rules.engine import RuleEngine
 from watcher.rules.loader import RULE_SUFFIXES, is_test_file, load_pack
 from watcher.rules.model import Severity
@@ -189,7 +190,7 @@ def run_file(path: Path, engines: dict[Path, RuleEngine] | None = None) -> FileR
     results = []
     for index, case in enumerate(spec.tests):
         snapshots = [_snapshot(path, lines, ("tests", index, "snapshots", number),
-                               {**spec.defaults, **record})
+                               {**spec.defaults, **record}, engine.pack.metrics)
                      for number, record in enumerate(case.snapshots)]
         actual = [ActualIncident.of(i) for i in replay(engine, snapshots)]
         missing, unexpected = compare(case.incidents, actual)
@@ -219,9 +220,10 @@ def compare(expected: Iterable[ExpectedIncident], actual: Iterable[ActualInciden
 
 
 def _snapshot(path: Path, lines: yamlfile.Lines, where: tuple[str | int, ...],
-              record: dict[str, Any]) -> Snapshot:
+              record: dict[str, Any], declared: Mapping[str, DeclaredMetric]) -> Snapshot:
     text = json.dumps(record, default=str)
-    verdict = validate(RawRecord(".".join(map(str, where)), text, record), str(path))
+    verdict = validate(RawRecord(".".join(map(str, where)), text, record), str(path),
+                       declared)
     if isinstance(verdict, Rejection):
         field_path = tuple(verdict.field.split(".")) if verdict.field else ()
         raise ConfigError(f"not a valid snapshot: {verdict.error}", file=str(path),

@@ -122,7 +122,7 @@ def load_catalog(folder: Path | None, *, required: bool = False) -> Catalog:
 
 
 def catalog_for(settings: Settings) -> Catalog:
-    """The sources a config asks for: ``mappings`` (default ``./mappings``, if present)."""
+    """The sources a config asks for: ``mappings`` (default: the built-in ones)."""
     return load_catalog(settings.mappings, required="mappings" in settings.model_fields_set)
 
 

@@ -21,7 +21,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
-from watcher.errors import ConfigError
+from watcher.errors import ConfigError, MissingDatabase
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -109,6 +109,19 @@ def open_database(url: str, *, auto_upgrade: bool | None = None) -> Database:
                 f"database schema is at revision {current or 'none'}, this version needs "
                 f"{head}: run 'watcher db upgrade'", key="database_url")
     return db
+
+
+def open_existing(url: str) -> Database:
+    """Open a database that must already exist: reading an SQLite file that is not
+    there is an error naming its path, never a new empty file."""
+    try:
+        parsed = make_url(url)
+    except Exception as exc:
+        raise ConfigError(f"not a database URL: {exc}", key="database_url") from None
+    if (parsed.get_backend_name() == "sqlite" and parsed.database
+            and parsed.database != ":memory:" and not Path(parsed.database).is_file()):
+        raise MissingDatabase(str(Path(parsed.database).resolve()))
+    return open_database(url)
 
 
 def _json_dumps(value: Any) -> str:

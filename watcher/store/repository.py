@@ -17,6 +17,7 @@ from sqlalchemy import (
     DateTime,
     Dialect,
     Integer,
+    Select,
     Table,
     and_,
     bindparam,
@@ -226,9 +227,15 @@ def insert_rejections(conn: Connection, rejections: Iterable[Rejection], now: da
         conn.execute(insert(rejected_inputs), rows)
 
 
-def list_rejections(conn: Connection, limit: int = 100) -> list[dict[str, Any]]:
-    rows = conn.execute(select(rejected_inputs).order_by(rejected_inputs.c.id.desc()).limit(limit))
+def list_rejections(conn: Connection, limit: int = 100, offset: int = 0
+                    ) -> list[dict[str, Any]]:
+    rows = conn.execute(select(rejected_inputs).order_by(rejected_inputs.c.id.desc())
+                        .limit(limit).offset(offset))
     return [dict(r._mapping) for r in rows]
+
+
+def count_rejections(conn: Connection) -> int:
+    return int(conn.execute(select(func.count()).select_from(rejected_inputs)).scalar_one())
 
 
 # -- incidents --------------------------------------------------------------------------
@@ -354,7 +361,27 @@ def list_incidents(conn: Connection, *, status: str | None = None, severity: str
                    rule: str | None = None, since: datetime | None = None,
                    until: datetime | None = None, limit: int = 100,
                    offset: int = 0) -> list[Incident]:
-    query = select(incidents).order_by(incidents.c.opened_at.desc(), incidents.c.id.desc())
+    query = _filtered_incidents(
+        select(incidents), status=status, severity=severity, store=store, operator=operator,
+        rule=rule, since=since, until=until)
+    query = query.order_by(incidents.c.opened_at.desc(), incidents.c.id.desc())
+    return [_incident(r) for r in conn.execute(query.limit(limit).offset(offset))]
+
+
+def count_incidents(conn: Connection, *, status: str | None = None,
+                    severity: str | None = None, store: str | None = None,
+                    operator: str | None = None, rule: str | None = None,
+                    since: datetime | None = None, until: datetime | None = None) -> int:
+    """How many incidents ``list_incidents`` with the same filters pages through."""
+    query = _filtered_incidents(
+        select(func.count()).select_from(incidents), status=status, severity=severity,
+        store=store, operator=operator, rule=rule, since=since, until=until)
+    return int(conn.execute(query).scalar_one())
+
+
+def _filtered_incidents(query: Select[Any], *, status: str | None, severity: str | None,
+                        store: str | None, operator: str | None, rule: str | None,
+                        since: datetime | None, until: datetime | None) -> Select[Any]:
     for column, value in ((incidents.c.status, status), (incidents.c.severity, severity),
                           (incidents.c.store, store), (incidents.c.operator, operator),
                           (incidents.c.rule, rule)):
@@ -364,7 +391,7 @@ def list_incidents(conn: Connection, *, status: str | None = None, severity: str
         query = query.where(incidents.c.opened_at >= since)
     if until:
         query = query.where(incidents.c.opened_at < until)
-    return [_incident(r) for r in conn.execute(query.limit(limit).offset(offset))]
+    return query
 
 
 def count_incidents_by_status(conn: Connection) -> dict[str, int]:

@@ -185,6 +185,29 @@ poller_tokens = Table(
     Column("updated_at", TS, nullable=False),
 )
 
+# A PIP incident's plan (watcher/assessment/pip.py): the plan itself as JSON, with the
+# columns the timer loop and the monthly report query by.
+pip_plans = Table(
+    "pip_plans", metadata,
+    Column("incident_id", Integer, ForeignKey("incidents.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("operator", String(200), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("ends_on", Date, nullable=False),
+    Column("plan", JSON, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    Index("ix_pip_plans_status", "status"),
+)
+
+# One row per manager and month whose team report was sent: the primary key makes it
+# once, across restarts and replicas.
+report_deliveries = Table(
+    "report_deliveries", metadata,
+    Column("manager", String(200), primary_key=True),
+    Column("period", String(10), primary_key=True),
+    Column("sent_at", TS, nullable=False),
+)
+
 # A firing whose rule has ``for:`` waits here until it has held long enough
 # (watcher/holding.py); its subject lets a batch load the runs it may extend.
 pending_firings = Table(

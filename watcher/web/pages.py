@@ -20,14 +20,18 @@ from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
+from watcher import plans
 from watcher.actions import ActionKind, act
+from watcher.assessment.pip import GoalValue, Outcome, parse_goal, status_of
 from watcher.assessment.scorecard import Scorecard, operator_card, team_cards
 from watcher.auth import Authenticator, Role
 from watcher.daemon.schemas import MAX_ID
 from watcher.errors import InputError, InvalidTransition, NotFound
 from watcher.evaluation import format_value
 from watcher.period import Period
+from watcher.plans import PipAction
 from watcher.runtime import Runtime
+from watcher.store import plans as stored_plans
 from watcher.store import repository as repo
 from watcher.store.database import utcnow
 from watcher.web.access import TOKEN_COOKIE, TOKEN_MAX_AGE, Visitor, safe_next, same_origin, visitor
@@ -120,6 +124,25 @@ def page_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
             return message(request, 403, "error.forbidden", who, role=Role.VIEWER.value)
         return who
 
+    def actor(request: Request) -> Visitor | Response:
+        """Who posts a form: from this site, logged in, a responder; else the refusal."""
+        if not same_origin(request.headers, public_url):
+            return message(request, 403, "error.origin")
+        who = visitor(auth, request.headers, request.cookies)
+        if not who.known:
+            return message(request, 401, "error.login", who, login=True)
+        if not who.can(Role.RESPONDER):
+            return message(request, 403, "error.forbidden", who, role=Role.RESPONDER.value)
+        return who
+
+    def back_to(url: str, by: str) -> Response:
+        """After an action: back to the page, remembering the name for the next form."""
+        response = RedirectResponse(url, 303)
+        # Percent-encoded: a header is Latin-1, and names are often Chinese.
+        response.set_cookie(NAME_COOKIE, quote(by), max_age=365 * 86400, httponly=True,
+                            samesite="strict", secure=secure)
+        return response
+
     def streak_rules() -> list[str]:
         """The rules that recommend a PIP, from the pack in force."""
         return [r.id for r in runtime.pipeline.engine.pack.rules if r.kind == "streak"]
@@ -180,13 +203,9 @@ def page_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
                         action: Literal["ack", "resolve", "note"],
                         by: Annotated[str, Form()] = "",
                         note: Annotated[str, Form()] = "") -> Response:
-        if not same_origin(request.headers, public_url):
-            return message(request, 403, "error.origin")
-        who = visitor(auth, request.headers, request.cookies)
-        if not who.known:
-            return message(request, 401, "error.login", who, login=True)
-        if not who.can(Role.RESPONDER):
-            return message(request, 403, "error.forbidden", who, role=Role.RESPONDER.value)
+        who = actor(request)
+        if not isinstance(who, Visitor):
+            return who
         by, note = by.strip(), note.strip()
         t = translator(language(request))
         problem = _form_problem(by, note, note_required=action == "note")
@@ -202,11 +221,7 @@ def page_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         except InvalidTransition as exc:
             return incident_page(request, who, incident_id, 409, str(exc),
                                  {"by": by, "note": note})
-        response = RedirectResponse(f"/incidents/{incident_id}", 303)
-        # Percent-encoded: a header is Latin-1, and names are often Chinese.
-        response.set_cookie(NAME_COOKIE, quote(by), max_age=365 * 86400, httponly=True,
-                            samesite="strict", secure=secure)
-        return response
+        return back_to(f"/incidents/{incident_id}", by)
 
     @router.get("/pip", response_class=HTMLResponse)
     def pip_page(request: Request) -> Response:
@@ -216,10 +231,61 @@ def page_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         with db.engine.connect() as conn:
             found = repo.recommendations(conn, streak_rules(),
                                          utcnow() - timedelta(days=PIP_DAYS))
+            planned = stored_plans.plans_of(conn, [i.id for i in found])
         lang = language(request)
         return page(request, "pip.html", 200, who, days=PIP_DAYS,
                     items=[recommendation(i, lang) for i in found],
-                    titles={i.id: title_of(i, lang) for i in found})
+                    titles={i.id: title_of(i, lang) for i in found},
+                    statuses={i.id: status_of(i, planned.get(i.id)).value for i in found})
+
+    def plan_page(request: Request, who: Visitor, incident_id: int, status: int = 200,
+                  error: str | None = None, form: dict[str, str] | None = None) -> Response:
+        try:
+            shown = plans.show(db, incident_id, streak_rules(), runtime.pipeline.clock())
+        except NotFound:
+            return message(request, 404, "pip.not_found", who, id=incident_id)
+        lang = language(request)
+        t = translator(lang)
+        form = form or {"by": unquote(request.cookies.get(NAME_COOKIE, "")), "note": "",
+                        "days": str(runtime.settings.pip.days), "goals": ""}
+        return page(request, "pip_plan.html", status, who, error=error, pip=shown,
+                    title=shown.title.get(lang) or shown.title.get("en", ""),
+                    goals=[plan_goal(g, lang, t) for g in shown.goals],
+                    timeline=timeline(shown.events, lang), form=form,
+                    can_act=who.can(Role.RESPONDER))
+
+    @router.get("/pip/{incident_id}", response_class=HTMLResponse)
+    def pip_detail(request: Request,
+                   incident_id: Annotated[int, Path(ge=1, le=MAX_ID)]) -> Response:
+        who = reader(request)
+        if not isinstance(who, Visitor):
+            return who
+        return plan_page(request, who, incident_id)
+
+    @router.post("/pip/{incident_id}/{action}", response_class=HTMLResponse)
+    def pip_action(request: Request, incident_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+                   action: PipAction, by: Annotated[str, Form()] = "",
+                   note: Annotated[str, Form()] = "", days: Annotated[str, Form()] = "",
+                   goals: Annotated[str, Form()] = "",
+                   outcome: Annotated[str, Form()] = "") -> Response:
+        who = actor(request)
+        if not isinstance(who, Visitor):
+            return who
+        by, note = by.strip(), note.strip()
+        form = {"by": by, "note": note, "days": days, "goals": goals}
+        t = translator(language(request))
+        try:
+            parsed = plan_form(action, days, goals, outcome)
+            plans.act(db, incident_id, action, streak_rules(), runtime.settings,
+                      runtime.pipeline.clock(), by=by, note=note or None, **parsed)
+        except InputError as exc:
+            return plan_page(request, who, incident_id, 400,
+                             t("error.field", field=exc.field, message=exc.reason), form)
+        except NotFound:
+            return message(request, 404, "pip.not_found", who, id=incident_id)
+        except InvalidTransition as exc:
+            return plan_page(request, who, incident_id, 409, str(exc), form)
+        return back_to(f"/pip/{incident_id}", by)
 
     def card_period_of(request: Request) -> tuple[str, Period | None, str | None]:
         """(as typed, the period, the field's error); the last full month by default."""
@@ -238,13 +304,15 @@ def page_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         if not isinstance(who, Visitor):
             return who
         text, period, error = card_period_of(request)
+        team = (request.query_params.get("team") or "").strip()[:200].replace("\x00", "")
         cards: list[Scorecard] = []
         if period is not None:
             with db.engine.connect() as conn:
                 cards = team_cards(conn, period, runtime.pipeline.engine.pack,
-                                   runtime.pipeline.targets, runtime.settings.scorecard)
+                                   runtime.pipeline.targets, runtime.settings.scorecard,
+                                   runtime.pipeline.roster, team or None)
         return page(request, "scorecards.html", 400 if error else 200, who, error=error,
-                    period=period.text if period else None, period_text=text,
+                    period=period.text if period else None, period_text=text, team_text=team,
                     form_action="/scorecards", lines=team_lines(cards, language(request)))
 
     @router.get("/scorecards/{operator:path}", response_class=HTMLResponse)
@@ -264,7 +332,8 @@ def page_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         if known_operator(operator):
             with db.engine.connect() as conn:
                 card = operator_card(conn, operator, period, runtime.pipeline.engine.pack,
-                                     runtime.pipeline.targets, runtime.settings.scorecard)
+                                     runtime.pipeline.targets, runtime.settings.scorecard,
+                                     runtime.pipeline.roster)
                 pip_links = [ListQuery(operator=operator, rule=rule).url()
                              for rule in streak_rules()
                              if repo.list_incidents(conn, operator=operator, rule=rule, limit=1)]
@@ -311,6 +380,33 @@ def page_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         return response
 
     return router
+
+
+def plan_goal(goal: GoalValue, lang: str, t: Any) -> dict[str, str]:
+    """A goal's row on the plan page, in the page's language and units."""
+    value = "-" if goal.value is None else \
+        f"{format_value(goal.metric, goal.value)} ({goal.period})"
+    met = "none" if goal.met is None else ("yes" if goal.met else "no")
+    return {"name": indicator_name(goal.metric, lang),
+            "target": f"{goal.comparator.value} {format_value(goal.metric, goal.target)}",
+            "value": value, "met": t(f"pip.met.{met}")}
+
+
+def plan_form(action: str, days: str, goals: str, outcome: str) -> dict[str, Any]:
+    """The plan forms' optional fields, checked; raises InputError naming the field."""
+    parsed: dict[str, Any] = {}
+    if days.strip():
+        try:
+            parsed["days"] = int(days.strip())
+        except ValueError:
+            raise InputError("is a whole number of days", field="days") from None
+    if action == "start":
+        parsed["goals"] = [parse_goal(line) for line in goals.splitlines() if line.strip()]
+    if action == "close":
+        if outcome not in ("passed", "extended", "failed"):
+            raise InputError("is passed, extended or failed", field="outcome")
+        parsed["outcome"] = Outcome(outcome)
+    return parsed
 
 
 def _form_problem(by: str, note: str, *, note_required: bool
