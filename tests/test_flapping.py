@@ -189,6 +189,11 @@ class TestFor:
         assert timers.run_once() == 0
         assert statuses(pipeline) == []
 
+    def test_a_resolve_condition_on_an_unknown_metric_is_refused(self, tmp_path: Path):
+        with pytest.raises(ConfigError) as error:
+            load_pack(pack(tmp_path, "resolve: acount_health_score >= 92"))
+        assert error.value.key == "rules.0.resolve" and "acount_health_score" in str(error.value)
+
     def test_for_is_refused_unless_it_is_periods_or_a_duration(self, tmp_path: Path):
         with pytest.raises(ConfigError) as error:
             load_pack(pack(tmp_path, "for: 600x"))
