@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from watcher.indicators import DeclaredMetric, Direction, Unit
-from watcher.limits import RULE_MAX_VARIANTS
+from watcher.limits import FOR_MAX_PERIODS, FOR_MAX_SECONDS, RULE_MAX_VARIANTS
 from watcher.rules.expression import Condition, ExpressionError, comparisons, parse
 from watcher.rules.facts import segment_value
 
@@ -131,8 +131,8 @@ class Hold(_Frozen):
     A bare number counts periods; a duration needs its unit, so that ``for: 600``
     is never taken for seconds (nothing is guessed)."""
 
-    periods: int | None = Field(default=None, ge=1, le=1000)
-    seconds: float | None = Field(default=None, gt=0, le=366 * 86400)
+    periods: int | None = Field(default=None, ge=1, le=FOR_MAX_PERIODS)
+    seconds: float | None = Field(default=None, gt=0, le=FOR_MAX_SECONDS)
 
     @model_validator(mode="before")
     @classmethod
