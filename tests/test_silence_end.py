@@ -16,6 +16,7 @@ from watcher.store import repository as repo
 from watcher.store.schema import notifications
 from watcher.timers import Timers
 from watcher.validation import read_records
+from watcher.web.views import timeline
 
 POLICY = {
     "channels": {"lead": {"urls": ["json://127.0.0.1:9/lead"]}},
@@ -65,6 +66,10 @@ class TestSilenceEnds:
         assert timers.run_once() == 0  # told once
         [incident] = incidents(pipeline)
         assert events(pipeline, incident.id) == ["opened", "silenced", "released"]
+        with pipeline.db.engine.connect() as conn:
+            shown = timeline(repo.incident_events_of(conn, incident.id), "zh-CN")
+        assert (shown[-1].label, shown[-1].details) == ("静默/抑制已结束",
+                                                       ("静默 1 已结束，持续 120 分钟",))
 
     def test_the_escalation_clock_resumes_after_the_silence(
             self, pipeline: Pipeline, settings: Settings, clock: Clock):
