@@ -73,7 +73,8 @@ def replay(engine: RuleEngine, history: Iterable[Snapshot], settings: Settings, 
     scratch in-memory store with nobody to notify. ``one_by_one``: each snapshot is
     its own batch, as snapshots arriving one at a time are; so is every snapshot
     when time matters (a rule with a ``for`` duration, or ``reopen_hold``), each at
-    its time (``at``), with the timer loop's ``for`` runs judged in between."""
+    its time (``at``; snapshots of the same time together), with the timer loop's
+    ``for`` runs judged in between."""
     scratch = open_database("sqlite://", auto_upgrade=True)
     quiet = settings.model_copy(update={"routes": (), "default_channels": ()})
     clock = ReplayClock()
@@ -82,17 +83,34 @@ def replay(engine: RuleEngine, history: Iterable[Snapshot], settings: Settings, 
         r.for_ is not None and r.for_.seconds is not None for r in engine.pack.rules)
     try:
         if one_by_one or timed:
-            for snapshot in history:
-                clock.at(at(snapshot))
+            for when, batch in _batches(history, at, one_by_one):
+                clock.at(when)
                 with scratch.engine.begin() as conn:
                     promote(conn, quiet, clock())
-                pipeline.ingest_snapshots([snapshot], "replay")
+                pipeline.ingest_snapshots(batch, "replay")
         else:
             pipeline.ingest_snapshots(history, "replay")
         with scratch.engine.connect() as conn:
             return sorted(repo.list_incidents(conn, limit=1_000_000), key=lambda i: i.id)
     finally:
         scratch.dispose()
+
+
+def _batches(history: Iterable[Snapshot], at: Callable[[Snapshot], datetime | None],
+             one_by_one: bool) -> Iterable[tuple[datetime | None, list[Snapshot]]]:
+    """Snapshots in the order given, in batches of those taken at the same time (a file
+    ingested at once shares its time), or one by one."""
+    batch: list[Snapshot] = []
+    when: datetime | None = None
+    for snapshot in history:
+        taken = at(snapshot)
+        if batch and (one_by_one or taken != when):
+            yield when, batch
+            batch = []
+        batch.append(snapshot)
+        when = taken
+    if batch:
+        yield when, batch
 
 
 def backtest(db: Database, engine: RuleEngine, settings: Settings, first: Period,

@@ -31,6 +31,7 @@ from watcher.apply import (
     silenced_event,
 )
 from watcher.assessment.roster import Roster
+from watcher.channels.render import format_span
 from watcher.config import Settings, policy, route
 from watcher.escalation import Escalate, Hold, Progress, Remind, due
 from watcher.incidents import Event, EventKind, Incident
@@ -67,16 +68,6 @@ def holds_of(events: list[dict[str, object]]) -> tuple[Hold, ...]:
         elif event["kind"] == EventKind.RELEASED.value and held:
             holds[-1] = (holds[-1][0], at)
     return tuple(holds)
-
-
-def format_span(seconds: float) -> str:
-    """``7500`` -> ``2h 5m``: how long something was held, language-neutral."""
-    minutes = max(int(seconds // 60), 0)
-    days, rest = divmod(minutes, 1440)
-    hours, mins = divmod(rest, 60)
-    parts = [f"{days}d" if days else "", f"{hours}h" if hours else "", f"{mins}m" if mins
-             else ""]
-    return " ".join(p for p in parts if p) or f"{int(seconds)}s"
 
 
 TIMERS_LOCK = 0x6B7077_01  # "kpw" + 1: the advisory lock id of the timer loop
@@ -219,7 +210,7 @@ class Timers:
         by = ("silence", data.get("silence")) if last["kind"] == "silenced" \
             else ("inhibition", data.get("inhibitor"))
         what = f"silence {by[1]}" if by[0] == "silence" else f"inhibition by incident {by[1]}"
-        note = f"{what} ended after {format_span(seconds)}: still open"
+        note = f"{what} ended after {format_span(seconds, {})}: still open"
         event_id = repo.add_event(conn, incident.id, Event(
             kind=EventKind.RELEASED, at=now, note=note,
             data={"by": by[0], "id": by[1], "held_seconds": round(seconds)}))

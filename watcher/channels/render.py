@@ -180,7 +180,8 @@ class _Keep(dict[str, Any]):
 
 
 def format_span(seconds: float, t: dict[str, Any]) -> str:
-    """``7500`` s -> ``2h 5m`` / ``2小时5分钟``, in the units of strings.yaml ``span``."""
+    """``7500`` s -> ``2h 5m`` / ``2小时5分钟``, in the units of strings.yaml ``span``
+    (``t={}``: English, for timeline notes)."""
     units = t.get("span", {})
     minutes = max(int(seconds // 60), 0)
     days, rest = divmod(minutes, 1440)
