@@ -171,10 +171,12 @@ class Timers:
             # (escalation.running). One event says what was held back, and from when.
             kind = AlertKind.ESCALATED if isinstance(actions[0], Escalate) \
                 else AlertKind.REMINDER
-            silenced = isinstance(holder, Silence)
-            repo.add_event(conn, incident_id, silenced_event(holder, kind, now)
-                           if isinstance(holder, Silence) else inhibited_event(holder, kind, now))
-            counts["held.silenced" if silenced else "held.inhibited"] += 1
+            if isinstance(holder, Silence):
+                event, reason = silenced_event(holder, kind, now), "silenced"
+            else:
+                event, reason = inhibited_event(holder, kind, now), "inhibited"
+            repo.add_event(conn, incident_id, event)
+            counts[f"held.{reason}"] += 1
             return applied
         for action in actions:
             if isinstance(action, Escalate):
