@@ -63,6 +63,23 @@ class TestFlapHoldDown:
         sender.run_once()
         assert kinds(channel) == ["opened", "resolved"]
 
+    def test_a_channel_already_told_resolved_hears_it_is_back(
+            self, db: Database, settings: Settings, clock: Clock, default_pack_path: Path):
+        quiet = configured(settings, reopen_hold="20s")
+        pipeline = Pipeline(db, RuleEngine(load_pack(default_pack_path)), quiet, clock=clock)
+        channel = MemoryChannel.named("console")
+        sender = Dispatcher(db, {"console": channel}, quiet, clock=clock, jitter=lambda: 1.0)
+        health(pipeline, 85)
+        health(pipeline, 95)
+        clock.advance(seconds=20)  # the hold has just passed: "resolved" goes out...
+        sender.run_once()
+        health(pipeline, 85)  # ...and the breach is back on the same instant
+        sender.run_once()
+        assert kinds(channel) == ["opened", "resolved", "opened"]
+        assert channel.sent[-1].note_key == "reopened"
+        [incident] = incidents(pipeline)
+        assert incident.status.value == "open"
+
 
 HEALTH_RULE = """
 rules:
