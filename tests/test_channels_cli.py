@@ -9,6 +9,14 @@ import pytest
 
 from tests.daemon_harness import Webhook
 from tests.test_cli import watcher
+from watcher.alerts import Alert, AlertKind
+from watcher.channels.base import ChannelDef
+from watcher.channels.memory import MemoryChannel
+from watcher.config import load_settings
+from watcher.dispatcher import Dispatcher
+from watcher.store import open_database
+from watcher.store import repository as repo
+from watcher.store.database import utcnow
 
 
 @pytest.fixture
@@ -57,3 +65,33 @@ class TestChannelsStatus:
         assert watcher("db", "upgrade")[0] == 0  # a database with nothing sent yet
         code, out = watcher("channels", "status", "--format", "json")
         assert code == 0 and json.loads(out) == []
+
+    def test_status_shows_the_rate_and_what_was_folded_or_held_for_it(
+            self, configured: Path, tmp_path: Path):
+        """A 2/min channel: six alerts at once go as one digest; the five after them wait
+        for the next digest, at the storm's pace (rate-limited)."""
+        config = json.loads(configured.read_text(encoding="utf-8"))
+        config["channels"]["bot"] = {"kind": "memory", "rate": "2/min"}
+        configured.write_text(json.dumps(config), encoding="utf-8")
+        settings = load_settings(configured)
+        db = open_database(settings.database_url)
+        bot = MemoryChannel(ChannelDef.from_config("bot", config["channels"]["bot"]))
+        dispatcher = Dispatcher(db, {"bot": bot}, settings)
+        for count in (6, 3, 2):
+            now = utcnow()
+            with db.engine.begin() as conn:
+                repo.insert_notifications(conn, [repo.notification_row(None, None, "bot", Alert(
+                    kind=AlertKind.OPENED, rule="r", severity="high", audience="compliance",
+                    title={"en": "x"}, store=f"s{n}", at=now), now) for n in range(count)])
+            dispatcher.run_once()
+        db.dispose()
+        assert [a.digest.total for a in bot.sent if a.digest] == [6]
+        code, out = watcher("channels", "status", "--format", "json")
+        [status] = json.loads(out)
+        assert code == 0
+        assert {k: status[k] for k in ("channel", "sent", "pending", "folded", "digests",
+                                       "rate", "in_window", "rate_limited")} == {
+            "channel": "bot", "sent": 1, "pending": 5, "folded": 6, "digests": 1,
+            "rate": "2/min", "in_window": 1, "rate_limited": 5}
+        code, out = watcher("channels", "status")
+        assert "2/min" in out and "FOLDED" in out

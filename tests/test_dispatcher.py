@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 from tests.conftest import Clock, jsonl, snapshot
 from tests.test_pipeline import events, incidents
 from watcher.alerts import Alert
@@ -9,6 +12,7 @@ from watcher.channels.base import DeliveryReport
 from watcher.channels.memory import MemoryChannel
 from watcher.channels.render import Renderer
 from watcher.dispatcher import Dispatcher, backoff
+from watcher.limits import CLAIM_MESSAGES_PER_CHANNEL
 from watcher.pipeline import Pipeline
 from watcher.store import repository as repo
 from watcher.validation import read_records
@@ -81,7 +85,7 @@ class TestClaims:
 
         class Slow(MemoryChannel):
             def deliver(self, alert: Alert) -> DeliveryReport:
-                clock.advance(seconds=100)  # each send takes most of a 120 s lease
+                clock.advance(seconds=7)  # each send takes most of a 10 s lease
                 second.run_once()
                 return super().deliver(alert)
 
@@ -91,8 +95,9 @@ class TestClaims:
 
     def test_a_claim_taken_over_after_its_lease_ran_out_is_not_sent_by_its_first_holder(
             self, pipeline: Pipeline, clock: Clock):
-        """A replica stalled past its lease (one send took 200 s) loses what is left of its
-        queue to the replica that took it over, and does not send it as well."""
+        """A replica stalled past its lease (one send took 20 s, its renewer stalled too)
+        loses what is left of its queue to the replica that took it over, and does not
+        send it as well."""
         for store in ("a", "b"):
             pipeline.ingest(read_records(jsonl(snapshot(store=store, penalty_count=1))), "t")
         other = MemoryChannel.named("console")
@@ -101,7 +106,7 @@ class TestClaims:
         class Stalled(MemoryChannel):
             def deliver(self, alert: Alert) -> DeliveryReport:
                 if not self.sent:
-                    clock.advance(seconds=200)
+                    clock.advance(seconds=20)
                     second.run_once()
                 return super().deliver(alert)
 
@@ -111,6 +116,43 @@ class TestClaims:
         # the rest of the queue goes out once, from the replica that took it over.
         assert [a.incident_id for a in stalled.sent] == [1]
         assert sorted(a.incident_id for a in other.sent) == [1, 2]
+
+
+    def test_a_send_longer_than_the_lease_keeps_its_claims_and_the_rest_stays_claimable(
+            self, pipeline: Pipeline, clock: Clock):
+        """Claims are small (what is about to be sent) and renewed while a send takes:
+        a replica looking for work during a send three leases long finds only what the
+        first did not claim, and nothing goes out twice. Real time, a 2 s lease (short,
+        yet long enough for a loaded machine to schedule the renewer within a third)."""
+        lease = 2.0
+        pipeline.settings = pipeline.settings.model_copy(update={"claim_lease_seconds": lease})
+        stores = [f"s{n}" for n in range(CLAIM_MESSAGES_PER_CHANNEL + 3)]
+        pipeline.ingest(read_records(jsonl(*[snapshot(store=s, penalty_count=1)
+                                             for s in stores])), "t")
+        started, release = threading.Event(), threading.Event()
+
+        class Blocking(MemoryChannel):
+            def deliver(self, alert: Alert) -> DeliveryReport:
+                started.set()
+                release.wait(10)
+                return super().deliver(alert)
+
+        blocking = Blocking(MemoryChannel.named("console").defn)
+        first = Dispatcher(pipeline.db, {"console": blocking}, pipeline.settings)
+        worker = threading.Thread(target=first.run_once)
+        worker.start()
+        assert started.wait(10)
+        other = MemoryChannel.named("console")
+        second = Dispatcher(pipeline.db, {"console": other}, pipeline.settings)
+        deadline = time.monotonic() + 2.5 * lease
+        while time.monotonic() < deadline:
+            second.run_once()
+            time.sleep(0.05)
+        release.set()
+        worker.join(10)
+        assert len(blocking.sent) == CLAIM_MESSAGES_PER_CHANNEL
+        assert len(other.sent) == 3
+        assert sorted(a.store for a in blocking.sent + other.sent) == sorted(stores)
 
 
 class TestGrouping:

@@ -78,7 +78,7 @@ class TestReplicaKilledMidDispatch:
         assert response.json()["incidents_opened"] == len(stores)
         wait_until(lambda: len(hook.received) >= 3, 20, "three notifications sent")
         senders = [d for d in (first, second) if '"event": "notified"' in d.output()]
-        assert len(senders) == 1  # one replica claimed the whole batch
+        assert senders  # claims are small: one replica or both may be sending
         senders[0].kill()  # kill -9, mid-dispatch
         before_kill = [store_of(n) for n in hook.received]
         wait_until(lambda: {store_of(n) for n in hook.received} == set(stores), 30,
@@ -86,8 +86,8 @@ class TestReplicaKilledMidDispatch:
         time.sleep(1.0)  # a duplicate would arrive now
         times = Counter(store_of(n) for n in hook.received)
         repeated = {store for store, n in times.items() if n > 1}
-        # at most the one send in flight at the kill (the channel is sent in order)
-        assert repeated <= {before_kill[-1]}
+        # at most the one send in flight at the kill (a channel is sent in order)
+        assert len(repeated) <= 1 and repeated <= set(before_kill)
         survivor = first if senders[0] is second else second
         assert survivor.terminate() == 0
 

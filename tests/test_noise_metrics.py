@@ -109,3 +109,17 @@ class TestEscalationsAndReleases:
         clock.advance(minutes=10)
         timers.run_once()  # released, then the reminder goes out
         assert delta() == [1, 1, 1, 1]
+
+
+class TestRateLimited:
+    def test_alerts_folded_for_a_channels_rate_count_as_rate_limited(
+            self, pipeline: Pipeline, clock: Clock):
+        from tests.test_storms import limited, queue
+        from watcher.dispatcher import Dispatcher
+        delta = Delta(held("rate_limited"))
+        queue(pipeline, clock, "high", 30, "bot")
+        channel = limited("bot", "20/min")
+        Dispatcher(pipeline.db, {"bot": channel}, pipeline.settings, clock=clock,
+                   jitter=lambda: 1.0).run_once()
+        folded = sum(a.digest.total for a in channel.sent if a.digest is not None)
+        assert folded > 0 and delta() == [folded]

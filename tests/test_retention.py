@@ -57,6 +57,25 @@ class TestPrune:
             left = sorted(conn.execute(select(notifications.c.status)).scalars())
         assert left == ["pending", "sent"]
 
+    def test_alerts_folded_into_a_digest_go_with_it_and_not_before_it_was_sent(
+            self, db: Database):
+        at = NOW - timedelta(days=31)
+        with db.engine.begin() as conn:
+            for sent in (True, False):
+                digest = conn.execute(insert(notifications).values(
+                    channel="bot", alert={}, status="pending", next_attempt_at=at,
+                    created_at=at, attempts=0).returning(notifications.c.id)).scalar_one()
+                conn.execute(insert(notifications), [dict(
+                    channel="bot", alert={}, status="folded", carried_by=digest,
+                    next_attempt_at=at, created_at=at, attempts=0) for _ in range(3)])
+                if sent:
+                    repo.mark_sent(conn, digest, at)  # its alerts went out with it
+        pruned = prune(db, RetentionSettings(sent_notifications=30 * DAY), NOW)
+        assert pruned.sent_notifications == 4  # the sent digest and the three it carried
+        with db.engine.connect() as conn:
+            left = sorted(conn.execute(select(notifications.c.status)).scalars())
+        assert left == ["folded", "folded", "folded", "pending"]  # a digest still to send
+
     def test_rejections_go_after_the_window(self, db: Database):
         add_rejection(db, 91)
         add_rejection(db, 89)

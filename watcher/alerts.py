@@ -12,6 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+SEVERITY_RANK = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
+
 
 class AlertKind(StrEnum):
     OPENED = "opened"
@@ -22,6 +24,7 @@ class AlertKind(StrEnum):
     RESOLVED = "resolved"
     RELEASED = "released"  # a silence or inhibition ended on a still-open incident
     TEST = "test"
+    DIGEST = "digest"
     REPORT = "report"  # a manager's monthly report (watcher.monthly)
 
 
@@ -53,6 +56,46 @@ class GroupItem(BaseModel):
     threshold: float | None = None
 
 
+class DigestRule(BaseModel):
+    """How many folded alerts one rule raised, and where the page lists them."""
+
+    model_config = ConfigDict(frozen=True)
+
+    rule: str
+    severity: str
+    count: int
+    link: str | None = None
+
+
+class DigestItem(BaseModel):
+    """One folded alert, as a digest names it (the worst first)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    incident_id: int | None = None
+    store: str | None = None
+    platform: str | None = None
+    operator: str | None = None
+    rule: str
+    severity: str
+    metric: str | None = None
+    value: float | None = None
+    threshold: float | None = None
+
+
+class Digest(BaseModel):
+    """Many alerts for one channel and route, folded into one message when more were
+    waiting than the channel's send rate allows (watcher/digest.py)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    total: int
+    rules: list[DigestRule]
+    worst: list[DigestItem] = Field(description="the worst alerts first, at most "
+                                                "limits.DIGEST_MAX_STORES")
+    link: str | None = None
+
+
 class Alert(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -81,6 +124,7 @@ class Alert(BaseModel):
     note_args: dict[str, Any] = Field(default_factory=dict)
     items: list[GroupItem] = Field(
         default_factory=list, description="a grouped message: the incidents it carries")
+    digest: Digest | None = None
 
     def text(self, language: str) -> str:
         return self.title.get(language) or self.title.get("en") or self.rule

@@ -438,7 +438,8 @@ def silenced_event(silence: Silence, kind: AlertKind, now: datetime) -> inc.Even
                      data={"silence": silence.id, "alert": kind.value})
 
 
-def labels_of(incident: inc.Incident) -> dict[str, str | None]:
+def labels_of(incident: inc.Incident | Alert) -> dict[str, str | None]:
+    """The labels routes match on, of an incident or of the alert it caused."""
     return {**{f"label.{k}": v for k, v in incident.labels.items()},
             "team": incident.labels.get("team"), "manager": incident.labels.get("manager"),
             "audience": incident.audience,

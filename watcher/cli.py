@@ -18,7 +18,9 @@ from watcher.actions import ActionKind, act
 from watcher.alerts import Alert, AlertKind
 from watcher.auth import Role, create_token, list_tokens, revoke_token
 from watcher.channels import ChannelDef, Renderer, build_channel, build_channels
+from watcher.channels.rate import Rate
 from watcher.config import Settings, load_settings, parse_duration
+from watcher.dispatcher import rate_status
 from watcher.errors import ConfigError, WatcherError
 from watcher.incidents import Incident
 from watcher.outage import DATABASE_DOWN, reason
@@ -246,7 +248,7 @@ def ingest(files: Annotated[list[Path], typer.Argument(help="JSON, JSON Lines or
                     source, content, store=store, operator=operator)
             else:
                 records = read_records(content, fmt if fmt is not Format.AUTO
-                                       else format_for_name(path.name))
+                                       else format_for_name(path.name), max_records=None)
             report = runtime.pipeline.ingest(records, f"file:{path}")
         except OSError as exc:
             _fail(f"{path}: {exc.strerror}")
@@ -261,6 +263,8 @@ def ingest(files: Annotated[list[Path], typer.Argument(help="JSON, JSON Lines or
             for r in report.rejected:
                 where = f"{r.location}" + (f", field '{r.field}'" if r.field else "")
                 typer.echo(f"  rejected {where}: {r.error}", err=True)
+            for w in report.warnings:
+                typer.echo(f"  warning {w.location}, field '{w.field}': {w.warning}", err=True)
     if output is OutputFormat.JSON:
         _print_json(total)
     runtime.close()
@@ -820,15 +824,36 @@ def _dry_run(channel: Any, alert: Alert) -> None:
 
 @channels_app.command("status")
 def channels_status(config: ConfigOpt = None, output: FormatOpt = OutputFormat.TABLE) -> None:
-    """Each channel's deliveries: sent, waiting, failing, last success and last failure."""
-    db = open_existing(_settings(config).database_url)
+    """Each channel's deliveries: sent, waiting, failing, folded into digests, its send
+    rate and what waits for it, last success and last failure."""
+    settings = _settings(config)
+    db = open_existing(settings.database_url)
+    rates = _channel_rates(settings)
+    now = utcnow()
     with db.engine.connect() as conn:
         rows = repo.channel_status(conn)
+        for row in rows:
+            known = row["channel"] in rates
+            row.update(rate_status(conn, row["channel"], rates[row["channel"]], now) if known
+                       else {"rate": "?", "in_window": None, "rate_limited": None})
     if output is OutputFormat.JSON:
         _print_json(rows)
         return
-    _table(rows, ["channel", "sent", "pending", "failing", "last_sent_at", "last_failure_at",
+    _table(rows, ["channel", "sent", "pending", "failing", "folded", "digests", "rate",
+                  "in_window", "rate_limited", "last_sent_at", "last_failure_at",
                   "last_error"])
+
+
+def _channel_rates(settings: Settings) -> dict[str, Rate | None]:
+    """Each configured channel's send rate ("?" where the channel cannot be built here,
+    e.g. a secret missing from this shell's environment)."""
+    rates: dict[str, Rate | None] = {"console": None}
+    for name, data in settings.channels.items():
+        try:
+            rates[name] = build_channel(ChannelDef.from_config(name, data)).rate
+        except ConfigError:
+            rates.pop(name, None)
+    return rates
 
 
 def _clean_errors(command: Callable[..., Any]) -> Callable[..., Any]:

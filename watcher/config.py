@@ -24,6 +24,7 @@ from pydantic import (
 from watcher import defaults, limits, yamlfile
 from watcher.assessment.weights import ScorecardSettings
 from watcher.errors import ConfigError
+from watcher.limits import CLAIM_LEASE_SECONDS
 
 MATCH_KEYS = ("audience", "severity", "rule", "platform", "store", "operator", "team",
               "manager")
@@ -251,8 +252,9 @@ class Settings(BaseModel):
     retry_base_seconds: float = Field(default=5.0, gt=0)
     retry_max_seconds: float = Field(default=600.0, gt=0)
     claim_lease_seconds: float = Field(
-        default=120.0, gt=0, description="a replica that dies holding a claimed "
-                                         "notification loses it after this long")
+        default=CLAIM_LEASE_SECONDS, gt=0,
+        description="a replica that dies holding a claimed notification loses it after "
+                    "this long (a live one renews its claims every third of it)")
     nats: NatsSettings | None = None
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     mappings: Path | None = Field(

@@ -31,6 +31,7 @@ class EventKind(StrEnum):
     FIRING = "firing"
     NOTIFIED = "notified"
     DELIVERY_FAILED = "delivery_failed"
+    FOLDED = "folded"  # carried by a digest (data: channel, digest notification id)
     ESCALATED = "escalated"
     REMINDED = "reminded"
     SILENCED = "silenced"

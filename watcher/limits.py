@@ -46,6 +46,22 @@ nested aliases ("billion laughs") would otherwise expand to gigabytes."""
 
 
 # -- records and snapshots (watcher/validation.py, watcher/snapshot.py) -----------------------
+# Checked before a record is trusted: a body is parsed by orjson, which stops at 1,024
+# levels without recursing, and a record is refused by its sizes before it reaches the
+# store or the rule engine. MAX_METRICS, MAX_TARGETS and MAX_SEGMENT_KEYS together keep
+# every accepted snapshot within what durable-rules takes in one fact
+# (ENGINE_MAX_FACT_ATTRIBUTES; docs/limits.md gives the sum, tests/test_poison.py builds
+# the widest snapshot they allow).
+MAX_RECORDS_PER_BODY: Final = 50_000   # records in one HTTP body or NATS message
+MAX_NESTING_DEPTH: Final = 10          # levels in one record (a snapshot needs 3)
+MAX_KEY_LENGTH: Final = 128            # characters in a field name, metric id, segment key
+MAX_STRING_LENGTH: Final = 4_096       # characters in a top-level text or a segment value
+MAX_METRICS: Final = 100               # metric keys in one snapshot
+MAX_TARGETS: Final = 20                # target keys in one snapshot
+MAX_SEGMENT_KEYS: Final = 12           # segment keys in one snapshot
+# durable-rules 2.0.28 holds at most 254 attributes in a fact, one of them its own ``sid``
+# (the C engine's MAX_OBJECT_PROPERTIES is 255; the 255th is refused with error 302).
+ENGINE_MAX_FACT_ATTRIBUTES: Final = 253
 
 
 # -- HTTP requests (watcher/daemon/http.py) ---------------------------------------------------
@@ -57,6 +73,21 @@ MAX_BODY_BYTES: Final = 20_000_000
 
 # -- delivery (watcher/dispatcher.py, watcher/channels/) --------------------------------------
 
+# How long a claim on a notification lasts without renewal. A live dispatcher renews
+# its claims every third of this while it sends (however long a send takes), so this is
+# only how long a dead replica's claims wait before another replica sends them.
+CLAIM_LEASE_SECONDS: Final = 10.0
+# Messages a dispatcher claims per channel per round: only what it is about to send, so
+# that another replica finds the rest due (and a dead one held little).
+CLAIM_MESSAGES_PER_CHANNEL: Final = 5
+# Send rates per apprise service (URL scheme), shared by all replicas: a channel's
+# `rate:` overrides them. WeCom and DingTalk group bots take 20 messages a minute, a
+# Feishu/Lark bot about 100, a Slack webhook about one a second (bursts allowed).
+DEFAULT_RATES: Final = {"wecombot": "20/min", "dingtalk": "20/min", "feishu": "100/min",
+                        "lark": "100/min", "slack": "60/min"}
+# A digest names at most this many stores (the worst first); it names fewer when the
+# service's message size limit (watcher/channels/limits.py) leaves no room for them.
+DIGEST_MAX_STORES: Final = 10
 
 
 # -- people: roster and PIP plans (watcher/assessment/roster.py, watcher/assessment/pip.py) ---

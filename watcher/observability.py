@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, Info
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -36,6 +36,17 @@ NOTIFICATIONS_FAILED = Counter("watcher_notifications_failed_total",
                                "Failed delivery attempts (retried)", ["channel"],
                                registry=REGISTRY)
 
+# Storm control (watcher/digest.py): per channel, the alerts folded into digests, the
+# digests made, and the messages waiting now because the channel's rate is spent.
+FOLDED = Counter("watcher_notifications_folded_total",
+                 "Notifications folded into a digest instead of sent one by one", ["channel"],
+                 registry=REGISTRY)
+DIGESTS = Counter("watcher_digests_total", "Digest messages made", ["channel"],
+                  registry=REGISTRY)
+RATE_LIMITED = Gauge("watcher_notifications_rate_limited",
+                     "Messages due but held back by the channel's send rate (last look)",
+                     ["channel"], registry=REGISTRY)
+
 RULE_RELOADS = Counter("watcher_rule_reloads_total",
                        "Rule pack reloads, accepted or refused (the old pack stays in force)",
                        ["result"], registry=REGISTRY)
@@ -56,7 +67,8 @@ HELD_REASONS = ("silenced", "inhibited", "grouped", "rate_limited", "reopen_hold
 NOTIFICATIONS_HELD = Counter(
     "watcher_notifications_held_total",
     "Notifications held back, by reason: silenced, inhibited, grouped (waiting for the "
-    "route's group_wait), rate_limited (a channel's rate), reopen_hold (a resolution "
+    "route's group_wait), rate_limited (folded into a digest: more waited than the "
+    "channel's rate allows), reopen_hold (a resolution "
     "waiting out the flap hold-down)", ["reason"], registry=REGISTRY)
 for _reason in HELD_REASONS:
     NOTIFICATIONS_HELD.labels(_reason)

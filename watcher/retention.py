@@ -59,7 +59,8 @@ def prune(db: Database, policy: RetentionSettings, now: datetime) -> Pruned | No
         return Pruned(
             sent_notifications=0 if sent is None else _in_chunks(
                 db, notifications, delete(notifications),
-                notifications.c.status == "sent", notifications.c.sent_at < before(sent)),
+                notifications.c.status.in_(("sent", "folded")),  # folded: its digest sent
+                notifications.c.sent_at < before(sent)),
             rejected_inputs=0 if rejected is None else _in_chunks(
                 db, rejected_inputs, delete(rejected_inputs),
                 rejected_inputs.c.received_at < before(rejected)),

@@ -47,7 +47,7 @@ from apprise.plugins.slack import NotifySlack
 
 from watcher.alerts import Alert, AlertKind
 from watcher.channels.base import Channel, ChannelDef, DeliveryReport, Format, UrlOutcome
-from watcher.channels.limits import NONE, Limit, limit_for, truncate
+from watcher.channels.limits import NONE, Limit, fits, limit_for, truncate
 from watcher.channels.plugins import OVERRIDES, AlertJSON, DingTalkBot, WeComBot
 from watcher.channels.render import Renderer
 from watcher.errors import ConfigError
@@ -135,6 +135,12 @@ class Target:
         d = self.dialect
         rendered = renderer.render(alert, d.template, language, heading=d.heading,
                                    service=self.service)
+        if alert.digest is not None:  # name fewer alerts rather than cut the message
+            named = len(alert.digest.worst)
+            while named and not fits(rendered.body, d.limit):
+                named -= 1
+                rendered = renderer.render(alert, d.template, language, heading=d.heading,
+                                           service=self.service, digest_items=named)
         body = truncate(rendered.body, d.limit, renderer.words(language).get("truncated", "…"))
         title = truncate(rendered.subject, d.title_limit) if d.title else ""
         notify_type = (NotifyType.SUCCESS if alert.kind is AlertKind.RESOLVED
@@ -246,6 +252,9 @@ class AppriseChannel(Channel):
                         for index, url in enumerate(defn.revealed_urls())]
         self._delivered: OrderedDict[str, set[int]] = OrderedDict()
         self._remember = remember
+
+    def services(self) -> list[str]:
+        return [target.service for target in self.targets]
 
     def deliver(self, alert: Alert) -> DeliveryReport:
         identity = hashlib.sha256(alert.model_dump_json().encode()).hexdigest()

@@ -34,6 +34,7 @@ from pydantic import (
 )
 
 from watcher.alerts import Alert
+from watcher.channels.rate import Rate, default_rate, parse_rate
 from watcher.errors import ConfigError
 from watcher.redact import redact_text, redact_url, register_secret
 
@@ -123,6 +124,13 @@ def _language(value: Any) -> Any:
     return value
 
 
+def _rate(value: Any) -> Any:
+    """Checked now (a typo is a config error at start), kept as written."""
+    if value is not None:
+        parse_rate(str(value))
+    return None if value is None else str(value)
+
+
 class ChannelDef(BaseModel):
     """One named channel of the config file, with its ``${ENV}`` secrets filled in.
 
@@ -138,6 +146,9 @@ class ChannelDef(BaseModel):
     urls: tuple[SecretUrl, ...] = ()
     format: Format = "auto"
     language: Annotated[Language, BeforeValidator(_language)] = "en"
+    rate: Annotated[str | None, BeforeValidator(_rate)] = Field(
+        default=None, description="messages per window (20/min, 1/s, none); default: the "
+                                  "service's (watcher/limits.py DEFAULT_RATES)")
 
     @model_validator(mode="after")
     def _apprise_needs_urls(self) -> ChannelDef:
@@ -226,6 +237,17 @@ class Channel(ABC):
                 log.exception("channel_crashed", channel=self.name, kind=self.defn.kind)
                 return DeliveryReport(ok=False, retryable=True,
                                       reason=f"channel error: {type(exc).__name__}: {exc}")
+
+    @property
+    def rate(self) -> Rate | None:
+        """The send rate all replicas share: the channel's ``rate:``, or its services'."""
+        if self.defn.rate is not None:
+            return parse_rate(self.defn.rate)
+        return default_rate(self.services())
+
+    def services(self) -> list[str]:
+        """The services (apprise schemes) this channel sends to, for default rates."""
+        return []
 
     @abstractmethod
     def deliver(self, alert: Alert) -> DeliveryReport:

@@ -43,6 +43,11 @@ def limit_for(service: str, variant: str) -> Limit:
     return _LIMITS.get((service, variant)) or _LIMITS.get((service, "*")) or NONE
 
 
+def fits(text: str, limit: Limit) -> bool:
+    return ((limit.max_chars is None or len(text) <= limit.max_chars)
+            and (limit.max_bytes is None or len(text.encode("utf-8")) <= limit.max_bytes))
+
+
 def truncate(text: str, limit: Limit, marker: str = "…") -> str:
     """``text`` cut to ``limit`` with ``marker`` appended; unchanged when it fits."""
     if limit.max_chars is not None and len(text) > limit.max_chars:

@@ -35,6 +35,7 @@ log = structlog.get_logger(__name__)
 DEFAULT_TEMPLATES = defaults.templates()
 FORMATS = ("text", "slack", "markdown", "html", "console")
 STRINGS_FILE = "strings.yaml"
+DIGEST = "digest"  # digest.j2: many alerts folded into one message, in every format
 _BLANK_RUNS = re.compile(r"\n\s*\n(\s*\n)+")
 SEVERITY_ICONS = {"critical": "🔴", "high": "🟠", "medium": "🟡", "low": "🔵"}
 RESOLVED_ICON = "✅"
@@ -61,14 +62,21 @@ class Renderer:
             raise ConfigError("the notification template folder does not exist",
                               file=str(self.directory))
         self.strings = _load_strings(self.directory / STRINGS_FILE)
+        # A folder of templates made before digests existed still renders them: the
+        # built-in digest template and words fill in what it lacks.
+        builtin = _load_strings(DEFAULT_TEMPLATES / STRINGS_FILE)
+        for language, words in builtin.items():
+            if "digest" in words:
+                self.strings.setdefault(language, {}).setdefault("digest", words["digest"])
         self.env = SandboxedEnvironment(
-            loader=jinja2.FileSystemLoader(str(self.directory)),
+            loader=jinja2.ChoiceLoader([jinja2.FileSystemLoader(str(self.directory)),
+                                        jinja2.FileSystemLoader(str(DEFAULT_TEMPLATES))]),
             autoescape=lambda name: bool(name) and str(name).startswith("html"),
             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
             auto_reload=True)
         self.env.filters["pad"] = pad
         self.env.filters["width"] = display_width
-        for name in (*FORMATS, "subject"):
+        for name in (*FORMATS, "subject", DIGEST):
             try:
                 self.env.get_template(f"{name}.j2")
             except jinja2.TemplateSyntaxError as exc:
@@ -86,20 +94,27 @@ class Renderer:
         return base
 
     def render(self, alert: Alert, fmt: str, language: str, *, heading: bool = True,
-               service: str = "", style: Callable[[str, str], str] | None = None) -> Rendered:
+               service: str = "", style: Callable[[str, str], str] | None = None,
+               digest_items: int | None = None) -> Rendered:
         """``alert`` in ``fmt`` (one of ``FORMATS``) and ``language``.
 
         ``heading``: whether the body repeats the title (services that show the
         subject on their own, like a Slack attachment title, do not need it).
         ``service`` (``slack``, ``wecombot``…) lets a template use a service's
-        extras. ``style(text, name)`` decorates text for the console.
+        extras. ``style(text, name)`` decorates text for the console. A digest
+        names at most ``digest_items`` of its alerts (all it carries by default),
+        so that a channel can fit it to its service's size limit.
         """
         context = self.context(alert, language)
-        context.update(heading=heading, service=service,
+        context.update(heading=heading, service=service, fmt=fmt,
                        style=style or (lambda text, _name: text))
+        template = f"{fmt}.j2"
+        if alert.digest is not None:
+            context.update(self.digest_context(alert, language, digest_items))
+            template = f"{DIGEST}.j2"
         try:
             subject = self.env.get_template("subject.j2").render(context).strip()
-            body = self.env.get_template(f"{fmt}.j2").render(context).strip()
+            body = self.env.get_template(template).render(context).strip()
         except jinja2.TemplateError as exc:
             log.error("template_failed", format=fmt, language=language,
                       error=f"{type(exc).__name__}: {exc}", folder=str(self.directory))
@@ -151,6 +166,33 @@ class Renderer:
             "evidence_by_period": list(by_period.items()),
             "months": sorted({row["period"] for row in evidence}),
             "indicators": sorted({row["metric_name"] for row in evidence}),
+        }
+
+    def digest_context(self, alert: Alert, language: str,
+                       items: int | None) -> dict[str, Any]:
+        """A digest's words and numbers (``digest.*`` of strings.yaml), its title too."""
+        assert alert.digest is not None
+        d, t = alert.digest, self.words(language)
+        words = t.get("digest", {})
+        severity = t.get("severity", {})
+        shown = d.worst[:items] if items is not None else d.worst
+        resolved = alert.labels.get("news") == "resolved"
+        title = str(words.get("title_resolved" if resolved else "title", "{total}")).format(
+            total=d.total)
+        return {
+            "title": title, "kind_prefix": "", "d": words, "digest_link": d.link,
+            "total": d.total, "more": d.total - len(shown),
+            "rules": [{"rule": r.rule, "count": r.count, "link": r.link,
+                       "severity_label": severity.get(r.severity, r.severity.upper())}
+                      for r in d.rules],
+            "items": [{"incident_id": i.incident_id, "store": i.store or i.operator or "-",
+                       "platform": i.platform, "rule": i.rule,
+                       "severity_label": severity.get(i.severity, i.severity.upper()),
+                       "metric_name": metric_name(i.metric, language) if i.metric else None,
+                       "value": format_value(i.metric, i.value) if i.value is not None
+                       else None,
+                       "threshold": format_value(i.metric, i.threshold)
+                       if i.threshold is not None else None} for i in shown],
         }
 
 

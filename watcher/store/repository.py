@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, TypeVar
 
@@ -18,6 +19,7 @@ from sqlalchemy import (
     Dialect,
     Integer,
     Select,
+    String,
     Table,
     and_,
     bindparam,
@@ -31,7 +33,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 
-from watcher.alerts import Alert
+from watcher.alerts import SEVERITY_RANK, Alert
 from watcher.incidents import Event, Incident, Status
 from watcher.silences import Silence
 from watcher.snapshot import Snapshot
@@ -499,7 +501,8 @@ def notification_row(incident_id: int | None, event_id: int | None, channel: str
                      send_at: datetime | None = None) -> dict[str, Any]:
     return {"incident_id": incident_id, "event_id": event_id, "channel": channel,
             "alert": alert.as_json(), "status": "pending", "attempts": 0,
-            "next_attempt_at": send_at or now, "created_at": now, "group_key": group_key}
+            "next_attempt_at": send_at or now, "created_at": now, "group_key": group_key,
+            "priority": SEVERITY_RANK.get(alert.severity, 0)}
 
 
 def pending_group_times(conn: Connection, keys: Iterable[str]) -> dict[str, datetime]:
@@ -534,24 +537,107 @@ def renew_claims(conn: Connection, ids: Sequence[int], worker: str,
     return {r.id for r in conn.execute(select(notifications.c.id).where(mine))}
 
 
-def claim_due(conn: Connection, now: datetime, worker: str, lease_until: datetime,
-              limit: int = 50) -> list[dict[str, Any]]:
-    """Claim due notifications for ``worker`` until ``lease_until``.
+def _due(now: datetime) -> Any:
+    return and_(notifications.c.status == "pending", notifications.c.next_attempt_at <= now,
+                or_(notifications.c.claimed_until.is_(None),
+                    notifications.c.claimed_until < now))
 
-    A claim whose lease ran out (its worker died mid-send) is due again.
-    """
-    due = and_(notifications.c.status == "pending", notifications.c.next_attempt_at <= now,
-               or_(notifications.c.claimed_until.is_(None), notifications.c.claimed_until < now))
-    query = select(notifications.c.id).where(due).order_by(notifications.c.id).limit(limit)
+
+def due_channels(conn: Connection, now: datetime) -> list[str]:
+    """Channels with a notification due and unclaimed (a claim whose lease ran out,
+    its holder dead, is due again)."""
+    rows = conn.execute(select(notifications.c.channel).where(_due(now)).distinct()
+                        .order_by(notifications.c.channel))
+    return [str(r[0]) for r in rows]
+
+
+CHANNELS_LOCK = 0x6B7063  # "kpc": the advisory lock namespace of channels' send budgets
+
+
+def lock_channel(conn: Connection, channel: str) -> None:
+    """Until the transaction ends, hold ``channel``'s send budget (PostgreSQL; SQLite has
+    one writer anyway): two replicas counting its window at once would both spend it."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:space, hashtext(:channel))"),
+                     {"space": CHANNELS_LOCK, "channel": channel})
+
+
+def _message() -> Any:
+    """One message: grouped notifications go out as one, the others one each."""
+    return func.count(func.distinct(func.coalesce(
+        notifications.c.group_key, cast(notifications.c.id, String))))
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A channel's messages within its rate's window, as every replica sees them."""
+
+    sent: int
+    claimed: int  # about to be sent (a live claim)
+    last_sent_at: datetime | None
+
+    @property
+    def used(self) -> int:
+        return self.sent + self.claimed
+
+
+def rate_window(conn: Connection, channel: str, since: datetime, now: datetime) -> Window:
+    """Messages of ``channel`` sent since ``since``, those claimed now, the last send."""
+    sent, last = conn.execute(select(_message(), func.max(notifications.c.sent_at)).where(
+        notifications.c.channel == channel, notifications.c.status == "sent",
+        notifications.c.sent_at >= since)).one()
+    claimed = conn.execute(select(_message()).where(
+        notifications.c.channel == channel, notifications.c.status == "pending",
+        notifications.c.claimed_until >= now)).scalar_one()
+    return Window(int(sent), int(claimed), as_utc(last))
+
+
+def due_count(conn: Connection, channel: str, now: datetime) -> int:
+    return int(conn.execute(select(func.count()).where(
+        notifications.c.channel == channel, _due(now))).scalar_one())
+
+
+def waiting(conn: Connection, channel: str, now: datetime, limit: int = 100_000,
+            min_priority: int | None = None) -> list[dict[str, Any]]:
+    """``channel``'s due, unclaimed notifications, most urgent first (then oldest)."""
+    query = (select(notifications).where(notifications.c.channel == channel, _due(now))
+             .order_by(notifications.c.priority.desc(), notifications.c.id).limit(limit))
+    if min_priority is not None:
+        query = query.where(notifications.c.priority >= min_priority)
     if conn.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
-    ids = [r.id for r in conn.execute(query)]
-    if not ids:
-        return []
-    conn.execute(update(notifications).where(notifications.c.id.in_(ids), due)
-                 .values(claimed_by=worker, claimed_until=lease_until))
-    rows = conn.execute(select(notifications).where(notifications.c.id.in_(ids),
-                                                    notifications.c.claimed_by == worker))
+    return [dict(r._mapping) for r in conn.execute(query)]
+
+
+def claim(conn: Connection, ids: Sequence[int], worker: str, lease_until: datetime,
+          now: datetime) -> list[dict[str, Any]]:
+    """Claim these notifications for ``worker`` until ``lease_until``; the rows it got."""
+    found: list[dict[str, Any]] = []
+    for chunk in _chunks(list(ids), 500):
+        conn.execute(update(notifications).where(notifications.c.id.in_(chunk), _due(now))
+                     .values(claimed_by=worker, claimed_until=lease_until))
+        found.extend(dict(r._mapping) for r in conn.execute(select(notifications).where(
+            notifications.c.id.in_(chunk), notifications.c.claimed_by == worker,
+            notifications.c.claimed_until == lease_until)))
+    return sorted(found, key=lambda r: (-int(r["priority"]), int(r["id"])))
+
+
+def fold(conn: Connection, ids: Sequence[int], digest: dict[str, Any]) -> int:
+    """Insert the ``digest`` notification and mark ``ids`` as carried by it; its id."""
+    digest_id = int(conn.execute(insert(notifications).values(**digest)
+                                 .returning(notifications.c.id)).scalar_one())
+    for chunk in _chunks(list(ids), 500):
+        conn.execute(update(notifications).where(notifications.c.id.in_(chunk)).values(
+            status="folded", carried_by=digest_id, claimed_until=None))
+    return digest_id
+
+
+def carried_by(conn: Connection, digest_id: int) -> list[dict[str, Any]]:
+    """The notifications a digest carries (incident and channel of each)."""
+    rows = conn.execute(select(notifications.c.id, notifications.c.incident_id,
+                               notifications.c.channel)
+                        .where(notifications.c.carried_by == digest_id)
+                        .order_by(notifications.c.id))
     return [dict(r._mapping) for r in rows]
 
 
@@ -559,6 +645,9 @@ def mark_sent(conn: Connection, notification_id: int, now: datetime) -> None:
     conn.execute(update(notifications).where(notifications.c.id == notification_id).values(
         status="sent", sent_at=now, attempts=notifications.c.attempts + 1, last_error=None,
         claimed_until=None))
+    # What a digest carried went out with it (retention prunes it with the digest).
+    conn.execute(update(notifications).where(notifications.c.carried_by == notification_id)
+                 .values(sent_at=now))
 
 
 def mark_failed(conn: Connection, notification_id: int, reason: str,
@@ -575,7 +664,8 @@ def outbox_backlog(conn: Connection) -> tuple[int, datetime | None]:
 
 
 def channel_status(conn: Connection) -> list[dict[str, Any]]:
-    """Per channel: delivered, waiting, failing, last success and last failure with reason."""
+    """Per channel: delivered, waiting, failing, folded into digests (and how many
+    digests), last success and last failure with reason."""
     summary: dict[str, dict[str, Any]] = {}
     rows = conn.execute(select(
         notifications.c.channel, notifications.c.status,
@@ -584,14 +674,23 @@ def channel_status(conn: Connection) -> list[dict[str, Any]]:
         notifications.c.channel, notifications.c.status, "tried"))
     for channel, status, tried, count, last_sent in rows:
         entry = summary.setdefault(channel, {"channel": channel, "sent": 0, "pending": 0,
-                                             "failing": 0, "last_sent_at": None,
-                                             "last_failure_at": None, "last_error": None})
-        if status == "sent":
+                                             "failing": 0, "folded": 0, "digests": 0,
+                                             "last_sent_at": None, "last_failure_at": None,
+                                             "last_error": None})
+        if status == "folded":
+            entry["folded"] += int(count)
+        elif status == "sent":
             entry["sent"] += int(count)
             entry["last_sent_at"] = as_utc(last_sent)
         else:
             entry["pending"] += int(count)
             entry["failing"] += int(count) if tried else 0
+    digests = conn.execute(select(notifications.c.channel,
+                                  func.count(func.distinct(notifications.c.carried_by)))
+                           .where(notifications.c.status == "folded")
+                           .group_by(notifications.c.channel))
+    for channel, count in digests:
+        summary[channel]["digests"] = int(count)
     failures = conn.execute(select(incident_events.c.at, incident_events.c.note,
                                    incident_events.c.data)
                             .where(incident_events.c.kind == "delivery_failed")

@@ -135,8 +135,14 @@ notifications = Table(
     Column("created_at", TS, nullable=False),
     Column("sent_at", TS),
     Column("group_key", String(700)),
+    # Higher goes first (the severity's rank): a critical alert never waits behind others.
+    Column("priority", Integer, nullable=False, server_default=text("0")),
+    # A notification folded into a digest (status "folded"): the digest's id.
+    Column("carried_by", Integer),
     Index("ix_notifications_due", "status", "next_attempt_at"),
     Index("ix_notifications_group", "group_key", "status"),
+    Index("ix_notifications_channel_sent", "channel", "sent_at"),
+    Index("ix_notifications_carried_by", "carried_by"),
 )
 
 assessments = Table(
