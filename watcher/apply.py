@@ -24,10 +24,12 @@ from watcher.assessment.streaks import Streak, longest_within, run_containing
 from watcher.assessment.verdict import INCOMPLETE, failed
 from watcher.config import Settings, group_for, route
 from watcher.evaluation import Outcome, PerLanguage, metric_names, render_title
+from watcher.holding import Pending, extend, ready
 from watcher.period import Period
 from watcher.rules.model import Rule, RulePack
 from watcher.silences import Silence, silenced_by
 from watcher.snapshot import Snapshot
+from watcher.store import noise
 from watcher.store import repository as repo
 
 EvidenceOf = Callable[[str, list[str]], list[dict[str, Any]]]
@@ -40,6 +42,10 @@ class _Notice:
     kind: AlertKind
     note: str | None
     channels: list[str] | None  # None: the channels already told of the incident
+    delay: float | None = None  # seconds to hold it back (a resolution within reopen_hold)
+    reopen: bool = False  # a re-open: only channels told it resolved hear of it
+    note_key: str | None = None  # the note in the channel's language (strings.yaml notes)
+    note_args: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -55,16 +61,23 @@ class Plan:
     # each request's own report
     opened_by: Counter[str] = field(default_factory=Counter)
     resolved_by: Counter[str] = field(default_factory=Counter)
+    # ``for:`` runs (watcher/holding.py): started or extended, and ended or fired
+    pending: dict[str, Pending] = field(default_factory=dict)
+    pending_dropped: set[str] = field(default_factory=set)
+    # what write() held back or withdrew, for /metrics once committed (observability.count)
+    counts: Counter[str] = field(default_factory=Counter)
 
 
 class Planner:
     def __init__(self, pack: RulePack, version: str, settings: Settings, now: datetime,
                  live: dict[str, inc.Incident], evidence_of: EvidenceOf,
                  recent: dict[str, inc.Incident] | None = None, *,
-                 roster: Roster | None = None, planned: frozenset[int] = frozenset()) -> None:
+                 roster: Roster | None = None, planned: frozenset[int] = frozenset(),
+                 pending: dict[str, Pending] | None = None) -> None:
         self.evidence_of = evidence_of
         self.roster = roster or Roster()
         self.planned = planned  # PIP incidents whose plan a manager started
+        self.pending = dict(pending or {})  # for: runs of the subjects in the batch
         self.recent = dict(recent or {})
         self.pack = pack
         self.version = version
@@ -89,6 +102,7 @@ class Planner:
             subjects = {("store", snap.store)}
             if snap.operator:
                 subjects.add(("operator", snap.operator))
+            self._end_runs(result, subjects)
             # Only the store's and operator's live incidents can recover: asking each
             # of them is far cheaper than describing every rule that did not fire.
             live_fps = sorted(fp for key in subjects for fp in self._live_of.get(key, ()))
@@ -145,7 +159,9 @@ class Planner:
                     f"{result}; {broken}")
             self.decide(fp, inc.on_recovery(live, inc.Recovery(
                 fingerprint=fp, period=month.text, period_end=month.end, note=note,
-                withdraw=True), self.now))
+                withdraw=True, key="streak_withdrawn", args={
+                    "month": month.text, "first": months_of_live[0],
+                    "last": months_of_live[-1]}), self.now))
         elif (result == INCOMPLETE and months_of_live
               and month.start > Period.parse(months_of_live[-1]).start):
             # not judged: neither a further failed month nor a passed one; the manager is told
@@ -181,14 +197,45 @@ class Planner:
 
     # -- decisions -------------------------------------------------------------------------------
 
+    def _held(self, rule: Rule | None, firing: inc.Firing) -> bool:
+        """A rule with ``for:`` holds a firing back until the run is long enough."""
+        fp = firing.fingerprint
+        live = self.live.get(fp)
+        if rule is None or rule.for_ is None or (live is not None and live.live):
+            return False
+        run = extend(self.pending.get(fp), firing, rule.for_, self.now)
+        if ready(run, rule.for_, self.now):
+            self.pending.pop(fp, None)
+            self.plan.pending.pop(fp, None)
+            self.plan.pending_dropped.add(fp)
+            return False
+        self.pending[fp] = self.plan.pending[fp] = run
+        return True
+
+    def _end_runs(self, result: Outcome, subjects: set[tuple[str, str]]) -> None:
+        """A ``for:`` run ends on a snapshot where its condition was evaluable and
+        did not hold (the resolve condition plays no part: the run needs the
+        firing condition to hold without a break)."""
+        for fp, run in list(self.pending.items()):
+            firing = run.firing
+            if (firing.subject_kind, firing.subject) not in subjects:
+                continue
+            if result.recovery(firing.rule, firing.subject_kind, firing.subject,
+                               hysteresis=False) is not None:
+                del self.pending[fp]
+                self.plan.pending.pop(fp, None)
+                self.plan.pending_dropped.add(fp)
+
     def fire(self, firing: inc.Firing) -> None:
         people = self.roster.labels_of(firing.operator)
         if people:  # routes match the operator's team and manager
             firing = firing.model_copy(update={"labels": {**firing.labels, **people}})
         fp = firing.fingerprint
+        rule = self.pack.get(firing.rule.partition("/")[0])
+        if self._held(rule, firing):
+            return
         live = self.live.get(fp)
         recent = self.recent.pop(fp, None) if live is None or not live.live else None
-        rule = self.pack.get(firing.rule.partition("/")[0])
         self.decide(fp, inc.on_firing(live, firing, self.now, recent, renotify_when_worse=bool(
             rule is not None and rule.renotify_when_worse)))
 
@@ -222,10 +269,7 @@ class Planner:
         if updated.live:
             self._keep_live(fp, updated)
             if decision.event.kind is inc.EventKind.REOPENED:
-                # Channels were told "resolved": they must hear it is back.
-                plan.notices.append(_Notice(ref, len(plan.events) - 1, AlertKind.OPENED,
-                                            decision.event.note,
-                                            route(self.settings, labels_of(updated))))
+                self._reopened(ref)
             elif decision.event.data.get("worse"):
                 # A rule with renotify_when_worse: a rise is news, routed like an opening.
                 plan.notices.append(_Notice(ref, len(plan.events) - 1, AlertKind.WORSENED,
@@ -235,7 +279,28 @@ class Planner:
         self._drop_live(fp)
         plan.resolved_by[self._deciding] += 1
         plan.notices.append(_Notice(ref, len(plan.events) - 1, AlertKind.RESOLVED,
-                                    decision.event.note, None))
+                                    decision.event.note, None, delay=self._resolve_delay(
+                                        decision.event), **_note_of(decision.event)))
+
+    def _resolve_delay(self, event: inc.Event) -> float | None:
+        """An automatic resolution is told only once the metric has stayed recovered
+        for ``reopen_hold``: a re-fire meanwhile re-opens without a word."""
+        if event.actor != inc.SYSTEM_ACTOR or event.data.get("withdrawn"):
+            return None
+        return self.settings.reopen_hold
+
+    def _reopened(self, ref: int) -> None:
+        """Re-opened within the hold: a "resolved" notice still held back is withdrawn
+        and nobody hears anything (the timeline has the ``reopened`` event); only
+        channels already told "resolved" must hear it is back (``write`` finds them)."""
+        plan = self.plan
+        held = [n for n in plan.notices if n.ref == ref and n.kind is AlertKind.RESOLVED]
+        if held:
+            plan.notices = [n for n in plan.notices if n not in held]
+            return
+        plan.notices.append(_Notice(ref, len(plan.events) - 1, AlertKind.OPENED,
+                                    plan.events[-1][1].note, [], reopen=True,
+                                    **_note_of(plan.events[-1][1])))
 
 
 def write(conn: Connection, plan: Plan, settings: Settings, now: datetime) -> None:
@@ -261,19 +326,21 @@ def write(conn: Connection, plan: Plan, settings: Settings, now: datetime) -> No
     for notice in plan.notices:
         incident_id = resolve_ref(notice.ref)
         labels = labels_of(plan.state[notice.ref])
+        if notice.reopen:
+            notice.channels, withdrawn = noise.withdraw_resolved(conn, incident_id, now)
+            plan.counts["withdrawn"] += withdrawn
+            if not notice.channels:
+                continue
         silence = silenced_by(active, labels, now)
         if silence is not None:
             held.append((incident_id, silenced_event(silence, notice.kind, now)))
+            plan.counts["held.silenced"] += 1
             continue
         inhibitor = None if notice.kind is AlertKind.RESOLVED else inhibited_by(
             settings, labels, plan.state[notice.ref].fingerprint, sources)
         if inhibitor is not None:
-            held.append((incident_id, inc.Event(
-                kind=inc.EventKind.INHIBITED, at=now,
-                note=f"{notice.kind.value} notification held: incident {inhibitor.id} "
-                     f"({inhibitor.rule}) is live for the same {inhibitor.store or ''}",
-                data={"inhibitor": inhibitor.id if inhibitor.id > 0 else None,
-                      "rule": inhibitor.rule})))
+            held.append((incident_id, inhibited_event(inhibitor, notice.kind, now)))
+            plan.counts["held.inhibited"] += 1
             continue
         channels = notice.channels
         if channels is None:
@@ -281,17 +348,52 @@ def write(conn: Connection, plan: Plan, settings: Settings, now: datetime) -> No
         else:
             planned[notice.ref].extend(channels)
         incident = plan.state[notice.ref].model_copy(update={"id": incident_id})
-        alert = alert_for(incident, notice.kind, now, settings.public_url, notice.note)
+        alert = alert_for(incident, notice.kind, now, settings.public_url, notice.note,
+                          note_key=notice.note_key, note_args=notice.note_args)
         for channel in channels:
             group = (group_for(settings, labels, channel)
                      if notice.kind is AlertKind.OPENED else None)
+            wait = group[1] if group else notice.delay
+            if wait:
+                plan.counts["held.grouped" if group else "held.reopen_hold"] += 1
             rows.append(repo.notification_row(
                 incident_id, event_ids[notice.event_index], channel, alert, now,
                 group_key=group[0] if group else None,
-                send_at=now + timedelta(seconds=group[1]) if group else None))
+                send_at=now + timedelta(seconds=wait) if wait else None))
     _join_pending_groups(conn, rows)
     repo.insert_notifications(conn, rows)
     repo.add_events(conn, held)
+    if plan.pending or plan.pending_dropped:
+        noise.replace(conn, plan.pending, plan.pending_dropped)
+
+
+def _note_of(event: inc.Event) -> dict[str, Any]:
+    """The event's note for messages (strings.yaml ``notes.<key>``), when it has one."""
+    key = event.data.get("note_key")
+    return {"note_key": key, "note_args": dict(event.data.get("note_args") or {})} \
+        if key else {}
+
+
+def promote(conn: Connection, settings: Settings, now: datetime,
+            counts: Counter[str] | None = None) -> int:
+    """``for:`` runs whose duration passed with no data to end them open their incidents
+    (the timer loop's part: data may stop arriving while a condition still holds).
+    ``counts`` receives what was held back, for /metrics once committed."""
+    runs = noise.due(conn, now)
+    if not runs:
+        return 0
+    subjects = {run.subject for run in runs}
+    recent = repo.recently_resolved(conn, {run.fingerprint for run in runs}, now - timedelta(
+        seconds=settings.reopen_hold)) if settings.reopen_hold else {}
+    planner = Planner(RulePack(rules=()), "", settings, now,
+                      repo.live_incidents_of(conn, subjects), lambda _o, _m: [], recent)
+    for run in runs:
+        planner.plan.pending_dropped.add(run.fingerprint)
+        planner.fire(run.firing)
+    write(conn, planner.plan, settings, now)
+    if counts is not None:
+        counts.update(planner.plan.counts)
+    return len(runs)
 
 
 def _join_pending_groups(conn: Connection, rows: list[dict[str, Any]]) -> None:
@@ -329,6 +431,14 @@ def inhibited_by(settings: Settings, target: dict[str, str | None], fingerprint:
     return None
 
 
+def inhibited_event(inhibitor: inc.Incident, kind: AlertKind, now: datetime) -> inc.Event:
+    return inc.Event(kind=inc.EventKind.INHIBITED, at=now,
+                     note=f"{kind.value} notification held: incident {inhibitor.id} "
+                          f"({inhibitor.rule}) is live for the same {inhibitor.store or ''}",
+                     data={"inhibitor": inhibitor.id if inhibitor.id > 0 else None,
+                           "rule": inhibitor.rule, "alert": kind.value})
+
+
 def silenced_event(silence: Silence, kind: AlertKind, now: datetime) -> inc.Event:
     return inc.Event(kind=inc.EventKind.SILENCED, at=now,
                      note=f"{kind.value} notification held by silence {silence.id} "
@@ -346,7 +456,8 @@ def labels_of(incident: inc.Incident | Alert) -> dict[str, str | None]:
 
 
 def alert_for(incident: inc.Incident, kind: AlertKind, now: datetime,
-              public_url: str | None, note: str | None = None) -> Alert:
+              public_url: str | None, note: str | None = None, *,
+              note_key: str | None = None, note_args: dict[str, Any] | None = None) -> Alert:
     evidence = [Evidence(period=str(e["period"]), metric=str(e["metric"]),
                          value=float(e["value"]), threshold=float(e["target"]),
                          comparison=str(e.get("comparator") or ""), store=e.get("store"))
@@ -358,4 +469,4 @@ def alert_for(incident: inc.Incident, kind: AlertKind, now: datetime,
                  store=incident.store, platform=incident.platform, operator=incident.operator,
                  metric=incident.metric, value=incident.value, threshold=incident.threshold,
                  period=incident.period, labels=incident.labels, evidence=evidence, link=link,
-                 at=now, note=note)
+                 at=now, note=note, note_key=note_key, note_args=note_args or {})

@@ -778,6 +778,9 @@ def channels_test(
     name: Annotated[str | None, typer.Argument(help="A configured channel")] = None,
     url: Annotated[str | None, typer.Option(
         "--url", help="An apprise URL to try instead (${ENV} references allowed)")] = None,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Print the exact requests apprise would send (secrets masked) "
+                          "and send nothing")] = False,
     config: ConfigOpt = None,
 ) -> None:
     """Send a test message; report success or each URL's failure reason."""
@@ -796,6 +799,9 @@ def channels_test(
     alert = Alert(kind=AlertKind.TEST, rule="channel-test", severity="info", audience="test",
                   title={"en": f"kpi-watch test message ({now:%Y-%m-%d %H:%M} UTC)",
                          "zh-CN": f"kpi-watch 测试消息（{now:%Y-%m-%d %H:%M} UTC）"}, at=now)
+    if dry_run:
+        _dry_run(channel, alert)
+        return
     report = channel.send(alert)
     for outcome in report.outcomes:
         mark = "ok" if outcome.ok else f"FAILED: {outcome.reason}"
@@ -803,6 +809,17 @@ def channels_test(
     if not report.ok:
         _fail(f"test message not delivered: {report.summary()}", 1)
     typer.echo("test message delivered")
+
+
+def _dry_run(channel: Any, alert: Alert) -> None:
+    """What ``channels test`` would send, request by request, without sending it."""
+    from watcher.channels.dryrun import capture
+    with capture() as requests:
+        channel.send(alert)
+    for request in requests:
+        typer.echo("\n".join(request.lines()))
+        typer.echo("")
+    typer.echo(f"dry run: {len(requests)} request(s) shown, nothing sent")
 
 
 @channels_app.command("status")

@@ -35,11 +35,15 @@ class Outcome:
     firings: list[Firing] = field(default_factory=list)
     fired: frozenset[tuple[str, str | None]] = frozenset()
 
-    def recovery(self, rule_id: str, subject_kind: str, subject: str) -> Recovery | None:
+    def recovery(self, rule_id: str, subject_kind: str, subject: str, *,
+                 hysteresis: bool = True) -> Recovery | None:
         """The recovery of a live incident of this snapshot's store or operator, if any.
 
         A rule recovers when it was evaluable on this snapshot (its metrics, and
-        targets, are present; its period kind applies) and did not fire.
+        targets, are present; its period kind applies) and did not fire, and, when
+        it has a ``resolve`` condition (hysteresis), that condition holds: between
+        the two the incident stays as it is. ``hysteresis=False`` asks only whether
+        the firing condition stopped holding (what breaks a ``for`` run).
         """
         snap = self.snapshot
         base, _, metric = rule_id.partition("/")
@@ -59,6 +63,12 @@ class Outcome:
         targets = {k: t.value for k, t in snap.targets.items()}
         if condition is None or not _evaluable(condition, snap.metrics, targets):
             return None
+        resolve = rule.resolve_condition(variant) if hysteresis else None
+        if resolve is not None:
+            if not (_evaluable(resolve, snap.metrics, targets)
+                    and holds(resolve, snap.metrics, targets)):
+                return None  # between the firing and the resolve condition: unchanged
+            condition = resolve
         return _recovery(rule, snap, condition, targets)
 
 
@@ -181,8 +191,11 @@ def _recovery(rule: Rule, snap: Snapshot, condition: Condition,
     kind, subject = _subject(rule, snap)
     metric = comparisons(condition)[0].metric
     value = format_value(metric, snap.metrics.get(metric))
-    note = f"recovered: {metric} is {value} in {snap.period.text} (rule: {condition})"
-    return Recovery(fingerprint(rule.id, kind, subject), snap.period.text, snap.period.end, note)
+    args = {"metric": metric, "value": value, "period": snap.period.text,
+            "condition": str(condition)}
+    note = "recovered: {metric} is {value} in {period} (rule: {condition})".format(**args)
+    return Recovery(fingerprint(rule.id, kind, subject), snap.period.text, snap.period.end, note,
+                    key="recovered", args=args)
 
 
 def _platform_firing(rule: Rule, version: str, snap: Snapshot, metric: str) -> Firing:
@@ -207,9 +220,10 @@ def _platform_recovery(rule_id: str, snap: Snapshot, metric: str) -> Recovery | 
     target = snap.targets.get(metric)
     if target is None or target.comparator is None or metric not in snap.metrics:
         return None
-    value = snap.metrics[metric]
-    return Recovery(
-        fingerprint(rule_id, "store", snap.store), snap.period.text, snap.period.end,
-        f"recovered: {metric} is {format_value(metric, value)}, meeting the platform "
-        f"target {target.comparator.value} {format_value(metric, target.value)} in "
-        f"{snap.period.text}")
+    args = {"metric": metric, "value": format_value(metric, snap.metrics[metric]),
+            "comparator": target.comparator.value, "target": format_value(metric, target.value),
+            "period": snap.period.text}
+    note = ("recovered: {metric} is {value}, meeting the platform target {comparator} "
+            "{target} in {period}").format(**args)
+    return Recovery(fingerprint(rule_id, "store", snap.store), snap.period.text,
+                    snap.period.end, note, key="recovered_platform", args=args)

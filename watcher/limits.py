@@ -97,3 +97,11 @@ ROSTER_MAX_FIELD: Final = 200  # an operator id, tier, team, manager or display 
 PIP_MAX_DAYS: Final = 366  # a plan's length, or an extension
 PIP_MAX_GOALS: Final = 50  # goals of one plan
 PIP_MAX_NOTE: Final = 5000  # a review or closing note, in characters
+
+
+# -- noise control: for:, reopen_hold (watcher/rules/model.py, watcher/holding.py) --------------
+
+FOR_MAX_PERIODS: Final = 1_000
+"""``for: N``: periods in a row a condition must hold before its incident opens."""
+FOR_MAX_SECONDS: Final = 366 * 86400
+"""``for: 10m``: the longest wait (a pending run is kept in the store that long)."""

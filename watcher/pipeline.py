@@ -36,9 +36,11 @@ from watcher.observability import (
     SNAPSHOTS_REJECTED,
     source_kind,
 )
+from watcher.observability import count as count_noise
 from watcher.period import Period
 from watcher.rules.engine import RuleEngine
 from watcher.snapshot import Snapshot
+from watcher.store import noise
 from watcher.store import plans as stored_plans
 from watcher.store import repository as repo
 from watcher.store.database import Database, utcnow
@@ -228,6 +230,7 @@ class Pipeline:
             repo.insert_snapshots(conn, list(fresh.values()))
             repo.restate_snapshots(conn, list(restated.values()))
             plan = self._apply(conn, outcomes, now, stored)
+        count_noise(plan.counts)  # committed: held back, withdrawn
         for key, count in plan.opened_by.items():
             parts[latest[key].origin if key in latest else 0].opened += count
         for key, count in plan.resolved_by.items():
@@ -282,9 +285,11 @@ class Pipeline:
         live = repo.live_incidents_of(conn, subjects)
         planned = stored_plans.planned_incidents(conn, [i.id for i in live.values()
                                                 if i.subject_kind == "operator"])
+        waiting = noise.of_subjects(conn, subjects) if any(
+            r.for_ is not None for r in pack.rules) else {}
         planner = Planner(pack, self.engine.version, self.settings, now, live,
                           lambda operator, months: repo.month_evidence(conn, operator, months),
-                          recent, roster=self.roster, planned=planned)
+                          recent, roster=self.roster, planned=planned, pending=waiting)
         planner.outcomes(outcomes)
         if changed:
             cards = self._monthly_cards(conn, changed, stored)

@@ -215,3 +215,18 @@ report_deliveries = Table(
     Column("period", String(10), primary_key=True),
     Column("sent_at", TS, nullable=False),
 )
+
+# A firing whose rule has ``for:`` waits here until it has held long enough
+# (watcher/holding.py); its subject lets a batch load the runs it may extend.
+pending_firings = Table(
+    "pending_firings", metadata,
+    Column("fingerprint", String(700), primary_key=True),
+    Column("rule", String(200), nullable=False),
+    Column("subject", String(200), nullable=False, index=True),
+    Column("since", TS, nullable=False),
+    Column("periods", Integer, nullable=False),
+    Column("last_period", String(10), nullable=False),
+    Column("last_period_end", Date, nullable=False),
+    Column("due_at", TS, index=True),
+    Column("firing", JSON, nullable=False),
+)
