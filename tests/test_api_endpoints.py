@@ -178,7 +178,9 @@ class TestRulesEndpoint:
             "margin-low", "threshold", "medium", "manager")
         assert margin["labels"] == {"dimension": "performance"}
         assert margin["variants"] == [{"when": {"stage": "novice"},
-                                       "condition": "net_margin < 0.15"}]
+                                       "condition": "net_margin < 0.15", "resolve": None}]
+        assert (margin["resolve"], margin["for_periods"], margin["for_seconds"]) == (
+            None, None, None)
         assert margin["months"] is None and margin["message"]["zh-CN"].startswith("{store}")
         assert (pip["kind"], pip["months"], pip["subject"], pip["condition"]) == (
             "streak", 3, "operator", None)

@@ -46,30 +46,22 @@ def card(operator: str, gmv: float, pack_path: Path) -> Scorecard:
 
 
 class TestReport:
-    def test_rows_show_score_result_failing_and_the_grade_when_cards_have_one(
+    def test_rows_show_grade_score_result_and_failing(
             self, tmp_path: Path, default_pack_path: Path):
         roster_path = tmp_path / "roster.yaml"
         roster_path.write_text(ROSTER, encoding="utf-8")
         roster = load_roster(roster_path)
-
-        class Graded(Scorecard):  # what cards look like once they carry a grade
-            grade: str
-
         plain = card("li.wei", 100000, default_pack_path)
-        graded = Graded(**plain.model_dump(exclude={"failing"}), grade="C")
         report = build_report("2026-10", [plain], roster, [], plain.items and
                               datetime(2026, 11, 3, tzinfo=UTC).date(), team="east")
         [row] = report.rows
         assert (row.operator, row.name, row.grade, row.result, row.failing) == (
-            "li.wei", "李伟", None, "fail", ("gmv",))
+            "li.wei", "李伟", "D", "fail", ("gmv",))  # the card's own grade
+        assert row.grade == plain.grade
         assert report.title == "Monthly report 2026-10: team east"
         text = report_text(report)
         assert "li.wei (李伟)" in text and "gmv" in text and "(none)" in text
-        [graded_row] = build_report("2026-10", [graded], roster, [],
-                                    datetime(2026, 11, 3).date()).rows
-        assert graded_row.grade == "C"
-        assert "<td>C</td>" in report_html(build_report("2026-10", [graded], roster, [],
-                                                        datetime(2026, 11, 3).date()))
+        assert "<td>D</td>" in report_html(report)
 
 
 # -- sending -------------------------------------------------------------------------------

@@ -90,26 +90,32 @@ class TestPipRecommendation:
 
 
 class TestMajorViolation:
-    """A penalty (a major violation) fails the month's assessment whatever the targets say."""
+    """A major penalty fails the month's card whatever its score; a minor one does not."""
 
-    def test_a_penalty_month_counts_as_missed_towards_a_pip(self, pipeline: Pipeline):
+    def test_a_major_penalty_month_counts_as_failed_towards_a_pip(self, pipeline: Pipeline):
         penalty = snapshot(store="amz-us-01", period="2026-08", operator="li.wei",
-                           gmv=200000, penalty_count=1, targets={"gmv": 150000})
+                           gmv=200000, major_penalty_count=1, penalty_count=1,
+                           targets={"gmv": 150000})
         feed(pipeline, month("2026-07", 1), penalty, month("2026-09", 1))
         [pip] = pips(pipeline)
         august = [e for e in pip.evidence if e["period"] == "2026-08"]
-        assert august == [{"period": "2026-08", "store": "amz-us-01", "metric": "penalty_count",
-                           "value": 1.0, "target": 0.0, "comparator": None,
-                           "rule": "penalty-received", "major_violation": True}]
+        assert august == [{"period": "2026-08", "store": "amz-us-01",
+                           "metric": "major_penalty_count", "value": 1.0, "target": 0,
+                           "comparator": "<=", "rule": "major-penalty-received",
+                           "major_violation": True, "result": "fail", "score": 1.0,
+                           "grade": "A"}]
 
-    def test_a_penalty_in_a_month_without_targets_still_fails_it(self, pipeline: Pipeline):
+    def test_a_major_penalty_in_a_month_without_targets_still_fails_it(
+            self, pipeline: Pipeline):
         penalty = snapshot(store="amz-us-01", period="2026-08", operator="li.wei",
-                           penalty_count=2)
+                           major_penalty_count=2)
         feed(pipeline, month("2026-07", 1), penalty, month("2026-09", 1))
         assert len(pips(pipeline)) == 1
 
-    def test_a_month_met_without_violations_breaks_the_streak(self, pipeline: Pipeline):
-        clean = snapshot(store="amz-us-01", period="2026-08", operator="li.wei",
-                         gmv=200000, penalty_count=0, targets={"gmv": 150000})
-        feed(pipeline, month("2026-07", 1), clean, month("2026-09", 1))
+    def test_a_minor_penalty_does_not_fail_a_month_that_meets_its_targets(
+            self, pipeline: Pipeline):
+        warned = snapshot(store="amz-us-01", period="2026-08", operator="li.wei",
+                          gmv=200000, penalty_count=1, targets={"gmv": 150000})
+        feed(pipeline, month("2026-07", 1), warned, month("2026-09", 1))
         assert pips(pipeline) == []
+        assert "penalty-received" in [i.rule for i in incidents(pipeline)]

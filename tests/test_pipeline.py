@@ -11,7 +11,7 @@ from watcher.pipeline import Pipeline
 from watcher.snapshot import Snapshot
 from watcher.store import Database
 from watcher.store import repository as repo
-from watcher.store.schema import assessments, notifications, snapshots
+from watcher.store.schema import monthly_cards, notifications, snapshots
 from watcher.validation import read_records, validate
 
 
@@ -172,12 +172,15 @@ class TestSnapshotInsert:
             fast, second, core = conn.execute(text("SELECT * FROM snapshots ORDER BY id")).all()
         assert fast[2:] == second[2:] == core[2:]
 
-    def test_the_assessment_upsert_replaces_as_a_core_upsert_does(self, pipeline: Pipeline):
-        """The PIP's monthly assessment takes the same fast path; a restated month
+    def test_the_monthly_card_upsert_replaces_its_row(self, pipeline: Pipeline):
+        """The PIP's monthly verdict takes the same fast path; a restated month
         replaces its row rather than adding one."""
         month = snapshot(store="s1", gmv=1, targets={"gmv": 150000})
         ingest(pipeline, month)
+        with pipeline.db.engine.connect() as conn:
+            [failed] = conn.execute(select(monthly_cards.c.result, monthly_cards.c.score)).all()
+        assert tuple(failed) == ("fail", 0.0)
         ingest(pipeline, dict(month, metrics={"gmv": 200000}))
         with pipeline.db.engine.connect() as conn:
-            rows = conn.execute(select(assessments.c.missed, assessments.c.evidence)).all()
-        assert [tuple(row) for row in rows] == [(False, [])]
+            rows = conn.execute(select(monthly_cards.c.result, monthly_cards.c.evidence)).all()
+        assert [tuple(row) for row in rows] == [("pass", [])]

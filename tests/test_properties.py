@@ -60,7 +60,8 @@ class TestSnapshotParser:
     def test_no_record_is_lost(self, items: list[dict]):
         body = "\n".join(json.dumps(i, default=str) for i in items).encode()
         records = list(read_records(body, Format.JSONL))
-        assert len(records) == len(items)
+        # an empty body is one rejection saying it holds nothing
+        assert len(records) == (len(items) or 1)
 
 
 class TestLoaders:

@@ -13,13 +13,14 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from tests.conftest import LOCAL, Clock, http_app, jsonl, snapshot
+from watcher.assessment.grades import grade_of
 from watcher.assessment.rollup import Combine, combine, combine_kind, weights_of
 from watcher.assessment.scorecard import (
     CardItem,
     CardResult,
     ItemStatus,
     Scorecard,
-    Veto,
+    TeamRow,
     build_card,
     build_team,
     card_period,
@@ -43,6 +44,8 @@ from watcher.runtime import Runtime
 from watcher.snapshot import Comparator, Snapshot
 from watcher.store import Database
 from watcher.validation import read_records
+
+ROOT_RULES = Path(__file__).resolve().parent.parent / "rules"
 
 
 def _rule(rule_id: str, condition: str, indicator: str, extra: str = "") -> str:
@@ -151,11 +154,34 @@ class TestScorecard:
         assert "conversion_rate" not in [i.indicator for i in card.items]  # no rule, no data
         assert (card.score, card.result) == (1.0, CardResult.PASS)
 
-    def test_a_penalty_fails_a_card_with_full_marks(self, pack: RulePack):
+    def test_a_minor_penalty_does_not_veto_the_card(self, pack: RulePack):
         card = card_of(pack, snap(stockout_rate=0.01, penalty_count=1))
+        assert (card.score, card.result, card.vetoes, card.grade) == (
+            1.0, CardResult.PASS, (), "S")
+
+    def test_a_major_penalty_fails_a_card_with_full_marks_and_lowers_its_grade(
+            self, pack: RulePack):
+        card = card_of(pack, snap(stockout_rate=0.01, penalty_count=1, major_penalty_count=1))
         assert card.score == 1.0
         assert card.result is CardResult.FAIL
-        assert [str(v) for v in card.vetoes] == ["penalty_count = 1 at amz-us-01 in 2026-10"]
+        assert [str(v) for v in card.vetoes] == [
+            "major_penalty_count = 1 at amz-us-01 in 2026-10"]
+        assert card.grading is not None
+        assert (card.grade, card.grading.by_score, card.grading.bonus) == ("A", "S", 1.2)
+        assert card.grading.downgraded == (
+            "major violation: major_penalty_count = 1 at amz-us-01 in 2026-10")
+
+    def test_a_rule_marked_as_a_major_violation_vetoes_where_it_holds(self, tmp_path: Path):
+        path = tmp_path / "major.yaml"
+        path.write_text(RULES + _rule(
+            "health-critical", "account_health_score < 50", "account_health_score",
+            "\n    downgrades_assessment: true") + "\n", encoding="utf-8")
+        pack = load_pack(path)
+        card = card_of(pack, snap(stockout_rate=0.01, account_health_score=40))
+        assert [(v.metric, v.value, v.rule) for v in card.vetoes] == [
+            ("account_health_score", 40.0, "health-critical")]
+        assert card.result is CardResult.FAIL
+        assert card_of(pack, snap(stockout_rate=0.01, account_health_score=60)).vetoes == ()
 
     def test_nothing_to_judge_is_incomplete(self, pack: RulePack):
         card = card_of(pack, snap(gmv=100))
@@ -271,8 +297,7 @@ class TestPeriodRollup:
             ("dispute_rate", 0.0275, "pass"),          # (2 + 5 + 4) / 400
             ("account_health_score", 89, "fail"),       # the worst month
             ("penalty_count", 1, "fail")]               # summed
-        assert card.vetoes == (Veto(metric="penalty_count", value=1, store="s",
-                                    period="2026-08"),)
+        assert card.vetoes == ()  # a minor penalty fails its indicator, not the card
 
     def test_the_quarters_own_snapshot_wins_for_the_metrics_it_has(self, pack: RulePack):
         quarter = snap("s", "2026-Q3", dispute_rate=0.01)
@@ -377,6 +402,61 @@ class TestScorecardSettings:
             ScorecardSettings(default_tier="boss")
 
 
+class TestGrades:
+    def test_the_default_bands(self):
+        bands = ScorecardSettings().grades
+        scores = [1.0, 0.95, 0.9499, 0.85, 0.7, 0.6999, 0.5, 0.4999, 0.0]
+        assert [g.grade if (g := grade_of(s, bands)) else None for s in scores] == [
+            "S", "S", "A", "A", "B", "C", "C", "D", "D"]
+        assert grade_of(None, bands) is None  # nothing judged, no grade
+        assert [(b.grade, b.bonus) for b in bands] == [
+            ("S", 1.5), ("A", 1.2), ("B", 1.0), ("C", 0.6), ("D", 0.0)]
+        assert all(b.meaning["en"] and b.meaning["zh-CN"] for b in bands)
+
+    def test_a_major_violation_lowers_one_band_and_d_stays_d(self):
+        bands = ScorecardSettings().grades
+        lowered = [grade_of(s, bands, "suspended") for s in (0.97, 0.9, 0.75, 0.6, 0.1)]
+        assert [(g.by_score, g.grade) for g in lowered if g] == [
+            ("S", "A"), ("A", "B"), ("B", "C"), ("C", "D"), ("D", "D")]
+        assert {g.downgraded for g in lowered if g} == {"major violation: suspended"}
+        assert grade_of(0.97, bands).downgraded is None  # type: ignore[union-attr]
+
+    def test_bands_are_configured_under_scorecard(self, tmp_path: Path):
+        config = tmp_path / "watcher.yaml"
+        config.write_text("""scorecard:
+  grades:
+    - {grade: pass, min_score: 0.8, bonus: 1, meaning: {en: Bonus, zh-CN: 奖金}}
+    - {grade: fail, min_score: 0, bonus: 0, meaning: {en: None, zh-CN: 无}}
+""", encoding="utf-8")
+        bands = load_settings(config, env={}).scorecard.grades
+        assert [b.grade for b in bands] == ["pass", "fail"]
+        card = card_of(load_pack(ROOT_RULES), snap(stockout_rate=0.09, net_margin=0.3),
+                       settings=ScorecardSettings(grades=bands))
+        assert (card.score, card.grade) == (0.75, "fail")  # stockout (1) fails, margin (3)
+
+    @pytest.mark.parametrize(("bands", "error"), [
+        ("- {grade: A, min_score: 0.5, bonus: 1, meaning: {en: a, zh-CN: a}}",
+         "must start at min_score 0"),
+        ("- {grade: A, min_score: 0.5, bonus: 1, meaning: {en: a, zh-CN: a}}\n"
+         "    - {grade: A, min_score: 0, bonus: 1, meaning: {en: a, zh-CN: a}}",
+         "named twice"),
+        ("- {grade: A, min_score: 0, bonus: 1, meaning: {en: a}}", "zh-CN"),
+        ("- {grade: A, min_score: 1.5, bonus: 1, meaning: {en: a, zh-CN: a}}", "min_score"),
+    ])
+    def test_a_bad_band_names_the_file_and_what_is_wrong(self, tmp_path: Path, bands: str,
+                                                          error: str):
+        config = tmp_path / "watcher.yaml"
+        config.write_text(f"scorecard:\n  grades:\n    {bands}\n", encoding="utf-8")
+        with pytest.raises(ConfigError, match=error) as caught:
+            load_settings(config, env={})
+        assert "watcher.yaml" in str(caught.value)
+
+    def test_the_team_row_carries_grade_and_bonus(self, pack: RulePack):
+        card = card_of(pack, snap(stockout_rate=0.01))
+        row = TeamRow.of(card)
+        assert (row.grade, row.bonus) == ("S", 1.5)
+
+
 # -- from the store, the command line and the API -------------------------------------------
 
 
@@ -452,9 +532,10 @@ class TestScorecardCommand:
         assert code == 0
         lines = out.splitlines()
         assert lines[0] == "li.wei: 2026-10 (monthly), tier junior, stores a, b"
-        assert lines[1] == "result FAIL, score 0.67 (pass mark 0.80)"
+        assert lines[1] == "result FAIL, score 0.67 (pass mark 0.80), grade C (bonus x0.6)"
+        assert lines[2].startswith("means: Bonus x0.6; no promotion this period")
         # gmv: 160,000 against the file's 150,000 for each of the two stores
-        assert lines[3].split() == ["gmv", "160,000", ">=", "300,000", "target", "FAIL", "1",
+        assert lines[4].split() == ["gmv", "160,000", ">=", "300,000", "target", "FAIL", "1",
                                     "a,", "b"]
         stockout = next(line for line in lines if line.startswith("stockout_rate"))
         assert stockout.split()[:7] == ["stockout_rate", "3.50%", "<=", "5.00%", "rule",
@@ -515,9 +596,8 @@ class TestScorecardEndpoints:
             "li.wei", "quarterly", "fail")
         assert body["failing"] == ["dispute_rate"]
         team = client.get("/v1/scorecards", params={"period": "2026-Q3"})
-        assert [(r["operator"], r["vetoes"]) for r in team.json()] == [
-            ("chen.jing", [{"metric": "penalty_count", "value": 1.0, "store": "c",
-                            "period": "2026-09"}]), ("li.wei", [])]
+        assert [(r["operator"], r["vetoes"], r["grade"], r["bonus"]) for r in team.json()] == [
+            ("chen.jing", [], "C", 0.6), ("li.wei", [], "C", 0.6)]
 
     def test_a_bad_period_is_422_naming_the_field_and_no_data_is_404(
             self, client: TestClient, pipeline: Pipeline):

@@ -257,7 +257,7 @@ class TestIncidentPage:
         assert 'id="evidence"' in text
         for period in ("2026-07", "2026-08", "2026-09"):
             assert f"<td>{period}</td><td>amz-us-01</td><td>GMV</td><td>120,000</td>" \
-                   f"<td>150,000</td>" in text
+                   f"<td>&gt;= 150,000</td>" in text
 
     def test_a_form_problem_is_400_naming_the_field_and_keeps_what_was_typed(
             self, page: TestClient):
@@ -483,16 +483,31 @@ class TestScorecardPages:
         assert 'href="/scorecards?period=2026-10"' in text  # back to the team
         assert 'class="pip-link"' not in text
 
-    def test_a_veto_fails_a_card_whatever_its_score(self, page: TestClient):
+    def test_a_veto_fails_a_card_whatever_its_score_and_lowers_its_grade(
+            self, page: TestClient):
+        page.post("/v1/snapshots", json=snapshot("tts-uk-03", platform="tiktok",
+                                                 operator="zhao.min", gmv=90000,
+                                                 targets={"gmv": 80000}, penalty_count=1,
+                                                 major_penalty_count=1))
+        team = table_rows(page.get("/scorecards").text, "operator")["zhao.min"]
+        assert "r-fail" in team and '<td class="vetoes">Major penalties</td>' in team
+        assert '<td class="grade" data-grade="A">A</td>' in team
+        assert '<td class="num bonus">1.2</td>' in team
+        card = page.get("/scorecards/zhao.min", params={"period": "2026-10"}).text
+        assert '<dd id="score">1.00 (pass mark 0.80)</dd>' in card
+        assert 'data-result="fail"' in card
+        assert "Major penalties = 1 at tts-uk-03 in 2026-10" in card
+        assert 'data-grade="A">A (bonus x1.2)' in card
+        assert ("lowered one band from S: Major penalties = 1 at tts-uk-03 in 2026-10"
+                in card)
+        assert '<dd id="grade-meaning">Bonus x1.2; promotion candidate' in card
+
+    def test_a_minor_penalty_fails_no_card(self, page: TestClient):
         page.post("/v1/snapshots", json=snapshot("tts-uk-03", platform="tiktok",
                                                  operator="zhao.min", gmv=90000,
                                                  targets={"gmv": 80000}, penalty_count=1))
         team = table_rows(page.get("/scorecards").text, "operator")["zhao.min"]
-        assert "r-fail" in team and '<td class="vetoes">Penalties</td>' in team
-        card = page.get("/scorecards/zhao.min", params={"period": "2026-10"}).text
-        assert '<dd id="score">1.00 (pass mark 0.80)</dd>' in card
-        assert 'data-result="fail"' in card
-        assert "Penalties = 1 at tts-uk-03 in 2026-10" in card
+        assert 'data-result="pass"' in team and '<td class="vetoes">-</td>' in team
 
     def test_in_chinese_indicators_results_and_sources_are_named_in_chinese(
             self, page: TestClient):
@@ -503,6 +518,7 @@ class TestScorecardPages:
         card = page.get("/scorecards/li.wei", params={"period": "2026-10"}).text  # cookie
         assert '<html lang="zh-CN">' in card and "<dd>月度</dd>" in card
         assert "<dd>初级</dd>" in card and "1.00（合格线 0.80）" in card
+        assert "S（奖金系数 1.5）" in card and "优先晋升" in card
         stockout = table_rows(card, "item")["stockout_rate"]
         assert "<td>缺货率</td>" in stockout and "规则 stockout-rate-high" in stockout
         assert "达标" in stockout

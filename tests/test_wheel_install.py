@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -39,7 +40,13 @@ def run(*args: str | Path, cwd: Path | None = None, env: dict[str, str] | None =
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
-    built = run(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", ROOT, "-w", out)
+    # from a copy without build artefacts: setuptools reuses a stale build/ folder, which
+    # would put modules and migrations that no longer exist into the wheel
+    source = tmp_path_factory.mktemp("source") / "kpi-watch"
+    shutil.copytree(ROOT, source, symlinks=True, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", "test-artifacts",
+        ".mypy_cache", ".ruff_cache", ".pytest_cache", "inbox", "watcher.db*"))
+    built = run(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", source, "-w", out)
     if built.returncode != 0:
         unavailable(f"cannot build the wheel: {built.stderr[-1500:]}",
                     "WATCHER_REQUIRE_INSTALLED")

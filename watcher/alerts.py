@@ -22,6 +22,7 @@ class AlertKind(StrEnum):
     ESCALATED = "escalated"
     WORSENED = "worsened"  # a live incident's value got worse (rule: renotify_when_worse)
     RESOLVED = "resolved"
+    RELEASED = "released"  # a silence or inhibition ended on a still-open incident
     TEST = "test"
     DIGEST = "digest"
     REPORT = "report"  # a manager's monthly report (watcher.monthly)
@@ -38,6 +39,21 @@ class Evidence(BaseModel):
     threshold: float
     comparison: str = "<"
     store: str | None = None
+
+
+class GroupItem(BaseModel):
+    """One incident of a grouped message: enough to list it and to say what the group is."""
+
+    model_config = ConfigDict(frozen=True)
+
+    incident_id: int | None = None
+    severity: str
+    title: dict[str, str]
+    rule: str
+    store: str | None = None
+    operator: str | None = None
+    metric: str | None = None
+    threshold: float | None = None
 
 
 class DigestRule(BaseModel):
@@ -101,6 +117,13 @@ class Alert(BaseModel):
     link: str | None = None
     at: datetime
     note: str | None = None
+    note_key: str | None = Field(
+        default=None, description="the note in words of the channel's language: "
+                                  "strings.yaml notes.<key> filled with note_args ('note' "
+                                  "is the English text, for logs and the fallback)")
+    note_args: dict[str, Any] = Field(default_factory=dict)
+    items: list[GroupItem] = Field(
+        default_factory=list, description="a grouped message: the incidents it carries")
     digest: Digest | None = None
     runbook: dict[str, str] = Field(default_factory=dict,
                                     description="the rule's runbook by language, if any")
@@ -108,6 +131,11 @@ class Alert(BaseModel):
 
     def text(self, language: str) -> str:
         return self.title.get(language) or self.title.get("en") or self.rule
+
+    def item(self) -> GroupItem:
+        return GroupItem(incident_id=self.incident_id, severity=self.severity,
+                         title=self.title, rule=self.rule, store=self.store,
+                         operator=self.operator, metric=self.metric, threshold=self.threshold)
 
     def as_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

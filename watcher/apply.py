@@ -21,14 +21,17 @@ from watcher import incidents as inc
 from watcher.alerts import Alert, AlertKind, Evidence
 from watcher.assessment.roster import Roster
 from watcher.assessment.streaks import Streak, longest_within, run_containing
+from watcher.assessment.verdict import INCOMPLETE, failed
 from watcher.config import Settings, group_for, route
-from watcher.evaluation import Assessment, Outcome, PerLanguage, metric_names, render_title
+from watcher.evaluation import Outcome, PerLanguage, metric_names, render_title
+from watcher.holding import Pending, extend, ready
 from watcher.period import Period
 from watcher.rules.model import Rule, RulePack
 from watcher.silences import Silence, silenced_by
+from watcher.snapshot import Snapshot
+from watcher.store import noise
 from watcher.store import repository as repo
 
-Months = dict[str, bool]
 EvidenceOf = Callable[[str, list[str]], list[dict[str, Any]]]
 
 
@@ -39,6 +42,10 @@ class _Notice:
     kind: AlertKind
     note: str | None
     channels: list[str] | None  # None: the channels already told of the incident
+    delay: float | None = None  # seconds to hold it back (a resolution within reopen_hold)
+    reopen: bool = False  # a re-open: only channels told it resolved hear of it
+    note_key: str | None = None  # the note in the channel's language (strings.yaml notes)
+    note_args: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -54,6 +61,11 @@ class Plan:
     # each request's own report
     opened_by: Counter[str] = field(default_factory=Counter)
     resolved_by: Counter[str] = field(default_factory=Counter)
+    # ``for:`` runs (watcher/holding.py): started or extended, and ended or fired
+    pending: dict[str, Pending] = field(default_factory=dict)
+    pending_dropped: set[str] = field(default_factory=set)
+    # what write() held back or withdrew, for /metrics once committed (observability.count)
+    counts: Counter[str] = field(default_factory=Counter)
     pack: RulePack | None = None  # the rules decided by: their runbooks ride the alerts
 
 
@@ -61,10 +73,12 @@ class Planner:
     def __init__(self, pack: RulePack, version: str, settings: Settings, now: datetime,
                  live: dict[str, inc.Incident], evidence_of: EvidenceOf,
                  recent: dict[str, inc.Incident] | None = None, *,
-                 roster: Roster | None = None, planned: frozenset[int] = frozenset()) -> None:
+                 roster: Roster | None = None, planned: frozenset[int] = frozenset(),
+                 pending: dict[str, Pending] | None = None) -> None:
         self.evidence_of = evidence_of
         self.roster = roster or Roster()
         self.planned = planned  # PIP incidents whose plan a manager started
+        self.pending = dict(pending or {})  # for: runs of the subjects in the batch
         self.recent = dict(recent or {})
         self.pack = pack
         self.version = version
@@ -89,6 +103,7 @@ class Planner:
             subjects = {("store", snap.store)}
             if snap.operator:
                 subjects.add(("operator", snap.operator))
+            self._end_runs(result, subjects)
             # Only the store's and operator's live incidents can recover: asking each
             # of them is far cheaper than describing every rule that did not fire.
             live_fps = sorted(fp for key in subjects for fp in self._live_of.get(key, ()))
@@ -99,62 +114,71 @@ class Planner:
 
     # -- streak rules (PIP) --------------------------------------------------------------------
 
-    def streaks(self, changed: list[Assessment], months: dict[str, Months]) -> None:
+    def streaks(self, changed: dict[tuple[str, str], Snapshot],
+                results: dict[str, dict[str, str]]) -> None:
+        """Judge the streak of each operator's month whose card changed, on the stored
+        card results (``operator -> month -> result``: watcher.assessment.verdict)."""
         rules = [r for r in self.pack.rules if r.enabled and r.kind == "streak"]
-        keys = sorted({(a.operator, a.period) for a in changed},
-                      key=lambda k: (k[0], Period.parse(k[1]).start))
-        latest = {(a.operator, a.period): a for a in changed}
+        keys = sorted(changed, key=lambda k: (k[0], Period.parse(k[1]).start))
         for rule in rules:
             for operator, month in keys:
-                assessment = latest[(operator, month)]
-                self._deciding = f"{assessment.platform}|{assessment.store}|{assessment.period}"
-                self._streak(rule, operator, Period.parse(month), months.get(operator, {}),
-                             latest[(operator, month)])
+                snap = changed[(operator, month)]
+                self._deciding = snap.key
+                self._streak(rule, operator, Period.parse(month), results.get(operator, {}),
+                             snap)
 
-    def _streak(self, rule: Rule, operator: str, month: Period, stored: Months,
-                assessment: Assessment) -> None:
-        missed = stored
+    def _streak(self, rule: Rule, operator: str, month: Period, results: dict[str, str],
+                snap: Snapshot) -> None:
+        missed = failed(results)
         fp = inc.fingerprint(rule.id, "operator", operator)
         live = self.live.get(fp)
         streak = run_containing(missed, month)
         if streak is not None and len(streak.months) >= rule.months:
-            self.fire(self._pip(rule, operator, streak, stored, assessment))
+            self.fire(self._pip(rule, operator, streak, snap))
             return
         if live is None or missed.get(month.text):
             return
         # A recommendation waits for a manager (watcher pip start): a later good month
         # does not resolve it. Only a restatement that removes its grounds withdraws it,
         # and a plan once started is never withdrawn: the restatement goes on its timeline.
+        result = results.get(month.text, "no data")
         months_of_live = tuple(sorted({str(e["period"]) for e in live.evidence},
                                       key=lambda m: Period.parse(m).start))
         if month.text in months_of_live:
             remaining = longest_within(missed, months_of_live)
             if remaining is not None and len(remaining.months) >= rule.months:
-                self.fire(self._pip(rule, operator, remaining, stored, assessment))
+                self.fire(self._pip(rule, operator, remaining, snap))
                 return
             broken = f"the streak {months_of_live[0]}..{months_of_live[-1]} is broken"
             if live.id in self.planned:
                 self.decide(fp, inc.add_note(
-                    live, inc.SYSTEM_ACTOR, f"{month.text} was restated and no longer misses "
-                    f"its targets: {broken}; the plan goes on until a manager closes it",
+                    live, inc.SYSTEM_ACTOR, f"{month.text} was restated and its monthly card "
+                    f"is now {result}: {broken}; the plan goes on until a manager closes it",
                     self.now))
                 return
-            note = (f"withdrawn: {month.text} was restated and no longer misses its targets; "
-                    f"{broken}")
+            note = (f"withdrawn: {month.text} was restated and its monthly card is now "
+                    f"{result}; {broken}")
             self.decide(fp, inc.on_recovery(live, inc.Recovery(
                 fingerprint=fp, period=month.text, period_end=month.end, note=note,
-                withdraw=True), self.now))
+                withdraw=True, key="streak_withdrawn", args={
+                    "month": month.text, "first": months_of_live[0],
+                    "last": months_of_live[-1]}), self.now))
+        elif (result == INCOMPLETE and months_of_live
+              and month.start > Period.parse(months_of_live[-1]).start):
+            # not judged: neither a further failed month nor a passed one; the manager is told
+            self.decide(fp, inc.add_note(live, inc.SYSTEM_ACTOR, (
+                f"{operator}'s monthly card for {month.text} is incomplete (nothing on it "
+                f"could be judged): it does not count towards the streak"), self.now))
 
-    def _pip(self, rule: Rule, operator: str, streak: Streak, stored: Months,
-             assessment: Assessment) -> inc.Firing:
+    def _pip(self, rule: Rule, operator: str, streak: Streak, snap: Snapshot) -> inc.Firing:
         evidence = self.evidence_of(operator, list(streak.months))
         metrics = sorted({str(e["metric"]) for e in evidence})
         values = {"operator": operator, "months": ", ".join(streak.months),
                   "count": len(streak.months),
                   "indicators": PerLanguage({lang: metric_names(metrics, lang)
                                              for lang in {*rule.message, "en"}}),
-                  "first": streak.first, "last": streak.last, "store": assessment.store,
-                  "platform": assessment.platform, "period": streak.last}
+                  "first": streak.first, "last": streak.last, "store": snap.store,
+                  "platform": snap.platform, "period": streak.last}
         return inc.Firing(
             rule=rule.id, rule_version=self.version, subject_kind="operator", subject=operator,
             store=None, platform=None, operator=operator, severity=rule.severity.value,
@@ -174,14 +198,45 @@ class Planner:
 
     # -- decisions -------------------------------------------------------------------------------
 
+    def _held(self, rule: Rule | None, firing: inc.Firing) -> bool:
+        """A rule with ``for:`` holds a firing back until the run is long enough."""
+        fp = firing.fingerprint
+        live = self.live.get(fp)
+        if rule is None or rule.for_ is None or (live is not None and live.live):
+            return False
+        run = extend(self.pending.get(fp), firing, rule.for_, self.now)
+        if ready(run, rule.for_, self.now):
+            self.pending.pop(fp, None)
+            self.plan.pending.pop(fp, None)
+            self.plan.pending_dropped.add(fp)
+            return False
+        self.pending[fp] = self.plan.pending[fp] = run
+        return True
+
+    def _end_runs(self, result: Outcome, subjects: set[tuple[str, str]]) -> None:
+        """A ``for:`` run ends on a snapshot where its condition was evaluable and
+        did not hold (the resolve condition plays no part: the run needs the
+        firing condition to hold without a break)."""
+        for fp, run in list(self.pending.items()):
+            firing = run.firing
+            if (firing.subject_kind, firing.subject) not in subjects:
+                continue
+            if result.recovery(firing.rule, firing.subject_kind, firing.subject,
+                               hysteresis=False) is not None:
+                del self.pending[fp]
+                self.plan.pending.pop(fp, None)
+                self.plan.pending_dropped.add(fp)
+
     def fire(self, firing: inc.Firing) -> None:
         people = self.roster.labels_of(firing.operator)
         if people:  # routes match the operator's team and manager
             firing = firing.model_copy(update={"labels": {**firing.labels, **people}})
         fp = firing.fingerprint
+        rule = self.pack.get(firing.rule.partition("/")[0])
+        if self._held(rule, firing):
+            return
         live = self.live.get(fp)
         recent = self.recent.pop(fp, None) if live is None or not live.live else None
-        rule = self.pack.get(firing.rule.partition("/")[0])
         self.decide(fp, inc.on_firing(live, firing, self.now, recent, renotify_when_worse=bool(
             rule is not None and rule.renotify_when_worse)))
 
@@ -215,10 +270,7 @@ class Planner:
         if updated.live:
             self._keep_live(fp, updated)
             if decision.event.kind is inc.EventKind.REOPENED:
-                # Channels were told "resolved": they must hear it is back.
-                plan.notices.append(_Notice(ref, len(plan.events) - 1, AlertKind.OPENED,
-                                            decision.event.note,
-                                            route(self.settings, labels_of(updated))))
+                self._reopened(ref)
             elif decision.event.data.get("worse"):
                 # A rule with renotify_when_worse: a rise is news, routed like an opening.
                 plan.notices.append(_Notice(ref, len(plan.events) - 1, AlertKind.WORSENED,
@@ -228,7 +280,28 @@ class Planner:
         self._drop_live(fp)
         plan.resolved_by[self._deciding] += 1
         plan.notices.append(_Notice(ref, len(plan.events) - 1, AlertKind.RESOLVED,
-                                    decision.event.note, None))
+                                    decision.event.note, None, delay=self._resolve_delay(
+                                        decision.event), **_note_of(decision.event)))
+
+    def _resolve_delay(self, event: inc.Event) -> float | None:
+        """An automatic resolution is told only once the metric has stayed recovered
+        for ``reopen_hold``: a re-fire meanwhile re-opens without a word."""
+        if event.actor != inc.SYSTEM_ACTOR or event.data.get("withdrawn"):
+            return None
+        return self.settings.reopen_hold
+
+    def _reopened(self, ref: int) -> None:
+        """Re-opened within the hold: a "resolved" notice still held back is withdrawn
+        and nobody hears anything (the timeline has the ``reopened`` event); only
+        channels already told "resolved" must hear it is back (``write`` finds them)."""
+        plan = self.plan
+        held = [n for n in plan.notices if n.ref == ref and n.kind is AlertKind.RESOLVED]
+        if held:
+            plan.notices = [n for n in plan.notices if n not in held]
+            return
+        plan.notices.append(_Notice(ref, len(plan.events) - 1, AlertKind.OPENED,
+                                    plan.events[-1][1].note, [], reopen=True,
+                                    **_note_of(plan.events[-1][1])))
 
 
 def write(conn: Connection, plan: Plan, settings: Settings, now: datetime) -> None:
@@ -254,19 +327,21 @@ def write(conn: Connection, plan: Plan, settings: Settings, now: datetime) -> No
     for notice in plan.notices:
         incident_id = resolve_ref(notice.ref)
         labels = labels_of(plan.state[notice.ref])
+        if notice.reopen:
+            notice.channels, withdrawn = noise.withdraw_resolved(conn, incident_id, now)
+            plan.counts["withdrawn"] += withdrawn
+            if not notice.channels:
+                continue
         silence = silenced_by(active, labels, now)
         if silence is not None:
             held.append((incident_id, silenced_event(silence, notice.kind, now)))
+            plan.counts["held.silenced"] += 1
             continue
         inhibitor = None if notice.kind is AlertKind.RESOLVED else inhibited_by(
             settings, labels, plan.state[notice.ref].fingerprint, sources)
         if inhibitor is not None:
-            held.append((incident_id, inc.Event(
-                kind=inc.EventKind.INHIBITED, at=now,
-                note=f"{notice.kind.value} notification held: incident {inhibitor.id} "
-                     f"({inhibitor.rule}) is live for the same {inhibitor.store or ''}",
-                data={"inhibitor": inhibitor.id if inhibitor.id > 0 else None,
-                      "rule": inhibitor.rule})))
+            held.append((incident_id, inhibited_event(inhibitor, notice.kind, now)))
+            plan.counts["held.inhibited"] += 1
             continue
         channels = notice.channels
         if channels is None:
@@ -275,17 +350,52 @@ def write(conn: Connection, plan: Plan, settings: Settings, now: datetime) -> No
             planned[notice.ref].extend(channels)
         incident = plan.state[notice.ref].model_copy(update={"id": incident_id})
         alert = alert_for(incident, notice.kind, now, settings.public_url, notice.note,
-                          plan.pack)
+                          note_key=notice.note_key, note_args=notice.note_args,
+                          pack=plan.pack)
         for channel in channels:
             group = (group_for(settings, labels, channel)
                      if notice.kind is AlertKind.OPENED else None)
+            wait = group[1] if group else notice.delay
+            if wait:
+                plan.counts["held.grouped" if group else "held.reopen_hold"] += 1
             rows.append(repo.notification_row(
                 incident_id, event_ids[notice.event_index], channel, alert, now,
                 group_key=group[0] if group else None,
-                send_at=now + timedelta(seconds=group[1]) if group else None))
+                send_at=now + timedelta(seconds=wait) if wait else None))
     _join_pending_groups(conn, rows)
     repo.insert_notifications(conn, rows)
     repo.add_events(conn, held)
+    if plan.pending or plan.pending_dropped:
+        noise.replace(conn, plan.pending, plan.pending_dropped)
+
+
+def _note_of(event: inc.Event) -> dict[str, Any]:
+    """The event's note for messages (strings.yaml ``notes.<key>``), when it has one."""
+    key = event.data.get("note_key")
+    return {"note_key": key, "note_args": dict(event.data.get("note_args") or {})} \
+        if key else {}
+
+
+def promote(conn: Connection, settings: Settings, now: datetime,
+            counts: Counter[str] | None = None) -> int:
+    """``for:`` runs whose duration passed with no data to end them open their incidents
+    (the timer loop's part: data may stop arriving while a condition still holds).
+    ``counts`` receives what was held back, for /metrics once committed."""
+    runs = noise.due(conn, now)
+    if not runs:
+        return 0
+    subjects = {run.subject for run in runs}
+    recent = repo.recently_resolved(conn, {run.fingerprint for run in runs}, now - timedelta(
+        seconds=settings.reopen_hold)) if settings.reopen_hold else {}
+    planner = Planner(RulePack(rules=()), "", settings, now,
+                      repo.live_incidents_of(conn, subjects), lambda _o, _m: [], recent)
+    for run in runs:
+        planner.plan.pending_dropped.add(run.fingerprint)
+        planner.fire(run.firing)
+    write(conn, planner.plan, settings, now)
+    if counts is not None:
+        counts.update(planner.plan.counts)
+    return len(runs)
 
 
 def _join_pending_groups(conn: Connection, rows: list[dict[str, Any]]) -> None:
@@ -323,6 +433,14 @@ def inhibited_by(settings: Settings, target: dict[str, str | None], fingerprint:
     return None
 
 
+def inhibited_event(inhibitor: inc.Incident, kind: AlertKind, now: datetime) -> inc.Event:
+    return inc.Event(kind=inc.EventKind.INHIBITED, at=now,
+                     note=f"{kind.value} notification held: incident {inhibitor.id} "
+                          f"({inhibitor.rule}) is live for the same {inhibitor.store or ''}",
+                     data={"inhibitor": inhibitor.id if inhibitor.id > 0 else None,
+                           "rule": inhibitor.rule, "alert": kind.value})
+
+
 def silenced_event(silence: Silence, kind: AlertKind, now: datetime) -> inc.Event:
     return inc.Event(kind=inc.EventKind.SILENCED, at=now,
                      note=f"{kind.value} notification held by silence {silence.id} "
@@ -340,21 +458,24 @@ def labels_of(incident: inc.Incident | Alert) -> dict[str, str | None]:
 
 
 def alert_for(incident: inc.Incident, kind: AlertKind, now: datetime,
-              public_url: str | None, note: str | None = None,
+              public_url: str | None, note: str | None = None, *,
+              note_key: str | None = None, note_args: dict[str, Any] | None = None,
               pack: RulePack | None = None) -> Alert:
     """What a notification of ``incident`` says; ``pack``: the rules in force, whose
     runbook for the incident's rule rides along."""
     evidence = [Evidence(period=str(e["period"]), metric=str(e["metric"]),
                          value=float(e["value"]), threshold=float(e["target"]),
                          comparison=str(e.get("comparator") or ""), store=e.get("store"))
-                for e in incident.evidence]
+                for e in incident.evidence
+                if e.get("value") is not None and e.get("target") is not None]
     link = f"{public_url.rstrip('/')}/incidents/{incident.id}" if public_url else None
     return Alert(kind=kind, incident_id=incident.id, rule=incident.rule,
                  severity=incident.severity, audience=incident.audience, title=incident.title,
                  store=incident.store, platform=incident.platform, operator=incident.operator,
                  metric=incident.metric, value=incident.value, threshold=incident.threshold,
                  period=incident.period, labels=incident.labels, evidence=evidence, link=link,
-                 at=now, note=note, **runbook_of(pack, incident.rule))
+                 at=now, note=note, note_key=note_key, note_args=note_args or {},
+                 **runbook_of(pack, incident.rule))
 
 
 def runbook_of(pack: RulePack | None, rule_id: str) -> dict[str, Any]:

@@ -248,7 +248,7 @@ def ingest(files: Annotated[list[Path], typer.Argument(help="JSON, JSON Lines or
                     source, content, store=store, operator=operator)
             else:
                 records = read_records(content, fmt if fmt is not Format.AUTO
-                                       else format_for_name(path.name))
+                                       else format_for_name(path.name), max_records=None)
             report = runtime.pipeline.ingest(records, f"file:{path}")
         except OSError as exc:
             _fail(f"{path}: {exc.strerror}")
@@ -263,6 +263,8 @@ def ingest(files: Annotated[list[Path], typer.Argument(help="JSON, JSON Lines or
             for r in report.rejected:
                 where = f"{r.location}" + (f", field '{r.field}'" if r.field else "")
                 typer.echo(f"  rejected {where}: {r.error}", err=True)
+            for w in report.warnings:
+                typer.echo(f"  warning {w.location}, field '{w.field}': {w.warning}", err=True)
     if output is OutputFormat.JSON:
         _print_json(total)
     runtime.close()
@@ -776,6 +778,9 @@ def channels_test(
     name: Annotated[str | None, typer.Argument(help="A configured channel")] = None,
     url: Annotated[str | None, typer.Option(
         "--url", help="An apprise URL to try instead (${ENV} references allowed)")] = None,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Print the exact requests apprise would send (secrets masked) "
+                          "and send nothing")] = False,
     config: ConfigOpt = None,
 ) -> None:
     """Send a test message; report success or each URL's failure reason."""
@@ -794,6 +799,9 @@ def channels_test(
     alert = Alert(kind=AlertKind.TEST, rule="channel-test", severity="info", audience="test",
                   title={"en": f"kpi-watch test message ({now:%Y-%m-%d %H:%M} UTC)",
                          "zh-CN": f"kpi-watch 测试消息（{now:%Y-%m-%d %H:%M} UTC）"}, at=now)
+    if dry_run:
+        _dry_run(channel, alert)
+        return
     report = channel.send(alert)
     for outcome in report.outcomes:
         mark = "ok" if outcome.ok else f"FAILED: {outcome.reason}"
@@ -801,6 +809,17 @@ def channels_test(
     if not report.ok:
         _fail(f"test message not delivered: {report.summary()}", 1)
     typer.echo("test message delivered")
+
+
+def _dry_run(channel: Any, alert: Alert) -> None:
+    """What ``channels test`` would send, request by request, without sending it."""
+    from watcher.channels.dryrun import capture
+    with capture() as requests:
+        channel.send(alert)
+    for request in requests:
+        typer.echo("\n".join(request.lines()))
+        typer.echo("")
+    typer.echo(f"dry run: {len(requests)} request(s) shown, nothing sent")
 
 
 @channels_app.command("status")

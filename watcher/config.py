@@ -228,7 +228,8 @@ class Settings(BaseModel):
     inhibit: tuple[Inhibition, ...] = ()
     reopen_hold: Duration | None = Field(
         default=None, description="an incident resolved less than this ago re-opens "
-                                  "(same id, no new notification) instead of a new one")
+                                  "(same id, no new notification) instead of a new one; "
+                                  "an automatic resolution is notified only after it")
     default_channels: tuple[str, ...] = ("console",)
     templates: Path | None = Field(
         default=None, description="message templates folder (default: the built-in ones)")

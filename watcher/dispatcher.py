@@ -36,6 +36,7 @@ from watcher.observability import (
     DIGESTS,
     FOLDED,
     NOTIFICATIONS_FAILED,
+    NOTIFICATIONS_HELD,
     NOTIFICATIONS_SENT,
     RATE_LIMITED,
 )
@@ -64,16 +65,15 @@ def backoff(attempts: int, base: float, cap: float, jitter: float) -> float:
 
 
 def grouped(alerts: list[Alert]) -> Alert:
-    """Several alerts of one group (same store, say) as one message."""
+    """Several alerts of one group (same store, or same rule) as one message; its title
+    and list are worded by the renderer in the channel's language (render.group_title)."""
     first = alerts[0]
     worst = max(alerts, key=lambda a: SEVERITY_RANK.get(a.severity, 0))
-    subject = first.store or first.operator or first.rule
-    lines = "\n".join(f"#{a.incident_id} [{a.severity}] {a.text('en')}" for a in alerts)
     return first.model_copy(update={
         "incident_id": None, "rule": "group", "severity": worst.severity,
-        "title": {"en": f"{len(alerts)} new incidents for {subject}",
-                  "zh-CN": f"{subject} 新增 {len(alerts)} 个事件"},
-        "metric": None, "value": None, "threshold": None, "evidence": [], "note": lines})
+        "title": {"en": f"{len(alerts)} new incidents"},
+        "metric": None, "value": None, "threshold": None, "evidence": [], "note": None,
+        "note_key": None, "note_args": {}, "items": [a.item() for a in alerts]})
 
 
 Message = list[dict[str, Any]]  # outbox rows sent as one message (a group, or one row)
@@ -255,6 +255,7 @@ class Dispatcher:
                  f"({len(rows)} alerts in one message)"))
             for r in rows if r["incident_id"] is not None])
         FOLDED.labels(name).inc(len(rows))
+        NOTIFICATIONS_HELD.labels("rate_limited").inc(len(rows))  # not sent one by one
         DIGESTS.labels(name).inc()
         log.info("alerts_folded", channel=name, digest=digest_id, alerts=len(rows))
         return {**row, "id": digest_id}

@@ -47,6 +47,11 @@ class InputTooLarge(InputError):
     """A body or file exceeds the configured size limit."""
 
 
+class RecordRefused(InputError):
+    """The rule engine could not take a valid record (too wide a fact, an engine error);
+    that record alone is rejected."""
+
+
 class DeliveryFailed(WatcherError):
     """A channel could not deliver a notification; retried by the dispatcher."""
 

@@ -1,8 +1,9 @@
-"""From the engine's verdict on a snapshot to firings, recoveries and a monthly assessment.
+"""From the engine's verdict on a snapshot to firings and recoveries.
 
 Pure: the engine decided *whether* a rule holds; this module describes it
 (value versus threshold, in words) and says which rules were evaluable but did
-not fire, which is what resolves an incident automatically.
+not fire, which is what resolves an incident automatically. The monthly assessment
+is not judged here but on the operator's monthly card (watcher.assessment.verdict).
 """
 
 from __future__ import annotations
@@ -20,18 +21,6 @@ from watcher.snapshot import Snapshot
 
 
 @dataclass(frozen=True, slots=True)
-class Assessment:
-    """One store's monthly assessment for its operator: missed when any target was missed."""
-
-    operator: str
-    store: str
-    platform: str
-    period: str
-    missed: bool
-    evidence: list[dict[str, Any]]
-
-
-@dataclass(frozen=True, slots=True)
 class Outcome:
     """What one snapshot did: the rules that fired, and what can recover.
 
@@ -45,13 +34,16 @@ class Outcome:
     pack: RulePack
     firings: list[Firing] = field(default_factory=list)
     fired: frozenset[tuple[str, str | None]] = frozenset()
-    assessment: Assessment | None = None
 
-    def recovery(self, rule_id: str, subject_kind: str, subject: str) -> Recovery | None:
+    def recovery(self, rule_id: str, subject_kind: str, subject: str, *,
+                 hysteresis: bool = True) -> Recovery | None:
         """The recovery of a live incident of this snapshot's store or operator, if any.
 
         A rule recovers when it was evaluable on this snapshot (its metrics, and
-        targets, are present; its period kind applies) and did not fire.
+        targets, are present; its period kind applies) and did not fire, and, when
+        it has a ``resolve`` condition (hysteresis), that condition holds: between
+        the two the incident stays as it is. ``hysteresis=False`` asks only whether
+        the firing condition stopped holding (what breaks a ``for`` run).
         """
         snap = self.snapshot
         base, _, metric = rule_id.partition("/")
@@ -71,6 +63,12 @@ class Outcome:
         targets = {k: t.value for k, t in snap.targets.items()}
         if condition is None or not _evaluable(condition, snap.metrics, targets):
             return None
+        resolve = rule.resolve_condition(variant) if hysteresis else None
+        if resolve is not None:
+            if not (_evaluable(resolve, snap.metrics, targets)
+                    and holds(resolve, snap.metrics, targets)):
+                return None  # between the firing and the resolve condition: unchanged
+            condition = resolve
         return _recovery(rule, snap, condition, targets)
 
 
@@ -121,8 +119,6 @@ def outcome(pack: RulePack, version: str, verdict: Verdict) -> Outcome:
     snap = verdict.snapshot
     firings: list[Firing] = []
     fired: set[tuple[str, str | None]] = set()
-    missed: list[str] = []
-    violations: list[dict[str, Any]] = []
     for form in verdict.fired:
         rule = form.rule
         if not rule.enabled:
@@ -134,22 +130,10 @@ def outcome(pack: RulePack, version: str, verdict: Verdict) -> Outcome:
                 fired.add((rule.id, None))
                 targets = {k: t.value for k, t in snap.targets.items()}
                 firings.append(_firing(rule, version, snap, form.condition, targets))
-                if rule.downgrades_assessment:
-                    violations.append(_violation_evidence(snap, rule, firings[-1]))
-        elif rule.kind == "platform_target":
-            if (rule.id, form.metric) not in fired:
-                fired.add((rule.id, form.metric))
-                firings.append(_platform_firing(rule, version, snap, form.metric))
-        else:
-            missed.append(form.metric)
-    assessment = None
-    if snap.operator and snap.period.kind.value == "month" and (snap.targets or violations):
-        # A month is assessed when it has targets, or a major violation that fails it
-        # whatever the targets say (kpi-reference §1, indicator 16).
-        evidence = [*{m: _miss_evidence(snap, m) for m in missed}.values(), *violations]
-        assessment = Assessment(snap.operator, snap.store, snap.platform, snap.period.text,
-                                bool(evidence), evidence)
-    return Outcome(snap, pack, firings, frozenset(fired), assessment)
+        elif rule.kind == "platform_target" and (rule.id, form.metric) not in fired:
+            fired.add((rule.id, form.metric))
+            firings.append(_platform_firing(rule, version, snap, form.metric))
+    return Outcome(snap, pack, firings, frozenset(fired))
 
 
 def _evaluable(condition: Condition, metrics: dict[str, float], targets: dict[str, float]) -> bool:
@@ -207,21 +191,11 @@ def _recovery(rule: Rule, snap: Snapshot, condition: Condition,
     kind, subject = _subject(rule, snap)
     metric = comparisons(condition)[0].metric
     value = format_value(metric, snap.metrics.get(metric))
-    note = f"recovered: {metric} is {value} in {snap.period.text} (rule: {condition})"
-    return Recovery(fingerprint(rule.id, kind, subject), snap.period.text, snap.period.end, note)
-
-
-def _miss_evidence(snap: Snapshot, metric: str) -> dict[str, Any]:
-    target = snap.targets[metric]
-    return {"period": snap.period.text, "store": snap.store, "metric": metric,
-            "value": snap.metrics[metric], "target": target.value,
-            "comparator": target.comparator.value if target.comparator else None}
-
-
-def _violation_evidence(snap: Snapshot, rule: Rule, firing: Firing) -> dict[str, Any]:
-    return {"period": snap.period.text, "store": snap.store, "metric": firing.metric,
-            "value": firing.value, "target": firing.threshold, "comparator": None,
-            "rule": rule.id, "major_violation": True}
+    args = {"metric": metric, "value": value, "period": snap.period.text,
+            "condition": str(condition)}
+    note = "recovered: {metric} is {value} in {period} (rule: {condition})".format(**args)
+    return Recovery(fingerprint(rule.id, kind, subject), snap.period.text, snap.period.end, note,
+                    key="recovered", args=args)
 
 
 def _platform_firing(rule: Rule, version: str, snap: Snapshot, metric: str) -> Firing:
@@ -246,9 +220,10 @@ def _platform_recovery(rule_id: str, snap: Snapshot, metric: str) -> Recovery | 
     target = snap.targets.get(metric)
     if target is None or target.comparator is None or metric not in snap.metrics:
         return None
-    value = snap.metrics[metric]
-    return Recovery(
-        fingerprint(rule_id, "store", snap.store), snap.period.text, snap.period.end,
-        f"recovered: {metric} is {format_value(metric, value)}, meeting the platform "
-        f"target {target.comparator.value} {format_value(metric, target.value)} in "
-        f"{snap.period.text}")
+    args = {"metric": metric, "value": format_value(metric, snap.metrics[metric]),
+            "comparator": target.comparator.value, "target": format_value(metric, target.value),
+            "period": snap.period.text}
+    note = ("recovered: {metric} is {value}, meeting the platform target {comparator} "
+            "{target} in {period}").format(**args)
+    return Recovery(fingerprint(rule_id, "store", snap.store), snap.period.text,
+                    snap.period.end, note, key="recovered_platform", args=args)

@@ -8,6 +8,7 @@ decision to the store. Nothing here touches a database or a clock.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
@@ -35,6 +36,7 @@ class EventKind(StrEnum):
     REMINDED = "reminded"
     SILENCED = "silenced"
     INHIBITED = "inhibited"
+    RELEASED = "released"  # the silence or inhibition that held it ended; still live
     REOPENED = "reopened"
     ACKNOWLEDGED = "acknowledged"
     RESOLVED = "resolved"
@@ -88,6 +90,9 @@ class Recovery(NamedTuple):
     period_end: date
     note: str
     withdraw: bool = False  # a restatement removed the grounds, rather than a later recovery
+    # the note for messages, in the channel's language: strings.yaml notes.<key> + args
+    key: str | None = None
+    args: Mapping[str, Any] | None = None
 
 
 class Incident(BaseModel):
@@ -171,7 +176,8 @@ def on_firing(live: Incident | None, firing: Firing, now: datetime,
                    "period_end": firing.period_end, "evidence": firing.evidence}
         return Update(recently_resolved, reopen,
                       Event(kind=EventKind.REOPENED, at=now, note="fired again within the "
-                            "flap hold-down", data=_firing_data(firing)))
+                            "flap hold-down", data={**_firing_data(firing),
+                                                    "note_key": "reopened"}))
     if live is None or not live.live:
         return Open(firing, Event(kind=EventKind.OPENED, at=now, data=_firing_data(firing)))
     same = (live.period == firing.period and live.value == firing.value
@@ -214,9 +220,11 @@ def on_recovery(live: Incident | None, recovery: Recovery, now: datetime) -> Dec
     if not recovery.withdraw and live.period_end is not None \
             and recovery.period_end < live.period_end:
         return None  # older data does not overrule newer evidence
-    event = Event(kind=EventKind.RESOLVED, at=now, note=recovery.note,
-                  data={"period": recovery.period, "automatic": True,
-                        "withdrawn": recovery.withdraw})
+    data: dict[str, Any] = {"period": recovery.period, "automatic": True,
+                            "withdrawn": recovery.withdraw}
+    if recovery.key is not None:
+        data.update(note_key=recovery.key, note_args=dict(recovery.args or {}))
+    event = Event(kind=EventKind.RESOLVED, at=now, note=recovery.note, data=data)
     return Update(live, {"status": Status.RESOLVED, "resolved_at": now,
                          "resolved_by": SYSTEM_ACTOR, "updated_at": now}, event)
 

@@ -46,6 +46,22 @@ nested aliases ("billion laughs") would otherwise expand to gigabytes."""
 
 
 # -- records and snapshots (watcher/validation.py, watcher/snapshot.py) -----------------------
+# Checked before a record is trusted: a body is parsed by orjson, which stops at 1,024
+# levels without recursing, and a record is refused by its sizes before it reaches the
+# store or the rule engine. MAX_METRICS, MAX_TARGETS and MAX_SEGMENT_KEYS together keep
+# every accepted snapshot within what durable-rules takes in one fact
+# (ENGINE_MAX_FACT_ATTRIBUTES; docs/limits.md gives the sum, tests/test_poison.py builds
+# the widest snapshot they allow).
+MAX_RECORDS_PER_BODY: Final = 50_000   # records in one HTTP body or NATS message
+MAX_NESTING_DEPTH: Final = 10          # levels in one record (a snapshot needs 3)
+MAX_KEY_LENGTH: Final = 128            # characters in a field name, metric id, segment key
+MAX_STRING_LENGTH: Final = 4_096       # characters in a top-level text or a segment value
+MAX_METRICS: Final = 100               # metric keys in one snapshot
+MAX_TARGETS: Final = 20                # target keys in one snapshot
+MAX_SEGMENT_KEYS: Final = 12           # segment keys in one snapshot
+# durable-rules 2.0.28 holds at most 254 attributes in a fact, one of them its own ``sid``
+# (the C engine's MAX_OBJECT_PROPERTIES is 255; the 255th is refused with error 302).
+ENGINE_MAX_FACT_ATTRIBUTES: Final = 253
 
 
 # -- HTTP requests (watcher/daemon/http.py) ---------------------------------------------------
@@ -81,6 +97,14 @@ ROSTER_MAX_FIELD: Final = 200  # an operator id, tier, team, manager or display 
 PIP_MAX_DAYS: Final = 366  # a plan's length, or an extension
 PIP_MAX_GOALS: Final = 50  # goals of one plan
 PIP_MAX_NOTE: Final = 5000  # a review or closing note, in characters
+
+
+# -- noise control: for:, reopen_hold (watcher/rules/model.py, watcher/holding.py) --------------
+
+FOR_MAX_PERIODS: Final = 1_000
+"""``for: N``: periods in a row a condition must hold before its incident opens."""
+FOR_MAX_SECONDS: Final = 366 * 86400
+"""``for: 10m``: the longest wait (a pending run is kept in the store that long)."""
 
 # -- runbooks (watcher/rules/model.py) --------------------------------------------------------
 

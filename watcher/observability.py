@@ -7,7 +7,7 @@ collector, so every replica reports the same truth and nothing drifts.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.core import GaugeMetricFamily
@@ -60,6 +60,54 @@ def record_rule_reload(accepted: bool, version: str) -> None:
 
 def show_rule_pack(version: str) -> None:
     RULE_PACK.info({"version": version})
+
+
+# -- noise control: what is held back, escalated or reminded ---------------------------
+HELD_REASONS = ("silenced", "inhibited", "grouped", "rate_limited", "reopen_hold")
+NOTIFICATIONS_HELD = Counter(
+    "watcher_notifications_held_total",
+    "Notifications held back, by reason: silenced, inhibited, grouped (waiting for the "
+    "route's group_wait), rate_limited (folded into a digest: more waited than the "
+    "channel's rate allows), reopen_hold (a resolution "
+    "waiting out the flap hold-down)", ["reason"], registry=REGISTRY)
+for _reason in HELD_REASONS:
+    NOTIFICATIONS_HELD.labels(_reason)
+RESOLUTIONS_WITHDRAWN = Counter(
+    "watcher_resolutions_withdrawn_total",
+    "Held 'resolved' notifications withdrawn: the incident re-opened within reopen_hold",
+    registry=REGISTRY)
+HOLDS_RELEASED = Counter(
+    "watcher_holds_released_total",
+    "Silences (reason silence) or inhibitions (reason inhibition) that ended on a live "
+    "incident they held: one 'released' message each", ["reason"], registry=REGISTRY)
+for _reason in ("silence", "inhibition"):
+    HOLDS_RELEASED.labels(_reason)
+ESCALATIONS = Counter("watcher_escalations_total", "Escalation steps taken, by step (1 = first)",
+                      ["step"], registry=REGISTRY)
+REMINDERS = Counter(
+    "watcher_reminders_total",
+    "Reminders sent, by the escalation steps taken before them (0: none yet)", ["step"],
+    registry=REGISTRY)
+
+
+def count(counts: Mapping[str, int]) -> None:
+    """Add one committed transaction's noise-control counts (``held.<reason>``,
+    ``withdrawn``, ``released.<reason>``, ``escalated.<step>``, ``reminded.<step>``):
+    only after the commit, so a retried transaction is not counted twice."""
+    for key, amount in counts.items():
+        if not amount:
+            continue
+        kind, _, label = key.partition(".")
+        if kind == "held":
+            NOTIFICATIONS_HELD.labels(label).inc(amount)
+        elif kind == "withdrawn":
+            RESOLUTIONS_WITHDRAWN.inc(amount)
+        elif kind == "released":
+            HOLDS_RELEASED.labels(label).inc(amount)
+        elif kind == "escalated":
+            ESCALATIONS.labels(label).inc(amount)
+        elif kind == "reminded":
+            REMINDERS.labels(label).inc(amount)
 
 
 def source_kind(source: str) -> str:

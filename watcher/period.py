@@ -9,6 +9,8 @@ from datetime import date, timedelta
 from enum import StrEnum
 from typing import Self
 
+from watcher.numbers import to_ascii
+
 
 class PeriodKind(StrEnum):
     DAY = "day"
@@ -17,11 +19,13 @@ class PeriodKind(StrEnum):
     YEAR = "year"
 
 
+# ASCII digits only: ``\d`` would also match other scripts' digits, and the period would
+# be stored as text of its own beside the ASCII one (``２０２６-10`` beside ``2026-10``).
 _FORMS = (
-    (re.compile(r"^(\d{4})-(\d{2})-(\d{2})$"), PeriodKind.DAY),
-    (re.compile(r"^(\d{4})-(\d{2})$"), PeriodKind.MONTH),
-    (re.compile(r"^(\d{4})-Q([1-4])$"), PeriodKind.QUARTER),
-    (re.compile(r"^(\d{4})$"), PeriodKind.YEAR),
+    (re.compile(r"^([0-9]{4})-([0-9]{2})-([0-9]{2})$"), PeriodKind.DAY),
+    (re.compile(r"^([0-9]{4})-([0-9]{2})$"), PeriodKind.MONTH),
+    (re.compile(r"^([0-9]{4})-Q([1-4])$"), PeriodKind.QUARTER),
+    (re.compile(r"^([0-9]{4})$"), PeriodKind.YEAR),
 )
 
 PERIOD_FORMS = "YYYY-MM-DD, YYYY-MM, YYYY-Qn or YYYY"
@@ -38,7 +42,9 @@ class Period:
 
     @classmethod
     def parse(cls, text: str) -> Self:
-        return cls._parse(text.strip())
+        """Full-width digits and signs (``２０２６－１０``) are read as ASCII: one period,
+        one text. Any other non-ASCII character refuses the period."""
+        return cls._parse(to_ascii(text).strip())
 
     @classmethod
     @functools.lru_cache(maxsize=4096)

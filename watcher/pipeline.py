@@ -16,15 +16,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
+import orjson
 import structlog
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from watcher.apply import Plan, Planner, write
 from watcher.assessment import roster as people
+from watcher.assessment.scorecard import Scorecard, build_card
 from watcher.assessment.targets import TargetBook, load_optional
+from watcher.assessment.verdict import card_row, months_of
 from watcher.config import Settings
-from watcher.evaluation import Assessment, Outcome, outcome
+from watcher.errors import RecordRefused
+from watcher.evaluation import Outcome, outcome
 from watcher.observability import (
     EVALUATION_SECONDS,
     RULE_EVALUATIONS,
@@ -32,13 +36,15 @@ from watcher.observability import (
     SNAPSHOTS_REJECTED,
     source_kind,
 )
+from watcher.observability import count as count_noise
 from watcher.period import Period
 from watcher.rules.engine import RuleEngine
 from watcher.snapshot import Snapshot
+from watcher.store import noise
 from watcher.store import plans as stored_plans
 from watcher.store import repository as repo
 from watcher.store.database import Database, utcnow
-from watcher.validation import RawRecord, Rejection, validate
+from watcher.validation import RawRecord, RecordWarning, Rejection, validate, warnings_of
 
 log = structlog.get_logger(__name__)
 RACE_RETRIES = 5
@@ -53,6 +59,7 @@ class IngestReport:
     opened: int = 0
     resolved: int = 0
     rejected: list[Rejection] = field(default_factory=list)
+    warnings: list[RecordWarning] = field(default_factory=list)
 
     def merge(self, other: IngestReport) -> None:
         self.accepted += other.accepted
@@ -61,12 +68,14 @@ class IngestReport:
         self.opened += other.opened
         self.resolved += other.resolved
         self.rejected.extend(other.rejected)
+        self.warnings.extend(other.warnings)
 
     def as_dict(self) -> dict[str, Any]:
         return {"accepted": self.accepted, "rejected": len(self.rejected),
                 "unchanged": self.unchanged, "restated": self.restated,
                 "incidents_opened": self.opened, "incidents_resolved": self.resolved,
-                "errors": [r.as_dict() for r in self.rejected]}
+                "errors": [r.as_dict() for r in self.rejected],
+                "warnings": [w.as_dict() for w in self.warnings]}
 
 
 class Pipeline:
@@ -76,6 +85,7 @@ class Pipeline:
                  roster: people.Roster | None = None) -> None:
         self.db = db
         self.engine = engine
+        self.known_metrics = frozenset(engine.pack.metrics)  # declared beside the registry
         self.settings = settings
         self.clock = clock
         # the targets file fills targets a snapshot does not send, for evaluation only:
@@ -87,6 +97,7 @@ class Pipeline:
     def use_engine(self, engine: RuleEngine) -> None:
         """Swap in a reloaded rule pack; the next batch is evaluated with it."""
         self.engine = engine
+        self.known_metrics = frozenset(engine.pack.metrics)  # declared beside the registry
 
     def use_targets(self, targets: TargetBook) -> None:
         """Swap in a reloaded targets file; the next batch is evaluated with it."""
@@ -117,7 +128,9 @@ class Pipeline:
                                                        verdict.error, verdict.raw)))
                 else:
                     assert isinstance(record, RawRecord)
-                    batch.append(Statement(verdict, record.text, origin))
+                    batch.append(Statement(verdict, record.text, origin, record.location,
+                                           warnings_of(verdict, record.location,
+                                                       self.known_metrics)))
                 if len(batch) >= self.settings.batch_size:
                     self._commit(batch, rejected, sources, reports)
                     batch, rejected = [], []
@@ -127,7 +140,8 @@ class Pipeline:
 
     def ingest_snapshots(self, snapshots: Iterable[Snapshot], source: str) -> IngestReport:
         """For callers that already hold validated snapshots (sources, tests, backfills)."""
-        batch = [Statement(s, "", 0) for s in snapshots]
+        batch = [Statement(s, "", 0, s.key, warnings_of(s, s.key, self.known_metrics))
+                 for s in snapshots]
         report = IngestReport()
         for start in range(0, len(batch), self.settings.batch_size):
             self._commit(batch[start:start + self.settings.batch_size], [], [source], [report])
@@ -156,7 +170,8 @@ class Pipeline:
             SNAPSHOTS_INGESTED.labels(kind).inc(part.accepted)
             SNAPSHOTS_REJECTED.labels(kind).inc(len(part.rejected))
             log.debug("ingested", source=sources[origin],
-                      **{k: v for k, v in part.as_dict().items() if k != "errors"})
+                      **{k: v for k, v in part.as_dict().items()
+                         if k not in ("errors", "warnings")})
 
     def _commit_once(self, batch: list[Statement], rejected: list[tuple[int, Rejection]],
                      sources: list[str]) -> dict[int, IngestReport]:
@@ -173,13 +188,13 @@ class Pipeline:
             if held is None or not observed_before(statement.snapshot, held.snapshot.observed_at):
                 latest[statement.snapshot.key] = statement  # the last statement wins
         with self.db.engine.begin() as conn:
-            repo.insert_rejections(conn, [r for _, r in rejected], now)
             known = repo.snapshot_state(conn, list(latest), lock=True)
-            fresh, restated, evaluate = [], [], []
+            fresh, restated, evaluate = {}, {}, []
+            stored: dict[str, Snapshot] = {}  # written by this batch, as sent
             later: dict[str, datetime] = {}
-            for key, (snapshot, raw, origin) in latest.items():
+            for key, (snapshot, raw, origin, _, _) in latest.items():
                 if key not in known:
-                    fresh.append(repo.snapshot_row(snapshot, raw, sources[origin], now))
+                    fresh[key] = repo.snapshot_row(snapshot, raw, sources[origin], now)
                 elif observed_before(snapshot, known[key][3]):
                     parts[origin].unchanged += 1  # late: one observed after it is stored
                     continue
@@ -191,36 +206,75 @@ class Pipeline:
                         later[key] = observed
                     continue
                 else:
-                    restated.append(repo.snapshot_row(snapshot, raw, sources[origin], now,
-                                                      digest))
+                    restated[key] = repo.snapshot_row(snapshot, raw, sources[origin], now,
+                                                      digest)
                     parts[origin].restated += 1
+                stored[key] = snapshot
                 evaluate.append(targets.fill(snapshot))
-            repo.advance_observed(conn, later)
-            repo.insert_snapshots(conn, fresh)
-            repo.restate_snapshots(conn, restated)
             evaluate.sort(key=lambda s: (s.period.end, s.period.start))
             engine = self.engine
-            started = time.perf_counter()
-            verdicts = [engine.evaluate(s) for s in evaluate]
-            if verdicts:
-                per_snapshot = (time.perf_counter() - started) / len(verdicts)
-                for _ in verdicts:
-                    EVALUATION_SECONDS.observe(per_snapshot)
-                RULE_EVALUATIONS.inc(len(verdicts))
-            outcomes = [outcome(engine.pack, engine.version, v) for v in verdicts]
-            plan = self._apply(conn, outcomes, now)
+            outcomes = self._evaluate(engine, evaluate, latest, parts, sources)
+            refused = {s.key for s in evaluate} - {o.snapshot.key for o in outcomes}
+            for key in refused:
+                fresh.pop(key, None)  # not stored: kept in the rejected log instead
+                stored.pop(key, None)
+                if restated.pop(key, None) is not None:
+                    parts[latest[key].origin].restated -= 1
+            for statement in batch:
+                if latest.get(statement.snapshot.key) is not statement or \
+                        statement.snapshot.key not in refused:
+                    parts[statement.origin].warnings.extend(statement.warnings)
+            repo.insert_rejections(conn, [r for part in parts.values() for r in part.rejected],
+                                   now)
+            repo.advance_observed(conn, later)
+            repo.insert_snapshots(conn, list(fresh.values()))
+            repo.restate_snapshots(conn, list(restated.values()))
+            plan = self._apply(conn, outcomes, now, stored)
+        count_noise(plan.counts)  # committed: held back, withdrawn
         for key, count in plan.opened_by.items():
             parts[latest[key].origin if key in latest else 0].opened += count
         for key, count in plan.resolved_by.items():
             parts[latest[key].origin if key in latest else 0].resolved += count
         return parts
 
-    def _apply(self, conn: Connection, outcomes: list[Outcome], now: datetime) -> Plan:
+    def _evaluate(self, engine: RuleEngine, snapshots: list[Snapshot],
+                  latest: dict[str, Statement], parts: dict[int, IngestReport],
+                  sources: list[str]) -> list[Outcome]:
+        """Each snapshot's outcome; one the engine cannot take is rejected alone, and
+        the rest of the batch (other records, other requests) goes on."""
+        outcomes = []
+        started = time.perf_counter()
+        for snapshot in snapshots:
+            try:
+                outcomes.append(outcome(engine.pack, engine.version, engine.evaluate(snapshot)))
+                continue
+            except RecordRefused as exc:
+                field, reason = exc.field, exc.reason
+            except Exception as exc:  # a fault of ours: this record only, kept to send again
+                log.exception("evaluation_failed", key=snapshot.key)
+                field, reason = None, f"could not be evaluated ({type(exc).__name__}: {exc})"
+            statement = latest[snapshot.key]
+            part = parts[statement.origin]
+            part.accepted -= 1
+            part.rejected.append(Rejection(
+                sources[statement.origin], statement.location, field,
+                f"{field}: {reason}" if field else reason,
+                statement.raw or orjson.dumps(snapshot.to_canonical()).decode()))
+            log.warning("record_refused_by_engine", key=snapshot.key, reason=reason)
+        if outcomes:
+            per_snapshot = (time.perf_counter() - started) / len(outcomes)
+            for _ in outcomes:
+                EVALUATION_SECONDS.observe(per_snapshot)
+            RULE_EVALUATIONS.inc(len(outcomes))
+        return outcomes
+
+    def _apply(self, conn: Connection, outcomes: list[Outcome], now: datetime,
+               stored: dict[str, Snapshot]) -> Plan:
         pack = self.engine.pack
-        assessed = [o.assessment for o in outcomes if o.assessment is not None]
-        streak_rules = [r.id for r in pack.rules if r.enabled and r.kind == "streak"]
-        if assessed and streak_rules:  # before reading what is live: see lock_operators
-            repo.lock_operators(conn, [a.operator for a in assessed])
+        streak_rules = [r for r in pack.rules if r.enabled and r.kind == "streak"]
+        changed = months_of(o.snapshot for o in outcomes) if streak_rules else {}
+        if changed:  # before reading what is live: see lock_operators
+            repo.lock_operators(conn, [operator for operator, _month in changed])
         subjects = {o.snapshot.store for o in outcomes}
         subjects |= {o.snapshot.operator for o in outcomes if o.snapshot.operator}
         recent = {}
@@ -231,20 +285,43 @@ class Pipeline:
         live = repo.live_incidents_of(conn, subjects)
         planned = stored_plans.planned_incidents(conn, [i.id for i in live.values()
                                                 if i.subject_kind == "operator"])
+        waiting = noise.of_subjects(conn, subjects) if any(
+            r.for_ is not None for r in pack.rules) else {}
         planner = Planner(pack, self.engine.version, self.settings, now, live,
                           lambda operator, months: repo.month_evidence(conn, operator, months),
-                          recent, roster=self.roster, planned=planned)
+                          recent, roster=self.roster, planned=planned, pending=waiting)
         planner.outcomes(outcomes)
-        if assessed and streak_rules:
-            repo.upsert_assessments(conn, [_assessment_row(a, now) for a in assessed])
-            span = max(r.months for r in pack.rules if r.kind == "streak") * 2
-            starts = [Period.parse(a.period) for a in assessed]
-            months = repo.operators_months(
-                conn, [a.operator for a in assessed],
+        if changed:
+            cards = self._monthly_cards(conn, changed, stored)
+            repo.upsert_monthly_cards(conn, [card_row(card, now) for card in cards])
+            span = max(r.months for r in streak_rules) * 2
+            starts = [Period.parse(month) for _operator, month in changed]
+            results = repo.operators_months(
+                conn, [operator for operator, _month in changed],
                 min(starts).shift_months(-span).start, max(starts).shift_months(span).start)
-            planner.streaks(assessed, months)
+            planner.streaks(changed, results)
         write(conn, planner.plan, self.settings, now)
         return planner.plan
+
+    def _monthly_cards(self, conn: Connection, changed: dict[tuple[str, str], Snapshot],
+                       batch: dict[str, Snapshot]) -> list[Scorecard]:
+        """The card of each operator's month the batch changed, from the store (which
+        holds the batch's snapshots by now): the keys of the month's snapshots in one
+        query per month, and only those the batch did not write itself loaded."""
+        by_month: dict[str, list[str]] = defaultdict(list)
+        for operator, text in changed:
+            by_month[text].append(operator)
+        pack, book, settings = self.engine.pack, self.targets, self.settings.scorecard
+        cards = []
+        for text, operators in by_month.items():
+            month = Period.parse(text)
+            keys = repo.operators_snapshot_keys(conn, operators, month.start, month.end)
+            loaded = repo.snapshots_by_key(
+                conn, [k for found in keys.values() for k in found if k not in batch])
+            cards += [build_card(operator, month, [batch.get(k) or loaded[k] for k in found],
+                                 pack, book, settings, self.roster)
+                      for operator, found in keys.items()]
+        return cards
 
 
 class Statement(NamedTuple):
@@ -253,6 +330,8 @@ class Statement(NamedTuple):
     snapshot: Snapshot
     raw: str
     origin: int
+    location: str = ""
+    warnings: Sequence[RecordWarning] = ()
 
 
 def observed_before(snapshot: Snapshot, other: datetime | None) -> bool:
@@ -261,9 +340,3 @@ def observed_before(snapshot: Snapshot, other: datetime | None) -> bool:
     times, arrival order decides."""
     return snapshot.observed_at is not None and other is not None \
         and snapshot.observed_at < other
-
-
-def _assessment_row(a: Assessment, now: datetime) -> dict[str, Any]:
-    return {"operator": a.operator, "store": a.store, "platform": a.platform,
-            "period": a.period, "period_start": Period.parse(a.period).start,
-            "missed": a.missed, "evidence": a.evidence, "updated_at": now}

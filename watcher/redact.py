@@ -58,6 +58,20 @@ def redact_url(url: str) -> str:
 
 
 def redact_text(text: str) -> str:
+    return _mask_query(_URL.sub(lambda m: redact_url(m.group(0)), _mask_registered(text)))
+
+
+def mask_secrets(text: str) -> str:
+    """Only the secrets in ``text``: registered values and secret-looking query
+    parameters, leaving URLs readable (a request shown as it would be sent)."""
+    return _mask_query(_mask_registered(text))
+
+
+def _mask_query(text: str) -> str:
+    return _SECRET_QUERY.sub(lambda m: m.group(1) + MASK, text)
+
+
+def _mask_registered(text: str) -> str:
     if not text:
         return text
     with _lock:
@@ -65,8 +79,7 @@ def redact_text(text: str) -> str:
     for secret in secrets:
         if secret in text:
             text = text.replace(secret, MASK)
-    text = _URL.sub(lambda m: redact_url(m.group(0)), text)
-    return _SECRET_QUERY.sub(lambda m: m.group(1) + MASK, text)
+    return text
 
 
 def redact_value(value: Any) -> Any:

@@ -29,6 +29,14 @@ from pydantic import (
 from watcher import derive, indicators
 from watcher.errors import InputError
 from watcher.indicators import DeclaredMetric, Unit
+from watcher.limits import (
+    MAX_KEY_LENGTH,
+    MAX_METRICS,
+    MAX_SEGMENT_KEYS,
+    MAX_STRING_LENGTH,
+    MAX_TARGETS,
+)
+from watcher.numbers import SNAPSHOT_SEPARATORS, read_decimal, to_ascii
 from watcher.period import Period
 
 SEGMENT_KEYS = (
@@ -47,8 +55,12 @@ class Comparator(StrEnum):
     EQ = "=="
 
 
-def parse_number(value: Any) -> float:
-    """A number, a numeric string, or a percent string (``"3.5%"`` is 0.035)."""
+def parse_number(value: Any, separators: str = SNAPSHOT_SEPARATORS) -> float:
+    """A number, a numeric string, or a percent string (``"3.5%"`` is 0.035).
+
+    A string is read by ``watcher.numbers``: what could be read two ways (``"3,5%"``)
+    is refused, not guessed.
+    """
     if isinstance(value, bool):
         raise ValueError("must be a number, not true/false")
     if isinstance(value, int | float):
@@ -57,15 +69,14 @@ def parse_number(value: Any) -> float:
         except OverflowError:
             raise ValueError("is too large a number") from None
     elif isinstance(value, str):
-        text = value.strip().replace(",", "")
+        text = to_ascii(value).strip()
         scale = 1.0
         if text.endswith("%"):
             text, scale = text[:-1].strip(), 0.01
         try:
-            number = float(text) * scale
-        except ValueError:
-            raise ValueError(
-                f"must be a number or a percentage like \"3.5%\", got {value!r}") from None
+            number = read_decimal(text, separators) * scale
+        except ValueError as exc:  # name what was sent, percent sign and all
+            raise type(exc)(str(exc).replace(repr(text), repr(value), 1)) from None
         if scale != 1.0:
             number = round(number, 12)
     else:
@@ -143,7 +154,10 @@ class Snapshot(BaseModel):
     @field_validator("segment", mode="before")
     @classmethod
     def _segment(cls, value: Any) -> Any:
+        _check_count("segment", value, MAX_SEGMENT_KEYS, "MAX_SEGMENT_KEYS", "segment keys")
         if isinstance(value, dict):
+            for key, item in value.items():
+                _check_length(f"segment.{key}", key, item)
             return {str(k): (v.strip().lower() if isinstance(v, str) else v)
                     for k, v in value.items() if v is not None}
         return value
@@ -157,9 +171,12 @@ class Snapshot(BaseModel):
             return value
         if not value:
             raise ValueError("needs at least one metric")
+        _check_count("metrics", value, MAX_METRICS, "MAX_METRICS", "metrics")
         metrics: dict[str, float] = {}
         for key, raw in value.items():
             metric_id = str(key)
+            if len(metric_id) > MAX_KEY_LENGTH:
+                _check_length(f"metrics.{metric_id}", metric_id, raw)
             kind = type(raw)
             if kind is float and math.isfinite(raw):
                 number = raw
@@ -172,6 +189,15 @@ class Snapshot(BaseModel):
                 _check_range(f"metrics.{metric_id}", metric_id, number, declared)
             metrics[metric_id] = number
         return metrics
+
+    @field_validator("targets", mode="before")
+    @classmethod
+    def _targets(cls, value: Any) -> Any:
+        _check_count("targets", value, MAX_TARGETS, "MAX_TARGETS", "targets")
+        if isinstance(value, dict):
+            for key in value:
+                _check_length(f"targets.{key}", key, None)
+        return value
 
     @model_validator(mode="after")
     def _complete(self, info: ValidationInfo) -> Snapshot:
@@ -223,6 +249,25 @@ class FieldRangeError(ValueError):
     def __init__(self, field: str, message: str) -> None:
         self.field = field
         super().__init__(message)
+
+
+def _check_count(field: str, value: Any, limit: int, name: str, what: str) -> None:
+    """A snapshot's size is bounded so that it always fits the rule engine's fact
+    (watcher/limits.py explains the sum)."""
+    if isinstance(value, dict) and len(value) > limit:
+        raise FieldRangeError(field, f"has {len(value)} {what}; the limit is {limit} ({name})")
+
+
+def _check_length(field: str, key: Any, value: Any) -> None:
+    """A metric id or segment key past MAX_KEY_LENGTH, or a segment text past
+    MAX_STRING_LENGTH: names and texts the store and the rule engine keep."""
+    if isinstance(key, str) and len(key) > MAX_KEY_LENGTH:
+        raise FieldRangeError(field[:field.index(".") + 41] + "...",
+                              f"a field name of {len(key)} characters; the limit is "
+                              f"{MAX_KEY_LENGTH} (MAX_KEY_LENGTH)")
+    if isinstance(value, str) and len(value) > MAX_STRING_LENGTH:
+        raise FieldRangeError(field, f"a text of {len(value)} characters; the limit is "
+                                     f"{MAX_STRING_LENGTH} (MAX_STRING_LENGTH)")
 
 
 def _number(field: str, value: Any) -> float:

@@ -1,5 +1,7 @@
-"""The timer loop: applies due escalations and reminders to open incidents, the PIP
-plans' reminders (``watcher.plans``) and the managers' monthly reports
+"""The timer loop: applies due escalations and reminders to open incidents, tells
+the channels when a silence or an inhibition that held a live incident has ended,
+opens the ``for:`` runs whose duration passed with no data to end them, and runs the
+PIP plans' reminders (``watcher.plans``) and the managers' monthly reports
 (``watcher.monthly``).
 
 Each action is one transaction: the timeline event and the notifications it
@@ -10,24 +12,34 @@ the timeline, so a restart neither repeats nor skips a step.
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 
 import structlog
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 
 from watcher import plans
 from watcher.alerts import AlertKind
-from watcher.apply import alert_for, labels_of, silenced_event
+from watcher.apply import (
+    alert_for,
+    inhibited_by,
+    inhibited_event,
+    labels_of,
+    promote,
+    silenced_event,
+)
 from watcher.assessment.roster import Roster
-from watcher.config import Route, Settings, policy
-from watcher.escalation import Escalate, Progress, Remind, due
+from watcher.channels.render import format_span
+from watcher.config import Settings, policy, route
+from watcher.escalation import Escalate, Hold, Progress, Remind, due
 from watcher.incidents import Event, EventKind, Incident
+from watcher.observability import count
 from watcher.outage import DATABASE_DOWN, Outage
 from watcher.rules.model import RulePack
-from watcher.silences import silenced_by
-from watcher.store import Database
+from watcher.silences import Silence, silenced_by
+from watcher.store import Database, noise
 from watcher.store import repository as repo
 from watcher.store.database import as_utc, utcnow
 
@@ -39,7 +51,24 @@ def progress_of(events: list[dict[str, object]]) -> Progress:
                       if e["kind"] == EventKind.ESCALATED.value)
     reminders = [as_utc(e["at"]) for e in events  # type: ignore[arg-type]
                  if e["kind"] == EventKind.REMINDED.value]
-    return Progress(steps, max((r for r in reminders if r is not None), default=None))
+    return Progress(steps, max((r for r in reminders if r is not None), default=None),
+                    holds_of(events))
+
+
+def holds_of(events: list[dict[str, object]]) -> tuple[Hold, ...]:
+    """When something held the incident: from the first ``silenced``/``inhibited`` event
+    to the ``released`` event that ended it (None: not ended)."""
+    holds: list[Hold] = []
+    for event in events:
+        at = as_utc(event["at"])  # type: ignore[arg-type]
+        if at is None:
+            continue
+        held = bool(holds) and holds[-1][1] is None
+        if event["kind"] in noise.HOLDS and not held:
+            holds.append((at, None))
+        elif event["kind"] == EventKind.RELEASED.value and held:
+            holds[-1] = (holds[-1][0], at)
+    return tuple(holds)
 
 
 TIMERS_LOCK = 0x6B7077_01  # "kpw" + 1: the advisory lock id of the timer loop
@@ -80,12 +109,15 @@ class Timers:
         self.pack = pack  # the rules in force (they reload): reminders carry the runbook
 
     def run_once(self) -> int:
-        escalating = any(r.escalate or r.repeat_interval for r in self.settings.routes)
         with leader(self.db, TIMERS_LOCK) as elected:
             if not elected:
                 return 0
             now = self.clock()
-            applied = self._pass(now) if escalating else 0
+            counts: Counter[str] = Counter()
+            with self.db.engine.begin() as conn:
+                applied = promote(conn, self.settings, now, counts)
+            count(counts)
+            applied += self._pass(now)
             applied += plans.remind(self.db, self.settings, self.roster(), now)
             applied += self.monthly(now)
         if applied:
@@ -93,47 +125,110 @@ class Timers:
         return applied
 
     def _pass(self, now: datetime) -> int:
+        """Open incidents whose route escalates or reminds, and live incidents a silence
+        or an inhibition holds (to tell when it ends)."""
+        escalating = any(r.escalate or r.repeat_interval for r in self.settings.routes)
         with self.db.engine.connect() as conn:
-            candidates = repo.list_incidents(conn, status="open", limit=100_000)
-        applied = 0
-        for incident in candidates:
-            route = policy(self.settings, labels_of(incident))
-            if route is not None:
-                applied += self._apply(incident, route, now)
+            ids = [i.id for i in repo.list_incidents(conn, status="open", limit=100_000)
+                   ] if escalating else []
+            ids = sorted(set(ids) | set(noise.held_incident_ids(conn)))
+        applied = sum(self._apply(incident_id, now) for incident_id in ids)
         return applied
 
-    def _apply(self, incident: Incident, route: Route, now: datetime) -> int:
+    def _holder(self, conn: Connection, incident: Incident,
+                now: datetime) -> Silence | Incident | None:
+        """The silence, or the live incident (inhibition), holding ``incident`` now."""
+        labels = labels_of(incident)
+        silence = silenced_by(repo.list_silences(conn, active_at=now), labels, now)
+        if silence is not None or not self.settings.inhibit:
+            return silence
+        sources = repo.live_for_subjects(conn, [incident.store] if incident.store else [],
+                                         [incident.operator] if incident.operator else [])
+        return inhibited_by(self.settings, labels, incident.fingerprint, sources)
+
+    def _apply(self, incident_id: int, now: datetime) -> int:
+        counts: Counter[str] = Counter()
         with self.db.engine.begin() as conn:
-            current = repo.get_incident(conn, incident.id)
-            if current is None:
-                return 0
-            actions = due(current, route, progress_of(repo.incident_events_of(conn, incident.id)),
-                          now)
-            for action in actions:
-                if isinstance(action, Escalate):
-                    kind, alert_kind = EventKind.ESCALATED, AlertKind.ESCALATED
-                    data: dict[str, object] = {"step": action.step,
-                                               "channels": list(action.channels)}
-                    note = f"not acknowledged: escalation step {action.step + 1}"
-                else:
-                    assert isinstance(action, Remind)
-                    kind, alert_kind = EventKind.REMINDED, AlertKind.REMINDER
-                    data = {"channels": list(action.channels)}
-                    note = "still open: reminder"
-                event_id = repo.add_event(conn, incident.id, Event(kind=kind, at=now, note=note,
-                                                                   data=data))
-                silence = silenced_by(repo.list_silences(conn, active_at=now),
-                                      labels_of(current), now)
-                if silence is not None:
-                    repo.add_event(conn, incident.id, silenced_event(silence, alert_kind, now))
-                    continue
-                alert = alert_for(current, alert_kind, now, self.settings.public_url, note,
-                                  self.pack())
-                repo.insert_notifications(conn, [
-                    repo.notification_row(incident.id, event_id, channel, alert, now)
-                    for channel in action.channels])
-                log.info(kind.value, incident=incident.id, channels=list(action.channels))
-        return len(actions)
+            applied = self._apply_in(conn, incident_id, now, counts)
+        count(counts)  # committed
+        return applied
+
+    def _apply_in(self, conn: Connection, incident_id: int, now: datetime,
+                  counts: Counter[str]) -> int:
+        current = repo.get_incident(conn, incident_id)
+        if current is None or not current.live:
+            return 0
+        events = repo.incident_events_of(conn, incident_id)
+        progress = progress_of(events)
+        holder = self._holder(conn, current, now)
+        applied = 0
+        if progress.held and holder is None:
+            by = self._release(conn, current, events, progress.holds[-1][0], now)
+            counts[f"released.{by}"] += 1
+            progress = progress_of(repo.incident_events_of(conn, incident_id))
+            applied += 1
+        route_ = policy(self.settings, labels_of(current))
+        actions = due(current, route_, progress, now) if route_ is not None else []
+        if actions and holder is not None:
+            # Held: nothing escalates or reminds, and the time held does not count
+            # (escalation.running). One event says what was held back, and from when.
+            kind = AlertKind.ESCALATED if isinstance(actions[0], Escalate) \
+                else AlertKind.REMINDER
+            if isinstance(holder, Silence):
+                event, reason = silenced_event(holder, kind, now), "silenced"
+            else:
+                event, reason = inhibited_event(holder, kind, now), "inhibited"
+            repo.add_event(conn, incident_id, event)
+            counts[f"held.{reason}"] += 1
+            return applied
+        for action in actions:
+            if isinstance(action, Escalate):
+                kind_, alert_kind = EventKind.ESCALATED, AlertKind.ESCALATED
+                data: dict[str, object] = {"step": action.step,
+                                           "channels": list(action.channels)}
+                note = f"not acknowledged: escalation step {action.step + 1}"
+                key, args = "escalated", {"step": action.step + 1}
+                counts[f"escalated.{action.step + 1}"] += 1
+            else:
+                assert isinstance(action, Remind)
+                kind_, alert_kind = EventKind.REMINDED, AlertKind.REMINDER
+                data = {"channels": list(action.channels)}
+                note, key, args = "still open: reminder", "reminder", {}
+                counts[f"reminded.{len(progress.steps_done)}"] += 1
+            event_id = repo.add_event(conn, incident_id, Event(kind=kind_, at=now,
+                                                               note=note, data=data))
+            alert = alert_for(current, alert_kind, now, self.settings.public_url, note,
+                              note_key=key, note_args=args, pack=self.pack())
+            repo.insert_notifications(conn, [
+                repo.notification_row(incident_id, event_id, channel, alert, now)
+                for channel in action.channels])
+            log.info(kind_.value, incident=incident_id, channels=list(action.channels))
+        return applied + len(actions)
+
+    def _release(self, conn: Connection, incident: Incident, events: list[dict[str, object]],
+                 since: datetime, now: datetime) -> str:
+        """What held a live incident has ended: one message to its channels, saying so
+        and for how long it was held. Returns what held it: silence or inhibition."""
+        last = next(e for e in reversed(events) if e["kind"] in noise.HOLDS)
+        data = dict(last["data"] or {})  # type: ignore[call-overload]
+        seconds = (now - since).total_seconds()
+        by = ("silence", data.get("silence")) if last["kind"] == "silenced" \
+            else ("inhibition", data.get("inhibitor"))
+        what = f"silence {by[1]}" if by[0] == "silence" else f"inhibition by incident {by[1]}"
+        note = f"{what} ended after {format_span(seconds, {})}: still open"
+        event_id = repo.add_event(conn, incident.id, Event(
+            kind=EventKind.RELEASED, at=now, note=note,
+            data={"by": by[0], "id": by[1], "held_seconds": round(seconds)}))
+        channels = sorted(set(route(self.settings, labels_of(incident)))
+                          | set(repo.channels_told(conn, [incident.id]).get(incident.id, [])))
+        alert = alert_for(incident, AlertKind.RELEASED, now, self.settings.public_url,
+                          note, note_key=f"released_{by[0]}",
+                          note_args={"id": by[1], "held": round(seconds)})
+        repo.insert_notifications(conn, [
+            repo.notification_row(incident.id, event_id, channel, alert, now)
+            for channel in channels])
+        log.info("released", incident=incident.id, by=by[0], held_seconds=round(seconds))
+        return by[0]
 
     def run_forever(self, stop: threading.Event) -> None:
         outage, wait = Outage("timers", self.settings.database_url), 0.0

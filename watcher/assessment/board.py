@@ -30,14 +30,12 @@ from watcher.assessment.roster import Roster
 from watcher.assessment.scorecard import (
     Criterion,
     StoreView,
-    card_rules,
     snapshot_view,
     view_criterion,
 )
 from watcher.assessment.targets import TargetBook
 from watcher.indicators import Dimension
-from watcher.period import PeriodKind
-from watcher.rules.model import Rule, RulePack
+from watcher.rules.model import RulePack
 from watcher.snapshot import Comparator, Snapshot
 from watcher.store import repository as repo
 
@@ -127,13 +125,6 @@ def build_board(latest: Iterable[Snapshot], pack: RulePack, book: TargetBook, *,
         by_store.setdefault((snap.platform, snap.store), []).append(snap)
     wanted = [i for i in indicators.INDICATORS.values()
               if dimension is None or i.dimension == dimension]
-    rules: dict[tuple[str, PeriodKind], list[Rule]] = {}
-
-    def rules_for(metric: str, kind: PeriodKind) -> list[Rule]:
-        if (metric, kind) not in rules:
-            rules[(metric, kind)] = card_rules(pack, metric, kind)
-        return rules[(metric, kind)]
-
     shown = []
     for (store_platform, store), snaps in by_store.items():
         snaps.sort(key=lambda s: (s.period.end, s.period.start))
@@ -148,24 +139,17 @@ def build_board(latest: Iterable[Snapshot], pack: RulePack, book: TargetBook, *,
     sent = {m for *_key, snaps in shown for s in snaps for m in s.metrics}
     wanted = [i for i in wanted if i.id in sent]
     rows = []
-    views: dict[int, tuple[StoreView, tuple[tuple[str, str], ...]]] = {}  # by id(snapshot)
-    # A criterion depends on the metric, the period kind (which rules apply), the metric's
-    # target and the store's segment, and a fleet has few segments: judge each once.
-    criteria: dict[tuple[Any, ...], Criterion | None] = {}
+    views: dict[int, StoreView] = {}  # by id() of the snapshot: one targets lookup each
     for store_platform, store, store_team, snaps in shown:
         newest = snaps[-1]
         cells = {}
         for indicator in wanted:
             source = next((s for s in reversed(snaps) if indicator.id in s.metrics), newest)
-            if id(source) not in views:
-                view = snapshot_view(source, book)
-                views[id(source)] = view, tuple(sorted(view.segment.items()))
-            view, segment = views[id(source)]
-            key = (indicator.id, source.period.kind, view.targets.get(indicator.id), segment)
-            if key not in criteria:
-                criteria[key] = view_criterion(indicator.id, view,
-                                               rules_for(indicator.id, source.period.kind))
-            criterion = criteria[key]
+            view = views.get(id(source))
+            if view is None:
+                view = views[id(source)] = snapshot_view(source, book)
+            # the card's own lookup, which judges each segment's rule criterion once
+            criterion = view_criterion(indicator.id, view, pack, source.period.kind)
             value = source.metrics.get(indicator.id)
             status = cell_status(value, criterion)
             if status is None:

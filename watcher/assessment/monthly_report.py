@@ -31,7 +31,7 @@ class ReportRow(BaseModel):
     operator: str
     name: str | None
     tier: str
-    grade: str | None  # present once cards carry a grade
+    grade: str | None  # the card's (watcher.assessment.grades); none when incomplete
     score: float | None
     result: str
     failing: tuple[str, ...]
@@ -66,9 +66,8 @@ class MonthlyReport(BaseModel):
 
 def row_of(card: Scorecard, roster: Roster) -> ReportRow:
     person = roster.get(card.operator)
-    grade = getattr(card, "grade", None)  # the grade arrives with the cards' verdict
     return ReportRow(operator=card.operator, name=person.name if person else None,
-                     tier=card.tier, grade=None if grade is None else str(grade),
+                     tier=card.tier, grade=card.grade,
                      score=card.score, result=card.result.value, failing=card.failing,
                      vetoes=tuple(str(v) for v in card.vetoes))
 

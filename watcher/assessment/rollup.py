@@ -17,6 +17,7 @@ value of the whole?
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
 
@@ -30,6 +31,7 @@ class Combine(StrEnum):
     WORST = "worst"
 
 
+@functools.lru_cache(maxsize=1024)  # asked per item and store of every card built
 def combine_kind(metric: str) -> Combine:
     indicator = indicators.get(metric)
     if indicator is None:

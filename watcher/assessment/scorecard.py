@@ -25,12 +25,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, computed_field
 from sqlalchemy import Connection
 
 from watcher import indicators
+from watcher.assessment.grades import Grade, grade_of
 from watcher.assessment.rollup import Combine, combine, combine_kind, weights_of
 from watcher.assessment.roster import Roster
 from watcher.assessment.targets import TargetBook
@@ -39,7 +40,7 @@ from watcher.errors import InputError
 from watcher.indicators import Cycle, Dimension, Direction, Indicator
 from watcher.period import Period, PeriodKind
 from watcher.rules.engine import applicable_variant, normalise_segment
-from watcher.rules.expression import Comparison, Condition
+from watcher.rules.expression import Comparison, Condition, comparisons, holds
 from watcher.rules.model import Rule, RulePack
 from watcher.snapshot import Comparator, Snapshot, Target
 from watcher.store import repository as repo
@@ -89,12 +90,17 @@ class CardItem(_Frozen):
 
 
 class Veto(_Frozen):
-    """A value that fails the card whatever its score (a penalty: a major violation)."""
+    """A major violation: fails the card whatever its score, and lowers its grade one band.
+
+    From a metric of ``scorecard: veto:`` above zero, or a rule marked
+    ``downgrades_assessment`` that holds on one of the card's snapshots (``rule``).
+    """
 
     metric: str
     value: float
     store: str
     period: str
+    rule: str | None = None
 
     def __str__(self) -> str:
         return f"{self.metric} = {self.value:g} at {self.store} in {self.period}"
@@ -114,6 +120,8 @@ class Scorecard(_Frozen):
     pass_score: float
     result: CardResult
     vetoes: tuple[Veto, ...]
+    grade: str | None  # None when nothing could be judged (an incomplete card)
+    grading: Grade | None  # the grade's band, meaning, bonus and any downgrade
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -128,13 +136,16 @@ class TeamRow(_Frozen):
     stores: tuple[str, ...]
     score: float | None
     result: CardResult
+    grade: str | None
+    bonus: float | None
     failing: tuple[str, ...]
     vetoes: tuple[Veto, ...]
 
     @classmethod
     def of(cls, card: Scorecard) -> TeamRow:
         return cls(operator=card.operator, tier=card.tier, team=card.team, stores=card.stores,
-                   score=card.score, result=card.result, failing=card.failing,
+                   score=card.score, result=card.result, grade=card.grade,
+                   bonus=card.grading.bonus if card.grading else None, failing=card.failing,
                    vetoes=card.vetoes)
 
 
@@ -172,6 +183,10 @@ class _StoreView:
     values: dict[str, float]
     targets: dict[str, Target]
 
+    @property
+    def segment_key(self) -> frozenset[tuple[str, str]]:
+        return frozenset(self.segment.items())
+
 
 @dataclass(frozen=True, slots=True)
 class _Criterion:
@@ -199,6 +214,12 @@ def _store_view(snaps: Sequence[Snapshot], period: Period, operator: str,
     """
     latest = snaps[-1]
     exact = next((s for s in snaps if s.period == period), None)
+    if exact is not None and len(snaps) == 1:  # the period's own snapshot alone: as sent
+        return _StoreView(exact.store, normalise_segment(exact.segment), dict(exact.metrics), {
+            **book.lookup(exact.store, operator, period, segment=exact.segment),
+            **book.lookup(exact.store, operator, period, segment=exact.segment,
+                          exact_only=True),
+            **exact.targets})
     file_targets = {s.period.text: book.lookup(s.store, operator, s.period, segment=s.segment)
                     for s in snaps}
     stated = {**book.lookup(latest.store, operator, period, segment=latest.segment,
@@ -279,6 +300,33 @@ def _single(condition: Condition | None, metric: str) -> Comparison | None:
     return None
 
 
+@dataclass(slots=True)
+class _PackRules:
+    """A pack's card rules per metric for one period kind, and the rule criterion per
+    metric and segment as found: a card is built per operator and month on the ingestion
+    path, and must not scan the pack once per indicator and store."""
+
+    pack: RulePack  # kept, so that the id keying the cache stays this pack's
+    rules: dict[str, list[Rule]]
+    criteria: dict[frozenset[tuple[str, str]], dict[str, _Criterion | None]]  # segment, metric
+
+
+_PACK_RULES: dict[tuple[int, PeriodKind], _PackRules] = {}
+
+
+def _pack_rules(pack: RulePack, kind: PeriodKind) -> _PackRules:
+    cached = _PACK_RULES.get((id(pack), kind))
+    if cached is None or cached.pack is not pack:
+        if len(_PACK_RULES) >= 8:
+            _PACK_RULES.clear()
+        cached = _PackRules(pack, {m: card_rules(pack, m, kind) for m in indicators.INDICATORS},
+                            {})
+        _PACK_RULES[(id(pack), kind)] = cached
+    elif len(cached.criteria) > 50_000:  # segments are few in practice; bound them anyway
+        cached.criteria.clear()
+    return cached
+
+
 def card_rules(pack: RulePack, metric: str, kind: PeriodKind) -> list[Rule]:
     """Threshold rules that judge ``metric`` in a period of ``kind``, in pack order: labelled
     with the indicator (or unlabelled), with a single comparison of the metric (a compound
@@ -291,12 +339,22 @@ def card_rules(pack: RulePack, metric: str, kind: PeriodKind) -> list[Rule]:
                                                   *(v.compiled for v in rule.variants)))]
 
 
-def _criterion(metric: str, view: _StoreView, rules: Sequence[Rule]) -> _Criterion | None:
+def _criterion(metric: str, view: _StoreView, pack: _PackRules,
+               known: dict[str, _Criterion | None]) -> _Criterion | None:
+    """The target of the store's, else the rule criterion for its segment (``known``:
+    the criteria found for that segment so far)."""
     target = view.targets.get(metric)
     if target is not None:
         return _Criterion(target.comparator or _passing_side(metric), target.value, "target")
+    if metric not in known:
+        known[metric] = _rule_criterion(metric, view.segment, pack.rules[metric])
+    return known[metric]
+
+
+def _rule_criterion(metric: str, segment: dict[str, str],
+                    rules: Sequence[Rule]) -> _Criterion | None:
     for rule in rules:
-        variant = applicable_variant(rule, view.segment) if rule.variants else None
+        variant = applicable_variant(rule, segment) if rule.variants else None
         comparison = _single(variant.compiled if variant else rule.compiled, metric)
         if comparison is not None and comparison.value is not None:
             return _Criterion(_PASSING_SIDE[comparison.op], comparison.value, "rule", rule.id)
@@ -315,37 +373,43 @@ def snapshot_view(snap: Snapshot, book: TargetBook) -> StoreView:
     return _StoreView(snap.store, normalise_segment(snap.segment), dict(snap.metrics), targets)
 
 
-def view_criterion(metric: str, view: StoreView, rules: Sequence[Rule]) -> Criterion | None:
-    """What a store is judged by for ``metric``, exactly as its card judges it: the target,
-    else the first of ``rules`` (``card_rules``) in the form for the store's segment. The
-    health board asks this, so a cell and a card never disagree on a threshold."""
-    return _criterion(metric, view, rules)
+def view_criterion(metric: str, view: StoreView, pack: RulePack,
+                   kind: PeriodKind) -> Criterion | None:
+    """What a store is judged by for ``metric`` in a period of ``kind``, exactly as its card
+    judges it: the target, else the first card rule (``card_rules``) in the form for the
+    store's segment. The health board asks this, so a cell and a card never disagree on a
+    threshold."""
+    rules = _pack_rules(pack, kind)
+    return _criterion(metric, view, rules, rules.criteria.setdefault(view.segment_key, {}))
 
 
 # -- the card ---------------------------------------------------------------------------------
 
 
-def _item(indicator: Indicator, views: Sequence[_StoreView], rules: Sequence[Rule],
-          weight: float) -> CardItem | None:
+def _item(indicator: Indicator, views: Sequence[_StoreView], pack: _PackRules,
+          known: Sequence[dict[str, _Criterion | None]], weight: float) -> CardItem | None:
     metric = indicator.id
+    rules = pack.rules[metric]
 
     def item(status: ItemStatus, stores: Sequence[_StoreView], value: float | None = None,
-             weighted_by: str | None = None, **judged: object) -> CardItem:
+             weighted_by: str | None = None, **judged: Any) -> CardItem:
         criterion = {"threshold": None, "comparator": None, "basis": None, "rule": None,
                      **judged}
         mean = combine_kind(metric) is Combine.MEAN and value is not None
-        return CardItem.model_validate({
+        fields: dict[str, Any] = {
             "indicator": metric, "name_en": indicator.name_en, "name_zh": indicator.name_zh,
             "dimension": indicator.dimension.value, "value": value, "status": status,
             "weight": weight, "stores": tuple(v.store for v in stores),
-            "weighted_by": weighted_by if mean else None, **criterion})
+            "weighted_by": weighted_by if mean else None, **criterion}
+        return CardItem.model_construct(**fields)  # every field given, of its type
 
-    with_value = [v for v in views if metric in v.values]
+    with_value = [(v, k) for v, k in zip(views, known, strict=True) if metric in v.values]
     if not with_value:
-        known = bool(rules) or any(metric in v.targets for v in views)
-        return item(ItemStatus.NO_DATA, ()) if known else None
-    judged = [(v, c) for v in with_value if (c := _criterion(metric, v, rules)) is not None]
-    stores = [v for v, _c in judged] or with_value
+        judgeable = bool(rules) or any(metric in v.targets for v in views)
+        return item(ItemStatus.NO_DATA, ()) if judgeable else None
+    judged = [(v, c) for v, k in with_value
+              if (c := _criterion(metric, v, pack, k)) is not None]
+    stores = [v for v, _c in judged] or [v for v, _k in with_value]
     weighted_by, weights = weights_of([v.values for v in stores])
     value = combine(metric, [v.values[metric] for v in stores], weights)
     if not judged:
@@ -381,30 +445,63 @@ def build_card(operator: str, period: Period, snapshots: Iterable[Snapshot], pac
     roster = roster or Roster()
     tier = settings.tier_of(roster.tier_of(operator) or level)
     cycle = CYCLES[period.kind]
+    rules = _pack_rules(pack, period.kind)
+    known = [rules.criteria.setdefault(v.segment_key, {}) for v in views]  # per store
     items = [item for indicator in card_indicators(cycle)
-             if (item := _item(indicator, views, card_rules(pack, indicator.id, period.kind),
+             if (item := _item(indicator, views, rules, known,
                                settings.weight(tier, indicator))) is not None]
-    vetoes = tuple(Veto(metric=metric, value=snap.metrics[metric], store=snap.store,
-                        period=snap.period.text)
-                   for snap in mine for metric in settings.veto
-                   if snap.metrics.get(metric, 0) > 0)
+    vetoes = card_vetoes(mine, pack, book, settings.veto)
     assessed = [i for i in items if i.status in (ItemStatus.PASS, ItemStatus.FAIL)]
     total = sum(i.weight for i in assessed)
     score = (sum(i.weight for i in assessed if i.status is ItemStatus.PASS) / total
              if total > 0 else None)
+    if score is not None:
+        score = round(score, 4)
     if vetoes:
         result = CardResult.FAIL
     elif score is None:
         result = CardResult.INCOMPLETE
     else:
         result = CardResult.PASS if score >= settings.pass_score else CardResult.FAIL
+    grading = grade_of(score, settings.grades, str(vetoes[0]) if vetoes else None)
     return Scorecard(
         operator=operator, period=period.text, cycle=cycle, level=level, tier=tier,
         team=roster.team_of(operator),
         stores=tuple(dict.fromkeys(v.store for v in views)),
         periods=tuple(dict.fromkeys(s.period.text for s in mine)), items=tuple(items),
-        score=None if score is None else round(score, 4), pass_score=settings.pass_score,
-        result=result, vetoes=vetoes)
+        score=score, pass_score=settings.pass_score, result=result, vetoes=vetoes,
+        grade=grading.grade if grading else None, grading=grading)
+
+
+def card_vetoes(snapshots: Sequence[Snapshot], pack: RulePack, book: TargetBook,
+                metrics: Sequence[str]) -> tuple[Veto, ...]:
+    """The major violations among ``snapshots``: a veto metric above zero, or a rule marked
+    ``downgrades_assessment`` that holds (its variant for the store's segment, its periods);
+    one per metric, store and period, a rule's naming it."""
+    rules = [r for r in pack.rules if r.enabled and r.downgrades_assessment
+             and r.kind == "threshold" and r.compiled is not None]
+    found: dict[tuple[str, str, str], Veto] = {}
+    for snap in snapshots:
+        for metric in metrics:
+            if snap.metrics.get(metric, 0) > 0:
+                found[(metric, snap.store, snap.period.text)] = Veto(
+                    metric=metric, value=snap.metrics[metric], store=snap.store,
+                    period=snap.period.text)
+        for rule in rules:
+            if rule.periods and snap.period.kind.value not in rule.periods:
+                continue
+            variant = (applicable_variant(rule, normalise_segment(snap.segment))
+                       if rule.variants else None)
+            condition = variant.compiled if variant else rule.compiled
+            targets = {m: t.value for m, t in book.fill(snap).targets.items()}
+            if condition is None or not holds(condition, snap.metrics, targets):
+                continue
+            metric = next(c.metric for c in comparisons(condition)
+                          if holds(c, snap.metrics, targets))
+            found[(metric, snap.store, snap.period.text)] = Veto(
+                metric=metric, value=snap.metrics[metric], store=snap.store,
+                period=snap.period.text, rule=rule.id)
+    return tuple(found.values())
 
 
 def build_team(period: Period, snapshots: Iterable[Snapshot], pack: RulePack,

@@ -45,11 +45,24 @@ def score_text(score: float | None) -> str:
     return "-" if score is None else f"{score:.2f}"
 
 
+def grade_text(card: Scorecard) -> str:
+    """The grade, its bonus, and why it is a band lower, if it is."""
+    grading = card.grading
+    if grading is None:
+        return "grade - (nothing could be judged)"
+    text = f"grade {grading.grade} (bonus x{grading.bonus:g})"
+    if grading.downgraded:
+        text += f", lowered one band from {grading.by_score}: {grading.downgraded}"
+    return text
+
+
 def card_text(card: Scorecard) -> str:
     head = [f"{card.operator}: {card.period} ({card.cycle.value}), tier {card.tier}, "
             f"stores {', '.join(card.stores) or '-'}",
             f"result {card.result.value.upper()}, score {score_text(card.score)} "
-            f"(pass mark {card.pass_score:.2f})"]
+            f"(pass mark {card.pass_score:.2f}), {grade_text(card)}"]
+    if card.grading is not None:
+        head.append(f"means: {card.grading.meaning['en']}")
     head += [f"veto: {veto}" for veto in card.vetoes]  # Veto.__str__
     rows = [[i.indicator, number(i.indicator, i.value), needs(i), source(i),
              _STATUS[i.status.value], f"{i.weight:g}", ", ".join(i.stores) or "-"]
@@ -62,11 +75,12 @@ def team_text(cards: Sequence[Scorecard]) -> str:
     if not cards:
         return "(no operator has snapshots in this period)"
     rows = [[c.operator, c.tier, str(len(c.stores)), score_text(c.score), c.result.value,
+             c.grade or "-", f"{c.grading.bonus:g}" if c.grading else "-",
              ", ".join(c.failing) or "-",
              ", ".join(dict.fromkeys(v.metric for v in c.vetoes)) or "-"]
             for c in cards]
-    return "\n".join(_columns(["operator", "tier", "stores", "score", "result", "failing",
-                               "veto"], rows))
+    return "\n".join(_columns(["operator", "tier", "stores", "score", "result", "grade",
+                               "bonus", "failing", "veto"], rows))
 
 
 def _columns(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -93,10 +107,12 @@ section { page-break-inside: avoid; }
 <h1>{{ title }}</h1>
 {% if cards|length > 1 %}
 <table><tr><th>Operator</th><th>Tier</th><th>Stores</th><th>Score</th><th>Result</th>
-<th>Failing</th><th>Veto</th></tr>
+<th>Grade</th><th>Bonus</th><th>Failing</th><th>Veto</th></tr>
 {% for c in cards %}<tr><td><a href="#{{ c.operator }}">{{ c.operator }}</a></td>
 <td>{{ c.tier }}</td><td class="num">{{ c.stores|length }}</td>
 <td class="num">{{ score(c.score) }}</td><td class="{{ c.result.value }}">{{ c.result.value }}</td>
+<td>{{ c.grade or "-" }}</td>
+<td class="num">{{ "%g"|format(c.grading.bonus) if c.grading else "-" }}</td>
 <td>{{ c.failing|join(", ") or "-" }}</td><td>{{ c.vetoes|length or "-" }}</td></tr>
 {% endfor %}</table>
 {% endif %}
@@ -105,7 +121,9 @@ section { page-break-inside: avoid; }
 <p>Tier <b>{{ c.tier }}</b>{% if c.level and c.level != c.tier %} (level {{ c.level }}){% endif %},
 stores {{ c.stores|join(", ") or "-" }}. Result
 <b class="{{ c.result.value }}">{{ c.result.value }}</b>, score {{ score(c.score) }}
-(pass mark {{ "%.2f"|format(c.pass_score) }}).</p>
+(pass mark {{ "%.2f"|format(c.pass_score) }}); {{ grade(c) }}.</p>
+{% if c.grading %}<p class="grade-meaning">{{ c.grading.meaning["en"] }}<br>
+{{ c.grading.meaning["zh-CN"] }}</p>{% endif %}
 {% for v in c.vetoes %}<p class="fail">Veto: {{ v }}</p>{% endfor %}
 <table><tr><th>Indicator</th><th>指标</th><th>Value</th><th>Needs</th><th>From</th>
 <th>Status</th><th>Weight</th><th>Stores</th></tr>
@@ -124,4 +142,5 @@ _TEMPLATE = _ENV.from_string(_PAGE)
 
 def html_page(title: str, cards: Sequence[Scorecard]) -> str:
     return _TEMPLATE.render(title=title, cards=cards, number=number, needs=needs,
-                            source=source, score=score_text, status=_STATUS)
+                            source=source, score=score_text, status=_STATUS,
+                            grade=grade_text)

@@ -92,6 +92,8 @@ class TargetBook(BaseModel):
                exact_only: bool = False) -> dict[str, Target]:
         """The file's target per metric for ``store`` (run by ``operator``, of ``segment``)
         in ``period``: the narrower subject, then more segment keys, then the exacter period."""
+        if not self.entries:
+            return {}  # no file: the common case on the ingestion path (monthly cards)
         best: dict[str, tuple[tuple[int, int, int], Target]] = {}
         normalised = {k: segment_value(v) for k, v in (segment or {}).items()}
         subjects = [("store", store), *([("operator", operator)] if operator else []),

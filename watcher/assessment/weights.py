@@ -1,4 +1,4 @@
-"""Role-tier weights and the pass mark of scorecards (the ``scorecard:`` config key).
+"""Role-tier weights, pass mark, vetoes and grades of scorecards (the ``scorecard:`` key).
 
 The reference weighs the assessment by role tier: a junior operator is judged
 mostly on execution (order handling, efficiency), a mid-level one on strategy
@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from watcher import indicators
+from watcher.assessment.grades import DEFAULT_GRADES, GradeBand, check_bands
 from watcher.indicators import Dimension, Indicator
 
 DIMENSIONS = tuple(d.value for d in Dimension)
@@ -37,7 +38,9 @@ def _defaults() -> dict[str, dict[str, float]]:
     return {tier: dict(weights) for tier, weights in DEFAULT_WEIGHTS.items()}
 
 
-DEFAULT_VETO = ("penalty_count", "account_suspended", "account_deactivated")
+# a major violation fails the card whatever its score (a minor penalty only fails the
+# penalty indicator): kpi-reference §1, indicator 16
+DEFAULT_VETO = ("major_penalty_count", "account_suspended", "account_deactivated")
 
 
 class ScorecardSettings(BaseModel):
@@ -53,7 +56,11 @@ class ScorecardSettings(BaseModel):
     pass_score: float = Field(default=0.8, ge=0.0, le=1.0)
     veto: tuple[str, ...] = Field(
         default=DEFAULT_VETO, description="metrics of which any positive value in the period "
-                                          "fails the card (a penalty, a suspension)")
+                                          "fails the card and lowers its grade one band "
+                                          "(a major penalty, a suspension)")
+    grades: tuple[GradeBand, ...] = Field(
+        default=DEFAULT_GRADES, description="score bands from the best down, each with what "
+                                            "it means and its bonus coefficient")
 
     @field_validator("weights", mode="before")
     @classmethod
@@ -82,6 +89,11 @@ class ScorecardSettings(BaseModel):
         if unknown:
             raise ValueError(f"'{unknown[0]}' is not a metric id")
         return value
+
+    @field_validator("grades")
+    @classmethod
+    def _grades(cls, value: tuple[GradeBand, ...]) -> tuple[GradeBand, ...]:
+        return check_bands(value)
 
     @model_validator(mode="after")
     def _default_tier(self) -> ScorecardSettings:

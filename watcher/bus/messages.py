@@ -87,7 +87,9 @@ def records_of(message: Message, prefix: str, *, max_bytes: int) -> list[RawReco
 
 def _placed(record: RawRecord | Rejection, message: Message,
             where: tuple[str, str] | None) -> RawRecord | Rejection:
-    location = f"{message.place} {record.location}"
+    # "body": the whole message (read_records' "holds no snapshot")
+    location = message.place if record.location == "body" else \
+        f"{message.place} {record.location}"
     if isinstance(record, Rejection):
         return Rejection(record.source, location, record.field, record.error, record.raw)
     data = record.data

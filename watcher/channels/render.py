@@ -26,7 +26,7 @@ import yaml
 from jinja2.sandbox import SandboxedEnvironment
 
 from watcher import defaults, indicators
-from watcher.alerts import Alert, AlertKind
+from watcher.alerts import Alert, AlertKind, GroupItem
 from watcher.errors import ConfigError
 from watcher.indicators import Unit
 
@@ -134,7 +134,13 @@ class Renderer:
             by_period.setdefault(row["period"], []).append(row)
         return {
             "alert": alert, "t": t, "lang": language,
-            "title": alert.text(language),
+            "title": group_title(alert.items, t, language) if alert.items
+            else alert.text(language),
+            "items": [{"id": i.incident_id, "severity": i.severity,
+                       "severity_label": t.get("severity", {}).get(i.severity,
+                                                                   i.severity.upper()),
+                       "title": i.title.get(language) or i.title.get("en") or i.rule}
+                      for i in alert.items],
             "kind": alert.kind.value,
             "kind_prefix": t.get("kind", {}).get(alert.kind.value, ""),
             "status": t.get("status", {}).get(alert.kind.value, alert.kind.value),
@@ -152,7 +158,7 @@ class Renderer:
             "threshold": format_value(alert.metric, alert.threshold)
             if alert.threshold is not None else None,
             "period": alert.period, "incident_id": alert.incident_id,
-            "link": alert.link, "note": alert.note, "labels": alert.labels,
+            "link": alert.link, "note": note_text(alert, t, language), "labels": alert.labels,
             "runbook": alert.runbook.get(language) or alert.runbook.get("en"),
             "runbook_link": alert.runbook_link,
             "at": alert.at.strftime("%Y-%m-%d %H:%M UTC") if alert.at.utcoffset() is not None
@@ -190,6 +196,78 @@ class Renderer:
                        "threshold": format_value(i.metric, i.threshold)
                        if i.threshold is not None else None} for i in shown],
         }
+
+
+def note_text(alert: Alert, t: dict[str, Any], language: str) -> str | None:
+    """The alert's note in ``language``: ``notes.<note_key>`` of strings.yaml filled with
+    its arguments (a metric named in the language, a duration in its units); the note
+    as recorded when the alert has no key (language-neutral, like a worsening's
+    ``penalty_points: 3 → 6``) or the strings lack it."""
+    template = t.get("notes", {}).get(alert.note_key) if alert.note_key else None
+    if not isinstance(template, str):
+        return alert.note
+    args: dict[str, Any] = {**alert.note_args}
+    if "metric" in args:
+        args["metric_name"] = metric_name(str(args["metric"]), language)
+    if "held" in args:
+        args["held"] = format_span(float(args["held"]), t)
+    try:
+        return template.format_map(_Keep(args))
+    except (ValueError, IndexError):
+        log.error("note_failed", key=alert.note_key, language=language)
+        return alert.note
+
+
+class _Keep(dict[str, Any]):
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+def format_span(seconds: float, t: dict[str, Any]) -> str:
+    """``7500`` s -> ``2h 5m`` / ``2小时5分钟``, in the units of strings.yaml ``span``
+    (``t={}``: English, for timeline notes)."""
+    units = t.get("span", {})
+    minutes = max(int(seconds // 60), 0)
+    days, rest = divmod(minutes, 1440)
+    hours, mins = divmod(rest, 60)
+    parts = [str(units.get(unit, "{n}" + unit)).format(n=n)
+             for unit, n in (("d", days), ("h", hours), ("m", mins)) if n]
+    if not parts:
+        parts = [str(units.get("s", "{n}s")).format(n=int(seconds))]
+    return str(units.get("join", " ")).join(parts)
+
+
+def group_title(items: list[GroupItem], t: dict[str, Any], language: str) -> str:
+    """What a grouped message groups: ``3 stores: account health score below 90`` (one
+    rule, several subjects), ``amz-us-01: 2 new incidents`` (one store), or a count."""
+    words = t.get("group", {})
+    rules = {i.rule for i in items}
+    stores = {i.store for i in items}
+    subjects = stores if None not in stores else {i.operator for i in items}
+    if len(rules) == 1 and len(subjects) > 1:
+        return str(words.get("by_rule", "{count} {subjects}: {what}")).format(
+            count=len(items), what=_what(items, words, language),
+            subjects=words.get("stores" if None not in stores else "operators", ""))
+    if len(stores) == 1 and None not in stores:
+        return str(words.get("by_store", "{store}: {count} new incidents")).format(
+            store=next(iter(stores)), count=len(items))
+    return str(words.get("other", "{count} new incidents")).format(count=len(items))
+
+
+def _what(items: list[GroupItem], words: dict[str, Any], language: str) -> str:
+    """One rule's condition in words: ``account health score below 90``, else its id."""
+    metrics = {i.metric for i in items}
+    thresholds = {i.threshold for i in items}
+    metric, threshold = next(iter(metrics)), next(iter(thresholds))
+    indicator = indicators.get(metric) if metric else None
+    if len(metrics) > 1 or len(thresholds) > 1 or indicator is None or threshold is None:
+        return items[0].rule
+    name = indicator.name(language)
+    if not language.lower().startswith("zh") and name[1:2].islower():
+        name = name[0].lower() + name[1:]  # mid-sentence: "account health score"
+    side = "below" if indicator.direction is indicators.Direction.HIGHER_IS_BETTER else "above"
+    return str(words.get(side, "{metric} " + side + " {threshold}")).format(
+        metric=name, threshold=format_value(metric, threshold))
 
 
 def _load_strings(path: Path) -> dict[str, dict[str, Any]]:

@@ -8,8 +8,9 @@ wait in a queue, and the next turn of the thread takes all of them as one
 batch (``Pipeline.ingest_many``), each with its own report. An idle daemon
 adds no delay: a lone request is taken at once.
 
-If the batch fails (the database is down), every request in it gets the
-error: none of them was committed, and each client is told so.
+If the batch fails, each of its requests is tried alone, so a failure caused
+by one request fails that request only; when the database is down, every
+request gets the error: none of them was committed, and each client is told so.
 """
 
 from __future__ import annotations
@@ -88,8 +89,21 @@ class Coalescer:
         try:
             reports = self._ingest_many([(r.records, r.source) for r in batch])
         except Exception as exc:
+            if len(batch) == 1:
+                batch[0].done.set_exception(exc)
+                return
+            # Whatever failed the batch, it must fail only the request it came from:
+            # each is tried alone (a database outage fails them all again, at once).
             for request in batch:
-                request.done.set_exception(exc)
+                self._alone(request)
             return
         for request, report in zip(batch, reports, strict=True):
+            request.done.set_result(report)
+
+    def _alone(self, request: _Request) -> None:
+        try:
+            [report] = self._ingest_many([(request.records, request.source)])
+        except Exception as exc:
+            request.done.set_exception(exc)
+        else:
             request.done.set_result(report)

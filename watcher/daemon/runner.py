@@ -120,7 +120,8 @@ class Daemon:
                  rules=str(Path(self.settings.rules).resolve()),
                  rule_version=self.runtime.pipeline.engine.version,
                  templates=str(Path(self.settings.templates or DEFAULT_TEMPLATES).resolve()),
-                 mappings=str(self.settings.mappings),
+                 mappings=(str(Path(self.settings.mappings).resolve())
+                           if self.settings.mappings else None),
                  database=self.runtime.db.engine.url.render_as_string(hide_password=True))
 
     def _open_mode(self) -> bool:

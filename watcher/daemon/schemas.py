@@ -97,6 +97,7 @@ class SilenceOut(BaseModel):
 class VariantOut(BaseModel):
     when: dict[str, str]
     condition: str
+    resolve: str | None = Field(default=None, description="this variant's resolve condition")
 
 
 class MessageCaseOut(BaseModel):
@@ -133,6 +134,12 @@ class RuleOut(BaseModel):
                                           "wins; 'message' is the default")
     renotify_when_worse: bool = Field(
         default=False, description="a live incident notifies again when its value worsens")
+    resolve: str | None = Field(default=None, description="hysteresis: what must hold for "
+                                                          "a live incident to resolve")
+    for_periods: int | None = Field(default=None, description="for: periods in a row the "
+                                                              "condition must hold to open")
+    for_seconds: float | None = Field(default=None, description="for: how long the "
+                                                                "condition must hold to open")
     runbook: RunbookOut | None = Field(default=None, description="what to do when it fires")
 
     @classmethod
@@ -143,13 +150,16 @@ class RuleOut(BaseModel):
             severities={k: v.value for k, v in rule.severities.items()},
             audience=rule.audience, subject=rule.subject.value, labels=dict(rule.labels),
             condition=rule.condition,
-            variants=[VariantOut(when=dict(v.when), condition=v.condition)
+            variants=[VariantOut(when=dict(v.when), condition=v.condition, resolve=v.resolve)
                       for v in rule.variants],
             periods=list(rule.periods), months=rule.months if rule.kind == "streak" else None,
             message=dict(rule.message),
             message_cases=[MessageCaseOut(when=c.when, message=dict(c.text))
                            for c in rule.message_cases],
-            renotify_when_worse=rule.renotify_when_worse, runbook=RunbookOut.of(rule.runbook))
+            renotify_when_worse=rule.renotify_when_worse, resolve=rule.resolve,
+            for_periods=rule.for_.periods if rule.for_ else None,
+            for_seconds=rule.for_.seconds if rule.for_ else None,
+            runbook=RunbookOut.of(rule.runbook))
 
 
 class ReloadOut(BaseModel):

@@ -13,13 +13,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from watcher import indicators
-from watcher.indicators import Direction
 from watcher.rules.expression import BoolOp, Comparison, Condition
-from watcher.rules.facts import PLATFORM_TARGETS, side_guard
+from watcher.rules.facts import PLATFORM_TARGETS
 from watcher.rules.model import Rule, RulePack, Variant
 
 _OPS = {"<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte", "!=": "$neq"}
-# A month is missed when a metric is on the wrong side of the good side of its target.
+# A metric misses a platform-stated target on the wrong side of its good side.
 _MISSED_HIGHER = (("tge_", "$lt"), ("tgt_", "$lte"))
 _MISSED_LOWER = (("tle_", "$gt"), ("tlt_", "$gte"))
 
@@ -31,7 +30,7 @@ class Form:
     key: str
     rule: Rule
     variant: Variant | None
-    metric: str | None = None  # streak forms: the metric this form checks against its target
+    metric: str | None = None  # platform-target forms: the metric checked against its target
     side: str | None = None
 
     @property
@@ -47,10 +46,7 @@ def forms(rule: Rule, watched: list[str]) -> list[Form]:
         return [Form(f"{rule.id}@target:{metric}:{side}", rule, None, metric, side)
                 for metric in watched for side, _ in _ALL_SIDES]
     if rule.kind == "streak":
-        # durable-rules refuses an ``$or`` of more than a few compound branches
-        # (error 113), so each (metric, side of its target) is a rule of its own.
-        return [Form(f"{rule.id}@miss:{metric}:{side}", rule, None, metric, side)
-                for metric in watched for side, _ in _missed_sides(metric)]
+        return []  # judged on the operator's monthly cards, not per snapshot (apply.py)
     result = [Form(f"{rule.id}@{i + 1}", rule, v) for i, v in enumerate(rule.variants)]
     if rule.compiled is not None:
         result.append(Form(f"{rule.id}@0", rule, None))
@@ -119,20 +115,6 @@ def _period_guard(rule: Rule) -> list[dict[str, Any]]:
     return [options[0] if len(options) == 1 else {"$or": options}]
 
 
-def _missed_sides(metric: str) -> tuple[tuple[str, str], ...]:
-    indicator = indicators.get(metric)
-    higher = indicator is None or indicator.direction is Direction.HIGHER_IS_BETTER
-    lower = indicator is None or indicator.direction is Direction.LOWER_IS_BETTER
-    return (_MISSED_HIGHER if higher else ()) + (_MISSED_LOWER if lower else ())
-
-
-def missed_month_json(metric: str, side: str) -> dict[str, Any]:
-    # Leading conditions shared by the group come first (watcher/rules/facts.py).
-    op = dict(_missed_sides(metric))[side]
-    return {"$and": [{"pk": "month"}, {"$neq": {"operator": ""}}, {side_guard(side): 1},
-                     {"$ex": {side + metric: 1}}, {op: {"m_" + metric: {"$m": side + metric}}}]}
-
-
 def target_metrics(pack: RulePack) -> list[str]:
     """Metric ids a streak rule watches: the registry plus any metric a rule names."""
     named = {m for r in pack.rules for m in r.metrics()}
@@ -148,10 +130,8 @@ def platform_target_json(metric: str, side: str) -> dict[str, Any]:
 
 
 def form_json(form: Form) -> dict[str, Any]:
-    if form.metric is not None and form.side is not None:
-        if form.rule.kind == "platform_target":
-            return platform_target_json(form.metric, form.side)
-        return missed_month_json(form.metric, form.side)
+    if form.metric is not None and form.side is not None:  # a platform-target form
+        return platform_target_json(form.metric, form.side)
     condition = form.condition
     assert condition is not None
     parts = [*_period_guard(form.rule), *_segment_guard(form.rule, form.variant),

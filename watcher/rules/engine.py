@@ -30,6 +30,7 @@ What we rely on (verified against durable-rules 2.0.28; see docs/durable-rules.m
 from __future__ import annotations
 
 import itertools
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,6 +40,8 @@ import durable_rules_engine as c_engine
 import orjson
 from durable import engine as durable_engine
 
+from watcher.errors import RecordRefused
+from watcher.limits import ENGINE_MAX_FACT_ATTRIBUTES
 from watcher.rules import trial
 from watcher.rules.compiler import Form, compile_pack, pack_forms, segment_keys
 from watcher.rules.facts import segment_value, to_fact
@@ -97,6 +100,22 @@ def drive(handle: int, call: Callable[[int, str], tuple[int, int]], fact: str,
         message = c_engine.complete_and_start_action(handle, state_handle)
 
 
+# durable-rules' JSON reader takes an exponent only after a fraction ("1.0e+16", not
+# "1e+16", which orjson writes for 10**16 and for tiny rates such as 1e-07): such numbers
+# are rewritten, strings left alone.
+_MAY_HAVE_BARE_EXPONENT = re.compile(rb"[0-9][eE]")
+_STRING_OR_BARE_EXPONENT = re.compile(rb'"(?:[^"\\]|\\.)*"|(?<![0-9.])(-?[0-9]+)([eE][+-]?[0-9]+)')
+
+
+def encode_fact(fact: dict[str, Any]) -> str:
+    """The fact as JSON that the C engine reads back as sent."""
+    body = orjson.dumps(fact)
+    if _MAY_HAVE_BARE_EXPONENT.search(body):
+        body = _STRING_OR_BARE_EXPONENT.sub(
+            lambda m: m[0] if m[1] is None else m[1] + b".0" + m[2], body)
+    return body.decode()
+
+
 def _ruleset_for(pack: RulePack) -> _Ruleset:
     global _HOST
     name = f"kpiwatch_{pack.version}"
@@ -144,14 +163,27 @@ class RuleEngine:
         ruleset = self._ruleset
         if not ruleset.forms:
             return Verdict(snapshot, ())
-        fact = orjson.dumps(
-            to_fact(snapshot, f"{id(self)}-{next(self._ids)}", ruleset.segment_keys)).decode()
+        attributes = to_fact(snapshot, f"{id(self)}-{next(self._ids)}", ruleset.segment_keys)
+        if len(attributes) > ENGINE_MAX_FACT_ATTRIBUTES:
+            raise RecordRefused(
+                f"needs {len(attributes)} rule-engine attributes (one per metric and segment "
+                f"key, two to five per target); durable-rules holds "
+                f"ENGINE_MAX_FACT_ATTRIBUTES = {ENGINE_MAX_FACT_ATTRIBUTES}", field="metrics")
+        fact = encode_fact(attributes)
         keys: list[str] = []
+        refusal: Exception | None = None
         with _ENGINE_LOCK:
             try:
                 drive(ruleset.handle, c_engine.assert_fact, fact, keys)
+            except c_engine.error as exc:
+                refusal = exc
             finally:  # whatever happened, the engine holds no fact afterwards
-                drive(ruleset.handle, c_engine.retract_fact, fact, keys)
+                try:
+                    drive(ruleset.handle, c_engine.retract_fact, fact, keys)
+                except c_engine.error as exc:
+                    refusal = refusal or exc
+        if refusal is not None:  # this snapshot only: the engine holds nothing of it
+            raise RecordRefused(f"the rule engine refused it: {refusal}")
         # An ``$or`` fires once per matching branch: keep each form once.
         return Verdict(snapshot, tuple(ruleset.forms[key] for key in dict.fromkeys(keys)))
 

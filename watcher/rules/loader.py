@@ -149,6 +149,9 @@ def _check_metrics(part: _File, declared: dict[str, DeclaredMetric]) -> None:
             (("rules", index, "condition"), rule.compiled)]
         conditions += [(("rules", index, "variants", v, "condition"), variant.compiled)
                        for v, variant in enumerate(rule.variants)]
+        conditions += [(("rules", index, "resolve"), rule.compiled_resolve)]
+        conditions += [(("rules", index, "variants", v, "resolve"), variant.compiled_resolve)
+                       for v, variant in enumerate(rule.variants)]
         for path, condition in conditions:
             for comparison in comparisons(condition) if condition is not None else ():
                 metric = comparison.metric

@@ -14,7 +14,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from watcher.indicators import DeclaredMetric, Direction, Unit
-from watcher.limits import RULE_MAX_VARIANTS, RUNBOOK_LINK_MAX, RUNBOOK_TEXT_MAX
+from watcher.limits import (
+    FOR_MAX_PERIODS,
+    FOR_MAX_SECONDS,
+    RULE_MAX_VARIANTS,
+    RUNBOOK_LINK_MAX,
+    RUNBOOK_TEXT_MAX,
+)
 from watcher.rules.expression import Condition, ExpressionError, comparisons, parse
 from watcher.rules.facts import segment_value
 
@@ -49,7 +55,10 @@ class Variant(_Frozen):
 
     when: dict[str, str]
     condition: str
+    resolve: str | None = Field(
+        default=None, description="this variant's resolve condition (default: the rule's)")
     compiled: Condition = Field(default=None, exclude=True)  # type: ignore[assignment]
+    compiled_resolve: Condition | None = Field(default=None, exclude=True)
 
     @field_validator("when", mode="before")
     @classmethod
@@ -65,9 +74,16 @@ class Variant(_Frozen):
         _parse_condition(value)  # fail here so the error names the 'condition' key
         return value
 
+    @field_validator("resolve")
+    @classmethod
+    def _resolve_syntax(cls, value: str | None) -> str | None:
+        return _optional_condition(value)
+
     @model_validator(mode="after")
     def _compile(self) -> Variant:
         object.__setattr__(self, "compiled", _parse_condition(self.condition))
+        if self.resolve is not None:
+            object.__setattr__(self, "compiled_resolve", _parse_condition(self.resolve))
         return self
 
     def matches(self, segment: dict[str, str]) -> bool:
@@ -150,11 +166,65 @@ class Runbook(_Frozen):
         return self.text.get(language) or self.text["en"]
 
 
+class Hold(_Frozen):
+    """``for:``: a number of periods in a row (``3``) or a duration (``10m``, ``2h``).
+
+    A bare number counts periods; a duration needs its unit, so that ``for: 600``
+    is never taken for seconds (nothing is guessed)."""
+
+    periods: int | None = Field(default=None, ge=1, le=FOR_MAX_PERIODS)
+    seconds: float | None = Field(default=None, gt=0, le=FOR_MAX_SECONDS)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _spelled(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError("is a number of periods (3) or a duration (10m)")
+        if isinstance(value, int):
+            return {"periods": value}
+        if isinstance(value, str):
+            text = value.strip().lower()
+            if text.isdigit():
+                return {"periods": int(text)}
+            if not text or text[-1] not in _UNITS:
+                raise ValueError(f"is a number of periods (3) or a duration with its unit "
+                                 f"(45s, 10m, 2h, 1d), got {value!r}")
+            try:
+                return {"seconds": float(text[:-1]) * _UNITS[text[-1]]}
+            except ValueError:
+                raise ValueError(f"is not a duration like 10m or 2h: {value!r}") from None
+        if isinstance(value, dict):
+            return value
+        raise ValueError(f"is a number of periods (3) or a duration (10m), got {value!r}")
+
+    @model_validator(mode="after")
+    def _one(self) -> Hold:
+        if (self.periods is None) == (self.seconds is None):
+            raise ValueError("is either a number of periods or a duration")
+        return self
+
+    def __str__(self) -> str:
+        if self.periods is not None:
+            return f"{self.periods} period(s)"
+        return f"{self.seconds:g}s"
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
 class Rule(_Frozen):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", max_length=120)
     description: str
     kind: Literal["threshold", "streak", "platform_target"] = "threshold"
     condition: str | None = None
+    resolve: str | None = Field(
+        default=None, description="hysteresis: a live incident resolves only once this "
+                                  "condition holds (account_health_score >= 92), not as soon "
+                                  "as 'condition' stops holding")
+    for_: Hold | None = Field(
+        default=None, alias="for",
+        description="how long 'condition' must hold before an incident opens: a number of "
+                    "periods in a row (3) or a duration (10m)")
     variants: tuple[Variant, ...] = ()
     periods: tuple[Literal["day", "month", "quarter", "year"], ...] = ()
     severity: Severity
@@ -178,13 +248,12 @@ class Rule(_Frozen):
         default=False, description="a major violation: when it fires on a monthly snapshot, "
                                    "that month's assessment is missed (it counts towards a PIP)")
     compiled: Condition | None = Field(default=None, exclude=True)
+    compiled_resolve: Condition | None = Field(default=None, exclude=True)
 
-    @field_validator("condition")
+    @field_validator("condition", "resolve")
     @classmethod
     def _syntax(cls, value: str | None) -> str | None:
-        if value is not None:
-            _parse_condition(value)  # fail here so the error names the 'condition' key
-        return value
+        return _optional_condition(value)
 
     @field_validator("message")
     @classmethod
@@ -197,9 +266,14 @@ class Rule(_Frozen):
             if self.condition is None:
                 raise ValueError("a threshold rule needs a 'condition'")
             object.__setattr__(self, "compiled", _parse_condition(self.condition))
+            if self.resolve is not None:
+                object.__setattr__(self, "compiled_resolve", _parse_condition(self.resolve))
         elif self.condition is not None or self.variants:
             raise ValueError(f"a {self.kind} rule takes no 'condition' or 'variants' (it "
                              "compares each metric with its target)")
+        elif self.resolve is not None or self.for_ is not None:
+            raise ValueError(f"a {self.kind} rule takes no 'resolve' or 'for' (only a "
+                             "threshold rule has a condition to hold)")
         if self.kind == "streak" and self.subject is not SubjectKind.OPERATOR:
             raise ValueError("a streak rule's subject is 'operator'")
         if self.kind == "streak" and (self.message_cases or self.renotify_when_worse):
@@ -216,11 +290,20 @@ class Rule(_Frozen):
             seen.add(key)
         return self
 
+    def resolve_condition(self, variant: Variant | None) -> Condition | None:
+        """What must hold for a live incident of this rule (in ``variant``) to resolve;
+        None: as soon as the firing condition stops holding."""
+        if variant is not None and variant.compiled_resolve is not None:
+            return variant.compiled_resolve
+        return self.compiled_resolve
+
     def severity_for(self, metric: str) -> Severity:
         return self.severities.get(metric, self.severity)
 
     def metrics(self) -> set[str]:
-        conditions = [c for c in [self.compiled, *(v.compiled for v in self.variants)] if c]
+        conditions = [c for c in [self.compiled, self.compiled_resolve,
+                                  *(v.compiled for v in self.variants),
+                                  *(v.compiled_resolve for v in self.variants)] if c]
         return {cmp.metric for c in conditions for cmp in comparisons(c)}
 
 
@@ -270,6 +353,14 @@ class RulePack(_Frozen):
 
     def get(self, rule_id: str) -> Rule | None:
         return next((r for r in self.rules if r.id == rule_id), None)
+
+
+
+
+def _optional_condition(value: str | None) -> str | None:
+    if value is not None:
+        _parse_condition(value)  # fail here so the error names the key
+    return value
 
 
 def _with_languages(value: dict[str, str]) -> dict[str, str]:

@@ -10,8 +10,9 @@ The replay is the real pipeline (validation with derived metrics, engine,
 incidents, PIP streaks) on a scratch in-memory SQLite store that notifies
 nobody, the one ``watcher rules backtest`` uses, so a test can never disagree
 with what the daemon would do. Snapshots are taken one at a time in the order
-listed; the same store, platform and period again is a restatement; an
-identical one is ignored.
+listed, each at its ``observed_at`` when it has one (so ``for: 10m`` and
+``reopen_hold`` can be tested); the same store, platform and period again is a
+restatement; an identical one is ignored.
 """
 
 from __future__ import annotations

@@ -36,6 +36,7 @@ from pydantic import (
 
 from watcher import indicators, yamlfile
 from watcher.errors import ConfigError, InputError
+from watcher.numbers import SHEET_SEPARATORS, AmbiguousNumber, to_ascii
 from watcher.period import Period, PeriodKind
 from watcher.snapshot import Comparator, parse_number
 from watcher.sources.base import Clock, is_missing, period_for_range, tidy
@@ -54,7 +55,6 @@ _RANGE: Final = re.compile(r"\s*(?:~|～|至|到|\s-\s|—)\s*")
 _EXTRA_MISSING: Final = frozenset({"—", "——", "/", "na", "#n/a"})
 _CURRENCY_PREFIX: Final = re.compile(r"^(?:[A-Z]{3}|RM|Rp|[A-Z]{0,2}\$|[¥￥€£₱₫฿₩₹])\s*")
 _CURRENCY_SUFFIX: Final = re.compile(r"\s*(?:[A-Z]{3}|元)$")
-_SEPARATORS: Final = re.compile(r"[,，\s\u00a0\u202f']")
 
 
 class Unit(StrEnum):
@@ -282,8 +282,10 @@ def to_number(cell: Cell | float, unit: Unit) -> float:
     try:
         if unit is Unit.PERCENT:
             text = clean.removesuffix("%") if isinstance(clean, str) else clean
-            return tidy(parse_number(text) / 100)
-        value = parse_number(clean)
+            return tidy(parse_number(text, SHEET_SEPARATORS) / 100)
+        value = parse_number(clean, SHEET_SEPARATORS)
+    except AmbiguousNumber as exc:
+        raise RowError(None, str(exc)) from None
     except ValueError:
         raise RowError(None, f"must be a number, got {cell!r}") from None
     if unit is Unit.COUNT and (value < 0 or not value.is_integer()):
@@ -292,13 +294,14 @@ def to_number(cell: Cell | float, unit: Unit) -> float:
 
 
 def _clean(text: str, unit: Unit) -> str:
-    text = text.strip()
+    """Currency signs and codes off; digit groups stay, for ``read_decimal`` to judge."""
+    text = to_ascii(text).strip()
     if unit is Unit.CURRENCY:
         negative = text.startswith("-") or (text.startswith("(") and text.endswith(")"))
         text = text.strip("()").removeprefix("-").strip()
         text = _CURRENCY_SUFFIX.sub("", _CURRENCY_PREFIX.sub("", text))
         text = ("-" if negative else "") + text
-    return _SEPARATORS.sub("", text)
+    return text
 
 
 def to_period(cell: Cell, spec: PeriodSpec) -> str:

@@ -17,7 +17,6 @@ from sqlalchemy import (
     Date,
     DateTime,
     Dialect,
-    Integer,
     Select,
     String,
     Table,
@@ -40,9 +39,9 @@ from watcher.silences import Silence
 from watcher.snapshot import Snapshot
 from watcher.store.database import as_utc
 from watcher.store.schema import (
-    assessments,
     incident_events,
     incidents,
+    monthly_cards,
     notifications,
     rejected_inputs,
     silences,
@@ -432,7 +431,7 @@ def recommendations(conn: Connection, rules: Sequence[str], resolved_since: date
     return [_incident(r) for r in conn.execute(query)]
 
 
-# -- assessments (monthly pass/miss per operator and store) --------------------------------
+# -- monthly cards (the operator's monthly verdict, as the PIP counts it) -----------------
 
 
 OPERATORS_LOCK = 0x6B7077  # "kpw": the advisory lock namespace of operators' months
@@ -455,49 +454,75 @@ def lock_operators(conn: Connection, operators: Iterable[str]) -> None:
         conn.execute(_LOCK_OPERATORS, {"space": OPERATORS_LOCK, "names": names})
 
 
-_ASSESSMENT_COLUMNS = ("operator", "store", "platform", "period", "period_start", "missed",
-                       "evidence", "updated_at")
+_CARD_COLUMNS = ("operator", "period", "period_start", "result", "score", "grade", "evidence",
+                 "updated_at")
 
 
-def upsert_assessments(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    """Insert or replace (operator, store, platform, period) assessments in one statement."""
+def upsert_monthly_cards(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Insert or replace (operator, month) cards in one statement."""
     if not rows:
         return
     if conn.dialect.name == "sqlite":
-        _sqlite_insert_many(conn, assessments, _ASSESSMENT_COLUMNS, rows, conflict=(
-            " ON CONFLICT (operator, store, platform, period) DO UPDATE SET missed = "
-            "excluded.missed, evidence = excluded.evidence, updated_at = excluded.updated_at"))
+        _sqlite_insert_many(conn, monthly_cards, _CARD_COLUMNS, rows, conflict=(
+            " ON CONFLICT (operator, period) DO UPDATE SET result = excluded.result, "
+            "score = excluded.score, grade = excluded.grade, evidence = excluded.evidence, "
+            "updated_at = excluded.updated_at"))
         return
-    statement = postgresql_insert(assessments)
+    statement = postgresql_insert(monthly_cards)
     statement = statement.on_conflict_do_update(
-        index_elements=["operator", "store", "platform", "period"],
-        set_={"missed": statement.excluded.missed, "evidence": statement.excluded.evidence,
-              "updated_at": statement.excluded.updated_at})
+        index_elements=["operator", "period"],
+        set_={c: statement.excluded[c] for c in ("result", "score", "grade", "evidence",
+                                                 "updated_at")})
     conn.execute(statement, rows)
 
 
 def operators_months(conn: Connection, operators: list[str], first: date,
-                     last: date) -> dict[str, dict[str, bool]]:
-    """``operator -> month -> missed by any of the operator's stores``, in [first, last]."""
-    result: dict[str, dict[str, bool]] = {}
-    missed = func.max(cast(assessments.c.missed, Integer))  # any store's miss, in the database
+                     last: date) -> dict[str, dict[str, str]]:
+    """``operator -> month -> card result`` (pass, fail, incomplete), in [first, last]."""
+    result: dict[str, dict[str, str]] = {}
     for chunk in _chunks(sorted(set(operators)), 500):
         rows = conn.execute(
-            select(assessments.c.operator, assessments.c.period, missed)
-            .where(assessments.c.operator.in_(chunk), assessments.c.period_start >= first,
-                   assessments.c.period_start <= last)
-            .group_by(assessments.c.operator, assessments.c.period))
-        for operator, period, any_missed in rows:
-            result.setdefault(operator, {})[period] = bool(any_missed)
+            select(monthly_cards.c.operator, monthly_cards.c.period, monthly_cards.c.result)
+            .where(monthly_cards.c.operator.in_(chunk), monthly_cards.c.period_start >= first,
+                   monthly_cards.c.period_start <= last))
+        for operator, period, card_result in rows:
+            result.setdefault(operator, {})[period] = card_result
     return result
 
 
 def month_evidence(conn: Connection, operator: str, months: list[str]) -> list[dict[str, Any]]:
-    """What the operator missed in ``months``: loaded only when a streak needs telling."""
-    rows = conn.execute(select(assessments.c.period, assessments.c.evidence).where(
-        assessments.c.operator == operator, assessments.c.period.in_(months),
-        assessments.c.missed.is_(True)).order_by(assessments.c.period_start, assessments.c.store))
-    return [item for _period, evidence in rows for item in evidence]
+    """Why the operator's cards of ``months`` failed: loaded only when a streak needs telling."""
+    rows = conn.execute(select(monthly_cards.c.evidence).where(
+        monthly_cards.c.operator == operator, monthly_cards.c.period.in_(months))
+        .order_by(monthly_cards.c.period_start))
+    return [item for (evidence,) in rows for item in evidence]
+
+
+def operators_snapshot_keys(conn: Connection, operators: Iterable[str], first: date,
+                           last: date) -> dict[str, list[str]]:
+    """``operator -> keys`` of the snapshots whose period lies within [first, last]."""
+    found: dict[str, list[str]] = {}
+    for chunk in _chunks(sorted(set(operators)), 500):
+        rows = conn.execute(select(snapshots.c.operator, snapshots.c.key).where(
+            snapshots.c.operator.in_(chunk), snapshots.c.period_start >= first,
+            snapshots.c.period_end <= last))
+        for operator, key in rows:
+            found.setdefault(operator, []).append(key)
+    return found
+
+
+def snapshots_by_key(conn: Connection, keys: Sequence[str]) -> dict[str, Snapshot]:
+    """Stored snapshots by key, as ``snapshots_within`` reads them."""
+    found: dict[str, Snapshot] = {}
+    for chunk in _chunks(sorted(set(keys)), 500):
+        rows = conn.execute(select(
+            snapshots.c.key, snapshots.c.store, snapshots.c.platform, snapshots.c.period,
+            snapshots.c.operator, snapshots.c.observed_at, snapshots.c.segment,
+            snapshots.c.metrics, snapshots.c.targets).where(snapshots.c.key.in_(chunk)))
+        for row in rows:
+            data = dict(row._mapping)
+            found[data.pop("key")] = Snapshot.model_validate(data)
+    return found
 
 
 # -- outbox ------------------------------------------------------------------------------

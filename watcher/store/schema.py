@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
-    Boolean,
     Column,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -145,19 +145,21 @@ notifications = Table(
     Index("ix_notifications_carried_by", "carried_by"),
 )
 
-assessments = Table(
-    "assessments", metadata,
+# The operator's monthly card, as the PIP streak counts it (watcher.assessment.verdict):
+# recomputed whenever a snapshot of the operator's month changes.
+monthly_cards = Table(
+    "monthly_cards", metadata,
     Column("id", Integer, primary_key=True),
     Column("operator", String(200), nullable=False),
-    Column("store", String(200), nullable=False),
-    Column("platform", String(200), nullable=False),
     Column("period", String(10), nullable=False),
     Column("period_start", Date, nullable=False),
-    Column("missed", Boolean, nullable=False),
+    Column("result", String(20), nullable=False),
+    Column("score", Float),
+    Column("grade", String(20)),
     Column("evidence", JSON, nullable=False),
     Column("updated_at", TS, nullable=False),
-    UniqueConstraint("operator", "store", "platform", "period", name="uq_assessments_key"),
-    Index("ix_assessments_operator_start", "operator", "period_start"),
+    UniqueConstraint("operator", "period", name="uq_monthly_cards_key"),
+    Index("ix_monthly_cards_operator_start", "operator", "period_start"),
 )
 
 silences = Table(
@@ -212,4 +214,19 @@ report_deliveries = Table(
     Column("manager", String(200), primary_key=True),
     Column("period", String(10), primary_key=True),
     Column("sent_at", TS, nullable=False),
+)
+
+# A firing whose rule has ``for:`` waits here until it has held long enough
+# (watcher/holding.py); its subject lets a batch load the runs it may extend.
+pending_firings = Table(
+    "pending_firings", metadata,
+    Column("fingerprint", String(700), primary_key=True),
+    Column("rule", String(200), nullable=False),
+    Column("subject", String(200), nullable=False, index=True),
+    Column("since", TS, nullable=False),
+    Column("periods", Integer, nullable=False),
+    Column("last_period", String(10), nullable=False),
+    Column("last_period_end", Date, nullable=False),
+    Column("due_at", TS, index=True),
+    Column("firing", JSON, nullable=False),
 )

@@ -75,6 +75,8 @@ class TeamLine:
     score: str
     result: str
     result_label: str
+    grade: str
+    bonus: str
     failing: tuple[str, ...]
     vetoes: tuple[str, ...]
 
@@ -101,6 +103,9 @@ class CardView:
     score: str
     pass_score: str
     result_label: str
+    grade: str  # the grade and its bonus, or why there is none
+    grade_meaning: str | None
+    grade_lowered: str | None  # why the grade is a band below its score's
     vetoes: tuple[str, ...]
     items: tuple[ItemLine, ...]
 
@@ -111,19 +116,32 @@ def team_lines(cards: Sequence[Scorecard], lang: str) -> list[TeamLine]:
         operator=c.operator, url=card_url(c.operator, c.period),
         tier=label(t, lang, f"tier.{c.tier}", c.tier), stores=", ".join(c.stores) or "-",
         score=score_text(c.score), result=c.result.value,
-        result_label=t(f"result.{c.result.value}"),
+        result_label=t(f"result.{c.result.value}"), grade=c.grade or "-",
+        bonus=bonus_text(c.grading.bonus) if c.grading else "-",
         failing=tuple(indicator_name(m, lang) for m in c.failing),
         vetoes=tuple(dict.fromkeys(indicator_name(v.metric, lang) for v in c.vetoes)))
         for c in cards]
 
 
+def bonus_text(bonus: float) -> str:
+    return f"{bonus:g}"
+
+
 def card_view(card: Scorecard, lang: str) -> CardView:
     t = translator(lang)
+    grading = card.grading
     return CardView(
         card=card, cycle=t(f"cycle.{card.cycle.value}"),
         tier=label(t, lang, f"tier.{card.tier}", card.tier),
         stores=", ".join(card.stores) or "-", score=score_text(card.score),
         pass_score=f"{card.pass_score:.2f}", result_label=t(f"result.{card.result.value}"),
+        grade=(t("card.grade_of", grade=grading.grade, bonus=bonus_text(grading.bonus))
+               if grading else t("card.grade_none")),
+        grade_meaning=(grading.meaning.get(lang) or grading.meaning.get("en")
+                       if grading else None),
+        grade_lowered=(t("card.grade_lowered", by_score=grading.by_score,
+                         reason=veto_text(card.vetoes[0], lang))
+                       if grading and grading.downgraded and card.vetoes else None),
         vetoes=tuple(veto_text(v, lang) for v in card.vetoes),
         items=tuple(_item_line(i, lang, t) for i in card.items))
 

@@ -196,6 +196,10 @@ def _details(kind: str, data: Mapping[str, Any], lang: str, t: Translate) -> lis
         lines.append(t("detail.silence", id=data["silence"]))
     elif kind == "inhibited" and data.get("inhibitor") is not None:
         lines.append(t("detail.inhibitor", id=data["inhibitor"]))
+    elif kind == "released" and data.get("by") in ("silence", "inhibition"):
+        held = _number(data.get("held_seconds")) or 0.0
+        lines.append(t(f"detail.released_{data['by']}", id=data.get("id"),
+                       held=round(held / 60)))
     if kind in ("notified", "delivery_failed") and data.get("digest") is not None:
         lines.append(t("detail.digest", id=data["digest"], channel=data.get("channel", "?")))
     return lines
