@@ -121,7 +121,7 @@ class Rule(_Frozen):
     kind: Literal["threshold", "streak", "platform_target"] = "threshold"
     condition: str | None = None
     variants: tuple[Variant, ...] = ()
-    periods: tuple[Literal["day", "month", "quarter", "year"], ...] = ()
+    periods: tuple[Literal["day", "week", "month", "quarter", "year"], ...] = ()
     severity: Severity
     audience: str = Field(min_length=1, max_length=50)
     subject: SubjectKind = SubjectKind.STORE
