@@ -15,6 +15,7 @@ from watcher.incidents import Firing, Recovery, fingerprint
 from watcher.indicators import Unit
 from watcher.rules.engine import Verdict, applicable_variant, normalise_segment
 from watcher.rules.expression import Comparison, Condition, comparisons, holds, requirements
+from watcher.rules.history import HISTORY_KINDS
 from watcher.rules.model import Rule, RulePack, SubjectKind
 from watcher.snapshot import Snapshot
 
@@ -46,6 +47,8 @@ class Outcome:
     firings: list[Firing] = field(default_factory=list)
     fired: frozenset[tuple[str, str | None]] = frozenset()
     assessment: Assessment | None = None
+    # history rules (change, trend) that were evaluable and did not fire, by rule id
+    settled: dict[str, Recovery] = field(default_factory=dict)
 
     def recovery(self, rule_id: str, subject_kind: str, subject: str) -> Recovery | None:
         """The recovery of a live incident of this snapshot's store or operator, if any.
@@ -62,6 +65,8 @@ class Outcome:
             return None
         if rule.kind == "platform_target":
             return _platform_recovery(rule_id, snap, metric) if metric else None
+        if rule.kind in HISTORY_KINDS:
+            return self.settled.get(rule_id)
         if rule.kind != "threshold" or (rule.periods and snap.period.kind.value
                                         not in rule.periods):
             return None

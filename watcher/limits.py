@@ -97,3 +97,10 @@ ROSTER_MAX_FIELD: Final = 200  # an operator id, tier, team, manager or display 
 PIP_MAX_DAYS: Final = 366  # a plan's length, or an extension
 PIP_MAX_GOALS: Final = 50  # goals of one plan
 PIP_MAX_NOTE: Final = 5000  # a review or closing note, in characters
+
+
+# -- rules on history (watcher/rules/history.py, change.py, trend.py) -------------------------
+
+# The longest window a change rule's baseline or a trend rule's fit may span (`baseline:`,
+# `over:`); with `within:` as well. A batch reads this much history per store at most.
+HISTORY_MAX_WINDOW_DAYS: Final = 366

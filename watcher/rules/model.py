@@ -17,6 +17,7 @@ from watcher.indicators import DeclaredMetric, Direction, Unit
 from watcher.limits import RULE_MAX_VARIANTS
 from watcher.rules.expression import Condition, ExpressionError, comparisons, parse
 from watcher.rules.facts import segment_value
+from watcher.rules.history import HISTORY_KINDS, HistoryFields
 
 
 class Severity(StrEnum):
@@ -115,10 +116,13 @@ class MessageCase(_Frozen):
         return self
 
 
-class Rule(_Frozen):
+class Rule(HistoryFields, _Frozen):
+    """A rule of a pack; the keys of ``kind: change`` and ``kind: trend`` are
+    ``HistoryFields`` (watcher/rules/history.py)."""
+
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", max_length=120)
     description: str
-    kind: Literal["threshold", "streak", "platform_target"] = "threshold"
+    kind: Literal["threshold", "streak", "platform_target", "change", "trend"] = "threshold"
     condition: str | None = None
     variants: tuple[Variant, ...] = ()
     periods: tuple[Literal["day", "week", "month", "quarter", "year"], ...] = ()
@@ -160,6 +164,11 @@ class Rule(_Frozen):
             if self.condition is None:
                 raise ValueError("a threshold rule needs a 'condition'")
             object.__setattr__(self, "compiled", _parse_condition(self.condition))
+        elif self.kind in HISTORY_KINDS:
+            if self.variants:
+                raise ValueError(f"a {self.kind} rule takes no 'variants'")
+            if self.condition is not None:  # a further condition on the snapshot
+                object.__setattr__(self, "compiled", _parse_condition(self.condition))
         elif self.condition is not None or self.variants:
             raise ValueError(f"a {self.kind} rule takes no 'condition' or 'variants' (it "
                              "compares each metric with its target)")
@@ -168,6 +177,11 @@ class Rule(_Frozen):
         if self.kind == "streak" and (self.message_cases or self.renotify_when_worse):
             raise ValueError("a streak rule takes no 'message_cases' or 'renotify_when_worse' "
                              "(it has no snapshot value to test)")
+        history_keys = sorted(self.model_fields_set & set(HistoryFields.model_fields))
+        if self.kind in HISTORY_KINDS:
+            check_history(self)
+        elif history_keys:
+            raise ValueError(f"'{history_keys[0]}' belongs to change and trend rules")
         if len(self.variants) > RULE_MAX_VARIANTS:
             raise ValueError(f"a rule has at most {RULE_MAX_VARIANTS} variants "
                              "(limit RULE_MAX_VARIANTS)")
@@ -233,6 +247,12 @@ class RulePack(_Frozen):
 
     def get(self, rule_id: str) -> Rule | None:
         return next((r for r in self.rules if r.id == rule_id), None)
+
+
+def check_history(rule: Rule) -> None:
+    from watcher.rules import change, trend
+
+    (change.check if rule.kind == "change" else trend.check)(rule)
 
 
 def _with_languages(value: dict[str, str]) -> dict[str, str]:
