@@ -9,7 +9,7 @@ import pytest
 
 from watcher import indicators
 from watcher.assessment.rollup import Combine, combine, combine_kind
-from watcher.assessment.scorecard import CYCLES, _FINER, card_period
+from watcher.assessment.scorecard import _FINER, CYCLES, card_period
 from watcher.derive import derived_metrics
 from watcher.errors import InputError
 from watcher.indicators import Cycle, Unit

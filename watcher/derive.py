@@ -33,7 +33,8 @@ from watcher.indicators import Unit
 from watcher.period import PeriodKind
 
 PER_YEAR: Final[dict[PeriodKind, int]] = {
-    PeriodKind.DAY: 365, PeriodKind.WEEK: 52, PeriodKind.MONTH: 12, PeriodKind.QUARTER: 4, PeriodKind.YEAR: 1,
+    PeriodKind.DAY: 365, PeriodKind.WEEK: 52, PeriodKind.MONTH: 12, PeriodKind.QUARTER: 4,
+    PeriodKind.YEAR: 1,
 }
 
 

@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     from watcher.rules.model import Rule
 
 _AMOUNT = re.compile(r"^([0-9]+(?:\.[0-9]+)?)\s*(%|x)?$")
+Way = Literal["drop", "rise"]
+_WAYS: tuple[Way, ...] = ("drop", "rise")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +46,7 @@ class Step:
     size: float
 
     @classmethod
-    def parse(cls, value: str | float, direction: Literal["drop", "rise"]) -> Step:
+    def parse(cls, value: str | float, direction: Way) -> Step:
         m = _AMOUNT.match(str(value).strip().lower())
         if isinstance(value, bool) or not m:
             raise ValueError(f"{direction}: '{value}' is not a change; write 30% (relative), "
@@ -60,7 +62,7 @@ class Step:
                              f" 1 {direction}s ('{value}' does not)")
         return step
 
-    def line(self, base: float, direction: Literal["drop", "rise"]) -> float:
+    def line(self, base: float, direction: Way) -> float:
         """The value at which the step is reached (float noise rounded off, so that 5 %
         down 30 % is exactly the 3.5 % sent)."""
         sign = -1 if direction == "drop" else 1
@@ -77,10 +79,7 @@ def check(rule: Rule) -> None:
         raise ValueError("a change rule needs 'metric' and 'baseline' (7d, 4w)")
     if rule.drop is None and rule.rise is None:
         raise ValueError("a change rule needs 'drop' or 'rise' (or both)")
-    for direction in ("drop", "rise"):
-        given = getattr(rule, direction)
-        if given is not None:
-            Step.parse(given, direction)  # type: ignore[arg-type]
+    steps(rule)  # each parses, or the rule is refused
     if rule.crosses or rule.within:
         raise ValueError("'crosses' and 'within' belong to trend rules")
 
@@ -97,14 +96,14 @@ def evaluate(rule: Rule, version: str, snap: Snapshot, history: Sequence[Snapsho
     if not enough(rule, window, snap.period.kind, len(past)):
         return Verdict()
     base = statistics.median(past) if rule.statistic == "median" else statistics.fmean(past)
-    steps = [(d, Step.parse(given, d)) for d in ("drop", "rise")  # type: ignore[arg-type]
-             if (given := getattr(rule, d)) is not None]
     if rule.min_baseline is not None and base < rule.min_baseline:
         return Verdict()
-    if base <= 0 and any(step.how != "absolute" for _, step in steps):
+    ways = steps(rule)
+    if base <= 0 and any(step.how != "absolute" for _, step in ways):
         return Verdict()  # no relative change from nothing
-    crossed = [(d, step.line(base, d)) for d, step in steps
-               if (value <= step.line(base, d) if d == "drop" else value >= step.line(base, d))]
+    lines = [(way, step.line(base, way)) for way, step in ways]
+    crossed = [(way, line) for way, line in lines
+               if (value <= line if way == "drop" else value >= line)]
     if crossed and rule.compiled is not None:
         crossed = crossed if holds(rule.compiled, snap.metrics, targets) else []
     words = describe(rule, metric, value, base, window)
@@ -129,6 +128,16 @@ def evaluate(rule: Rule, version: str, snap: Snapshot, history: Sequence[Snapsho
         evidence=[{"period": snap.period.text, "store": snap.store, "metric": metric,
                    "value": value, "target": line,
                    "comparator": "<=" if direction == "drop" else ">="}]))
+
+
+def steps(rule: Rule) -> list[tuple[Way, Step]]:
+    """The rule's ``drop`` and ``rise``, parsed (a rule may have both)."""
+    found: list[tuple[Way, Step]] = []
+    for way in _WAYS:
+        given = rule.drop if way == "drop" else rule.rise
+        if given is not None:
+            found.append((way, Step.parse(given, way)))
+    return found
 
 
 def describe(rule: Rule, metric: str, value: float, base: float, window: Window
