@@ -202,3 +202,23 @@ class TestPipeline:
             found = load_history(conn, batch, 7)
         assert [s.period.text for s in found] == [f"2026-11-{d}" for d in range(14, 22)]
         assert found[-1].metrics["visitors"] == 5
+
+
+class TestReplay:
+    """``watcher rules backtest`` and ``rules test`` replay through the same pipeline: the
+    history of a replay is the replay's own earlier snapshots, in one batch or one by one."""
+
+    @pytest.mark.parametrize("one_by_one", [False, True])
+    def test_a_replay_opens_the_drop_and_the_early_warning(self, one_by_one: bool):
+        from tests.conftest import ROOT
+        from watcher import backtest
+        from watcher.config import Settings
+        from watcher.rules.engine import RuleEngine
+        from watcher.rules.loader import load_pack
+
+        history = days("visitors", [1000] * 7 + [400]) + days(
+            "order_defect_rate", [0.0045 + 0.0005 * i for i in range(8)], store="s2")
+        engine = RuleEngine(load_pack(ROOT / "rules"))
+        found = backtest.replay(engine, history, Settings(), one_by_one=one_by_one)
+        assert sorted((i.rule, i.subject) for i in found) == [
+            ("odr-rising", "s2"), ("visitors-drop", "s1")]
