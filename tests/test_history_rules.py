@@ -132,6 +132,11 @@ class TestTrend:
         assert firing.title["en"] == ("Chat response rate 76 %, falling 2 pt a day, "
                                       "reaches 70 % in about 3 days")
 
+    def test_past_the_line_and_still_rising_keeps_warning(self):
+        series = days("order_defect_rate", [0.008 + 0.0005 * i for i in range(8)])
+        assert judge(rule(**ODR), series).firing.title["en"] == (
+            "Order defect rate 1.15 %, rising 0.05 pt a day, already past 1 %")
+
     def test_too_short_a_history_judges_nothing(self):
         verdict = judge(rule(**ODR), days("order_defect_rate", [0.005, 0.007, 0.009]))
         assert verdict.firing is None and verdict.recovery is None
@@ -222,3 +227,19 @@ class TestReplay:
         found = backtest.replay(engine, history, Settings(), one_by_one=one_by_one)
         assert sorted((i.rule, i.subject) for i in found) == [
             ("odr-rising", "s2"), ("visitors-drop", "s1")]
+
+
+class TestExamples:
+    def test_the_daily_examples_open_a_traffic_drop_and_an_odr_early_warning(
+            self, pipeline: Pipeline):
+        from tests.conftest import ROOT
+
+        pipeline.ingest(read_records((ROOT / "examples" / "daily.jsonl").read_bytes()), "ex")
+        with pipeline.db.engine.connect() as conn:
+            found = {i.rule: i for i in repo.list_incidents(conn)}
+        assert set(found) == {"visitors-drop", "odr-rising"}
+        assert found["visitors-drop"].title["en"] == (
+            "Visitors 420, down 58 % from the 7-day mean 1,000 (shopee-my-02, 2026-11-21)")
+        assert found["odr-rising"].title["en"] == (
+            "Early warning: Order defect rate 0.8 %, rising 0.05 pt a day, reaches 1 % in "
+            "about 4 days (amz-us-01, 2026-11-21)")

@@ -96,6 +96,8 @@ def evaluate(rule: Rule, version: str, snap: Snapshot, history: Sequence[Snapsho
         return Verdict(recovery=Recovery(fingerprint(rule.id, "store", snap.store),
                                          snap.period.text, snap.period.end, note))
     days = max(0.0, (threshold - level) / slope)
+    if line.holds({metric: value}, {}):
+        days = 0.0  # already across, and still moving the wrong way
     words = describe(metric, value, slope, threshold, days)
     values: dict[str, Any] = {
         **_values(snap, metric, value, threshold), "summary": PerLanguage(words),
@@ -124,12 +126,16 @@ def describe(metric: str, value: float, slope: float, threshold: float, days: fl
     name_zh = indicator.name_zh if indicator else metric
     pace = _pace(metric, slope)
     whole = max(1, round(days))
-    when_en = f"in about {whole} day{'s' if whole != 1 else ''}" if days >= 0.5 else "within a day"
-    when_zh = f"约 {whole} 天后" if days >= 0.5 else "一天内"
-    return {"en": f"{name_en} {amount(metric, value)}, {pace['en']}, reaches "
-                  f"{amount(metric, threshold)} {when_en}",
-            "zh-CN": f"{name_zh} {amount(metric, value)}，{pace['zh-CN']}，{when_zh}达到 "
-                     f"{amount(metric, threshold)}"}
+    line = amount(metric, threshold)
+    if days <= 0:
+        reach_en, reach_zh = f"already past {line}", f"已越过 {line}"
+    elif days < 0.5:
+        reach_en, reach_zh = f"reaches {line} within a day", f"一天内达到 {line}"
+    else:
+        reach_en = f"reaches {line} in about {whole} day{'s' if whole != 1 else ''}"
+        reach_zh = f"约 {whole} 天后达到 {line}"
+    return {"en": f"{name_en} {amount(metric, value)}, {pace['en']}, {reach_en}",
+            "zh-CN": f"{name_zh} {amount(metric, value)}，{pace['zh-CN']}，{reach_zh}"}
 
 
 def _pace(metric: str, slope: float) -> dict[str, str]:
