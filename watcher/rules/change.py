@@ -22,12 +22,11 @@ import re
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
-from watcher.evaluation import PerLanguage, _values, render_title
-from watcher.incidents import Firing, Recovery, fingerprint
+from watcher.evaluation import PerLanguage
 from watcher.rules.expression import holds, requirements
-from watcher.rules.history import Verdict, Window, amount, enough, prior
+from watcher.rules.history import Verdict, Window, amount, enough, fires, prior, settles
 from watcher.snapshot import Snapshot
 
 if TYPE_CHECKING:
@@ -108,26 +107,14 @@ def evaluate(rule: Rule, version: str, snap: Snapshot, history: Sequence[Snapsho
         crossed = crossed if holds(rule.compiled, snap.metrics, targets) else []
     words = describe(rule, metric, value, base, window)
     if not crossed:
-        note = f"recovered: {words['en']} in {snap.period.text}"
-        return Verdict(recovery=Recovery(fingerprint(rule.id, "store", snap.store),
-                                         snap.period.text, snap.period.end, note))
+        return settles(rule, snap, f"recovered: {words['en']} in {snap.period.text}")
     direction, line = crossed[0]
-    values: dict[str, Any] = {
-        **_values(snap, metric, value, line), "baseline": amount(metric, base),
-        "summary": PerLanguage(words), "change": PerLanguage(_change(value, base)),
-        "window": PerLanguage({"en": window.words("en"), "zh-CN": window.words("zh-CN")})}
-    return Verdict(firing=Firing(
-        rule=rule.id, rule_version=version, subject_kind="store", subject=snap.store,
-        store=snap.store, platform=snap.platform, operator=snap.operator,
-        severity=rule.severity.value, audience=rule.audience, metric=metric, value=value,
-        threshold=line, period=snap.period.text, period_end=snap.period.end,
-        title=render_title(rule, values, snap.metrics, targets),
-        labels={**rule.labels, "platform": snap.platform, "store": snap.store,
-                **({"operator": snap.operator} if snap.operator else {})},
-        # the evidence contract (watcher/alerts.py): the value against the line it crossed
-        evidence=[{"period": snap.period.text, "store": snap.store, "metric": metric,
-                   "value": value, "target": line,
-                   "comparator": "<=" if direction == "drop" else ">="}]))
+    return fires(rule, version, snap, metric, value, line, {
+        "baseline": amount(metric, base), "summary": PerLanguage(words),
+        "change": PerLanguage(_change(value, base)),
+        "window": PerLanguage({"en": window.words("en"), "zh-CN": window.words("zh-CN")}),
+    }, {"period": snap.period.text, "value": value, "target": line,
+        "comparator": "<=" if direction == "drop" else ">="})
 
 
 def steps(rule: Rule) -> list[tuple[Way, Step]]:

@@ -23,13 +23,14 @@ import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import Connection, select
 
 from watcher import indicators
+from watcher.incidents import Firing, Recovery, fingerprint
 from watcher.indicators import Unit
 from watcher.limits import HISTORY_MAX_WINDOW_DAYS
 from watcher.period import PeriodKind
@@ -37,7 +38,6 @@ from watcher.snapshot import Snapshot
 
 if TYPE_CHECKING:
     from watcher.evaluation import Outcome
-    from watcher.incidents import Firing, Recovery
     from watcher.rules.model import Rule
 
 HISTORY_KINDS = ("change", "trend")
@@ -208,18 +208,30 @@ def _short(value: float) -> str:
     return f"{value:,.2f}".rstrip("0").rstrip(".") if abs(value) >= 1 else f"{value:.3g}"
 
 
-def base_values(snapshot: Snapshot, metric: str) -> dict[str, Any]:
-    """The fixed message values every firing offers (as threshold rules do)."""
-    indicator = indicators.get(metric)
-    return {"store": snapshot.store, "platform": snapshot.platform,
-            "operator": snapshot.operator or "-", "period": snapshot.period.text,
-            "metric": metric,
-            "metric_name": indicator.name_en if indicator else metric,
-            "metric_name_zh": indicator.name_zh if indicator else metric}
+def fires(rule: Rule, version: str, snap: Snapshot, metric: str, value: float,
+          threshold: float, words: dict[str, Any], evidence: dict[str, Any]) -> Verdict:
+    """The firing of a history rule on ``snap``: its message rendered with the usual
+    values (``{store}``, ``{value}``, metrics by id) and the kind's own ``words``;
+    ``evidence`` follows the alert's contract (period, metric, value, target, comparator)."""
+    from watcher.evaluation import _values, render_title  # evaluation imports this module
+
+    targets = {k: t.value for k, t in snap.targets.items()}
+    return Verdict(firing=Firing(
+        rule=rule.id, rule_version=version, subject_kind="store", subject=snap.store,
+        store=snap.store, platform=snap.platform, operator=snap.operator,
+        severity=rule.severity.value, audience=rule.audience, metric=metric, value=value,
+        threshold=threshold, period=snap.period.text, period_end=snap.period.end,
+        title=render_title(rule, {**_values(snap, metric, value, threshold), **words},
+                           snap.metrics, targets),
+        labels={**rule.labels, "platform": snap.platform, "store": snap.store,
+                **({"operator": snap.operator} if snap.operator else {})},
+        evidence=[{"store": snap.store, "metric": metric, **evidence}]))
 
 
-def day_of(snapshot: Snapshot) -> date:
-    return snapshot.period.end
+def settles(rule: Rule, snap: Snapshot, note: str) -> Verdict:
+    """Evaluable and not firing: what resolves the rule's live incident for the store."""
+    return Verdict(recovery=Recovery(fingerprint(rule.id, "store", snap.store),
+                                     snap.period.text, snap.period.end, note))
 
 
 # -- into an outcome --------------------------------------------------------------------------

@@ -17,14 +17,13 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from watcher import indicators
-from watcher.evaluation import PerLanguage, _values, render_title
-from watcher.incidents import Firing, Recovery, fingerprint
+from watcher.evaluation import PerLanguage
 from watcher.indicators import Unit
 from watcher.rules.expression import Comparison, ExpressionError, parse
-from watcher.rules.history import Verdict, Window, amount, enough, prior
+from watcher.rules.history import Verdict, Window, amount, enough, fires, prior, settles
 from watcher.snapshot import Snapshot
 
 if TYPE_CHECKING:
@@ -91,31 +90,18 @@ def evaluate(rule: Rule, version: str, snap: Snapshot, history: Sequence[Snapsho
     toward = slope > 0 if upward else slope < 0
     projected = level + slope * horizon
     if not (toward and line.holds({metric: projected}, {})):
-        note = (f"recovered: {metric} projected at {amount(metric, projected)} in "
-                f"{rule.within}, not crossing {rule.crosses} ({snap.period.text})")
-        return Verdict(recovery=Recovery(fingerprint(rule.id, "store", snap.store),
-                                         snap.period.text, snap.period.end, note))
+        return settles(rule, snap, f"recovered: {metric} projected at "
+                       f"{amount(metric, projected)} in {rule.within}, not crossing "
+                       f"{rule.crosses} ({snap.period.text})")
     days = max(0.0, (threshold - level) / slope)
     if line.holds({metric: value}, {}):
         days = 0.0  # already across, and still moving the wrong way
-    words = describe(metric, value, slope, threshold, days)
-    values: dict[str, Any] = {
-        **_values(snap, metric, value, threshold), "summary": PerLanguage(words),
+    return fires(rule, version, snap, metric, value, threshold, {
+        "summary": PerLanguage(describe(metric, value, slope, threshold, days)),
         "projected": amount(metric, projected), "days": str(max(1, round(days))),
-        "slope": PerLanguage(_pace(metric, slope))}
-    targets = {k: t.value for k, t in snap.targets.items()}
-    return Verdict(firing=Firing(
-        rule=rule.id, rule_version=version, subject_kind="store", subject=snap.store,
-        store=snap.store, platform=snap.platform, operator=snap.operator,
-        severity=rule.severity.value, audience=rule.audience, metric=metric, value=value,
-        threshold=threshold, period=snap.period.text, period_end=snap.period.end,
-        title=render_title(rule, values, snap.metrics, targets),
-        labels={**rule.labels, "platform": snap.platform, "store": snap.store,
-                **({"operator": snap.operator} if snap.operator else {})},
-        # the evidence contract (watcher/alerts.py): the projection against the line
-        evidence=[{"period": f"{snap.period.text} + {rule.within}", "store": snap.store,
-                   "metric": metric, "value": projected, "target": threshold,
-                   "comparator": line.op}]))
+        "slope": PerLanguage(_pace(metric, slope)),
+    }, {"period": f"{snap.period.text} + {rule.within}", "value": projected,
+        "target": threshold, "comparator": line.op})
 
 
 def describe(metric: str, value: float, slope: float, threshold: float, days: float
