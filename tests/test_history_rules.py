@@ -4,17 +4,24 @@ history from the store (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import date, timedelta
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
-from tests.conftest import jsonl
+from tests.conftest import ROOT, jsonl
+from watcher import backtest
+from watcher.config import Settings
+from watcher.errors import ConfigError
 from watcher.pipeline import Pipeline
 from watcher.rules import change, trend
 from watcher.rules.compiler import compile_pack
-from watcher.rules.history import Window, load_history
+from watcher.rules.engine import RuleEngine
+from watcher.rules.history import HistoryFields, Window, load_history
+from watcher.rules.loader import load_pack
 from watcher.rules.model import Rule, RulePack
 from watcher.snapshot import Snapshot
 from watcher.store import repository as repo
@@ -215,12 +222,6 @@ class TestReplay:
 
     @pytest.mark.parametrize("one_by_one", [False, True])
     def test_a_replay_opens_the_drop_and_the_early_warning(self, one_by_one: bool):
-        from tests.conftest import ROOT
-        from watcher import backtest
-        from watcher.config import Settings
-        from watcher.rules.engine import RuleEngine
-        from watcher.rules.loader import load_pack
-
         history = days("visitors", [1000] * 7 + [400]) + days(
             "order_defect_rate", [0.0045 + 0.0005 * i for i in range(8)], store="s2")
         engine = RuleEngine(load_pack(ROOT / "rules"))
@@ -232,8 +233,6 @@ class TestReplay:
 class TestExamples:
     def test_the_daily_examples_open_a_traffic_drop_and_an_odr_early_warning(
             self, pipeline: Pipeline):
-        from tests.conftest import ROOT
-
         pipeline.ingest(read_records((ROOT / "examples" / "daily.jsonl").read_bytes()), "ex")
         with pipeline.db.engine.connect() as conn:
             found = {i.rule: i for i in repo.list_incidents(conn)}
@@ -243,3 +242,32 @@ class TestExamples:
         assert found["odr-rising"].title["en"] == (
             "Early warning: Order defect rate 0.8 %, rising 0.05 pt a day, reaches 1 % in "
             "about 4 days (amz-us-01, 2026-11-21)")
+
+
+class TestPack:
+    def test_a_misspelt_metric_is_refused_naming_the_key(self, tmp_path: Any):
+        for key, text in (("metric", "metric: visitros\n    baseline: 7d\n    drop: 30%"),
+                          ("crosses", 'crosses: "order_defect_rte >= 0.01"\n    within: 7d')):
+            kind = "change" if key == "metric" else "trend"
+            path = tmp_path / f"{key}.yaml"
+            path.write_text(f"""rules:
+  - id: r
+    description: d
+    kind: {kind}
+    {text}
+    severity: high
+    audience: ops
+    message: {{en: x, zh-CN: x}}
+""", encoding="utf-8")
+            with pytest.raises(ConfigError, match="did you mean") as caught:
+                load_pack(path)
+            assert caught.value.key == f"rules.0.{key}"
+
+    def test_packs_without_history_rules_keep_their_version(self):
+        plain = rule(condition="gmv < 1")
+        dumped = plain.model_dump(mode="json")
+        assert RulePack(rules=(plain,)).version == RulePack(rules=(plain,)).version
+        assert "baseline" in dumped  # present on the model, left out of the version:
+        legacy = {k: v for k, v in dumped.items() if k not in HistoryFields.model_fields}
+        body = json.dumps([legacy], sort_keys=True)
+        assert RulePack(rules=(plain,)).version == hashlib.sha256(body.encode()).hexdigest()[:12]

@@ -130,6 +130,17 @@ def kinds() -> Mapping[str, Evaluator]:
     return {"change": change.evaluate, "trend": trend.evaluate}
 
 
+def history_metrics(rule: Rule) -> list[tuple[str, str]]:
+    """(key, metric) the rule's history keys name, for the loader's check that every
+    metric a rule names is known (a misspelt one is refused, never silently idle)."""
+    from watcher.rules import trend
+
+    named = [("metric", rule.metric)] if rule.metric else []
+    if rule.crosses:
+        named.append(("crosses", trend.line_of(rule.crosses).metric))
+    return named
+
+
 def needed_days(rules: Iterable[Rule]) -> int:
     """How far back a batch's history is read: the longest window of the rules."""
     spans = [Window.parse(w).days for r in rules if r.enabled and r.kind in HISTORY_KINDS

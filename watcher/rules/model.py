@@ -235,7 +235,9 @@ class RulePack(_Frozen):
     @property
     def version(self) -> str:
         """Content hash: the same rules load to the same version, on any replica."""
-        rules: list[Any] = [r.model_dump(mode="json") for r in self.rules]
+        # a rule's history keys count only where written: older packs keep their version
+        rules: list[Any] = [r.model_dump(mode="json", exclude=set(HistoryFields.model_fields)
+                                         - r.model_fields_set) for r in self.rules]
         if self.metrics:  # a pack without declarations keeps the version it always had
             rules.append({k: m.model_dump(mode="json") for k, m in self.metrics.items()})
         body = json.dumps(rules, sort_keys=True)
