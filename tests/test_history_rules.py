@@ -163,6 +163,7 @@ class TestLoading:
         ({**ODR, "metric": "gmv"}, "takes its metric from 'crosses'"),
         ({"kind": "trend", "crosses": "gmv < 1"}, "needs 'crosses'"),
         ({"condition": "gmv < 1", "baseline": "7d"}, "'baseline' belongs to change and trend"),
+        ({**DROP, "periods": ["day", "month"]}, "'periods' may name day and week"),
     ])
     def test_a_malformed_rule_is_refused_saying_why(self, keys: dict[str, Any], error: str):
         with pytest.raises(ValidationError, match=error):

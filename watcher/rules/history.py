@@ -21,10 +21,10 @@ from __future__ import annotations
 import math
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import Connection, select
@@ -120,14 +120,28 @@ class Verdict:
     recovery: Recovery | None = None
 
 
-Evaluator = Callable[["Rule", str, Snapshot, Sequence[Snapshot]], Verdict]
+class Kind(Protocol):
+    """A history kind's module: ``check`` at load, ``evaluate`` per snapshot."""
+
+    def check(self, rule: Rule) -> None: ...
+
+    def evaluate(self, rule: Rule, version: str, snap: Snapshot,
+                 history: Sequence[Snapshot]) -> Verdict: ...
 
 
-def kinds() -> Mapping[str, Evaluator]:
-    """Each history kind's evaluator: the one place a kind is registered."""
+def kinds() -> Mapping[str, Kind]:
+    """The history kinds, one module each: the one place a kind is registered."""
     from watcher.rules import change, trend
 
-    return {"change": change.evaluate, "trend": trend.evaluate}
+    return {"change": change, "trend": trend}
+
+
+def check(rule: Rule) -> None:
+    """A history rule's keys, checked at load by its kind (the error names the rule)."""
+    if set(rule.periods) - set(_DAYS_OF):
+        raise ValueError(f"a {rule.kind} rule judges daily and weekly snapshots: "
+                         "'periods' may name day and week")
+    kinds()[rule.kind].check(rule)
 
 
 def history_metrics(rule: Rule) -> list[tuple[str, str]]:
@@ -259,7 +273,7 @@ def judge(result: Outcome, version: str, history: Sequence[Snapshot]) -> Outcome
         if not rule.enabled or rule.kind not in judges or (
                 rule.periods and snap.period.kind.value not in rule.periods):
             continue
-        verdict = judges[rule.kind](rule, version, snap, history)
+        verdict = judges[rule.kind].evaluate(rule, version, snap, history)
         if verdict.firing is not None:
             firings.append(verdict.firing)
             fired.add((rule.id, None))

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from watcher.indicators import DeclaredMetric, Direction, Unit
 from watcher.limits import RULE_MAX_VARIANTS
+from watcher.rules import history
 from watcher.rules.expression import Condition, ExpressionError, comparisons, parse
 from watcher.rules.facts import segment_value
 from watcher.rules.history import HISTORY_KINDS, HistoryFields
@@ -179,7 +180,7 @@ class Rule(HistoryFields, _Frozen):
                              "(it has no snapshot value to test)")
         history_keys = sorted(self.model_fields_set & set(HistoryFields.model_fields))
         if self.kind in HISTORY_KINDS:
-            check_history(self)
+            history.check(self)
         elif history_keys:
             raise ValueError(f"'{history_keys[0]}' belongs to change and trend rules")
         if len(self.variants) > RULE_MAX_VARIANTS:
@@ -249,12 +250,6 @@ class RulePack(_Frozen):
 
     def get(self, rule_id: str) -> Rule | None:
         return next((r for r in self.rules if r.id == rule_id), None)
-
-
-def check_history(rule: Rule) -> None:
-    from watcher.rules import change, trend
-
-    (change.check if rule.kind == "change" else trend.check)(rule)
 
 
 def _with_languages(value: dict[str, str]) -> dict[str, str]:
