@@ -11,7 +11,7 @@ They are evaluated here in plain Python, not in durable-rules: the engine
 matches one fact at a time, and a mean, a median or a least-squares line over
 a series is arithmetic, not matching. The compiler gives these kinds no forms.
 
-A kind is one module registered in ``KINDS`` (``watcher/rules/change.py``,
+A kind is one module registered in ``kinds()`` (``watcher/rules/change.py``,
 ``watcher/rules/trend.py``); the YAML keys they read are ``HistoryFields``,
 which the rule model inherits.
 """
