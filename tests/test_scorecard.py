@@ -619,3 +619,18 @@ class TestScorecardEndpoints:
             "Authorization": f"Bearer {ingest_only}"}).status_code == 403
         assert client.get(url, params=params, headers={
             "Authorization": f"Bearer {viewer}"}).status_code == 200
+
+
+class TestWeeklyCards:
+    """A week (2026-W45) is carded from its days as a month is (issue #17)."""
+
+    def test_a_week_rolls_up_its_days_and_ignores_the_days_around_it(self, pack: RulePack):
+        days = [snap(period=f"2026-11-{d:02d}", gmv=1000, stockout_rate=rate, orders=100)
+                for d, rate in ((1, 0.5), (2, 0.02), (3, 0.04), (8, 0.06), (9, 0.5))]
+        card = card_of(pack, *days, period="2026-W45")
+        assert card.cycle is Cycle.MONTHLY and card.periods == (
+            "2026-11-02", "2026-11-03", "2026-11-08")
+        assert item(card, "gmv").value == 3000  # 2 to 8 November: amounts add up
+        assert item(card, "stockout_rate").value == 0.04  # rates: the mean by orders
+        assert item(card, "stockout_rate").status.value == "pass"
+

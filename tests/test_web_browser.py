@@ -83,10 +83,13 @@ def until(check: Callable[[], Any], timeout: float = 15.0) -> Any:
 
 def example_incidents(daemon: Daemon, headers: dict[str, str] | None = None
                       ) -> list[dict[str, Any]]:
-    """Wait until the drop folder has taken both example files, then list the incidents."""
+    """Wait until the drop folder has taken every example file, then list the incidents."""
     processed = daemon.folder / "inbox" / "processed"
+    dropped = [p for p in (ROOT / "examples").iterdir()
+               if p.suffix in (".jsonl", ".csv") and not p.name.startswith("bad")]
     until(lambda: processed.is_dir() and len([p for p in processed.iterdir()
-                                               if p.suffix in (".jsonl", ".csv")]) >= 2)
+                                               if p.suffix in (".jsonl", ".csv")])
+          >= len(dropped))
     found: list[dict[str, Any]] = httpx.get(f"{daemon.url}/v1/incidents", headers=headers,
                                             timeout=10).json()
     return found

@@ -467,7 +467,8 @@ class CardFormat(StrEnum):
 
 @app.command()
 def scorecard(
-    period: Annotated[str, typer.Option("--period", "-p", help="2026-10, 2026-Q3 or 2026")],
+    period: Annotated[str, typer.Option("--period", "-p",
+                                        help="2026-10, 2026-Q3, 2026 or a week, 2026-W45")],
     operator: Annotated[str | None, typer.Argument(help="The operator (or --team)")] = None,
     team: Annotated[str | None, typer.Option(
         "--team", metavar="[TEAM]",

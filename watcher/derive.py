@@ -11,7 +11,8 @@ stored snapshot then shows exactly what the rules saw.
 * A zero denominator derives nothing: "no orders" is not "no disputes".
 * A numerator larger than its denominator cannot make a rate (a rate outside
   [0, 1] is a rejected record, whether sent or derived): the record is refused,
-  naming the numerator, so the contradiction is fixed at its source.
+  naming the numerator, so the contradiction is fixed at its source. The same holds
+  for any quotient above its indicator's maximum (ACOS above 1,000 %).
 * Inventory turnover is "times per year" (annual COGS / average inventory), so
   the COGS of a shorter period is annualised by the number of such periods in a
   year (12 months, 4 quarters, 365 days); a monthly 1,000 of COGS on 3,000 of
@@ -32,7 +33,8 @@ from watcher.indicators import Unit
 from watcher.period import PeriodKind
 
 PER_YEAR: Final[dict[PeriodKind, int]] = {
-    PeriodKind.DAY: 365, PeriodKind.MONTH: 12, PeriodKind.QUARTER: 4, PeriodKind.YEAR: 1,
+    PeriodKind.DAY: 365, PeriodKind.WEEK: 52, PeriodKind.MONTH: 12, PeriodKind.QUARTER: 4,
+    PeriodKind.YEAR: 1,
 }
 
 
@@ -60,6 +62,11 @@ RATIOS: Final[tuple[Ratio, ...]] = (
     Ratio("dispute_rate", "disputes", "orders"),
     Ratio("dispute_win_rate", "disputes_won", "disputes_closed"),
     Ratio("repurchase_rate", "repeat_buyers", "buyers"),
+    Ratio("average_order_value", "gmv", "orders"),
+    Ratio("acos", "ad_spend", "gmv_ads"),
+    Ratio("ad_roi", "gmv_ads", "ad_spend"),
+    Ratio("return_rate", "returns", "orders"),
+    Ratio("cs_resolution_rate", "tickets_resolved", "tickets"),
 )
 NUMERATORS: Final[frozenset[str]] = frozenset(r.numerator for r in RATIOS)
 
@@ -79,11 +86,13 @@ def derived_metrics(metrics: Mapping[str, float], period: PeriodKind) -> dict[st
             continue
         if ratio.annualised:
             top *= PER_YEAR[period]
-        elif _is_rate(ratio.metric) and top > bottom:
+        elif (ceiling := _ceiling(ratio.metric)) is not None and top > bottom * ceiling:
+            what = ("more than" if ceiling == 1 else
+                    f"more than {ceiling:g} times") + f" {ratio.denominator} ({bottom:g})"
             raise InputError(
-                f"{top:g} is more than {ratio.denominator} ({bottom:g}), so {ratio} would be "
-                f"{top / bottom:.4g}, not a rate in [0, 1]; correct the counts, or send "
-                f"{ratio.metric} itself", field=f"metrics.{ratio.numerator}")
+                f"{top:g} is {what}, so {ratio} would be {top / bottom:.4g}, not a value "
+                f"in [0, {ceiling:g}]; correct the counts, or send {ratio.metric} itself",
+                field=f"metrics.{ratio.numerator}")
         derived[ratio.metric] = top / bottom
     return derived
 
@@ -100,6 +109,9 @@ def completed(metrics: dict[str, float], period: PeriodKind) -> dict[str, float]
     return {**metrics, **derived} if derived else metrics
 
 
-def _is_rate(metric: str) -> bool:
+def _ceiling(metric: str) -> float | None:
+    """The largest quotient a fraction can be (1 for a rate); None for amounts and ratios."""
     indicator = indicators.get(metric)
-    return indicator is not None and indicator.unit is Unit.FRACTION
+    if indicator is None or indicator.unit is not Unit.FRACTION:
+        return None
+    return indicator.maximum

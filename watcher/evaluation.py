@@ -16,6 +16,7 @@ from watcher.incidents import Firing, Recovery, fingerprint
 from watcher.indicators import Unit
 from watcher.rules.engine import Verdict, applicable_variant, normalise_segment
 from watcher.rules.expression import Comparison, Condition, comparisons, holds, requirements
+from watcher.rules.history import HISTORY_KINDS
 from watcher.rules.model import Rule, RulePack, SubjectKind
 from watcher.snapshot import Snapshot
 
@@ -34,6 +35,8 @@ class Outcome:
     pack: RulePack
     firings: list[Firing] = field(default_factory=list)
     fired: frozenset[tuple[str, str | None]] = frozenset()
+    # history rules (change, trend) that were evaluable and did not fire, by rule id
+    settled: dict[str, Recovery] = field(default_factory=dict)
 
     def recovery(self, rule_id: str, subject_kind: str, subject: str, *,
                  hysteresis: bool = True) -> Recovery | None:
@@ -54,6 +57,8 @@ class Outcome:
             return None
         if rule.kind == "platform_target":
             return _platform_recovery(rule_id, snap, metric) if metric else None
+        if rule.kind in HISTORY_KINDS:
+            return self.settled.get(rule_id)
         if rule.kind != "threshold" or (rule.periods and snap.period.kind.value
                                         not in rule.periods):
             return None

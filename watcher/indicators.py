@@ -32,6 +32,7 @@ class Unit(StrEnum):
 
 class Cycle(StrEnum):
     REALTIME = "realtime"
+    DAILY = "daily"  # the daily watch (issue #17): watched day by day, on no scorecard
     MONTHLY = "monthly"
     QUARTERLY = "quarterly"
     ANNUAL = "annual"
@@ -79,7 +80,8 @@ def _i(id_: str, dim: Dimension, unit: Unit, direction: Direction, cycle: Cycle,
 _P, _E, _C, _K, _X = (Dimension.PERFORMANCE, Dimension.EFFICIENCY, Dimension.CUSTOMER,
                       Dimension.COMPLIANCE, Dimension.PLATFORM)
 _UP, _DOWN = Direction.HIGHER_IS_BETTER, Direction.LOWER_IS_BETTER
-_M, _Q, _A, _R = Cycle.MONTHLY, Cycle.QUARTERLY, Cycle.ANNUAL, Cycle.REALTIME
+_M, _Q, _A, _R, _D = (Cycle.MONTHLY, Cycle.QUARTERLY, Cycle.ANNUAL, Cycle.REALTIME,
+                      Cycle.DAILY)
 _F = Unit.FRACTION
 
 INDICATORS: Final[dict[str, Indicator]] = {i.id: i for i in (
@@ -176,6 +178,17 @@ INDICATORS: Final[dict[str, Indicator]] = {i.id: i for i in (
        "取消退货率"),
     _i("refund_rate", _X, _F, _DOWN, _R, "Refund rate", "退款率"),
     _i("ad_share_of_gmv", _P, _F, _DOWN, _M, "Ad share of GMV", "广告销售占比"),
+    # the daily watch of the operations job (issue #17; docs/rules.md, "Rules on history")
+    _i("average_order_value", _P, Unit.CURRENCY, _UP, _D, "Average order value", "客单价"),
+    # ad spend over ad sales: above 100 % when the ads cost more than they sell
+    _i("acos", _P, _F, _DOWN, _D, "ACOS (ad spend / ad sales)", "广告销售成本比（ACOS）",
+       maximum=10.0),
+    _i("ad_roi", _P, Unit.RATIO, _UP, _D, "Ad ROI (ad sales / ad spend)", "广告投产比（ROI）"),
+    _i("return_rate", _C, _F, _DOWN, _D, "Return rate", "退货率"),
+    _i("cs_first_response_hours", _C, Unit.HOURS, _DOWN, _D,
+       "Customer-service first response time", "客服首次回复时效"),
+    _i("cs_resolution_rate", _C, _F, _UP, _D, "Customer-service resolution rate",
+       "客服问题解决率"),
 )}
 
 # Raw counts and amounts that may arrive beside (or instead of) the rates derived from
@@ -198,6 +211,11 @@ RAW_FIELDS: Final[dict[str, Indicator]] = {i.id: i for i in (
     _i("disputes_won", _C, Unit.COUNT, _UP, _Q, "Disputes won", "胜诉纠纷数"),
     _i("buyers", _C, Unit.COUNT, _UP, _Q, "Buyers", "买家数"),
     _i("repeat_buyers", _C, Unit.COUNT, _UP, _Q, "Repeat buyers", "复购买家数"),
+    _i("ad_spend", _P, Unit.CURRENCY, _DOWN, _D, "Ad spend", "广告花费"),
+    _i("returns", _C, Unit.COUNT, _DOWN, _D, "Returned orders", "退货订单数"),
+    _i("tickets", _C, Unit.COUNT, _DOWN, _D, "Customer-service tickets", "客服工单数"),
+    _i("tickets_resolved", _C, Unit.COUNT, _UP, _D, "Customer-service tickets resolved",
+       "已解决客服工单数"),
 )}
 COUNT_FIELDS: Final[frozenset[str]] = frozenset(RAW_FIELDS)
 

@@ -112,3 +112,9 @@ FOR_MAX_SECONDS: Final = 366 * 86400
 # rides along in every notification, where a chat service's size limit cuts it first.
 RUNBOOK_TEXT_MAX: Final = 1000
 RUNBOOK_LINK_MAX: Final = 500
+
+# -- rules on history (watcher/rules/history.py, change.py, trend.py) -------------------------
+
+# The longest window a change rule's baseline or a trend rule's fit may span (`baseline:`,
+# `over:`); with `within:` as well. A batch reads this much history per store at most.
+HISTORY_MAX_WINDOW_DAYS: Final = 366

@@ -1,4 +1,5 @@
-"""Assessment periods: a day, a month, a quarter or a year, written as in the reference."""
+"""Assessment periods: a day, an ISO week, a month, a quarter or a year, written as in the
+reference (a week as ISO 8601 writes it: ``2026-W45``, Monday to Sunday)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from watcher.numbers import to_ascii
 
 class PeriodKind(StrEnum):
     DAY = "day"
+    WEEK = "week"
     MONTH = "month"
     QUARTER = "quarter"
     YEAR = "year"
@@ -23,12 +25,13 @@ class PeriodKind(StrEnum):
 # be stored as text of its own beside the ASCII one (``２０２６-10`` beside ``2026-10``).
 _FORMS = (
     (re.compile(r"^([0-9]{4})-([0-9]{2})-([0-9]{2})$"), PeriodKind.DAY),
+    (re.compile(r"^([0-9]{4})-W([0-9]{2})$"), PeriodKind.WEEK),
     (re.compile(r"^([0-9]{4})-([0-9]{2})$"), PeriodKind.MONTH),
     (re.compile(r"^([0-9]{4})-Q([1-4])$"), PeriodKind.QUARTER),
     (re.compile(r"^([0-9]{4})$"), PeriodKind.YEAR),
 )
 
-PERIOD_FORMS = "YYYY-MM-DD, YYYY-MM, YYYY-Qn or YYYY"
+PERIOD_FORMS = "YYYY-MM-DD, YYYY-Www, YYYY-MM, YYYY-Qn or YYYY"
 
 
 @dataclass(frozen=True, order=True, slots=True)
@@ -57,6 +60,9 @@ class Period:
             try:
                 if kind is PeriodKind.DAY:
                     start = end = date(year, int(m.group(2)), int(m.group(3)))
+                elif kind is PeriodKind.WEEK:  # ISO: 2026-W53 exists only in long years
+                    start = date.fromisocalendar(year, int(m.group(2)), 1)
+                    end = start + timedelta(days=6)
                 elif kind is PeriodKind.MONTH:
                     start = date(year, int(m.group(2)), 1)
                     end = _month_end(start)
@@ -81,6 +87,12 @@ class Period:
             raise ValueError(f"{self.text} is not a monthly period")
         index = self.start.year * 12 + self.start.month - 1 + months
         return Period.month(index // 12, index % 12 + 1)
+
+    @classmethod
+    def week_of(cls, day: date) -> Self:
+        """The ISO week ``day`` falls in (2027-01-01 is in 2026-W53)."""
+        year, week, _ = day.isocalendar()
+        return cls.parse(f"{year:04d}-W{week:02d}")
 
     def __str__(self) -> str:
         return self.text

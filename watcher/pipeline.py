@@ -38,6 +38,7 @@ from watcher.observability import (
 )
 from watcher.observability import count as count_noise
 from watcher.period import Period
+from watcher.rules import history
 from watcher.rules.engine import RuleEngine
 from watcher.snapshot import Snapshot
 from watcher.store import noise
@@ -213,7 +214,9 @@ class Pipeline:
                 evaluate.append(targets.fill(snapshot))
             evaluate.sort(key=lambda s: (s.period.end, s.period.start))
             engine = self.engine
-            outcomes = self._evaluate(engine, evaluate, latest, parts, sources)
+            days = history.needed_days(engine.pack.rules)
+            past = history.by_store(history.load_history(conn, evaluate, days)) if days else None
+            outcomes = self._evaluate(engine, evaluate, latest, parts, sources, past)
             refused = {s.key for s in evaluate} - {o.snapshot.key for o in outcomes}
             for key in refused:
                 fresh.pop(key, None)  # not stored: kept in the rejected log instead
@@ -239,14 +242,18 @@ class Pipeline:
 
     def _evaluate(self, engine: RuleEngine, snapshots: list[Snapshot],
                   latest: dict[str, Statement], parts: dict[int, IngestReport],
-                  sources: list[str]) -> list[Outcome]:
+                  sources: list[str], past: dict[str, list[Snapshot]] | None = None,
+                  ) -> list[Outcome]:
         """Each snapshot's outcome; one the engine cannot take is rejected alone, and
         the rest of the batch (other records, other requests) goes on."""
         outcomes = []
         started = time.perf_counter()
         for snapshot in snapshots:
             try:
-                outcomes.append(outcome(engine.pack, engine.version, engine.evaluate(snapshot)))
+                result = outcome(engine.pack, engine.version, engine.evaluate(snapshot))
+                if past is not None:  # rules on history (change, trend)
+                    result = history.judge(result, engine.version, past.get(snapshot.store, ()))
+                outcomes.append(result)
                 continue
             except RecordRefused as exc:
                 field, reason = exc.field, exc.reason

@@ -45,6 +45,7 @@ class TestTikTokShopSource:
                 "cancellation_return_rate": round(61 / 1903, 12),
                 "refund_rate": round(1988.00 / 48210.40, 12),
                 "conversion_rate": round(1903 / 61544, 12),
+                "average_order_value": round(48210.40 / 1903, 12),
             },
             "targets": {},
         }]
@@ -57,7 +58,8 @@ class TestTikTokShopSource:
         assert september["period"] == "2026-09"
         assert september["metrics"] == {"gmv": 1250.0, "refunds": 0.0, "orders": 40,
                                         "buyers": 38, "cancellation_return_rate": 0.05,
-                                        "refund_rate": 0.0}  # no page views: no conversion
+                                        "refund_rate": 0.0, "average_order_value": 31.25,
+                                        }  # no page views: no conversion
         assert october["period"] == "2026-10"
         assert october["metrics"] == {"gmv": 0.0, "refunds": 35.5, "orders": 0, "buyers": 0,
                                       "conversion_rate": 0.0}

@@ -9,6 +9,8 @@ value of the whole?
   2 % and 6 % disputes are 5 % overall when the second has three times the
   orders. The weight is ``orders`` when every part states it, else ``gmv``, else
   every part weighs the same.
+* A value per order (``average_order_value``, derived in ``watcher.derive``) is a
+  mean like a rate, though its unit is money: two days' order values do not add up.
 * Scores and yes/no flags keep the worst (``account_health_score``,
   ``account_suspended``): a platform scores each account on its own and acts on
   each account on its own, so one account at 85 is at risk of suspension however
@@ -22,7 +24,10 @@ from collections.abc import Mapping, Sequence
 from enum import StrEnum
 
 from watcher import indicators
+from watcher.derive import RATIOS
 from watcher.indicators import Direction, Unit
+
+_QUOTIENTS = frozenset(r.metric for r in RATIOS if not r.annualised)
 
 
 class Combine(StrEnum):
@@ -36,6 +41,8 @@ def combine_kind(metric: str) -> Combine:
     indicator = indicators.get(metric)
     if indicator is None:
         return Combine.SUM if metric in indicators.COUNT_FIELDS else Combine.MEAN
+    if metric in _QUOTIENTS:
+        return Combine.MEAN
     if indicator.unit is Unit.CURRENCY:
         return Combine.SUM
     if indicator.unit is Unit.COUNT:

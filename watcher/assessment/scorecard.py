@@ -45,12 +45,13 @@ from watcher.rules.model import Rule, RulePack
 from watcher.snapshot import Comparator, Snapshot, Target
 from watcher.store import repository as repo
 
-CYCLES = {PeriodKind.MONTH: Cycle.MONTHLY, PeriodKind.QUARTER: Cycle.QUARTERLY,
-          PeriodKind.YEAR: Cycle.ANNUAL}
+# a week is judged on the monthly indicators, over its days (the daily watch, issue #17)
+CYCLES = {PeriodKind.WEEK: Cycle.MONTHLY, PeriodKind.MONTH: Cycle.MONTHLY,
+          PeriodKind.QUARTER: Cycle.QUARTERLY, PeriodKind.YEAR: Cycle.ANNUAL}
 # the shorter periods a period is rolled up from, coarsest first
 _FINER = {PeriodKind.YEAR: (PeriodKind.QUARTER, PeriodKind.MONTH, PeriodKind.DAY),
           PeriodKind.QUARTER: (PeriodKind.MONTH, PeriodKind.DAY),
-          PeriodKind.MONTH: (PeriodKind.DAY,)}
+          PeriodKind.MONTH: (PeriodKind.DAY,), PeriodKind.WEEK: (PeriodKind.DAY,)}
 # a rule's condition says when a metric fails; the card states the side that passes
 _PASSING_SIDE = {"<": Comparator.GE, "<=": Comparator.GT, ">": Comparator.LE,
                  ">=": Comparator.LT}
@@ -156,8 +157,8 @@ def card_period(text: str) -> Period:
     except ValueError as exc:
         raise InputError(str(exc), field="period") from None
     if period.kind not in CYCLES:
-        raise InputError(f"'{text}' is a day; a scorecard covers a month (2026-10), a quarter "
-                         "(2026-Q3) or a year (2026)", field="period")
+        raise InputError(f"'{text}' is a day; a scorecard covers a week (2026-W45), a month "
+                         "(2026-10), a quarter (2026-Q3) or a year (2026)", field="period")
     return period
 
 

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 
 from watcher.config import MATCH_KEYS, parse_duration
 from watcher.limits import PIP_MAX_DAYS, PIP_MAX_GOALS, PIP_MAX_NOTE
+from watcher.rules.history import HistoryFields
 from watcher.rules.model import Rule, RulePack, Runbook
 from watcher.rules.status import ReloadOutcome
 from watcher.silences import Silence
@@ -141,6 +142,9 @@ class RuleOut(BaseModel):
     for_seconds: float | None = Field(default=None, description="for: how long the "
                                                                 "condition must hold to open")
     runbook: RunbookOut | None = Field(default=None, description="what to do when it fires")
+    history: dict[str, Any] = Field(
+        default_factory=dict, description="change and trend rules: their keys as written "
+                                          "(metric, baseline, drop, rise, crosses, within, ...)")
 
     @classmethod
     def of(cls, rule: Rule) -> RuleOut:
@@ -153,6 +157,8 @@ class RuleOut(BaseModel):
             variants=[VariantOut(when=dict(v.when), condition=v.condition, resolve=v.resolve)
                       for v in rule.variants],
             periods=list(rule.periods), months=rule.months if rule.kind == "streak" else None,
+            history={k: getattr(rule, k) for k in sorted(
+                rule.model_fields_set & set(HistoryFields.model_fields))},
             message=dict(rule.message),
             message_cases=[MessageCaseOut(when=c.when, message=dict(c.text))
                            for c in rule.message_cases],

@@ -15,6 +15,7 @@ from typing import Any
 from watcher import indicators
 from watcher.rules.expression import BoolOp, Comparison, Condition
 from watcher.rules.facts import PLATFORM_TARGETS
+from watcher.rules.history import HISTORY_KINDS
 from watcher.rules.model import Rule, RulePack, Variant
 
 _OPS = {"<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte", "!=": "$neq"}
@@ -42,6 +43,8 @@ _ALL_SIDES = _MISSED_HIGHER + _MISSED_LOWER
 
 
 def forms(rule: Rule, watched: list[str]) -> list[Form]:
+    if rule.kind in HISTORY_KINDS:
+        return []  # judged on the store's history, in Python (watcher/rules/history.py)
     if rule.kind == "platform_target":
         return [Form(f"{rule.id}@target:{metric}:{side}", rule, None, metric, side)
                 for metric in watched for side, _ in _ALL_SIDES]

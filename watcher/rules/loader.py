@@ -19,6 +19,7 @@ from watcher.errors import ConfigError
 from watcher.indicators import DeclaredMetric
 from watcher.limits import RULE_FILE_MAX_BYTES, RULE_PACK_MAX_RULES
 from watcher.rules.expression import METRIC_ID, Condition, comparisons
+from watcher.rules.history import history_metrics
 from watcher.rules.model import MetricDeclaration, Rule, RulePack
 
 RULE_SUFFIXES = (".yaml", ".yml")
@@ -152,14 +153,15 @@ def _check_metrics(part: _File, declared: dict[str, DeclaredMetric]) -> None:
         conditions += [(("rules", index, "resolve"), rule.compiled_resolve)]
         conditions += [(("rules", index, "variants", v, "resolve"), variant.compiled_resolve)
                        for v, variant in enumerate(rule.variants)]
-        for path, condition in conditions:
-            for comparison in comparisons(condition) if condition is not None else ():
-                metric = comparison.metric
-                if indicators.get(metric) is None and metric not in declared:
-                    raise ConfigError(
-                        _unknown(metric, declared), file=part.name,
-                        line=yamlfile.line_of(part.lines, path),
-                        key=".".join(str(p) for p in path))
+        named = [(path, comparison.metric) for path, condition in conditions
+                 for comparison in (comparisons(condition) if condition is not None else ())]
+        named += [(("rules", index, key), metric) for key, metric in history_metrics(rule)]
+        for path, metric in named:
+            if indicators.get(metric) is None and metric not in declared:
+                raise ConfigError(
+                    _unknown(metric, declared), file=part.name,
+                    line=yamlfile.line_of(part.lines, path),
+                    key=".".join(str(p) for p in path))
 
 
 def _unknown(metric: str, declared: dict[str, DeclaredMetric]) -> str:

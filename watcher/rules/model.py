@@ -21,8 +21,10 @@ from watcher.limits import (
     RUNBOOK_LINK_MAX,
     RUNBOOK_TEXT_MAX,
 )
+from watcher.rules import history
 from watcher.rules.expression import Condition, ExpressionError, comparisons, parse
 from watcher.rules.facts import segment_value
+from watcher.rules.history import HISTORY_KINDS, HistoryFields
 
 
 class Severity(StrEnum):
@@ -212,10 +214,13 @@ class Hold(_Frozen):
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-class Rule(_Frozen):
+class Rule(HistoryFields, _Frozen):
+    """A rule of a pack; the keys of ``kind: change`` and ``kind: trend`` are
+    ``HistoryFields`` (watcher/rules/history.py)."""
+
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", max_length=120)
     description: str
-    kind: Literal["threshold", "streak", "platform_target"] = "threshold"
+    kind: Literal["threshold", "streak", "platform_target", "change", "trend"] = "threshold"
     condition: str | None = None
     resolve: str | None = Field(
         default=None, description="hysteresis: a live incident resolves only once this "
@@ -226,7 +231,7 @@ class Rule(_Frozen):
         description="how long 'condition' must hold before an incident opens: a number of "
                     "periods in a row (3) or a duration (10m)")
     variants: tuple[Variant, ...] = ()
-    periods: tuple[Literal["day", "month", "quarter", "year"], ...] = ()
+    periods: tuple[Literal["day", "week", "month", "quarter", "year"], ...] = ()
     severity: Severity
     audience: str = Field(min_length=1, max_length=50)
     subject: SubjectKind = SubjectKind.STORE
@@ -268,6 +273,11 @@ class Rule(_Frozen):
             object.__setattr__(self, "compiled", _parse_condition(self.condition))
             if self.resolve is not None:
                 object.__setattr__(self, "compiled_resolve", _parse_condition(self.resolve))
+        elif self.kind in HISTORY_KINDS:
+            if self.variants:
+                raise ValueError(f"a {self.kind} rule takes no 'variants'")
+            if self.condition is not None:  # a further condition on the snapshot
+                object.__setattr__(self, "compiled", _parse_condition(self.condition))
         elif self.condition is not None or self.variants:
             raise ValueError(f"a {self.kind} rule takes no 'condition' or 'variants' (it "
                              "compares each metric with its target)")
@@ -279,6 +289,11 @@ class Rule(_Frozen):
         if self.kind == "streak" and (self.message_cases or self.renotify_when_worse):
             raise ValueError("a streak rule takes no 'message_cases' or 'renotify_when_worse' "
                              "(it has no snapshot value to test)")
+        history_keys = sorted(self.model_fields_set & set(HistoryFields.model_fields))
+        if self.kind in HISTORY_KINDS:
+            history.check(self)
+        elif history_keys:
+            raise ValueError(f"'{history_keys[0]}' belongs to change and trend rules")
         if len(self.variants) > RULE_MAX_VARIANTS:
             raise ValueError(f"a rule has at most {RULE_MAX_VARIANTS} variants "
                              "(limit RULE_MAX_VARIANTS)")
@@ -341,7 +356,9 @@ class RulePack(_Frozen):
     @property
     def version(self) -> str:
         """Content hash: the same rules load to the same version, on any replica."""
-        rules: list[Any] = [r.model_dump(mode="json") for r in self.rules]
+        # a rule's history keys count only where written: older packs keep their version
+        rules: list[Any] = [r.model_dump(mode="json", exclude=set(HistoryFields.model_fields)
+                                         - r.model_fields_set) for r in self.rules]
         if self.metrics:  # a pack without declarations keeps the version it always had
             rules.append({k: m.model_dump(mode="json") for k, m in self.metrics.items()})
         body = json.dumps(rules, sort_keys=True)

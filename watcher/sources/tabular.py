@@ -345,7 +345,8 @@ def _kind_of(fmt: str) -> PeriodKind:
 
 
 def _reduce(day: date, kind: PeriodKind) -> Period:
-    text = {PeriodKind.DAY: day.isoformat(), PeriodKind.MONTH: f"{day.year:04d}-{day.month:02d}",
+    text = {PeriodKind.DAY: day.isoformat(), PeriodKind.WEEK: Period.week_of(day).text,
+            PeriodKind.MONTH: f"{day.year:04d}-{day.month:02d}",
             PeriodKind.QUARTER: f"{day.year:04d}-Q{(day.month - 1) // 3 + 1}",
             PeriodKind.YEAR: f"{day.year:04d}"}[kind]
     return Period.parse(text)

@@ -27,6 +27,7 @@ from watcher.sources.base import (
     number,
     period_for_range,
     ratio,
+    tidy,
 )
 
 
@@ -90,6 +91,8 @@ def _interval(interval: Mapping[str, Any], path: str, context: Context) -> Draft
             share = ratio(numerator, denominator)
             if share is not None:
                 draft.metric(metric_id, share, f"{path} ({formula})")
+    if gmv is not None and orders:  # an amount per order, not a share: no ratio()
+        draft.metric("average_order_value", tidy(gmv / orders), f"{path} (gmv.amount / orders)")
     return draft
 
 
