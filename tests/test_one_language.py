@@ -22,6 +22,7 @@ from sqlalchemy import select
 
 from tests.conftest import Clock, jsonl, snapshot
 from watcher import indicators
+from watcher.actions import act
 from watcher.alerts import Alert, AlertKind
 from watcher.channels.render import DEFAULT_TEMPLATES, FORMATS, Renderer
 from watcher.config import Settings, load_settings
@@ -34,8 +35,9 @@ from watcher.store.schema import notifications
 from watcher.timers import Timers
 from watcher.validation import read_records
 
+# ids, and the platforms' own names (a brand is not translated: Shopee, Amazon, Seller Central)
 NAMES = {"amz-us-01", "amz-uk-02", "amz-de-03", "amazon", "shopee", "li.wei", "kpi-watch",
-         "UTC"}
+         "UTC", "Shopee", "Amazon", "TikTok Shop", "Seller Central", "A-to-z"}
 WORD = re.compile(r"[A-Za-z][A-Za-z'-]+")
 TAG = re.compile(r"<[^>]+>")
 URL = re.compile(r"https?://\S+")
@@ -90,6 +92,10 @@ def scenario(pipeline: Pipeline, settings: Settings, clock: Clock) -> list[Alert
         snapshot(store="amz-us-01", period="2026-11", account_health_score=99))), "t")
     clock.advance(minutes=1)
     timers.run_once()  # the penalty resolved: the dispute rate is released
+    with pipeline.db.engine.connect() as conn:
+        health_de = next(i for i in repo.list_incidents(conn, store="amz-de-03")
+                         if i.rule == "account-health-low")
+    act(pipeline.db, health_de.id, "resolve", "ana", None, now=clock())  # by a person
     with pipeline.db.engine.connect() as conn:
         stored = [Alert.model_validate(a) for a in
                   conn.execute(select(notifications.c.alert).order_by(notifications.c.id))

@@ -184,3 +184,35 @@ class TestSnapshotInsert:
         with pipeline.db.engine.connect() as conn:
             rows = conn.execute(select(monthly_cards.c.result, monthly_cards.c.evidence)).all()
         assert [tuple(row) for row in rows] == [("pass", [])]
+
+
+class TestResolvedByAPerson:
+    """A person's resolution is news to whoever was told of the incident."""
+
+    def test_the_channels_told_get_a_resolved_message_in_their_language(
+            self, pipeline: Pipeline):
+        from watcher.actions import act
+        from watcher.alerts import Alert
+
+        ingest(pipeline, snapshot(account_health_score=85))
+        [incident] = incidents(pipeline)
+        act(pipeline.db, incident.id, "resolve", "ana", "fixed the listing",
+            public_url="https://kpi.example.com")
+        with pipeline.db.engine.connect() as conn:
+            rows = conn.execute(select(notifications).order_by(notifications.c.id)
+                                ).mappings().all()
+        opened, resolved = rows
+        assert resolved["channel"] == opened["channel"]
+        alert = Alert.model_validate(resolved["alert"])
+        assert (alert.kind.value, alert.note_key, alert.note_args) == (
+            "resolved", "resolved_by", {"by": "ana"})
+        assert alert.link == f"https://kpi.example.com/incidents/{incident.id}"
+
+    def test_an_acknowledgement_tells_nobody(self, pipeline: Pipeline):
+        from watcher.actions import act
+
+        ingest(pipeline, snapshot(account_health_score=85))
+        [incident] = incidents(pipeline)
+        act(pipeline.db, incident.id, "ack", "ana", None)
+        with pipeline.db.engine.connect() as conn:
+            assert conn.execute(select(func.count()).select_from(notifications)).scalar() == 1

@@ -352,8 +352,9 @@ def _show_incident(incident: Incident, events: list[dict[str, Any]]) -> None:
 
 def _act(kind: ActionKind, incident_id: int, by: str, note: str | None,
          config: Path | None) -> None:
-    db = open_existing(_settings(config).database_url)
-    incident = act(db, incident_id, kind, by, note)
+    settings = _settings(config)
+    incident = act(open_existing(settings.database_url), incident_id, kind, by, note,
+                   public_url=settings.public_url)
     typer.echo(f"incident {incident_id} is {incident.status.value}")
 
 

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Connection
 
 from watcher import incidents as inc
+from watcher.actions import tell_resolved
 from watcher.alerts import AlertKind, Evidence
 from watcher.apply import alert_for, labels_of, silenced_event
 from watcher.assessment import pip
@@ -134,10 +135,13 @@ def act(db: Database, incident_id: int, action: PipAction, pip_rules: Collection
                 raise InvalidTransition("closing a plan needs an outcome")
             plan, update = pip.close(incident, current, outcome, by, note, now, days=days)
         repo.update_incident(conn, incident_id, update.changes)
-        repo.add_event(conn, incident_id, update.event)
+        event_id = repo.add_event(conn, incident_id, update.event)
+        changed = incident.model_copy(update=update.changes)
+        if changed.status is not incident.status and changed.status is inc.Status.RESOLVED:
+            tell_resolved(conn, changed, event_id, by, now, settings.public_url)
         stored.save_plan(conn, plan, now, new=current is None)
         log.info("pip_" + action, incident=incident_id, by=by, status=plan.status.value)
-        return view(conn, incident.model_copy(update=update.changes), plan, now.date())
+        return view(conn, changed, plan, now.date())
 
 
 # -- reminders (the timer loop) ----------------------------------------------------------------

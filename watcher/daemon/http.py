@@ -274,7 +274,8 @@ def create_app(runtime: Runtime, ingest_records: Ingest,
 
     def _act(incident_id: int, action: Action, kind: ActionKind) -> dict[str, Any]:
         try:
-            act(db, incident_id, kind, action.by, action.note)
+            act(db, incident_id, kind, action.by, action.note,
+                public_url=runtime.settings.public_url)
         except NotFound as exc:
             raise HTTPException(404, str(exc)) from None
         except InvalidTransition as exc:

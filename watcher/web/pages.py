@@ -251,7 +251,8 @@ def page_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
             return incident_page(request, who, incident_id, 400, text, {"by": by, "note": note})
         kind: ActionKind = action
         try:
-            act(db, incident_id, kind, by, note or None)
+            act(db, incident_id, kind, by, note or None,
+                public_url=runtime.settings.public_url)
         except NotFound:
             return message(request, 404, "error.not_found", who, id=incident_id)
         except InvalidTransition as exc:
