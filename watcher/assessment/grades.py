@@ -96,9 +96,9 @@ def grade_of(score: float | None, bands: Sequence[GradeBand],
         return None
     index = next(i for i, band in enumerate(bands) if score >= band.min_score)
     by_score = bands[index].grade
-    if major_violation is not None:
-        index = min(index + 1, len(bands) - 1)
-    band = bands[index]
+    # the lowest band has nowhere lower to go: D stays D, and is not said to be lowered
+    lowered = major_violation is not None and index + 1 < len(bands)
+    band = bands[index + 1] if lowered else bands[index]
     return Grade(grade=band.grade, by_score=by_score, bonus=band.bonus,
                  meaning=dict(band.meaning),
-                 downgraded=f"major violation: {major_violation}" if major_violation else None)
+                 downgraded=f"major violation: {major_violation}" if lowered else None)
