@@ -190,6 +190,14 @@ class TestTeamFilter:
             assert every.exit_code == 0, every.output
             assert "chen.jing" in every.output and "li.wei" in every.output
 
+    def test_a_team_or_manager_not_on_the_roster_is_an_error_not_no_data(self, cli_env: Path):
+        for args in (["scorecard", "--team", "eats", "--period", "2026-10"],
+                     ["report", "--period", "2026-10", "--team", "eats"],
+                     ["report", "--period", "2026-10", "--manager", "nobody"]):
+            result = runner.invoke(app, ["--log-json", *args])
+            assert result.exit_code == 1, result.output
+            assert "on the roster" in result.output and "known:" in result.output
+
     def test_the_api_filters_by_team(self, cli_env: Path):
         runtime = Runtime.open(load_settings(cli_env / "watcher.yaml"))
         try:

@@ -497,6 +497,9 @@ def scorecard(
     pack, book = load_pack(Path(settings.rules)), load_optional(settings.targets)
     roster = load_roster(settings.roster)
     one_team = None if team in (None, ALL_TEAMS) else team
+    problem = roster.unknown(team=one_team)
+    if problem:
+        _fail(problem, 1)
     with open_existing(settings.database_url).engine.connect() as conn:
         if operator is None:
             cards = team_cards(conn, chosen, pack, book, settings.scorecard, roster, one_team)
@@ -639,6 +642,7 @@ def report(period: Annotated[str, typer.Option("--period", "-p", help="a month: 
     PIPs due for review."""
     from watcher import monthly
     from watcher.assessment.monthly_report import report_html, report_text
+    from watcher.assessment.roster import load_optional as load_roster
     from watcher.period import Period, PeriodKind
 
     try:
@@ -649,6 +653,9 @@ def report(period: Annotated[str, typer.Option("--period", "-p", help="a month: 
     if chosen.kind is not PeriodKind.MONTH:
         _fail("--period: the report covers a month, e.g. 2026-10")
     settings = _settings(config)
+    problem = load_roster(settings.roster).unknown(team=team, manager=manager)
+    if problem:
+        _fail(problem, 1)
     runtime = Runtime.open(settings, db=open_existing(settings.database_url))
     try:
         with runtime.db.engine.connect() as conn:

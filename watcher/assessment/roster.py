@@ -79,6 +79,17 @@ class Roster(BaseModel):
         person = self.get(operator)
         return person.labels() if person else {}
 
+    def unknown(self, *, team: str | None = None, manager: str | None = None) -> str | None:
+        """Why a filter by ``team`` or ``manager`` would show nobody because nobody on the
+        roster has it (a typo must not read as "no data"); None when both are known."""
+        for kind, wanted, known in (("team", team, {p.team for p in self.people}),
+                                    ("manager", manager, set(self.managers()))):
+            if wanted is not None and wanted not in known:
+                listed = ", ".join(sorted(k for k in known if k)) or "none"
+                where = f" ({self.source})" if self.source else ""
+                return f"no {kind} '{wanted}' on the roster{where}; known: {listed}"
+        return None
+
     def managers(self) -> dict[str, list[Person]]:
         """Each manager's people, in roster order."""
         found: dict[str, list[Person]] = {}
