@@ -63,6 +63,24 @@ class TestFlapHoldDown:
         sender.run_once()
         assert kinds(channel) == ["opened", "resolved"]
 
+    def test_a_flap_within_one_batch_keeps_one_incident_and_says_nothing_more(
+            self, db: Database, settings: Settings, clock: Clock, default_pack_path: Path):
+        quiet = configured(settings, reopen_hold="20s")
+        pipeline = Pipeline(db, RuleEngine(load_pack(default_pack_path)), quiet, clock=clock)
+        channel = MemoryChannel.named("console")
+        sender = Dispatcher(db, {"console": channel}, quiet, clock=clock, jitter=lambda: 1.0)
+        pipeline.ingest(read_records(jsonl(*(  # a backfill: breach, recovery, breach
+            snapshot(store="s1", period=p, account_health_score=score)
+            for p, score in (("2026-07", 85), ("2026-08", 95), ("2026-09", 85))))), "t")
+        clock.advance(seconds=30)
+        sender.run_once()
+        assert kinds(channel) == ["opened"]
+        [incident] = incidents(pipeline)
+        assert (incident.status.value, incident.period) == ("open", "2026-09")
+        assert "2026-09" in incident.title["en"]  # the title follows the latest data
+        timeline = [e for e in events(pipeline, incident.id) if e != "notified"]
+        assert timeline == ["opened", "resolved", "reopened"]
+
     def test_a_channel_already_told_resolved_hears_it_is_back(
             self, db: Database, settings: Settings, clock: Clock, default_pack_path: Path):
         quiet = configured(settings, reopen_hold="20s")

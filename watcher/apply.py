@@ -278,6 +278,10 @@ class Planner:
                                             route(self.settings, labels_of(updated))))
             return
         self._drop_live(fp)
+        if self.settings.reopen_hold and not decision.event.data.get("withdrawn"):
+            # a breach later in this same batch (a backfill of months) re-opens it quietly,
+            # as it would had the months arrived one by one
+            self.recent[fp] = updated
         plan.resolved_by[self._deciding] += 1
         plan.notices.append(_Notice(ref, len(plan.events) - 1, AlertKind.RESOLVED,
                                     decision.event.note, None, delay=self._resolve_delay(

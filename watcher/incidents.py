@@ -173,7 +173,8 @@ def on_firing(live: Incident | None, firing: Firing, now: datetime,
         reopen: dict[str, Any] = {"status": Status.OPEN, "resolved_at": None, "resolved_by": None,
                    "acknowledged_at": None, "acknowledged_by": None, "updated_at": now,
                    "value": firing.value, "threshold": firing.threshold, "period": firing.period,
-                   "period_end": firing.period_end, "evidence": firing.evidence}
+                   "period_end": firing.period_end, "evidence": firing.evidence,
+                   "metric": firing.metric, "title": firing.title}
         return Update(recently_resolved, reopen,
                       Event(kind=EventKind.REOPENED, at=now, note="fired again within the "
                             "flap hold-down", data={**_firing_data(firing),
