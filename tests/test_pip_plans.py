@@ -255,13 +255,13 @@ class TestReminders:
         assert pass_at(date(2026, 11, 27)) == []
         [checkpoint] = pass_at(date(2026, 11, 28))  # 3 days before 2026-12-01
         assert "checkpoint review on 2026-12-01" in checkpoint
-        assert "gmv >= 150000: 120000 (2026-09, not met)" in checkpoint
+        assert "gmv >= 150,000: 120,000 (2026-09, not met)" in checkpoint
         assert reminders()[0].evidence[0].value == 120000
         assert len(pass_at(date(2026, 11, 29))) == 1  # once
         feed(pipeline, ("2026-10", 155000))
         notes = pass_at(date(2026, 12, 28))
         assert len(notes) == 2 and "plan ends on 2026-12-31" in notes[1]
-        assert "155000 (2026-10, met)" in notes[1]
+        assert "155,000 (2026-10, met)" in notes[1]
         assert events(pipeline, pip_id).count("plan_reminded") == 2
 
 

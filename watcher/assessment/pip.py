@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict
 from watcher import incidents as inc
 from watcher import indicators, limits
 from watcher.assessment.rollup import combine, weights_of
+from watcher.assessment.scorecard_report import number
 from watcher.errors import InputError, InvalidTransition
 from watcher.indicators import Direction
 from watcher.snapshot import Comparator, Snapshot
@@ -337,6 +338,8 @@ def reminder_note(plan: Plan, reminder: Reminder, values: Sequence[GoalValue]) -
 
 
 def format_goal(value: GoalValue) -> str:
-    now = "no data yet" if value.value is None else \
-        f"{value.value:g} ({value.period}, {'met' if value.met else 'not met'})"
-    return f"{value.comparator.value} {value.target:g}: {now}"
+    """A goal as people read it, rates in percent as on the cards: ``>= 95.00%: 80.00%``."""
+    now = "no data yet" if value.value is None else (
+        f"{number(value.metric, value.value)} ({value.period}, "
+        f"{'met' if value.met else 'not met'})")
+    return f"{value.comparator.value} {number(value.metric, value.target)}: {now}"
