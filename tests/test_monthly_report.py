@@ -60,7 +60,9 @@ class TestReport:
         assert row.grade == plain.grade
         assert report.title == "Monthly report 2026-10: team east"
         text = report_text(report)
-        assert "li.wei (李伟)" in text and "gmv" in text and "(none)" in text
+        assert "li.wei (李伟)" in text and "GMV" in text and "(none)" in text
+        chinese = report_text(report, "zh-CN")  # a zh-CN manager's channel reads it so
+        assert "销售额" in chinese and "不通过" in chinese and "（无）" in chinese
         assert "<td>D</td>" in report_html(report)
 
 

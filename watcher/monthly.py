@@ -18,7 +18,13 @@ from sqlalchemy import Connection
 
 from watcher.alerts import Alert, AlertKind
 from watcher.assessment import pip
-from watcher.assessment.monthly_report import MonthlyReport, build_report, report_text
+from watcher.assessment.monthly_report import (
+    WORDS,
+    MonthlyReport,
+    build_report,
+    report_text,
+    report_title,
+)
 from watcher.assessment.scorecard import team_cards
 from watcher.config import route
 from watcher.incidents import Incident
@@ -63,6 +69,17 @@ def closed_month(now: datetime, day: int, hour: int) -> Period | None:
     return Period.parse(first.strftime("%Y-%m")).shift_months(-1)
 
 
+def report_alert(report: MonthlyReport, labels: dict[str, str], now: datetime) -> Alert:
+    """The report as a message: its title and text in each language a channel may speak
+    (``notes.monthly_report`` of strings.yaml picks the channel's)."""
+    return Alert(kind=AlertKind.REPORT, rule="monthly-report", severity="info",
+                 audience="manager", period=report.period,
+                 title={lang: report_title(report, lang) for lang in WORDS},
+                 labels=labels, note=report_text(report), note_key="monthly_report",
+                 note_args={"en": report_text(report, "en"),
+                            "zh": report_text(report, "zh-CN")}, at=now)
+
+
 def send_due(runtime: Runtime, now: datetime) -> int:
     """Send each manager's report for the month just closed, once; the number sent."""
     settings = runtime.settings
@@ -86,12 +103,7 @@ def send_due(runtime: Runtime, now: datetime) -> int:
             labels: dict[str, str | None] = {
                 "audience": "manager", "manager": manager, "rule": "monthly-report",
                 "severity": "info", "team": teams[0] if len(teams) == 1 else None}
-            alert = Alert(kind=AlertKind.REPORT, rule="monthly-report", severity="info",
-                          audience="manager", period=period.text,
-                          title={"en": report.title,
-                                 "zh-CN": f"{period.text} 月度考核报告（{manager}）"},
-                          labels={k: v for k, v in labels.items() if v},
-                          note=report_text(report), at=now)
+            alert = report_alert(report, {k: v for k, v in labels.items() if v}, now)
             channels = route(settings, labels)
             repo.insert_notifications(conn, [repo.notification_row(None, None, channel, alert,
                                                                    now)

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date, timedelta
+from typing import Literal
 
 from jinja2 import Environment, StrictUndefined
 from pydantic import BaseModel, ConfigDict
 
+from watcher import indicators
 from watcher.assessment import pip
 from watcher.assessment.roster import Roster
-from watcher.assessment.scorecard import Scorecard
+from watcher.assessment.scorecard import Scorecard, Veto
 from watcher.assessment.scorecard_report import _columns, score_text
 from watcher.incidents import Incident
 
@@ -35,7 +37,7 @@ class ReportRow(BaseModel):
     score: float | None
     result: str
     failing: tuple[str, ...]
-    vetoes: tuple[str, ...]
+    vetoes: tuple[Veto, ...]
 
 
 class PipDue(BaseModel):
@@ -45,7 +47,11 @@ class PipDue(BaseModel):
     operator: str
     status: pip.PlanStatus
     due: date | None  # the checkpoint or end due; None for a recommendation
-    what: str
+    step: Literal["recommended", "checkpoint", "ends"]
+
+    @property
+    def what(self) -> str:
+        return WORDS["en"][self.step]
 
 
 class MonthlyReport(BaseModel):
@@ -59,9 +65,7 @@ class MonthlyReport(BaseModel):
 
     @property
     def title(self) -> str:
-        whose = f"team {self.team}" if self.team else (
-            f"manager {self.manager}" if self.manager else "all operators")
-        return f"Monthly report {self.period}: {whose}"
+        return report_title(self)
 
 
 def row_of(card: Scorecard, roster: Roster) -> ReportRow:
@@ -69,7 +73,7 @@ def row_of(card: Scorecard, roster: Roster) -> ReportRow:
     return ReportRow(operator=card.operator, name=person.name if person else None,
                      tier=card.tier, grade=card.grade,
                      score=card.score, result=card.result.value, failing=card.failing,
-                     vetoes=tuple(str(v) for v in card.vetoes))
+                     vetoes=card.vetoes)
 
 
 def pips_due(pips: Sequence[tuple[Incident, pip.Plan | None]], today: date,
@@ -82,16 +86,17 @@ def pips_due(pips: Sequence[tuple[Incident, pip.Plan | None]], today: date,
         status = pip.status_of(incident, plan)
         if status is pip.PlanStatus.RECOMMENDED:
             found.append(PipDue(incident=incident.id, operator=operator, status=status,
-                                due=None, what="recommended: start a plan or dismiss it"))
+                                due=None, step="recommended"))
             continue
         if plan is None or not plan.active:
             continue
-        steps = [(c, "checkpoint review") for c in plan.checkpoints if plan.reviewed(c) is None]
-        steps.append((plan.ends_on, "plan ends: close it as passed, extended or failed"))
-        for due, what in sorted(steps):
+        steps: list[tuple[date, Literal["checkpoint", "ends"]]] = [
+            (c, "checkpoint") for c in plan.checkpoints if plan.reviewed(c) is None]
+        steps.append((plan.ends_on, "ends"))
+        for due, step in sorted(steps):
             if due <= until:
                 found.append(PipDue(incident=incident.id, operator=operator, status=status,
-                                    due=due, what=what))
+                                    due=due, step=step))
                 break
     return found
 
@@ -108,20 +113,64 @@ def build_report(period: str, cards: Sequence[Scorecard], roster: Roster,
                          pips=tuple(pips_due(mine, today)))
 
 
-def report_text(report: MonthlyReport) -> str:
-    lines = [report.title, ""]
+# The report's words in each language of the channels (a zh-CN channel reads no English).
+WORDS: dict[str, dict[str, str]] = {
+    "en": {"title": "Monthly report {period}: {whose}", "team": "team {name}",
+           "manager": "manager {name}", "all": "all operators",
+           "columns": "operator|tier|grade|score|result|failing|veto",
+           "none_month": "(no operator has snapshots in this month)",
+           "pips": "PIPs due for review:", "none": "(none)",
+           "veto": "{metric} = {value} at {store} in {period}",
+           "pass": "pass", "fail": "fail", "incomplete": "incomplete",
+           "recommended": "recommended: start a plan or dismiss it",
+           "checkpoint": "checkpoint review",
+           "ends": "plan ends: close it as passed, extended or failed",
+           "junior": "junior", "mid": "mid", "senior": "senior"},
+    "zh-CN": {"title": "{period} 月度考核报告：{whose}", "team": "团队 {name}",
+              "manager": "主管 {name}", "all": "全部运营",
+              "columns": "运营|职级|等级|得分|结果|未达标指标|否决",
+              "none_month": "（本月没有运营的数据）",
+              "pips": "待处理的绩效改进计划：", "none": "（无）",
+              "veto": "{metric} = {value}（{store}，{period}）",
+              "pass": "通过", "fail": "不通过", "incomplete": "不完整",
+              "recommended": "建议启动：请启动改进计划或驳回",
+              "checkpoint": "检查点评审",
+              "ends": "计划到期：请结案为通过、延期或未通过",
+              "junior": "初级", "mid": "中级", "senior": "高级"},
+}
+
+
+def report_title(report: MonthlyReport, language: str = "en") -> str:
+    words = WORDS.get(language, WORDS["en"])
+    whose = (words["team"].format(name=report.team) if report.team else
+             words["manager"].format(name=report.manager) if report.manager else words["all"])
+    return words["title"].format(period=report.period, whose=whose)
+
+
+def report_text(report: MonthlyReport, language: str = "en") -> str:
+    """The report as plain text in ``language`` (en or zh-CN): metric ids become their
+    display names there, as in every message."""
+    words = WORDS.get(language, WORDS["en"])
+
+    def named(metric: str) -> str:
+        found = indicators.get(metric)
+        return found.name(language) if found is not None else metric
+
+    lines = [report_title(report, language), ""]
     if report.rows:
-        rows = [[r.operator + (f" ({r.name})" if r.name else ""), r.tier, r.grade or "-",
-                 score_text(r.score), r.result, ", ".join(r.failing) or "-",
-                 "; ".join(r.vetoes) or "-"] for r in report.rows]
-        lines += _columns(["operator", "tier", "grade", "score", "result", "failing",
-                           "veto"], rows)
+        rows = [[r.operator + (f" ({r.name})" if r.name else ""), words.get(r.tier, r.tier),
+                 r.grade or "-", score_text(r.score), words.get(r.result, r.result),
+                 ", ".join(named(m) for m in r.failing) or "-",
+                 "; ".join(words["veto"].format(metric=named(v.metric), value=f"{v.value:g}",
+                                                store=v.store, period=v.period)
+                           for v in r.vetoes) or "-"] for r in report.rows]
+        lines += _columns(words["columns"].split("|"), rows)
     else:
-        lines.append("(no operator has snapshots in this month)")
-    lines += ["", "PIPs due for review:"]
+        lines.append(words["none_month"])
+    lines += ["", words["pips"]]
     lines += [f"  #{p.incident} {p.operator} [{p.status.value}] "
-              f"{p.due.isoformat() + ' ' if p.due else ''}{p.what}" for p in report.pips] \
-        or ["  (none)"]
+              f"{p.due.isoformat() + ' ' if p.due else ''}{words[p.step]}" for p in report.pips] \
+        or ["  " + words["none"]]
     return "\n".join(lines)
 
 
