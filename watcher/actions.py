@@ -10,6 +10,7 @@ from sqlalchemy import Connection
 
 from watcher import incidents as inc
 from watcher.alerts import AlertKind
+from watcher.apply import alert_for
 from watcher.errors import NotFound
 from watcher.incidents import Incident
 from watcher.store import Database
@@ -48,8 +49,6 @@ def act(db: Database, incident_id: int, kind: ActionKind, by: str, note: str | N
 def tell_resolved(conn: Connection, incident: Incident, event_id: int, by: str,
                   now: datetime, public_url: str | None) -> None:
     """Queue a resolved message, resolved by ``by``, to the channels told of ``incident``."""
-    from watcher.apply import alert_for  # the planner's words for an incident
-
     told = repo.channels_told(conn, [incident.id]).get(incident.id, [])
     alert = alert_for(incident, AlertKind.RESOLVED, now, public_url, f"resolved by {by}",
                       note_key="resolved_by", note_args={"by": by})
