@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -39,6 +39,7 @@ class Geometry:
     x_of: dict[str, float]
     dots: dict[int, list[tuple[float, float]]]  # series index -> [(x, value)]
     lines: dict[int, list[tuple[float, float]]]
+    value: Callable[[float], float]  # the value at a height of the plot, by the y axis
 
     def period_at(self, x: float) -> str:
         return min(self.x_of, key=lambda p: abs(self.x_of[p] - x))
@@ -87,13 +88,13 @@ def geometry(svg: str) -> Geometry:
                 (numbers[i], value(numbers[i + 1])) for i in range(0, len(numbers), 2))
     title = find(root, "./s:title")[0].text or ""
     desc = find(root, "./s:desc")[0].text or ""
-    return Geometry(title, desc, x_of, dots, lines)
+    return Geometry(title, desc, x_of, dots, lines, value)
 
 
 def svgs(markup: str) -> dict[str, str]:
     """Each chart of a page or of ``line_chart``'s output, by its size class."""
     return {m.group(1): m.group(0) for m in
-            re.finditer(r'<svg [^>]*class="chart-svg (\w+)".*?</svg>', markup, re.S)}
+            re.finditer(r'<svg [^>]*class="chart-svg (\w+)[^"]*".*?</svg>', markup, re.S)}
 
 
 POINTS = [Point("2026-01", 0.010, 0.03), Point("2026-02", 0.020, 0.03),

@@ -97,6 +97,9 @@ ROSTER_MAX_FIELD: Final = 200  # an operator id, tier, team, manager or display 
 PIP_MAX_DAYS: Final = 366  # a plan's length, or an extension
 PIP_MAX_GOALS: Final = 50  # goals of one plan
 PIP_MAX_NOTE: Final = 5000  # a review or closing note, in characters
+# an operator's score history (GET /v1/scorecards/{operator}/history?count=N; the card page
+# draws 12): one card is built per period, from one query over the whole span
+SCORE_HISTORY_MAX_PERIODS: Final = 36
 
 
 # -- noise control: for:, reopen_hold (watcher/rules/model.py, watcher/holding.py) --------------

@@ -25,6 +25,8 @@ from watcher.actions import ActionKind, act
 from watcher.assessment.board import BoardCache, board_facets
 from watcher.assessment.pip import GoalValue, Outcome, parse_goal, status_of
 from watcher.assessment.scorecard import Scorecard, operator_card, team_cards
+from watcher.assessment.trend import SCORE_PERIODS, operator_cards
+from watcher.assessment.trend import history_of as score_history_of
 from watcher.auth import Authenticator, Role
 from watcher.daemon.schemas import MAX_ID
 from watcher.errors import InputError, InvalidTransition, NotFound
@@ -55,6 +57,7 @@ from watcher.web.history import (
     card_figures,
     incident_figure,
     previous_periods,
+    score_figure,
     streak_figures,
 )
 from watcher.web.i18n import LANGUAGES, choose_language, translator
@@ -172,14 +175,19 @@ def page_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
                                          HISTORY_PERIODS)
         return incident_figure(rule, incident.metric, incident.store, history, lang)
 
-    def card_trend(operator: str, period: Period, lang: str) -> list[Figure]:
-        """Each indicator of the card over the last periods, from the cards of those periods."""
-        periods = previous_periods(period, CARD_PERIODS)
+    def card_trend(operator: str, period: Period, lang: str
+                   ) -> tuple[Figure | None, list[Figure]]:
+        """The operator's score and grade over the last periods, and each indicator of the
+        card over the last few: from the cards of those periods, built as the card is."""
+        periods = previous_periods(period, SCORE_PERIODS)
+        pipeline = runtime.pipeline
         with db.engine.connect() as conn:
-            cards = [operator_card(conn, operator, p, runtime.pipeline.engine.pack,
-                                   runtime.pipeline.targets, runtime.settings.scorecard)
-                     for p in periods]
-        return card_figures(cards, periods, lang)
+            cards = operator_cards(conn, operator, periods, pipeline.engine.pack,
+                                   pipeline.targets, runtime.settings.scorecard,
+                                   pipeline.roster)
+        history = score_history_of(operator, periods, cards, runtime.settings.scorecard)
+        return (score_figure(history, lang),
+                card_figures(cards[-CARD_PERIODS:], periods[-CARD_PERIODS:], lang))
 
     @router.get("/", response_class=HTMLResponse)
     def incidents_page(request: Request) -> Response:
@@ -379,10 +387,11 @@ def page_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
             return message(request, 404, "error.no_card", who, operator=printable(operator),
                            period=period.text)
         heading = translator(lang)("card.heading", operator=operator, period=period.text)
+        scores, figures = card_trend(operator, period, lang)
         return page(request, "scorecard.html", 200, who, view=card_view(card, lang),
                     heading=heading, pip_links=pip_links, period_text=text,
                     form_action=card_path(operator), team_url=team_url(period.text),
-                    figures=card_trend(operator, period, lang))
+                    scores=scores, figures=figures)
 
     @router.get("/board", response_class=HTMLResponse)
     def board_page(request: Request) -> Response:
