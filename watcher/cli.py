@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, timedelta
 from enum import Enum, StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import typer
 from pydantic import ValidationError
@@ -22,7 +22,7 @@ from watcher.channels.rate import Rate
 from watcher.config import Settings, load_settings, parse_duration
 from watcher.dispatcher import rate_status
 from watcher.errors import ConfigError, WatcherError
-from watcher.incidents import Incident
+from watcher.incidents import INCIDENT_SORTS, Incident, IncidentSort
 from watcher.outage import DATABASE_DOWN, reason
 from watcher.redact import redact_text
 from watcher.rules.loader import load_pack
@@ -284,14 +284,21 @@ def incidents_list(config: ConfigOpt = None,
                    severity: str | None = None, store: str | None = None,
                    operator: str | None = None, rule: str | None = None,
                    limit: LimitOpt = 100, offset: OffsetOpt = 0,
+                   sort: Annotated[str, typer.Option(
+                       help="newest (first) or severity (the most severe first, newest "
+                            "first within each)")] = "newest",
                    output: FormatOpt = OutputFormat.TABLE) -> None:
-    """List incidents, newest first, a page at a time (--limit, --offset)."""
+    """List incidents, newest first (or most severe first), a page at a time."""
     if status not in (None, "open", "acknowledged", "resolved"):
         _fail("--status is open, acknowledged or resolved")
+    if sort not in INCIDENT_SORTS:
+        _fail(f"--sort is {' or '.join(INCIDENT_SORTS)}, not '{sort}'")
+    order = cast(IncidentSort, sort)
     db = open_existing(_settings(config).database_url)
     with db.engine.connect() as conn:
         found = repo.list_incidents(conn, status=status, severity=severity, store=store,
-                                    operator=operator, rule=rule, limit=limit, offset=offset)
+                                    operator=operator, rule=rule, limit=limit, offset=offset,
+                                    sort=order)
         total = repo.count_incidents(conn, status=status, severity=severity, store=store,
                                      operator=operator, rule=rule)
     rows = [i.model_dump(exclude={"fingerprint"}) for i in found]

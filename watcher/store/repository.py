@@ -34,7 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 
 from watcher.alerts import SEVERITY_RANK, Alert
-from watcher.incidents import Event, Incident, Status
+from watcher.incidents import Event, Incident, IncidentSort, Status
 from watcher.silences import Silence
 from watcher.snapshot import Snapshot
 from watcher.store.database import as_utc
@@ -362,12 +362,13 @@ def list_incidents(conn: Connection, *, status: str | None = None, severity: str
                    store: str | None = None, operator: str | None = None,
                    rule: str | None = None, since: datetime | None = None,
                    until: datetime | None = None, limit: int = 100,
-                   offset: int = 0, by_severity: bool = False) -> list[Incident]:
-    """Newest first; ``by_severity``: the most severe first, newest first within each."""
+                   offset: int = 0, sort: IncidentSort = "newest") -> list[Incident]:
+    """Newest first; ``sort="severity"``: the most severe first, newest first within each
+    (the one order of the page, the API and the CLI)."""
     query = _filtered_incidents(
         select(incidents), status=status, severity=severity, store=store, operator=operator,
         rule=rule, since=since, until=until)
-    if by_severity:
+    if sort == "severity":
         query = query.order_by(case(_SEVERITY_RANK, value=incidents.c.severity, else_=9))
     query = query.order_by(incidents.c.opened_at.desc(), incidents.c.id.desc())
     return [_incident(r) for r in conn.execute(query.limit(limit).offset(offset))]

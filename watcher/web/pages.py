@@ -207,7 +207,7 @@ def page_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
                     conn, status=query.status, severity=query.severity, store=query.store,
                     operator=query.operator, rule=query.rule, since=since, until=until,
                     limit=query.per + 1, offset=query.offset,
-                    by_severity=query.sort == "severity")
+                    sort=query.sort)
             facets = repo.incident_facets(conn)
         lang = language(request)
         return page(request, "incidents.html", status, who, error=error, query=query,

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from watcher import indicators
 from watcher.errors import InputError
 from watcher.evaluation import format_value
-from watcher.incidents import Incident
+from watcher.incidents import Incident, IncidentSort
 from watcher.redact import redact_text, redact_url
 from watcher.rules.model import Severity
 from watcher.web.i18n import translator
@@ -39,7 +39,7 @@ class ListQuery(BaseModel):
     rule: str | None = Field(default=None, max_length=200, pattern=r"^[^\x00]*$")
     since: date | None = None
     until: date | None = None
-    sort: Literal["newest", "severity"] = "newest"
+    sort: IncidentSort = "newest"
     page: int = Field(default=1, ge=1, le=100_000)
     per: int = Field(default=25, ge=1, le=200)
 
