@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from importlib.resources import files
 from typing import Annotated, Any, Literal
 from urllib.parse import quote, unquote, urlencode
 
 from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment, PackageLoader, StrictUndefined, pass_context, select_autoescape
+from jinja2.runtime import Context
 
 from watcher import plans
 from watcher.actions import ActionKind, act
@@ -60,12 +61,14 @@ from watcher.web.history import (
     score_figure,
     streak_figures,
 )
-from watcher.web.i18n import LANGUAGES, choose_language, translator
+from watcher.web.i18n import LANGUAGES, choose_language, day, translator, when
 from watcher.web.views import (
     ListQuery,
+    QueryProblem,
     evidence_rows,
     indicator_name,
     recommendation,
+    shown,
     timeline,
     title_of,
 )
@@ -75,14 +78,21 @@ NAME_COOKIE = "kw_name"
 PIP_DAYS = 90
 
 
-def _when(value: datetime | None) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if value else "-"
+@pass_context
+def _when(context: Context, value: datetime | None) -> str:
+    return when(value, context["lang"])
+
+
+@pass_context
+def _day(context: Context, value: date | None) -> str:
+    return day(value, context["lang"])
 
 
 TEMPLATES = Environment(loader=PackageLoader("watcher.web", "templates"),
                         autoescape=select_autoescape(["html"]), undefined=StrictUndefined,
                         trim_blocks=True, lstrip_blocks=True)
 TEMPLATES.filters["when"] = _when
+TEMPLATES.filters["day"] = _day
 CSS = files("watcher.web").joinpath("static/page.css").read_text(encoding="utf-8")
 # The one inline style is allowed by its hash; nothing else (no script at all) may run.
 CSP = ("default-src 'none'; style-src 'sha256-"
@@ -194,12 +204,15 @@ def page_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         who = reader(request)
         if not isinstance(who, Visitor):
             return who
+        lang = language(request)
         error, status, found, query = None, 200, [], ListQuery()
         try:
             query = ListQuery.parse(request.query_params)
-        except InputError as exc:
-            t = translator(language(request))
-            error, status = t("error.field", field=exc.field, message=exc.reason), 400
+        except QueryProblem as exc:
+            error, status = exc.text(lang), 400
+        # the date fields show what was typed when it was refused, else the day it read
+        days = {name: str(getattr(query, name)) if getattr(query, name)
+                else shown(request.query_params.get(name, "")) for name in ("since", "until")}
         with db.engine.connect() as conn:
             if error is None:
                 since, until = query.window
@@ -209,8 +222,7 @@ def page_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
                     limit=query.per + 1, offset=query.offset,
                     sort=query.sort)
             facets = repo.incident_facets(conn)
-        lang = language(request)
-        return page(request, "incidents.html", status, who, error=error, query=query,
+        return page(request, "incidents.html", status, who, error=error, query=query, days=days,
                     facets=facets, incidents=found[:query.per], more=len(found) > query.per,
                     titles={i.id: title_of(i, lang) for i in found})
 
