@@ -121,7 +121,31 @@ def _render(title: str, summary: str, metric: str, points: Sequence[Point], lege
     chart.add(legend.restated, [p.value if p.restated else None for p in points],
               stroke=False, dots_size=size.dots * 2.6)
     chart.xml_filters.append(_fit_for_page(title, summary, size.kind))
+    if constant is not None:
+        chart.xml_filters.append(_label_line(1, format_value(metric, constant)))
     return Markup(chart.render(is_unicode=True))
+
+
+def _label_line(series: int, text: str) -> Callable[[Any], Any]:
+    """Write ``text`` (the level) just above the start of series ``series``'s line: a
+    threshold often lies beyond the y axis's last label, and a dashed line of unknown
+    level says little."""
+    def label(root: Any) -> Any:
+        group = next((g for g in root.iter() if _name(g) == "g"
+                      and {"series", f"serie-{series}"} <= set(g.get("class", "").split())
+                      and any(_name(c) == "path" for c in g)), None)
+        path = next((c for c in group if _name(c) == "path"), None) \
+            if group is not None else None
+        numbers = _NUMBER.findall(path.get("d", "")) if path is not None else []
+        if group is None or len(numbers) < 2:
+            return root
+        y = float(numbers[1])
+        level = etree.SubElement(group, "text", {  # below the line when it tops the plot
+            "class": "level", "x": f"{float(numbers[0]) + 4:.2f}",
+            "y": f"{y - 5 if y > 14 else y + 14:.2f}"})
+        level.text = text
+        return root
+    return label
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,12 +193,16 @@ def _render_scores(title: str, desc: str, marks: Sequence[ScoreMark],
         show_x_guides=False, dots_size=size.dots, range=(0, 1), include_x_axis=True,
         value_formatter=_score_label, no_data_text=legend.no_data)
     chart.x_labels = [m.period for m in marks]
-    chart.y_labels = sorted({low for _grade, low in bands} | {1.0})
+    # a guide at each band's lower bound, labelled with it; the top (1.00) is left
+    # unlabelled, as the best band is often thin and its label would overlap
+    lows = sorted({low for _grade, low in bands})
+    chart.y_labels = lows if len(lows) > 1 else [*lows, 1.0]
     chart.add(legend.score, [m.score for m in marks])
     chart.add(legend.pass_mark, [pass_score] * len(marks), show_dots=False)
     chart.add(legend.failed, [m.score if m.failed else None for m in marks],
               stroke=False, dots_size=size.dots * 1.7)
     chart.xml_filters.append(_fit_for_page(title, desc, f"{size.kind} scores"))
+    chart.xml_filters.append(_label_line(1, _score_label(pass_score)))
     chart.xml_filters.append(_draw_bands(bands, [m.grade for m in marks if m.score is not None],
                                          size.dots))
     return Markup(chart.render(is_unicode=True))
@@ -191,10 +219,10 @@ def _draw_bands(bands: Sequence[tuple[str, float]], grades: Sequence[str | None]
             return root
         guide_y: dict[str, float] = {}
         width = 0.0
-        for group in plot.iter():
-            if _name(group) != "g" or "y" not in group.get("class", "").split():
+        for axis in plot.iter():
+            if _name(axis) != "g" or "y" not in axis.get("class", "").split():
                 continue
-            for guide in group:
+            for guide in axis:
                 path = next((c for c in guide if _name(c) == "path"), None)
                 text = next((c for c in guide if _name(c) == "text"), None)
                 if path is None or text is None:
@@ -202,15 +230,18 @@ def _draw_bands(bands: Sequence[tuple[str, float]], grades: Sequence[str | None]
                 numbers = [float(n) for n in _NUMBER.findall(path.get("d", ""))]
                 guide_y[text.text or ""] = numbers[1]
                 width = max(width, numbers[2])
-        top = guide_y.get(_score_label(1.0))
-        if top is None or not width:
+        levels = sorted((float(label), y) for label, y in guide_y.items())
+        if len(levels) < 2 or not width:
             return root
+        (v0, y0), (v1, y1) = levels[0], levels[-1]
+
+        def y_of(value: float) -> float:
+            return y0 + (value - v0) * (y1 - y0) / (v1 - v0)
+
         group = etree.Element("g", {"class": "bands"})
-        upper = top
+        upper = y_of(1.0)
         for index, (grade, low) in enumerate(bands):
-            lower = guide_y.get(_score_label(low))
-            if lower is None:
-                continue
+            lower = y_of(low)
             etree.SubElement(group, "rect", {
                 "class": f"band band-{index % 2}", "data-grade": grade, "x": "0",
                 "y": f"{upper:.2f}", "width": f"{width:.2f}",
