@@ -134,11 +134,21 @@ class TestTheSvgHoldsTheData:
         assert drawn.marked(3).keys() == {"2026-05", "2026-07"}
         assert (drawn.title, drawn.desc) == ("Dispute rate at s1", "summary words")
 
+    def test_a_constant_threshold_line_says_its_level(self):
+        chart = svgs(line_chart("GMV", "s", "gmv", [Point("2026-09", 120000, 150000),
+                                                    Point("2026-10", 118000, 150000)],
+                                LEGEND, small=True))["small"]
+        drawn = geometry(chart)
+        [level] = re.findall(r'<text class="level" x="[^"]*" y="([^"]*)">([^<]*)</text>', chart)
+        assert level[1] == "150,000"
+        assert abs(drawn.value(float(level[0])) - 150000) < 0.15 * (150000 - 118000)
+
     def test_a_target_that_changes_is_drawn_at_each_periods_level(self):
         points = [Point("2026-07", 131000, 150000, True), Point("2026-08", 128500, 140000, True),
                   Point("2026-09", 122000, 130000, True), Point("2026-10", 135000, 120000)]
-        drawn = geometry(svgs(line_chart("GMV", "s", "gmv", points, LEGEND, small=True))
-                         ["small"])
+        chart = svgs(line_chart("GMV", "s", "gmv", points, LEGEND, small=True))["small"]
+        drawn = geometry(chart)
+        assert 'class="level"' not in chart  # no one level to name: the dots say each
         at = {drawn.period_at(x): v for x, v in drawn.lines[1]}
         assert at.keys() == {p.period for p in points}
         assert all(close(at[p.period], p.threshold or 0, 30000) for p in points)

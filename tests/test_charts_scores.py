@@ -88,6 +88,19 @@ class TestTheScoreChartHoldsTheData:
             assert 0 < drawn.value(y) - (point.score or 0) < 0.15, grade
         assert (drawn.title, drawn.desc) == ("li.wei", "every month")
 
+    def test_the_pass_mark_line_says_its_level(self):
+        svg = svgs(score_chart("t", "d", MARKS, BANDS, 0.6, LEGEND))["wide"]
+        drawn = geometry(svg)
+        [(text, _x, y)] = texts(svg, "level")
+        assert text == "0.60" and 0 < drawn.value(y) - 0.6 < 0.1  # just above the line
+
+    def test_a_single_band_still_spans_the_scale(self):
+        svg = svgs(score_chart("t", "d", MARKS, [("all", 0.0)], 0.6, LEGEND))["narrow"]
+        drawn = geometry(svg)
+        [(grade, top, bottom)] = stripes(svg)
+        assert grade == "all" and close(drawn.value(top), 1.0, 1)
+        assert close(drawn.value(bottom), 0.0, 1)
+
     def test_nothing_a_content_security_policy_without_scripts_blocks(self):
         chart = score_chart("t", "d", MARKS, BANDS, 0.6, LEGEND)
         assert "<script" not in chart and "<style" not in chart and " style=" not in chart
