@@ -95,6 +95,8 @@ class TestTheDayFields:
         assert response.status_code == 400
         assert error_of(response.text) == message
         assert 'value="11/05/2026"' in field(response.text, "since")
+        assert 'aria-invalid="true"' in field(response.text, "since")
+        assert "aria-invalid" not in field(response.text, "until")
         assert '<tr class="incident"' not in response.text  # nothing listed by a guess
 
     def test_hostile_or_huge_text_in_a_day_field_is_refused_short_and_escaped(

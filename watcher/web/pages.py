@@ -205,11 +205,11 @@ def page_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         if not isinstance(who, Visitor):
             return who
         lang = language(request)
-        error, status, found, query = None, 200, [], ListQuery()
+        error, status, found, query, wrong = None, 200, [], ListQuery(), None
         try:
             query = ListQuery.parse(request.query_params)
         except QueryProblem as exc:
-            error, status = exc.text(lang), 400
+            error, status, wrong = exc.text(lang), 400, exc.field
         # the date fields show what was typed when it was refused, else the day it read
         days = {name: str(getattr(query, name)) if getattr(query, name)
                 else shown(request.query_params.get(name, "")) for name in ("since", "until")}
@@ -223,6 +223,7 @@ def page_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
                     sort=query.sort)
             facets = repo.incident_facets(conn)
         return page(request, "incidents.html", status, who, error=error, query=query, days=days,
+                    wrong=wrong,
                     facets=facets, incidents=found[:query.per], more=len(found) > query.per,
                     titles={i.id: title_of(i, lang) for i in found})
 
