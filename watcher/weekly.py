@@ -35,6 +35,7 @@ from watcher.weekly_digest import build, digest_alert, due_week, week_bounds
 log = structlog.get_logger(__name__)
 
 READ_MAX = 100_000  # incidents per list read for one digest (a week of a fleet fits)
+Lists = tuple[list[Incident], list[Incident], list[Incident]]  # opened, still open, resolved
 
 
 def route_key(route: Route) -> str:
@@ -44,8 +45,7 @@ def route_key(route: Route) -> str:
     return hashlib.sha256(identity.encode()).hexdigest()[:32]
 
 
-def week_lists(conn: Connection, week: Period
-               ) -> tuple[list[Incident], list[Incident], list[Incident]]:
+def week_lists(conn: Connection, week: Period) -> Lists:
     """The week's incidents by the filters ``GET /v1/incidents`` takes: opened in it
     (``since``, ``until``), still open now and opened before its end (``status`` open or
     acknowledged, ``until``), resolved in it (``resolved_since``, ``resolved_until``)."""
@@ -60,9 +60,10 @@ def week_lists(conn: Connection, week: Period
 
 
 def digest_for(conn: Connection, settings: Settings, roster: Roster, index: int,
-               week: Period, now: datetime) -> WeeklyDigest:
-    """Route ``index``'s digest of ``week`` as of ``now`` (the CLI previews it so)."""
-    opened, still_open, resolved = week_lists(conn, week)
+               week: Period, now: datetime, lists: Lists | None = None) -> WeeklyDigest:
+    """Route ``index``'s digest of ``week`` as of ``now`` (the CLI previews it so);
+    ``lists``: the week's incidents already read (``week_lists``) for another route."""
+    opened, still_open, resolved = lists if lists is not None else week_lists(conn, week)
     return build(week, index, settings.routes[index], opened=opened, still_open=still_open,
                  resolved=resolved, roster=roster, now=now, public_url=settings.public_url)
 
@@ -78,6 +79,7 @@ def send_due(runtime: Runtime, now: datetime) -> int:
         done = {week.text: digests.digested(conn, week.text)
                 for week in {w for _i, _r, w in due}}
     sent = 0
+    read: dict[str, Lists] = {}  # each week's incidents, read once for all its routes
     for index, route, week in due:
         key = route_key(route)
         if key in done[week.text]:
@@ -85,7 +87,10 @@ def send_due(runtime: Runtime, now: datetime) -> int:
         with runtime.db.engine.begin() as conn:
             if not digests.claim_digest(conn, key, week.text, now):
                 continue
-            digest = digest_for(conn, settings, runtime.pipeline.roster, index, week, now)
+            if week.text not in read:
+                read[week.text] = week_lists(conn, week)
+            digest = digest_for(conn, settings, runtime.pipeline.roster, index, week, now,
+                                read[week.text])
             alert = digest_alert(digest, route, now)
             repo.insert_notifications(conn, [repo.notification_row(None, None, channel, alert,
                                                                    now)

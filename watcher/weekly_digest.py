@@ -82,7 +82,8 @@ def _line(incident: Incident, now: datetime, *, age: bool = False) -> WeeklyLine
 
 
 def _section(team: str | None, opened: list[Incident], still_open: list[Incident],
-             resolved: list[Incident], now: datetime) -> WeeklySection:
+             resolved: list[Incident], *, now: datetime) -> WeeklySection:
+    """One team's counts and lists (``now``: when the ages are counted to)."""
     def named(found: list[Incident], *, age: bool = False) -> list[WeeklyLine]:
         return [_line(i, now, age=age) for i in sorted(found, key=_worst_first)
                 [:WEEKLY_MAX_LINES]]
@@ -134,13 +135,13 @@ def build(week: Period, index: int, route: Route, *, opened: Sequence[Incident],
     start, end = week_bounds(week)
     mine = [[i for i in found if route.matches(labels_of(i))]
             for found in (opened, still_open, resolved)]
-    teams = sorted({team_of(i, roster) for found in mine for i in found},
-                   key=lambda t: (t is None, t or ""))
-    sections = []
-    for team in teams:
-        opened_, open_, resolved_ = ([i for i in found if team_of(i, roster) == team]
-                                     for found in mine)
-        sections.append(_section(team, opened_, open_, resolved_, now))
+    by_team: dict[str | None, tuple[list[Incident], list[Incident], list[Incident]]] = {}
+    for which, found in enumerate(mine):
+        for incident in found:
+            by_team.setdefault(team_of(incident, roster), ([], [], []))[which].append(
+                incident)
+    sections = [_section(team, *by_team[team], now=now)
+                for team in sorted(by_team, key=lambda t: (t is None, t or ""))]
     return WeeklyDigest(week=week.text, route=index,
                         match={k: list(v) for k, v in route.match.items()},
                         start=start, end=end, at=now, opened=len(mine[0]),
