@@ -231,6 +231,24 @@ class TestSentOnce:
         assert back.timers.run_once() == 0
 
 
+    @responses.activate
+    def test_a_route_moved_in_the_list_is_the_same_route_one_changed_is_a_new_one(
+            self, db: Database, east: Settings, clock: Clock, default_pack_path: Path):
+        capture()
+        daemon = Daemon(db, east, clock, default_pack_path)
+        a_week(daemon, clock)
+        clock.now = MONDAY_9
+        assert daemon.timers.run_once() == 2
+        moved = east.model_copy(update={"routes": east.routes[::-1]})
+        assert weekly.send_due(Daemon(db, moved, clock, default_pack_path).runtime,
+                               clock.now) == 0
+        changed = east.model_copy(update={"routes": (
+            east.routes[0].model_copy(update={"channels": ("east", "ops")}),
+            east.routes[1])})
+        assert weekly.send_due(Daemon(db, changed, clock, default_pack_path).runtime,
+                               clock.now) == 1
+
+
 class TestMessages:
     @responses.activate
     def test_notify_both_sends_each_incident_and_the_digest(

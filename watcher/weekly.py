@@ -38,11 +38,17 @@ READ_MAX = 100_000  # incidents per list read for one digest (a week of a fleet 
 Lists = tuple[list[Incident], list[Incident], list[Incident]]  # opened, still open, resolved
 
 
-def route_key(route: Route) -> str:
-    """The route's identity for its deliveries: what it matches and where it sends."""
-    identity = json.dumps({"match": {k: list(v) for k, v in sorted(route.match.items())},
-                           "channels": list(route.channels)}, sort_keys=True)
-    return hashlib.sha256(identity.encode()).hexdigest()[:32]
+def _identity(route: Route) -> str:
+    return json.dumps({"match": {k: list(v) for k, v in sorted(route.match.items())},
+                       "channels": list(route.channels)}, sort_keys=True)
+
+
+def route_key(settings: Settings, index: int) -> str:
+    """Route ``index``'s identity for its deliveries: what it matches and where it sends
+    (and, for twins that match and send alike, which of them it is)."""
+    identity = _identity(settings.routes[index])
+    twin = sum(_identity(r) == identity for r in settings.routes[:index])
+    return hashlib.sha256(f"{identity}#{twin}".encode()).hexdigest()[:32]
 
 
 def week_lists(conn: Connection, week: Period) -> Lists:
@@ -81,7 +87,7 @@ def send_due(runtime: Runtime, now: datetime) -> int:
     sent = 0
     read: dict[str, Lists] = {}  # each week's incidents, read once for all its routes
     for index, route, week in due:
-        key = route_key(route)
+        key = route_key(settings, index)
         if key in done[week.text]:
             continue
         with runtime.db.engine.begin() as conn:
