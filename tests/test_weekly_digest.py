@@ -11,7 +11,7 @@ from watcher.alerts import AlertKind, WeeklyDigest
 from watcher.assessment.roster import Roster
 from watcher.channels.limits import Limit, fits
 from watcher.channels.render import Renderer
-from watcher.config import Route, Settings, load_settings, route
+from watcher.config import Route, Settings, load_settings, policy, route
 from watcher.errors import ConfigError
 from watcher.incidents import Incident, Status
 from watcher.period import Period
@@ -107,6 +107,17 @@ class TestConfig:
         assert route(settings, east) == []  # first match wins: the digest carries it
         assert route(settings, west) == ["all"]
         assert route(settings, east, each=False) == ["ops"]  # a document (monthly report)
+
+    def test_a_later_route_does_not_escalate_what_a_digest_only_route_took(self):
+        settings = load_settings(env={}, channels={"ops": {"urls": ["json://x/"]},
+                                                   "lead": {"urls": ["json://y/"]}}, routes=[
+            {"match": {"team": "east"}, "channels": ["ops"], "digest": "weekly",
+             "notify": "digest"},
+            {"match": {"audience": "compliance"}, "channels": ["ops"],
+             "escalate": [{"after": "30m", "channels": ["lead"]}], "repeat_interval": "4h"}])
+        east = {"team": "east", "audience": "compliance"}
+        assert policy(settings, east) is None
+        assert policy(settings, {**east, "team": "west"}) is settings.routes[1]
 
 
 class TestBuild:

@@ -403,10 +403,13 @@ def _check_routes(settings: Settings, name: str, lines: yamlfile.Lines) -> None:
 
 
 def policy(settings: Settings, labels: Mapping[str, str | None]) -> Route | None:
-    """The first matching route that escalates or reminds, if any."""
+    """The first matching route that escalates or reminds, if any; none past a
+    digest-only route that takes the alert (its digest carries it, nothing else)."""
     for candidate in settings.routes:
         if candidate.matches(labels) and (candidate.escalate or candidate.repeat_interval):
             return candidate
+        if candidate.matches(labels) and not candidate.each and not candidate.continue_:
+            return None
     return None
 
 
