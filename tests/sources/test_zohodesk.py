@@ -221,6 +221,13 @@ class TestTheAggregateLanguage:
         [record] = [r for r in records if isinstance(r, RawRecord)]
         assert record.data["metrics"] == {"tickets": 1, "cs_first_response_hours": 0.5}
 
+    def test_a_month_is_no_timestamp(self, tmp_path: Path):
+        records = desk(tmp_path, AGGREGATE % "mean", "Shop,Opened,Answered\ns1,2026/11,\n")
+        [(location, field, error)] = [(r.location, r.field, r.error) for r in records
+                                      if isinstance(r, Rejection)]
+        assert (location, field) == ("row 2", "Opened")
+        assert "'2026/11' is not a timestamp" in error
+
     def test_timestamps_need_a_stated_zone(self, tmp_path: Path):
         path = tmp_path / "desk.yaml"
         path.write_text(AGGREGATE.replace(", timezone: UTC", "") % "mean", encoding="utf-8")

@@ -79,14 +79,17 @@ def read_timestamp(cell: Cell, formats: tuple[str, ...], zone: tzinfo) -> tuple[
     else:
         return _in_zone(parsed, zone), ":" in text
     for fmt in formats:
+        if "%d" not in fmt and "%j" not in fmt:
+            continue  # a month ("2026/11") is no moment: never read as its first day
         try:
             parsed = datetime.strptime(text, fmt)
         except ValueError:
             continue
         return _in_zone(parsed, zone), any(d in fmt for d in _TIME_DIRECTIVES)
+    days = [f for f in formats if "%d" in f or "%j" in f]
     raise ValueError(f"{text!r} is not a timestamp; expected 2026-11-02 10:15:00 (ISO 8601, "
-                     f"with or without an offset) or one of the mapping's formats "
-                     f"({', '.join(formats)})")
+                     f"with or without an offset) or one of the mapping's formats with a day "
+                     f"({', '.join(days)})")
 
 
 def _in_zone(moment: datetime, zone: tzinfo) -> datetime:
