@@ -18,6 +18,7 @@ minutes, or minutes and seconds?) is refused unless it says ``hrs``.
 
 from __future__ import annotations
 
+import functools
 import re
 import statistics
 from collections.abc import Callable, Iterator, Mapping
@@ -40,6 +41,7 @@ _HOURS_MINUTES: Final = re.compile(r"^(\d+):([0-5]\d)\s*(?:hrs?|hours?)$", re.IG
 _TIME_DIRECTIVES: Final = ("%H", "%I", "%M")
 
 
+@functools.lru_cache(maxsize=64)
 def parse_zone(text: str) -> tzinfo:
     """``UTC``, a fixed offset (``+08:00``, ``UTC+8``) or an IANA name (``Asia/Shanghai``:
     needs the system's time-zone database, or the ``tzdata`` package)."""

@@ -16,6 +16,7 @@ go on. Each accepted row keeps every cell, mapped or not, as its raw text.
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import re
 from collections.abc import Collection, Iterator, Mapping
@@ -358,7 +359,7 @@ def timestamp_period(cell: Cell, spec: PeriodSpec) -> str:
         moment, _ = read_timestamp(cell, spec.formats, spec.zone or UTC)
     except ValueError as exc:
         raise RowError(None, str(exc)) from None
-    return _as_kind(_reduce(moment.date(), PeriodKind.DAY), spec)
+    return _as_kind(_day(moment.date()), spec)
 
 
 def _read_period(text: str, spec: PeriodSpec) -> Period:
@@ -374,6 +375,12 @@ def _read_period(text: str, spec: PeriodSpec) -> Period:
         return _reduce(day, _kind_of(fmt))
     raise RowError(None, f"{text!r} is not a period; expected 2026-10, 2026-10-01 or one of "
                          f"the mapping's formats ({', '.join(spec.formats)})")
+
+
+@functools.lru_cache(maxsize=4096)
+def _day(day: date) -> Period:
+    """A day's period: an export's tickets fall on a few days, read once each."""
+    return _reduce(day, PeriodKind.DAY)
 
 
 def _kind_of(fmt: str) -> PeriodKind:
@@ -442,14 +449,15 @@ class TabularSource:
         observed = self._clock().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         defaults = {"store": store, "operator": operator, "period": period,
                     "observed_at": observed}
+        names = _names(header)
         if self.mapping.aggregate is not None:
-            return self._aggregated(rows, header, columns, defaults)
+            return self._aggregated(rows, names, columns, defaults)
         out: list[RawRecord | Rejection] = []
         first_row: dict[str, int] = {}
         for row in rows:
             if row.is_blank() or self._skipped(row, columns):
                 continue
-            raw = _raw(header, row)
+            raw = _raw(names, row)
             location = f"row {row.number}"
             try:
                 record, origins = self._record(row, columns, defaults)
@@ -471,7 +479,7 @@ class TabularSource:
             out.append(RawRecord(location, raw, record))
         return out
 
-    def _aggregated(self, rows: Iterator[Row], header: Row, columns: Mapping[str, int],
+    def _aggregated(self, rows: Iterator[Row], names: list[str], columns: Mapping[str, int],
                     defaults: Mapping[str, str | None]) -> list[RawRecord | Rejection]:
         """One record per store, platform and period of the rows; a bad row is rejected
         alone and counts for nothing."""
@@ -484,7 +492,7 @@ class TabularSource:
         for row in rows:
             if row.is_blank() or self._skipped(row, columns):
                 continue
-            raw = _raw(header, row)
+            raw = _raw(names, row)
 
             def read(column: str, row: Row = row) -> Cell:
                 return _cell(row, columns, column)
@@ -637,10 +645,15 @@ def _number(cell: Cell | float, unit: Unit, column: str | None) -> float:
         raise RowError(column, f"{exc} ({unit.value} column)") from None
 
 
-def _raw(header: Row, row: Row) -> str:
+def _names(header: Row) -> list[str]:
+    """Each column's name in the raw text: its header, else its place."""
+    return [as_text(cell) or f"column {index + 1}" for index, cell in enumerate(header.cells)]
+
+
+def _raw(names: list[str], row: Row) -> str:
     """Every cell under its header (unmapped ones too), so nothing sent is lost."""
-    names = [as_text(cell) or f"column {index + 1}" for index, cell in enumerate(header.cells)]
-    names += [f"column {index + 1}" for index in range(len(names), len(row.cells))]
+    if len(row.cells) > len(names):
+        names = [*names, *(f"column {i + 1}" for i in range(len(names), len(row.cells)))]
     cells = {name: (cell.isoformat() if isinstance(cell, datetime | date) else cell)
              for name, cell in zip(names, row.cells, strict=False)}
     return json.dumps(cells, ensure_ascii=False)
