@@ -88,6 +88,12 @@ DEFAULT_RATES: Final = {"wecombot": "20/min", "dingtalk": "20/min", "feishu": "1
 # A digest names at most this many stores (the worst first); it names fewer when the
 # service's message size limit (watcher/channels/limits.py) leaves no room for them.
 DIGEST_MAX_STORES: Final = 10
+# A route's weekly digest (watcher/weekly_digest.py) names, per team, at most this many
+# incidents in each list (opened, still open, resolved; the worst first) and at most
+# WEEKLY_MAX_STORES worst stores; fewer when the service's size limit leaves no room, and
+# it says how many it does not name. The counts always cover every incident.
+WEEKLY_MAX_LINES: Final = 10
+WEEKLY_MAX_STORES: Final = 5
 
 
 # -- people: roster and PIP plans (watcher/assessment/roster.py, watcher/assessment/pip.py) ---

@@ -249,6 +249,7 @@ def create_app(runtime: Runtime, ingest_records: Ingest,
         status: Literal["open", "acknowledged", "resolved"] | None = None,
         severity: Filter = None, store: Filter = None, operator: Filter = None,
         rule: Filter = None, since: datetime | None = None, until: datetime | None = None,
+        resolved_since: datetime | None = None, resolved_until: datetime | None = None,
         limit: Limit = 100, offset: Offset = 0,
         sort: Annotated[IncidentSort, Query(
             description="newest (first) or severity (the most severe first, newest first "
@@ -257,6 +258,8 @@ def create_app(runtime: Runtime, ingest_records: Ingest,
         with db.engine.connect() as conn:
             found = repo.list_incidents(conn, status=status, severity=severity, store=store,
                                         operator=operator, rule=rule, since=since, until=until,
+                                        resolved_since=resolved_since,
+                                        resolved_until=resolved_until,
                                         limit=limit, offset=offset, sort=sort)
         return [incident_json(i) for i in found]
 

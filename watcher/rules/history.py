@@ -270,8 +270,7 @@ def judge(result: Outcome, version: str, history: Sequence[Snapshot]) -> Outcome
     judges = kinds()
     firings, fired, settled = list(result.firings), set(result.fired), dict(result.settled)
     for rule in result.pack.rules:
-        if not rule.enabled or rule.kind not in judges or (
-                rule.periods and snap.period.kind.value not in rule.periods):
+        if not rule.enabled or rule.kind not in judges or not rule.applies_to(snap):
             continue
         verdict = judges[rule.kind].evaluate(rule, version, snap, history)
         if verdict.firing is not None:

@@ -59,7 +59,7 @@ def rule_point(rule: Rule | None, metric: str, snap: Snapshot, revision: int) ->
     value = snap.metrics.get(metric)
     threshold, breaching = None, False
     targets = {k: t.value for k, t in snap.targets.items()}
-    if rule is None or (rule.periods and snap.period.kind.value not in rule.periods):
+    if rule is None or not rule.applies_to(snap):
         pass
     elif rule.kind == "platform_target":
         target = snap.targets.get(metric)
