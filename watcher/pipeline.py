@@ -21,6 +21,7 @@ import structlog
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from watcher import feeds
 from watcher.apply import Plan, Planner, write
 from watcher.assessment import roster as people
 from watcher.assessment.scorecard import Scorecard, build_card
@@ -131,7 +132,7 @@ class Pipeline:
                     assert isinstance(record, RawRecord)
                     batch.append(Statement(verdict, record.text, origin, record.location,
                                            warnings_of(verdict, record.location,
-                                                       self.known_metrics)))
+                                                       self.known_metrics), record.feed))
                 if len(batch) >= self.settings.batch_size:
                     self._commit(batch, rejected, sources, reports)
                     batch, rejected = [], []
@@ -139,9 +140,10 @@ class Pipeline:
             self._commit(batch, rejected, sources, reports)
         return reports
 
-    def ingest_snapshots(self, snapshots: Iterable[Snapshot], source: str) -> IngestReport:
+    def ingest_snapshots(self, snapshots: Iterable[Snapshot], source: str, *,
+                         feed: str = feeds.CANONICAL) -> IngestReport:
         """For callers that already hold validated snapshots (sources, tests, backfills)."""
-        batch = [Statement(s, "", 0, s.key, warnings_of(s, s.key, self.known_metrics))
+        batch = [Statement(s, "", 0, s.key, warnings_of(s, s.key, self.known_metrics), feed)
                  for s in snapshots]
         report = IngestReport()
         for start in range(0, len(batch), self.settings.batch_size):
@@ -182,66 +184,133 @@ class Pipeline:
         parts: dict[int, IngestReport] = defaultdict(IngestReport)
         for origin, rejection in rejected:
             parts[origin].rejected.append(rejection)
-        latest: dict[str, Statement] = {}
+        latest: dict[tuple[str, str], Statement] = {}  # per snapshot and feed (feeds.py)
         for statement in batch:
             parts[statement.origin].accepted += 1
-            held = latest.get(statement.snapshot.key)
+            place = (statement.snapshot.key, statement.feed)
+            held = latest.get(place)
             if held is None or not observed_before(statement.snapshot, held.snapshot.observed_at):
-                latest[statement.snapshot.key] = statement  # the last statement wins
+                latest.pop(place, None)  # the last statement wins, in its place in the batch
+                latest[place] = statement
+        by_key: dict[str, list[Statement]] = defaultdict(list)
+        for (key, _feed), statement in latest.items():
+            by_key[key].append(statement)
         with self.db.engine.begin() as conn:
-            known = repo.snapshot_state(conn, list(latest), lock=True)
+            known = repo.snapshot_state(conn, list(by_key), lock=True)
             fresh, restated, evaluate = {}, {}, []
-            stored: dict[str, Snapshot] = {}  # written by this batch, as sent
-            later: dict[str, datetime] = {}
-            for key, (snapshot, raw, origin, _, _) in latest.items():
-                if key not in known:
-                    fresh[key] = repo.snapshot_row(snapshot, raw, sources[origin], now)
-                elif observed_before(snapshot, known[key][3]):
-                    parts[origin].unchanged += 1  # late: one observed after it is stored
+            stored: dict[str, Snapshot] = {}  # written by this batch: the merged snapshots
+            quiet: dict[str, tuple[datetime | None, dict[str, Any]]] = {}
+            owner: dict[str, Statement] = {}  # the statement answering for a key's change
+            changed_by: dict[str, list[Statement]] = {}
+            for key, statements in by_key.items():
+                current = known.get(key)
+                state = dict(current.parts) if current is not None else {}
+                touched: list[Statement] = []
+                confirmed = False
+                for statement in statements:
+                    snapshot, prior = statement.snapshot, state.get(statement.feed)
+                    if prior is not None and observed_before(snapshot, prior.observed_at):
+                        parts[statement.origin].unchanged += 1  # late: its feed said more since
+                        continue
+                    digest = snapshot.content_hash()
+                    if prior is not None and prior.content_hash == digest:
+                        # the same again (an export re-sent every hour): it confirms its part
+                        parts[statement.origin].unchanged += 1
+                        if snapshot.observed_at is not None \
+                                and snapshot.observed_at != prior.observed_at:
+                            state[statement.feed] = prior.confirmed(snapshot.observed_at)
+                            confirmed = True
+                        continue
+                    state[statement.feed] = feeds.part_of(
+                        snapshot, source=sources[statement.origin], now=now,
+                        seq=feeds.next_seq(state), content_hash=digest)
+                    touched.append(statement)
+                if not touched:
+                    if confirmed and current is not None:
+                        quiet[key] = (self._observed(state), feeds.parts_json(state))
                     continue
-                elif known[key][1] == (digest := snapshot.content_hash()):
-                    # the same again (an export re-sent every hour): no row to build
-                    parts[origin].unchanged += 1
-                    observed = snapshot.observed_at
-                    if observed is not None and observed != known[key][3]:
-                        later[key] = observed
+                last = touched[-1]
+                merged = last.snapshot if len(state) == 1 else self._merge(last, state, parts,
+                                                                          sources, touched)
+                if merged is None:
+                    continue  # refused: the stored snapshot stays as it was
+                digest = merged.content_hash()
+                row = repo.snapshot_row(merged, last.raw, sources[last.origin], now, digest,
+                                        feeds.parts_json(state))
+                if current is None:
+                    fresh[key] = row
+                elif current.content_hash == digest:  # new parts, the same merge: nothing to judge
+                    for statement in touched:
+                        parts[statement.origin].unchanged += 1
+                    quiet[key] = (merged.observed_at, row["parts"])
                     continue
                 else:
-                    restated[key] = repo.snapshot_row(snapshot, raw, sources[origin], now,
-                                                      digest)
-                    parts[origin].restated += 1
-                stored[key] = snapshot
-                evaluate.append(targets.fill(snapshot))
+                    restated[key] = row
+                    for statement in touched:
+                        parts[statement.origin].restated += 1
+                owner[key], changed_by[key] = last, touched
+                stored[key] = merged
+                evaluate.append(targets.fill(merged))
             evaluate.sort(key=lambda s: (s.period.end, s.period.start))
             engine = self.engine
             days = history.needed_days(engine.pack.rules)
             past = history.by_store(history.load_history(conn, evaluate, days)) if days else None
-            outcomes = self._evaluate(engine, evaluate, latest, parts, sources, past)
+            outcomes = self._evaluate(engine, evaluate, owner, parts, sources, past)
             refused = {s.key for s in evaluate} - {o.snapshot.key for o in outcomes}
             for key in refused:
                 fresh.pop(key, None)  # not stored: kept in the rejected log instead
                 stored.pop(key, None)
                 if restated.pop(key, None) is not None:
-                    parts[latest[key].origin].restated -= 1
+                    for statement in changed_by[key]:
+                        parts[statement.origin].restated -= 1
             for statement in batch:
-                if latest.get(statement.snapshot.key) is not statement or \
+                if owner.get(statement.snapshot.key) is not statement or \
                         statement.snapshot.key not in refused:
                     parts[statement.origin].warnings.extend(statement.warnings)
             repo.insert_rejections(conn, [r for part in parts.values() for r in part.rejected],
                                    now)
-            repo.advance_observed(conn, later)
+            repo.update_parts(conn, quiet)
             repo.insert_snapshots(conn, list(fresh.values()))
             repo.restate_snapshots(conn, list(restated.values()))
             plan = self._apply(conn, outcomes, now, stored)
         count_noise(plan.counts)  # committed: held back, withdrawn
         for key, count in plan.opened_by.items():
-            parts[latest[key].origin if key in latest else 0].opened += count
+            parts[owner[key].origin if key in owner else 0].opened += count
         for key, count in plan.resolved_by.items():
-            parts[latest[key].origin if key in latest else 0].resolved += count
+            parts[owner[key].origin if key in owner else 0].resolved += count
         return parts
 
+    def _merge(self, last: Statement, state: feeds.Parts, parts: dict[int, IngestReport],
+               sources: list[str], touched: list[Statement]) -> Snapshot | None:
+        """The merge of a snapshot's parts, validated as a sent snapshot is (limits, derived
+        rates on the merged counts); a merge that cannot be a snapshot refuses the
+        statements that made it, naming the feeds they were merged with."""
+        snapshot = last.snapshot
+        data = feeds.merged_data(snapshot.store, snapshot.platform, snapshot.period.text, state)
+        verdict = validate(RawRecord("", "", data), "", self.engine.pack.metrics)
+        if isinstance(verdict, Snapshot):
+            return verdict
+        mine = {s.feed for s in touched}
+        others = ", ".join(sorted(set(state) - mine)) or "-"
+        for statement in touched:
+            part = parts[statement.origin]
+            part.accepted -= 1
+            part.rejected.append(Rejection(
+                sources[statement.origin], statement.location, verdict.field,
+                f"{verdict.error} (merged with what feed(s) {others} stated for "
+                f"{snapshot.key})", statement.raw
+                or orjson.dumps(statement.snapshot.to_canonical()).decode()))
+        log.warning("merge_refused", key=snapshot.key, feeds=sorted(state),
+                    reason=verdict.error)
+        return None
+
+    @staticmethod
+    def _observed(state: feeds.Parts) -> datetime | None:
+        times = [p.observed_at for p in state.values() if p.observed_at is not None]
+        return max(times) if times else None
+
     def _evaluate(self, engine: RuleEngine, snapshots: list[Snapshot],
-                  latest: dict[str, Statement], parts: dict[int, IngestReport],
+                  owner: dict[str, Statement], parts: dict[int, IngestReport],
                   sources: list[str], past: dict[str, list[Snapshot]] | None = None,
                   ) -> list[Outcome]:
         """Each snapshot's outcome; one the engine cannot take is rejected alone, and
@@ -260,7 +329,7 @@ class Pipeline:
             except Exception as exc:  # a fault of ours: this record only, kept to send again
                 log.exception("evaluation_failed", key=snapshot.key)
                 field, reason = None, f"could not be evaluated ({type(exc).__name__}: {exc})"
-            statement = latest[snapshot.key]
+            statement = owner[snapshot.key]
             part = parts[statement.origin]
             part.accepted -= 1
             part.rejected.append(Rejection(
@@ -339,6 +408,7 @@ class Statement(NamedTuple):
     origin: int
     location: str = ""
     warnings: Sequence[RecordWarning] = ()
+    feed: str = feeds.CANONICAL  # who states it: its part of the snapshot (feeds.py)
 
 
 def observed_before(snapshot: Snapshot, other: datetime | None) -> bool:

@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from watcher import indicators
 from watcher.errors import InputError, InputTooLarge
+from watcher.feeds import CANONICAL
 from watcher.indicators import DeclaredMetric
 from watcher.limits import (
     MAX_KEY_LENGTH,
@@ -45,6 +46,7 @@ class RawRecord:
     location: str
     text: str
     data: Any
+    feed: str = CANONICAL  # who states it: a source adapter or mapping by name (feeds.py)
 
 
 @dataclass(frozen=True, slots=True)

@@ -94,7 +94,7 @@ def _placed(record: RawRecord | Rejection, message: Message,
         return Rejection(record.source, location, record.field, record.error, record.raw)
     data = record.data
     if not isinstance(data, dict):
-        return RawRecord(location, record.text, data)
+        return RawRecord(location, record.text, data, record.feed)
     if where is not None:
         for name, expected in zip(("platform", "store"), where, strict=True):
             stated = data.get(name)
@@ -104,4 +104,4 @@ def _placed(record: RawRecord | Rejection, message: Message,
                                  f"{message.subject}, for {name} '{expected}'", record.text)
     if data.get("observed_at") is None:
         data = {**data, "observed_at": message.published_at.isoformat()}
-    return RawRecord(location, record.text, data)
+    return RawRecord(location, record.text, data, record.feed)

@@ -33,6 +33,21 @@ Name = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=NO
 MatchKey = Annotated[str, StringConstraints(pattern=MATCH_KEY)]
 
 
+class SnapshotPart(BaseModel):
+    """One feed's part of a snapshot (docs/snapshot-format.md, "Feeds")."""
+
+    metrics: dict[str, float] = Field(description="as the feed stated them (no derived rates)")
+    targets: dict[str, Any]
+    segment: dict[str, Any]
+    operator: str | None
+    observed_at: datetime | None
+    stated_at: datetime = Field(description="when this content was stated (observed_at, else "
+                                            "when received): the newest part wins")
+    seq: int = Field(description="the order the parts were received in")
+    source: str
+    received_at: datetime
+
+
 class SnapshotOut(BaseModel):
     id: int
     store: str
@@ -48,10 +63,14 @@ class SnapshotOut(BaseModel):
     targets: dict[str, Any] = Field(
         description="metric id -> target: a number, or {value, comparator} when the "
                     "platform states the comparison")
-    revision: int = Field(description="1, plus one per restatement")
-    source: str | None
+    revision: int = Field(description="1, plus one per change of the stored (merged) snapshot")
+    source: str | None = Field(description="the transport of the latest statement")
     received_at: datetime
     updated_at: datetime
+    parts: dict[str, SnapshotPart] = Field(
+        default_factory=dict,
+        description="feed -> what that feed last stated (oldest first); the snapshot above is "
+                    "their merge: per metric, target and segment key the newest part wins")
 
 
 class SilenceIn(BaseModel):

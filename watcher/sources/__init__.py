@@ -17,6 +17,7 @@ from typing import Final
 
 from watcher.config import Settings
 from watcher.errors import ConfigError, InputError
+from watcher.feeds import CANONICAL
 from watcher.sources.amazon_spapi import AmazonSpApiSource
 from watcher.sources.base import Source
 from watcher.sources.lingxing import LingxingSource
@@ -58,7 +59,7 @@ def records(name: str, content: bytes, *, store: str, operator: str | None = Non
         converted = source.parse(content, store=store, operator=operator, period=period)
     except InputError as exc:
         return [Rejection(f"source:{name}", exc.location or name, exc.field, exc.reason, text)]
-    return [RawRecord(f"{name} snapshot {index}", text, data)
+    return [RawRecord(f"{name} snapshot {index}", text, data, source.name)
             for index, data in enumerate(converted, start=1)]
 
 
@@ -117,7 +118,7 @@ def load_catalog(folder: Path | None, *, required: bool = False) -> Catalog:
     if not folder.is_dir():
         raise ConfigError("the mappings folder does not exist", file=str(folder),
                           key="mappings")
-    found = load_mappings(folder, reserved=SOURCES)
+    found = load_mappings(folder, reserved=(*SOURCES, CANONICAL))
     return Catalog({name: TabularSource(mapping) for name, mapping in found.items()})
 
 

@@ -276,8 +276,9 @@ def load_mappings(folder: Path, *, reserved: Collection[str] = ()) -> dict[str, 
     for path in sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")]):
         mapping = load_mapping(path)
         if mapping.name in reserved:
-            raise ConfigError(f"'{mapping.name}' is a built-in source; give the mapping another "
-                              "name", file=str(path), key="name")
+            raise ConfigError(f"'{mapping.name}' is a built-in source (or the feed of canonical "
+                              "snapshots); give the mapping another name", file=str(path),
+                              key="name")
         if mapping.name in found:
             raise ConfigError(f"mapping name '{mapping.name}' is also used by "
                               f"{found[mapping.name][1]}", file=str(path), key="name")
@@ -476,7 +477,7 @@ class TabularSource:
                                      f"{first_row[verdict.key]} ({verdict.key})", raw))
                 continue
             first_row[verdict.key] = row.number
-            out.append(RawRecord(location, raw, record))
+            out.append(RawRecord(location, raw, record, self.name))
         return out
 
     def _aggregated(self, rows: Iterator[Row], names: list[str], columns: Mapping[str, int],
@@ -510,7 +511,7 @@ class TabularSource:
             if isinstance(verdict, Rejection):
                 out.append(Rejection(self.name, location, verdict.field, verdict.error, raw))
             else:
-                out.append(RawRecord(location, raw, record))
+                out.append(RawRecord(location, raw, record, self.name))
         return out
 
     def _data_rows(self, content: bytes) -> Iterator[Row]:

@@ -33,8 +33,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 
+from watcher import feeds
 from watcher.alerts import SEVERITY_RANK, Alert
 from watcher.incidents import Event, Incident, IncidentSort, Status
+from watcher.period import PeriodKind
 from watcher.silences import Silence
 from watcher.snapshot import Snapshot
 from watcher.store.database import as_utc
@@ -54,36 +56,69 @@ T = TypeVar("T")
 # -- snapshots -------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """A stored snapshot as the pipeline decides on it: its merged content's hash and
+    revision, and each feed's part (watcher/feeds.py)."""
+
+    id: int
+    content_hash: str
+    revision: int
+    observed_at: datetime | None
+    parts: feeds.Parts
+
+
 def snapshot_state(conn: Connection, keys: Sequence[str], *, lock: bool = False
-                   ) -> dict[str, tuple[int, str, int, datetime | None]]:
-    """``key -> (id, content hash, revision, observed_at)`` for the keys already stored.
+                   ) -> dict[str, Stored]:
+    """The keys already stored, each with its parts.
 
     ``lock`` holds those rows until the transaction ends (PostgreSQL; SQLite has one
     writer anyway), taken in key order so that two replicas stating the same
     snapshots take turns, each deciding on what the other committed.
     """
-    found: dict[str, tuple[int, str, int, datetime | None]] = {}
+    found: dict[str, Stored] = {}
+    legacy: list[str] = []
     for chunk in _chunks(sorted(set(keys)), 500):
         query = (select(snapshots.c.key, snapshots.c.id, snapshots.c.content_hash,
-                        snapshots.c.revision, snapshots.c.observed_at)
+                        snapshots.c.revision, snapshots.c.observed_at, snapshots.c.parts)
                  .where(snapshots.c.key.in_(chunk)).order_by(snapshots.c.key))
         if lock and conn.dialect.name == "postgresql":
             query = query.with_for_update()
-        found.update({r.key: (r.id, r.content_hash, r.revision, as_utc(r.observed_at))
-                      for r in conn.execute(query)})
+        for r in conn.execute(query):
+            if r.parts is None:
+                legacy.append(r.key)
+            found[r.key] = Stored(r.id, r.content_hash, r.revision, as_utc(r.observed_at),
+                                  feeds.parts_of_json(r.parts or {}))
+    for chunk in _chunks(legacy, 500):  # rows stored before feeds: one part each
+        rows = conn.execute(select(
+            snapshots.c.key, snapshots.c.period_kind, snapshots.c.metrics, snapshots.c.targets,
+            snapshots.c.segment, snapshots.c.operator, snapshots.c.observed_at,
+            snapshots.c.received_at, snapshots.c.content_hash, snapshots.c.source,
+        ).where(snapshots.c.key.in_(chunk)))
+        for old in rows:
+            data = dict(old._mapping)
+            data["observed_at"], data["received_at"] = (as_utc(data["observed_at"]),
+                                                        as_utc(data["received_at"]))
+            feed, part = feeds.legacy_part(data, PeriodKind(old.period_kind))
+            found[old.key].parts[feed] = part
     return found
 
 
-def advance_observed(conn: Connection, observed: dict[str, datetime]) -> None:
-    """A later statement with the same content: remember when it was observed."""
-    if observed:
+def update_parts(conn: Connection, changes: dict[str, tuple[datetime | None, dict[str, Any]]]
+                 ) -> None:
+    """Parts that changed while what rules see did not (a re-send observed later, a feed
+    stating what another already stated): no new revision, nothing to evaluate."""
+    if changes:
         conn.execute(update(snapshots).where(snapshots.c.key == bindparam("b_key"))
-                     .values(observed_at=bindparam("b_observed")),
-                     [{"b_key": k, "b_observed": v} for k, v in observed.items()])
+                     .values(observed_at=bindparam("b_observed"), parts=bindparam("b_parts")),
+                     [{"b_key": k, "b_observed": observed, "b_parts": parts}
+                      for k, (observed, parts) in changes.items()])
 
 
 def snapshot_row(snapshot: Snapshot, raw: str | None, source: str, now: datetime,
-                 content_hash: str | None = None) -> dict[str, Any]:
+                 content_hash: str | None = None, parts: dict[str, Any] | None = None,
+                 ) -> dict[str, Any]:
+    """The row of a (merged) snapshot; ``parts``: its feeds' parts as JSON (feeds.py)."""
     canonical = snapshot.to_canonical()
     return {
         "key": snapshot.key, "store": snapshot.store, "platform": snapshot.platform,
@@ -91,7 +126,7 @@ def snapshot_row(snapshot: Snapshot, raw: str | None, source: str, now: datetime
         "period_start": snapshot.period.start, "period_end": snapshot.period.end,
         "operator": snapshot.operator, "observed_at": snapshot.observed_at,
         "segment": canonical["segment"], "metrics": canonical["metrics"],
-        "targets": canonical["targets"],
+        "targets": canonical["targets"], "parts": parts,
         "content_hash": content_hash or snapshot.content_hash(),
         "source": source[:300], "raw": raw, "received_at": now, "updated_at": now,
     }
@@ -170,9 +205,17 @@ def find_snapshots(conn: Connection, *, store: str | None = None, period: str | 
 
 
 def _snapshot_out(row: Any) -> dict[str, Any]:
+    """A stored snapshot for the API: the merge, and the part each feed stated."""
     data = dict(row._mapping)
     for key in ("observed_at", "received_at", "updated_at"):
         data[key] = as_utc(data[key])
+    if data.get("parts") is None:
+        feed, part = feeds.legacy_part(data, PeriodKind(data["period_kind"]))
+        parts = {feed: part}
+    else:
+        parts = feeds.parts_of_json(data["parts"])
+    data["parts"] = {feed: {k: v for k, v in part.as_json().items() if k != "content_hash"}
+                     for feed, part in feeds.ordered(parts)}
     return data
 
 

@@ -48,6 +48,9 @@ snapshots = Table(
     Column("segment", JSON, nullable=False),
     Column("metrics", JSON, nullable=False),
     Column("targets", JSON, nullable=False),
+    # {feed: part}: what each feed stated (watcher/feeds.py); the columns above hold their
+    # merge. NULL on rows stored before feeds: one part, of the feed its source names.
+    Column("parts", JSON(none_as_null=True)),
     Column("content_hash", String(32), nullable=False),
     Column("revision", Integer, nullable=False, server_default=text("1")),
     Column("source", String(300)),

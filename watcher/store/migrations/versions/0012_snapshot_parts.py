@@ -1,0 +1,26 @@
+"""snapshot parts: one snapshot stated in parts by different feeds
+
+Revision ID: 0012
+Revises: 0011
+Create Date: 2026-11-29 22:20:00.000000
+
+Rows stored before keep ``parts`` NULL and are read as one part of the feed their
+``source`` names (watcher/feeds.py, ``legacy_part``): no rewrite of the table.
+"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = '0012'
+down_revision = '0011'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table('snapshots') as batch_op:
+        batch_op.add_column(sa.Column('parts', sa.JSON(), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('snapshots') as batch_op:
+        batch_op.drop_column('parts')
