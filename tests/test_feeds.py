@@ -22,9 +22,12 @@ from tests.conftest import JSON, JSONL, ROOT, Clock, jsonl, snapshot
 from tests.test_api_endpoints import app_client
 from tests.test_cli import watcher
 from watcher import feeds
+from watcher.bus.messages import Message, records_of
 from watcher.config import Settings
+from watcher.errors import ConfigError
 from watcher.pipeline import IngestReport, Pipeline
 from watcher.snapshot import Snapshot
+from watcher.sources import load_catalog
 from watcher.sources.tabular import TabularSource, load_mapping
 from watcher.store import repository as repo
 from watcher.store.schema import snapshots
@@ -222,6 +225,20 @@ class TestTwoFeedsStateTheSameMetric:
         pipeline.ingest_snapshots([late], "test", feed="saihu")
         assert stored(pipeline, "amazon", "a", "2026-10")["metrics"]["gmv"] == 900
 
+    def test_a_feed_stating_what_is_stored_adds_its_part_without_a_revision(
+            self, pipeline: Pipeline):
+        canonical(pipeline, snapshot(store="a", gmv=1000, orders=40))
+        same = Snapshot.model_validate({"store": "a", "platform": "amazon",
+                                        "period": "2026-10", "metrics": {"gmv": 1000}})
+        report = pipeline.ingest_snapshots([same], "test", feed="saihu")
+        assert (report.unchanged, report.restated) == (1, 0)
+        merged = stored(pipeline, "amazon", "a", "2026-10")
+        assert merged["revision"] == 1 and set(merged["parts"]) == {"canonical", "saihu"}
+        # the platform stops stating gmv: the ERP's is still there
+        canonical(pipeline, snapshot(store="a", orders=41))
+        after = stored(pipeline, "amazon", "a", "2026-10")["metrics"]
+        assert after == {"gmv": 1000, "orders": 41, "average_order_value": 1000 / 41}
+
     def test_a_merge_no_snapshot_could_be_is_refused_and_the_stored_one_kept(
             self, pipeline: Pipeline):
         canonical(pipeline, snapshot(store="a", orders=10))
@@ -295,3 +312,34 @@ class TestStatedMetrics:
         ("nats:KPI", "canonical"), (None, "canonical")])
     def test_the_feed_of_an_old_row_by_its_source(self, source: str | None, feed: str):
         assert feeds.legacy_feed(source) == feed
+
+
+class TestEveryEdgeNamesTheFeed:
+    """The feed is the adapter's or mapping's name whatever carries the payload."""
+
+    def test_a_bus_message_is_canonical_or_the_feed_its_source_header_names(self):
+        body = (ROOT / "tests" / "fixtures" / "platforms"
+                / "shopee-get-shop-performance.json").read_bytes()
+        sent = datetime(2026, 11, 2, tzinfo=UTC)
+        [platform] = records_of(Message(
+            "kpi.snapshots.shopee.shopee-my-02", body,
+            {"Watcher-Source": "shopee", "Watcher-Period": "2026-10-28"}, 7, sent),
+            "kpi.snapshots", max_bytes=len(body))
+        plain = jsonl(snapshot(store="amz-us-01"))
+        [snapshots_] = records_of(Message("kpi.snapshots.amazon.amz-us-01", plain, {}, 8, sent),
+                                  "kpi.snapshots", max_bytes=len(plain))
+        assert isinstance(platform, RawRecord) and isinstance(snapshots_, RawRecord)
+        assert (platform.feed, snapshots_.feed) == ("shopee", "canonical")
+
+    def test_a_mapping_in_any_edge_is_its_own_feed_and_canonical_is_reserved(
+            self, tmp_path: Path):
+        catalog = load_catalog(ROOT / "mappings")
+        found = catalog.records("zohodesk", SLOW_AMAZON_DAY)
+        assert [r.feed for r in found if isinstance(r, RawRecord)] == ["zohodesk"]
+        [canonical_] = read_records(jsonl(snapshot()))
+        assert canonical_.feed == feeds.CANONICAL
+        (tmp_path / "canonical.yaml").write_text(
+            (ROOT / "mappings" / "zohodesk.yaml").read_text(encoding="utf-8")
+            .replace("name: zohodesk", "name: canonical"), encoding="utf-8")
+        with pytest.raises(ConfigError, match="'canonical' is a built-in source"):
+            load_catalog(tmp_path)
