@@ -343,3 +343,22 @@ class TestEveryEdgeNamesTheFeed:
             .replace("name: zohodesk", "name: canonical"), encoding="utf-8")
         with pytest.raises(ConfigError, match="'canonical' is a built-in source"):
             load_catalog(tmp_path)
+
+
+class TestTheChartRingsWhatWasRestated:
+    def test_a_day_is_restated_for_a_metric_only_when_its_own_feed_restated_it(
+            self, pipeline: Pipeline):
+        canonical(pipeline, day("amz-us-01", "2026-11-02"), day("amz-us-01", "2026-11-03"))
+        pipeline.ingest(zohodesk(SLOW_AMAZON_DAY, EXPORTED), "source:zohodesk")
+        changed = {**day("amz-us-01", "2026-11-03"), "observed_at": "2026-11-29T10:00:00Z"}
+        changed["metrics"] = {**changed["metrics"], "visitors": 2500}
+        canonical(pipeline, changed)
+        with pipeline.db.engine.connect() as conn:
+            visitors = repo.store_history(conn, "amazon", "amz-us-01", "day", 10, "visitors")
+            tickets_ = repo.store_history(conn, "amazon", "amz-us-01", "day", 10, "tickets")
+            rates = repo.store_history(conn, "amazon", "amz-us-01", "day", 10,
+                                       "cs_resolution_rate")
+        assert [(s.period.text, r) for s, r in visitors] == [("2026-11-02", 1),
+                                                              ("2026-11-03", 2)]
+        assert [r for _, r in tickets_] == [1, 1] and [r for _, r in rates] == [1, 1]
+        assert [s.metrics.get("tickets") for s, _ in visitors] == [2, None]

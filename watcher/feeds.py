@@ -53,13 +53,14 @@ class Part:
     content_hash: str  # of the part as a snapshot: an identical re-send is unchanged
     source: str
     received_at: datetime
+    revision: int = 1  # 1, plus one each time this feed changed its part (charts ring it)
 
     def as_json(self) -> dict[str, Any]:
         return {"metrics": self.metrics, "targets": self.targets, "segment": self.segment,
                 "operator": self.operator, "observed_at": _iso(self.observed_at),
                 "stated_at": _iso(self.stated_at), "seq": self.seq,
                 "content_hash": self.content_hash, "source": self.source,
-                "received_at": _iso(self.received_at)}
+                "received_at": _iso(self.received_at), "revision": self.revision}
 
     @classmethod
     def of_json(cls, data: Mapping[str, Any]) -> Part:
@@ -67,7 +68,7 @@ class Part:
                    data.get("operator"), _time(data.get("observed_at")),
                    _time(data["stated_at"]) or datetime.min, int(data["seq"]),
                    str(data["content_hash"]), str(data.get("source") or ""),
-                   _time(data["received_at"]) or datetime.min)
+                   _time(data["received_at"]) or datetime.min, int(data.get("revision", 1)))
 
     def confirmed(self, observed_at: datetime | None) -> Part:
         """The same content stated again, observed later: newer for lateness only."""
@@ -78,12 +79,25 @@ Parts = dict[str, Part]
 
 
 def part_of(snapshot: Snapshot, *, source: str, now: datetime, seq: int,
-            content_hash: str | None = None) -> Part:
+            content_hash: str | None = None, prior: Part | None = None) -> Part:
+    """``snapshot`` as its feed's part; ``prior``: the part it restates."""
     canonical = snapshot.to_canonical()
     return Part(stated_metrics(snapshot.metrics, snapshot.period.kind), canonical["targets"],
                 canonical["segment"], snapshot.operator, snapshot.observed_at,
                 snapshot.observed_at or now, seq, content_hash or snapshot.content_hash(),
-                source[:300], now)
+                source[:300], now, prior.revision + 1 if prior is not None else 1)
+
+
+def supplier(parts: Mapping[str, Part], metric: str) -> Part | None:
+    """The part whose statement the merged ``metric`` shows: the newest stating it, or,
+    for a derived rate, the newest stating one of its counts."""
+    inputs = {metric} | {name for r in RATIOS if r.metric == metric
+                         for name in (r.numerator, r.denominator)}
+    oldest_first = [part for _feed, part in ordered(parts)]
+    stating = [part for part in oldest_first if metric in part.metrics]
+    counting = [part for part in oldest_first if inputs & part.metrics.keys()]
+    chosen = stating or counting
+    return chosen[-1] if chosen else None
 
 
 def next_seq(parts: Mapping[str, Part]) -> int:

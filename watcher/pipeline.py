@@ -223,7 +223,7 @@ class Pipeline:
                         continue
                     state[statement.feed] = feeds.part_of(
                         snapshot, source=sources[statement.origin], now=now,
-                        seq=feeds.next_seq(state), content_hash=digest)
+                        seq=feeds.next_seq(state), content_hash=digest, prior=prior)
                     touched.append(statement)
                 if not touched:
                     if confirmed and current is not None:
