@@ -159,13 +159,14 @@ def legacy_feed(source: str | None) -> str:
     return CANONICAL
 
 
-def legacy_part(row: Mapping[str, Any], kind: PeriodKind) -> tuple[str, Part]:
-    """A row without parts as the one part of its feed."""
-    stated = row["observed_at"] or row["received_at"]
-    return legacy_feed(row["source"]), Part(
+def column_part(row: Mapping[str, Any], kind: PeriodKind) -> tuple[str, Part]:
+    """A row one feed states (``feed``, or before feeds the one its ``source`` names) as
+    that feed's part: the row's columns are it."""
+    stated = row["observed_at"] or row["updated_at"]
+    return row["feed"] or legacy_feed(row["source"]), Part(
         stated_metrics(row["metrics"], kind), dict(row["targets"]), dict(row["segment"]),
         row["operator"], row["observed_at"], stated, 0, row["content_hash"],
-        row["source"] or "", row["received_at"])
+        row["source"] or "", row["updated_at"], int(row["revision"]))
 
 
 def parts_json(parts: Mapping[str, Part]) -> dict[str, Any]:

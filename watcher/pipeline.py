@@ -197,14 +197,22 @@ class Pipeline:
             by_key[key].append(statement)
         with self.db.engine.begin() as conn:
             known = repo.snapshot_state(conn, list(by_key), lock=True)
+            joined = repo.single_parts(conn, [  # one-feed rows another feed now joins
+                key for key, current in known.items() if current.parts is None
+                and any(s.feed != current.feed for s in by_key[key])])
             fresh, restated, evaluate = {}, {}, []
             stored: dict[str, Snapshot] = {}  # written by this batch: the merged snapshots
-            quiet: dict[str, tuple[datetime | None, dict[str, Any]]] = {}
+            quiet: dict[str, tuple[datetime | None, dict[str, Any] | None]] = {}
             owner: dict[str, Statement] = {}  # the statement answering for a key's change
             changed_by: dict[str, list[Statement]] = {}
             for key, statements in by_key.items():
                 current = known.get(key)
-                state = dict(current.parts) if current is not None else {}
+                if current is None:
+                    state: feeds.Parts = {}
+                elif current.parts is not None:
+                    state = dict(current.parts)
+                else:  # one feed's row: its columns are the part, read only if another joins
+                    state = joined.get(key) or {current.feed: current.only()}
                 touched: list[Statement] = []
                 confirmed = False
                 for statement in statements:
@@ -227,7 +235,7 @@ class Pipeline:
                     touched.append(statement)
                 if not touched:
                     if confirmed and current is not None:
-                        quiet[key] = (self._observed(state), feeds.parts_json(state))
+                        quiet[key] = (self._observed(state), self._parts(state))
                     continue
                 last = touched[-1]
                 merged = last.snapshot if len(state) == 1 else self._merge(last, state, parts,
@@ -236,7 +244,7 @@ class Pipeline:
                     continue  # refused: the stored snapshot stays as it was
                 digest = merged.content_hash()
                 row = repo.snapshot_row(merged, last.raw, sources[last.origin], now, digest,
-                                        feeds.parts_json(state))
+                                        last.feed, self._parts(state))
                 if current is None:
                     fresh[key] = row
                 elif current.content_hash == digest:  # new parts, the same merge: nothing to judge
@@ -303,6 +311,12 @@ class Pipeline:
         log.warning("merge_refused", key=snapshot.key, feeds=sorted(state),
                     reason=verdict.error)
         return None
+
+    @staticmethod
+    def _parts(state: feeds.Parts) -> dict[str, Any] | None:
+        """What ``snapshots.parts`` keeps: nothing while one feed states the snapshot (its
+        columns are the part: the common case writes and reads no JSON)."""
+        return feeds.parts_json(state) if len(state) > 1 else None
 
     @staticmethod
     def _observed(state: feeds.Parts) -> datetime | None:

@@ -59,52 +59,73 @@ T = TypeVar("T")
 @dataclass(frozen=True, slots=True)
 class Stored:
     """A stored snapshot as the pipeline decides on it: its merged content's hash and
-    revision, and each feed's part (watcher/feeds.py)."""
+    revision, and either the one feed that states it (``feed``: its columns are that
+    feed's part) or each feed's part (``parts``, watcher/feeds.py)."""
 
     id: int
     content_hash: str
     revision: int
     observed_at: datetime | None
-    parts: feeds.Parts
+    feed: str
+    parts: feeds.Parts | None
+
+    def only(self) -> feeds.Part:
+        """The one part of a one-feed row, as far as deciding on a statement of that same
+        feed needs it (its hash, observation and revision): its values stay in the row."""
+        stated = self.observed_at or datetime.min
+        return feeds.Part({}, {}, {}, None, self.observed_at, stated, 0, self.content_hash,
+                          "", stated, self.revision)
 
 
 def snapshot_state(conn: Connection, keys: Sequence[str], *, lock: bool = False
                    ) -> dict[str, Stored]:
-    """The keys already stored, each with its parts.
+    """The keys already stored, each with its feed or parts.
 
     ``lock`` holds those rows until the transaction ends (PostgreSQL; SQLite has one
     writer anyway), taken in key order so that two replicas stating the same
     snapshots take turns, each deciding on what the other committed.
     """
     found: dict[str, Stored] = {}
-    legacy: list[str] = []
     for chunk in _chunks(sorted(set(keys)), 500):
         query = (select(snapshots.c.key, snapshots.c.id, snapshots.c.content_hash,
-                        snapshots.c.revision, snapshots.c.observed_at, snapshots.c.parts)
+                        snapshots.c.revision, snapshots.c.observed_at, snapshots.c.feed,
+                        snapshots.c.source, snapshots.c.parts)
                  .where(snapshots.c.key.in_(chunk)).order_by(snapshots.c.key))
         if lock and conn.dialect.name == "postgresql":
             query = query.with_for_update()
         for r in conn.execute(query):
-            if r.parts is None:
-                legacy.append(r.key)
-            found[r.key] = Stored(r.id, r.content_hash, r.revision, as_utc(r.observed_at),
-                                  feeds.parts_of_json(r.parts or {}))
-    for chunk in _chunks(legacy, 500):  # rows stored before feeds: one part each
-        rows = conn.execute(select(
-            snapshots.c.key, snapshots.c.period_kind, snapshots.c.metrics, snapshots.c.targets,
-            snapshots.c.segment, snapshots.c.operator, snapshots.c.observed_at,
-            snapshots.c.received_at, snapshots.c.content_hash, snapshots.c.source,
-        ).where(snapshots.c.key.in_(chunk)))
-        for old in rows:
-            data = dict(old._mapping)
-            data["observed_at"], data["received_at"] = (as_utc(data["observed_at"]),
-                                                        as_utc(data["received_at"]))
-            feed, part = feeds.legacy_part(data, PeriodKind(old.period_kind))
-            found[old.key].parts[feed] = part
+            found[r.key] = Stored(
+                r.id, r.content_hash, r.revision, as_utc(r.observed_at),
+                r.feed or feeds.legacy_feed(r.source),
+                None if r.parts is None else feeds.parts_of_json(r.parts))
     return found
 
 
-def update_parts(conn: Connection, changes: dict[str, tuple[datetime | None, dict[str, Any]]]
+def single_parts(conn: Connection, keys: Sequence[str]) -> dict[str, feeds.Parts]:
+    """The part of each one-feed row, read from its columns (another feed is about to
+    join it)."""
+    found: dict[str, feeds.Parts] = {}
+    for chunk in _chunks(sorted(set(keys)), 500):
+        rows = conn.execute(select(
+            snapshots.c.key, snapshots.c.period_kind, snapshots.c.metrics, snapshots.c.targets,
+            snapshots.c.segment, snapshots.c.operator, snapshots.c.observed_at,
+            snapshots.c.updated_at, snapshots.c.content_hash, snapshots.c.source,
+            snapshots.c.feed, snapshots.c.revision,
+        ).where(snapshots.c.key.in_(chunk)))
+        for row in rows:
+            feed, part = _column_part(dict(row._mapping))
+            found[row.key] = {feed: part}
+    return found
+
+
+def _column_part(data: dict[str, Any]) -> tuple[str, feeds.Part]:
+    for key in ("observed_at", "updated_at"):
+        data[key] = as_utc(data[key])
+    return feeds.column_part(data, PeriodKind(data["period_kind"]))
+
+
+def update_parts(conn: Connection,
+                 changes: dict[str, tuple[datetime | None, dict[str, Any] | None]]
                  ) -> None:
     """Parts that changed while what rules see did not (a re-send observed later, a feed
     stating what another already stated): no new revision, nothing to evaluate."""
@@ -116,9 +137,9 @@ def update_parts(conn: Connection, changes: dict[str, tuple[datetime | None, dic
 
 
 def snapshot_row(snapshot: Snapshot, raw: str | None, source: str, now: datetime,
-                 content_hash: str | None = None, parts: dict[str, Any] | None = None,
-                 ) -> dict[str, Any]:
-    """The row of a (merged) snapshot; ``parts``: its feeds' parts as JSON (feeds.py)."""
+                 content_hash: str | None = None, feed: str | None = feeds.CANONICAL,
+                 parts: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The row of a snapshot: one ``feed``'s, or the merge of ``parts`` (JSON, feeds.py)."""
     canonical = snapshot.to_canonical()
     return {
         "key": snapshot.key, "store": snapshot.store, "platform": snapshot.platform,
@@ -126,7 +147,7 @@ def snapshot_row(snapshot: Snapshot, raw: str | None, source: str, now: datetime
         "period_start": snapshot.period.start, "period_end": snapshot.period.end,
         "operator": snapshot.operator, "observed_at": snapshot.observed_at,
         "segment": canonical["segment"], "metrics": canonical["metrics"],
-        "targets": canonical["targets"], "parts": parts,
+        "targets": canonical["targets"], "feed": None if parts else feed, "parts": parts,
         "content_hash": content_hash or snapshot.content_hash(),
         "source": source[:300], "raw": raw, "received_at": now, "updated_at": now,
     }
@@ -210,12 +231,13 @@ def _snapshot_out(row: Any) -> dict[str, Any]:
     for key in ("observed_at", "received_at", "updated_at"):
         data[key] = as_utc(data[key])
     if data.get("parts") is None:
-        feed, part = feeds.legacy_part(data, PeriodKind(data["period_kind"]))
+        feed, part = _column_part(dict(data))
         parts = {feed: part}
     else:
         parts = feeds.parts_of_json(data["parts"])
     data["parts"] = {feed: {k: v for k, v in part.as_json().items() if k != "content_hash"}
                      for feed, part in feeds.ordered(parts)}
+    data.pop("feed", None)
     return data
 
 

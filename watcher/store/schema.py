@@ -48,8 +48,10 @@ snapshots = Table(
     Column("segment", JSON, nullable=False),
     Column("metrics", JSON, nullable=False),
     Column("targets", JSON, nullable=False),
-    # {feed: part}: what each feed stated (watcher/feeds.py); the columns above hold their
-    # merge. NULL on rows stored before feeds: one part, of the feed its source names.
+    # The feed of a snapshot one feed states (the columns are its part), or, when several
+    # feed it, {feed: part} in ``parts`` and the columns hold their merge (watcher/feeds.py).
+    # Both NULL on rows stored before feeds: one part, of the feed its source names.
+    Column("feed", String(200)),
     Column("parts", JSON(none_as_null=True)),
     Column("content_hash", String(32), nullable=False),
     Column("revision", Integer, nullable=False, server_default=text("1")),
