@@ -79,13 +79,13 @@ Parts = dict[str, Part]
 
 
 def part_of(snapshot: Snapshot, *, source: str, now: datetime, seq: int,
-            content_hash: str | None = None, prior: Part | None = None) -> Part:
-    """``snapshot`` as its feed's part; ``prior``: the part it restates."""
+            content_hash: str | None = None, revision: int = 1) -> Part:
+    """``snapshot`` as its feed's part (``revision``: 1, plus one per restatement)."""
     canonical = snapshot.to_canonical()
     return Part(stated_metrics(snapshot.metrics, snapshot.period.kind), canonical["targets"],
                 canonical["segment"], snapshot.operator, snapshot.observed_at,
                 snapshot.observed_at or now, seq, content_hash or snapshot.content_hash(),
-                source[:300], now, prior.revision + 1 if prior is not None else 1)
+                source[:300], now, revision)
 
 
 def supplier(parts: Mapping[str, Part], metric: str) -> Part | None:

@@ -229,20 +229,31 @@ class Pipeline:
                             state[statement.feed] = prior.confirmed(snapshot.observed_at)
                             confirmed = True
                         continue
-                    state[statement.feed] = feeds.part_of(
-                        snapshot, source=sources[statement.origin], now=now,
-                        seq=feeds.next_seq(state), content_hash=digest, prior=prior)
+                    # what deciding needs of the new part; its values only if another
+                    # feed's part is there to merge with (below)
+                    state[statement.feed] = feeds.Part(
+                        {}, {}, {}, None, snapshot.observed_at, snapshot.observed_at or now,
+                        feeds.next_seq(state), digest, "", now,
+                        prior.revision + 1 if prior is not None else 1)
                     touched.append(statement)
                 if not touched:
                     if confirmed and current is not None:
                         quiet[key] = (self._observed(state), self._parts(state))
                     continue
                 last = touched[-1]
-                merged = last.snapshot if len(state) == 1 else self._merge(last, state, parts,
-                                                                          sources, touched)
-                if merged is None:
-                    continue  # refused: the stored snapshot stays as it was
-                digest = merged.content_hash()
+                if len(state) == 1:
+                    merged = last.snapshot
+                    digest = state[last.feed].content_hash
+                else:
+                    for statement in touched:
+                        new = state[statement.feed]
+                        state[statement.feed] = feeds.part_of(
+                            statement.snapshot, source=sources[statement.origin], now=now,
+                            seq=new.seq, content_hash=new.content_hash, revision=new.revision)
+                    result = self._merge(last, state, parts, sources, touched)
+                    if result is None:
+                        continue  # refused: the stored snapshot stays as it was
+                    merged, digest = result, result.content_hash()
                 row = repo.snapshot_row(merged, last.raw, sources[last.origin], now, digest,
                                         last.feed, self._parts(state))
                 if current is None:
