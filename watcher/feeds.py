@@ -19,7 +19,9 @@ feed's latest part.
 * Derived rates (``watcher/derive.py``) are computed again on the merged counts, so a rate
   never mixes one feed's numerator with a stale quotient of another's.
 
-Pure: the pipeline decides, the repository keeps the parts as JSON (``snapshots.parts``).
+Pure: the pipeline decides; the repository keeps a snapshot one feed states as its row
+(``snapshots.feed`` names the feed, the columns are its part: no JSON on the common path)
+and, once a second feed joins, every part as JSON (``snapshots.parts``).
 """
 
 from __future__ import annotations
