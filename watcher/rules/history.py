@@ -68,10 +68,11 @@ class Window:
         return self.days // _DAYS_OF[kind] if kind in _DAYS_OF else 0
 
     def words(self, language: str) -> str:
-        """``7-day`` / ``7日``; ``4-week`` / ``4周``."""
+        """``7-day`` / ``7 日``; ``4-week`` / ``4 周`` (a space between a number and Chinese,
+        as everywhere in the product's Chinese)."""
         number, unit = int(self.text[:-1]), self.text[-1]
         if language.lower().startswith("zh"):
-            return f"{number}{'日' if unit == 'd' else '周'}"
+            return f"{number} {'日' if unit == 'd' else '周'}"
         return f"{number}-{'day' if unit == 'd' else 'week'}"
 
 

@@ -53,9 +53,9 @@ from watcher.web.cards import (
 )
 from watcher.web.history import (
     CARD_PERIODS,
-    HISTORY_PERIODS,
     Figure,
     card_figures,
+    history_needed,
     incident_figure,
     previous_periods,
     score_figure,
@@ -182,7 +182,7 @@ def page_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         with db.engine.connect() as conn:
             history = repo.store_history(conn, incident.platform, incident.store,
                                          Period.parse(incident.period).kind.value,
-                                         HISTORY_PERIODS)
+                                         history_needed(rule))
         return incident_figure(rule, incident.metric, incident.store, history, lang)
 
     def card_trend(operator: str, period: Period, lang: str
