@@ -147,10 +147,16 @@ class TestATrendRulesChart:
         level, slope = trend.fit(points)  # the engine's own fit, over the rule's 14 days
         crossing_days = (0.01 - level) / slope
         assert 3.5 < crossing_days < 4.5  # "reaches 1 % in about 4 days"
+        future = [(latest.period.end + timedelta(days=d)).isoformat() for d in range(1, 8)]
+        periods = [s.period.text for s in history[-12:]] + future
         for size in ("wide", "narrow"):
             drawn = geometry(svgs(html)[size])
-            future = [(latest.period.end + timedelta(days=d)).isoformat() for d in range(1, 8)]
-            assert list(drawn.x_of) == [s.period.text for s in history[-12:]] + future
+            if size == "narrow":  # a phone names every 4th of the 19 periods, evenly spaced
+                assert list(drawn.x_of) == periods[::4]
+                first, step = drawn.x_of[periods[0]], (drawn.x_of[periods[4]]
+                                                       - drawn.x_of[periods[0]]) / 4
+                drawn.x_of = {p: first + i * step for i, p in enumerate(periods)}
+            assert list(drawn.x_of) == periods
             assert {drawn.period_at(x) for x, _v in drawn.lines[1]} == set(drawn.x_of)
             assert all(near(v, 0.01, 1e-6) for _x, v in drawn.lines[1])
             projection = {drawn.period_at(x): v for x, v in drawn.lines[4]}
@@ -164,7 +170,7 @@ class TestATrendRulesChart:
             x_now, x_next = drawn.x_of[latest.period.text], drawn.x_of[future[0]]
             assert near(float(ring[0]), x_now + crossing_days * (x_next - x_now), 0.05)
             assert near(drawn.value(float(ring[1])), 0.01, 1e-6)
-            assert "1 % ≈ 2026-11-25" in svgs(html)[size]
+            assert "1.00% ≈ 2026-11-25" in svgs(html)[size]
             # the early warning marked where the engine gives it, the incident's period too
             warned = {s.period.text for s in history[-12:]
                       if (p := trend.projection(PACK.get("odr-rising"), s, history))

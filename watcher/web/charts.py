@@ -28,6 +28,7 @@ Pure: data in, markup out.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -117,13 +118,21 @@ def _render(title: str, summary: str, metric: str, points: Sequence[Point], lege
     the whole chart; one that changes is drawn where it is known."""
     known = {p.threshold for p in points if p.threshold is not None}
     constant = known.pop() if len(known) == 1 else None
+    guided = [i for i, p in enumerate(points) if p.guide is not None]
+    series = 5 if guided else 4
+    # a fifth series (the guide) fits the wide chart's legend row; the narrow one's takes
+    # a row more, and a phone names every few periods when there are many
+    columns = size.legend_columns + (1 if guided and size.legend_columns > 2 else 0)
+    crowded = size.kind == "narrow" and len(points) > 12
     chart = pygal.Line(
         js=[], css=[], no_prefix=True, disable_xml_declaration=True, explicit_size=False,
         width=size.width, height=size.height, style=size.style, allow_interruptions=True,
         show_legend=size.legend, legend_at_bottom=True, truncate_legend=-1,
-        legend_at_bottom_columns=size.legend_columns,
-        legend_box_size=11, margin=10, margin_right=28, spacing=8,
-        x_label_rotation=0 if len(points) <= size.rotate_after else 40, truncate_label=-1,
+        legend_at_bottom_columns=columns, legend_box_size=11, margin=10,
+        margin_bottom=10 + _legend_rows_short(series, columns, size.style), margin_right=28,
+        spacing=8, x_label_rotation=0 if len(points) <= size.rotate_after else 40,
+        truncate_label=-1, show_minor_x_labels=not crowded,
+        x_labels_major_every=math.ceil(len(points) / 6) if crowded else None,
         show_x_guides=False, dots_size=size.dots, max_scale=size.max_scale,
         value_formatter=_formatter(metric), no_data_text=legend.no_data)
     chart.x_labels = [p.period for p in points]
@@ -135,7 +144,6 @@ def _render(title: str, summary: str, metric: str, points: Sequence[Point], lege
               stroke=False, dots_size=size.dots * 1.7)
     chart.add(legend.restated, [p.value if p.restated else None for p in points],
               stroke=False, dots_size=size.dots * 2.6)
-    guided = [i for i, p in enumerate(points) if p.guide is not None]
     if guided:
         chart.add(legend.guide, [p.guide for p in points], show_dots=False)
     chart.xml_filters.append(_fit_for_page(title, summary, size.kind))
@@ -144,6 +152,15 @@ def _render(title: str, summary: str, metric: str, points: Sequence[Point], lege
     if crossing is not None and guided:
         chart.xml_filters.append(_mark_crossing(4, guided, crossing))
     return Markup(chart.render(is_unicode=True))
+
+
+def _legend_rows_short(series: int, columns: int, style: Style) -> float:
+    """The height pygal leaves out under a legend whose last row is not full: it counts
+    ``series // columns`` rows, not the rows drawn."""
+    if not columns:
+        return 0.0
+    missing = math.ceil(series / columns) - series // columns
+    return float(missing * max(float(style.legend_font_size), 11.0) * 1.5)
 
 
 def _mark_crossing(series: int, indices: Sequence[int], crossing: Crossing

@@ -150,7 +150,7 @@ def trend_points(rule: Rule, shown: Sequence[tuple[Snapshot, int]],
         if projection.fires and 0 < projection.days <= projection.horizon:
             when = latest[0].period.end + timedelta(days=max(1, round(projection.days)))
             crossing = Crossing(anchor + projection.days / step,
-                                f"{amount(metric, level)} ≈ {when.isoformat()}")
+                                f"{format_value(metric, level)} ≈ {when.isoformat()}")
     return points, projection, crossing
 
 
