@@ -194,6 +194,26 @@ class TestATrendRulesChart:
         assert history_needed(None) == HISTORY_PERIODS
 
 
+class TestATrendThatNoLongerWarns:
+    def test_says_where_the_line_stands_and_draws_no_crossing(self):
+        rule = PACK.get("odr-rising")
+        flat = [Snapshot.model_validate({
+            "store": "s1", "platform": "amazon",
+            "period": (date(2026, 11, 1) + timedelta(days=i)).isoformat(),
+            "metrics": {"order_defect_rate": 0.004 + 0.0002 * i if i < 12 else 0.004}})
+            for i in range(14)]
+        figure = incident_figure(rule, "order_defect_rate", "s1", [(s, 1) for s in flat], "en")
+        assert figure is not None
+        last = trend.projection(rule, flat[-1], flat)
+        assert last is not None and not last.fires
+        assert figure.summary.startswith("2026-11-14: projected at ")
+        assert "in 7 days, not reaching 1 %" in figure.summary
+        assert 'class="crossing"' not in str(figure.svg)
+        warned = {s.period.text for s in flat[-12:]
+                  if (p := trend.projection(rule, s, flat)) and p.fires}
+        assert geometry(svgs(str(figure.svg))["wide"]).marked(2).keys() == warned
+
+
 class TestTheCountAgreesWithItsNumber:
     @pytest.mark.parametrize(("values", "breaching", "en", "zh"), [
         ([5.0], [True], "; the one period with a value breaches it (p0)",

@@ -180,6 +180,8 @@ def incident_figure(rule: Rule | None, metric: str, store: str,
                        base.restated, base.no_data, guide=t("chart.projection"))
     else:
         kind = None
+        if rule is not None and rule.kind in ("change", "trend"):
+            rule = None  # another metric than the one the rule judges: the values alone
         points = [rule_point(rule, metric, snap, revision) for snap, revision in shown]
         lines = legend(lang, target=rule is not None and rule.kind == "platform_target")
     if not any(p.value is not None for p in points):
