@@ -24,13 +24,21 @@ from fastapi.testclient import TestClient
 from tests.conftest import JSONL, ROOT
 from tests.test_auth import client_for
 from tests.test_charts import geometry, svgs
+from watcher.assessment.scorecard import CardResult
+from watcher.assessment.trend import Band, ScoreHistory, ScorePoint
 from watcher.config import Settings
 from watcher.pipeline import Pipeline
 from watcher.rules import change, trend
 from watcher.rules.loader import load_pack
 from watcher.snapshot import Snapshot
 from watcher.web.charts import Point
-from watcher.web.history import HISTORY_PERIODS, history_needed, incident_figure, summarise
+from watcher.web.history import (
+    HISTORY_PERIODS,
+    history_needed,
+    incident_figure,
+    score_figure,
+    summarise,
+)
 
 DAILY = ROOT / "examples" / "daily.jsonl"
 PACK = load_pack(ROOT / "rules" / "default")
@@ -236,6 +244,18 @@ class TestTheCountAgreesWithItsNumber:
         assert summarise(points, "gmv", "en").endswith(en)
         assert summarise(points, "gmv", "zh-CN").endswith(zh)
         assert "(-)" not in summarise(points, "gmv", "en")
+
+    def test_a_single_scored_period_is_the_one_period(self):
+        history = ScoreHistory(
+            operator="li.wei", period="2026-10", pass_score=0.6,
+            grades=(Band(grade="A", min_score=0.8), Band(grade="C", min_score=0.0)),
+            points=(ScorePoint(period="2026-10", score=0.55, grade="C",
+                               result=CardResult.FAIL),))
+        figure = score_figure(history, "en")
+        assert figure is not None
+        assert figure.summary.endswith("; the one period with a card failed (2026-10).")
+        zh = score_figure(history, "zh-CN")
+        assert zh is not None and zh.summary.endswith("；唯一有考核数据的周期不合格（2026-10）。")
 
 
 def test_daily_example_is_the_quick_starts() -> None:

@@ -195,6 +195,8 @@ def incident_figure(rule: Rule | None, metric: str, store: str,
 
 def _breaches(t: Callable[..., str], verb: str, count: int, total: int, periods: str) -> str:
     """"; 1 of 12 periods with a value breaches it (...)", with the number agreeing."""
+    if total == 0:
+        return ""
     if total == 1:
         return t(f"chart.{verb}_only" if count else f"chart.{verb}_only_none",
                  periods=periods)
@@ -319,8 +321,7 @@ def score_figure(history: ScoreHistory, lang: str) -> Figure | None:
                 grade=latest.grade or "-", result=t(f"result.{latest.result}"))
     failed = [p.period for p in points if p.failed]
     judged = [p for p in points if p.result is not None]
-    summary += t("chart.score_failed", count=len(failed), total=len(judged),
-                 periods=", ".join(failed) or "-")
+    summary += _breaches(t, "score_failed", len(failed), len(judged), ", ".join(failed))
     each = t("list.separator").join(
         t("chart.score_point", period=p.period, score=f"{p.score:.2f}", grade=p.grade or "-",
           result=t(f"result.{p.result}"))
