@@ -27,12 +27,14 @@ BREACHES: dict[str, Any] = {
 }
 
 
-def snapshots(count: int, *, stores: int = 5000, seed: int = 7,
-              first_year: int = 2020) -> Iterator[dict[str, Any]]:
+def snapshots(count: int, *, stores: int = 5000, seed: int = 7, first_year: int = 2020,
+              first_store: int = 0, first_month: int = 0) -> Iterator[dict[str, Any]]:
+    """``count`` snapshots, store after store (from ``first_store``), then month after month
+    (from ``first_month`` of ``first_year``)."""
     rng = random.Random(seed)
     for index in range(count):
-        store = index % stores
-        month = index // stores
+        store = (first_store + index) % stores
+        month = first_month + index // stores
         breach = rng.random() < BREACH_SHARE
         metrics: dict[str, float] = {
             "gmv": rng.randint(150_000, 220_000), "gmv_ads": rng.randint(10_000, 40_000),

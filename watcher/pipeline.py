@@ -94,6 +94,8 @@ class Pipeline:
         self.targets = load_optional(settings.targets) if targets is None else targets
         # the roster labels incidents with the operator's team and manager (routes)
         self.roster = people.load_optional(settings.roster) if roster is None else roster
+        # told after each committed batch (the daemon refreshes its kept views)
+        self.on_commit: list[Callable[[], None]] = []
 
     def use_engine(self, engine: RuleEngine) -> None:
         """Swap in a reloaded rule pack; the next batch is evaluated with it."""
@@ -165,6 +167,8 @@ class Pipeline:
                 if attempt == RACE_RETRIES or not (isinstance(exc, IntegrityError) or deadlock):
                     raise
                 log.info("batch_race_retry", attempt=attempt, sources=sorted(set(sources)))
+        for listener in self.on_commit:
+            listener()
         for origin, part in parts.items():
             reports[origin].merge(part)
             kind = source_kind(sources[origin])

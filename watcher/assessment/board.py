@@ -11,19 +11,16 @@ A passing value is *near* when it is closer to its threshold than ``NEAR_SHARE``
 threshold; a threshold of 0 has no near side (no penalty is simply ok).
 
 Pure functions over frozen models; the query is ``repository.latest_snapshots``, and
-``BoardCache`` keeps boards until the data changes.
+``watcher.assessment.kept.BoardCache`` keeps each store's row until its data changes.
 """
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from enum import StrEnum
-from typing import Any
+from typing import NamedTuple
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import Connection
 
 from watcher import indicators
 from watcher.assessment.roster import Roster
@@ -34,10 +31,9 @@ from watcher.assessment.scorecard import (
     view_criterion,
 )
 from watcher.assessment.targets import TargetBook
-from watcher.indicators import Dimension
+from watcher.indicators import Dimension, Indicator
 from watcher.rules.model import RulePack
 from watcher.snapshot import Comparator, Snapshot
-from watcher.store import repository as repo
 
 NEAR_SHARE = 0.10
 
@@ -111,64 +107,87 @@ def cell_status(value: float | None, criterion: Criterion | None) -> CellStatus 
     return CellStatus.OK
 
 
-def build_board(latest: Iterable[Snapshot], pack: RulePack, book: TargetBook, *,
-                platform: str | None = None, operator: str | None = None,
-                dimension: Dimension | None = None, team: str | None = None,
-                roster: Roster | None = None) -> Board:
-    """The board of the stores whose latest snapshots are ``latest`` (one or more per store,
-    a period kind each), filtered by platform, operator (the latest snapshot's), the
-    operator's team (by ``roster``) and the indicators' dimension. Rows are ordered worst
-    first, then by store."""
-    roster = roster or Roster()
+class StoreEntry(NamedTuple):
+    """One store's latest snapshots (oldest period first), as the board groups them."""
+
+    platform: str
+    store: str
+    operator: str | None  # the newest snapshot's
+    team: str | None      # the operator's, by the roster
+    snaps: list[Snapshot]
+    sent: frozenset[str]  # the indicators its snapshots carry
+
+
+def store_entries(latest: Iterable[Snapshot], roster: Roster) -> list[StoreEntry]:
     by_store: dict[tuple[str, str], list[Snapshot]] = {}
     for snap in latest:
         by_store.setdefault((snap.platform, snap.store), []).append(snap)
-    wanted = [i for i in indicators.INDICATORS.values()
-              if dimension is None or i.dimension == dimension]
-    shown = []
+    entries = []
     for (store_platform, store), snaps in by_store.items():
         snaps.sort(key=lambda s: (s.period.end, s.period.start))
-        newest = snaps[-1]
-        store_team = roster.team_of(newest.operator)
-        if not ((platform and store_platform != platform)
-                or (operator and newest.operator != operator)
-                or (team and store_team != team)):
-            shown.append((store_platform, store, store_team, snaps))
-    # A column for every indicator some shown store sent (a threshold nobody reports on is
-    # not news), so only those are judged: a store's other cells could only say "no data".
-    sent = {m for *_key, snaps in shown for s in snaps for m in s.metrics}
-    wanted = [i for i in wanted if i.id in sent]
-    rows = []
+        operator = snaps[-1].operator
+        entries.append(StoreEntry(store_platform, store, operator, roster.team_of(operator),
+                                  snaps, frozenset(m for s in snaps for m in s.metrics)))
+    return entries
+
+
+def shows(entry: StoreEntry, platform: str | None, operator: str | None,
+          team: str | None) -> bool:
+    return not ((platform and entry.platform != platform)
+                or (operator and entry.operator != operator) or (team and entry.team != team))
+
+
+def wanted_indicators(dimension: Dimension | None, sent: set[str]) -> list[Indicator]:
+    """A column for every indicator some shown store sent (a threshold nobody reports on
+    is not news), so only those are judged: a store's other cells could only say "no
+    data"."""
+    return [i for i in indicators.INDICATORS.values()
+            if (dimension is None or i.dimension == dimension) and i.id in sent]
+
+
+def store_row(entry: StoreEntry, wanted: Sequence[Indicator], pack: RulePack,
+              book: TargetBook) -> BoardRow:
+    """The store's cells of the ``wanted`` indicators: each depends on this store alone."""
+    newest = entry.snaps[-1]
+    cells = {}
     views: dict[int, StoreView] = {}  # by id() of the snapshot: one targets lookup each
-    for store_platform, store, store_team, snaps in shown:
-        newest = snaps[-1]
-        cells = {}
-        for indicator in wanted:
-            source = next((s for s in reversed(snaps) if indicator.id in s.metrics), newest)
-            view = views.get(id(source))
-            if view is None:
-                view = views[id(source)] = snapshot_view(source, book)
-            # the card's own lookup, which judges each segment's rule criterion once
-            criterion = view_criterion(indicator.id, view, pack, source.period.kind)
-            value = source.metrics.get(indicator.id)
-            status = cell_status(value, criterion)
-            if status is None:
-                continue
-            # built from trusted parts: validating 100,000 cells would cost seconds
-            cells[indicator.id] = Cell.model_construct(
-                indicator=indicator.id, status=status, value=value,
-                threshold=criterion.threshold if criterion else None,
-                comparator=criterion.comparator if criterion else None,
-                basis=criterion.basis if criterion else None,
-                rule=criterion.rule if criterion else None,
-                period=source.period.text if value is not None else None)
-        rows.append(BoardRow.model_construct(platform=store_platform, store=store,
-                                             operator=newest.operator, team=store_team,
-                                             cells=cells))
-    used = {m for row in rows for m, cell in row.cells.items() if cell.value is not None}
-    rows = [row if row.cells.keys() <= used else BoardRow.model_construct(
+    for indicator in wanted:
+        source = next((s for s in reversed(entry.snaps) if indicator.id in s.metrics), newest)
+        view = views.get(id(source))
+        if view is None:
+            view = views[id(source)] = snapshot_view(source, book)
+        # the card's own lookup, which judges each segment's rule criterion once
+        criterion = view_criterion(indicator.id, view, pack, source.period.kind)
+        value = source.metrics.get(indicator.id)
+        status = cell_status(value, criterion)
+        if status is None:
+            continue
+        # built from trusted parts: validating 100,000 cells would cost seconds
+        cells[indicator.id] = Cell.model_construct(
+            indicator=indicator.id, status=status, value=value,
+            threshold=criterion.threshold if criterion else None,
+            comparator=criterion.comparator if criterion else None,
+            basis=criterion.basis if criterion else None,
+            rule=criterion.rule if criterion else None,
+            period=source.period.text if value is not None else None)
+    return BoardRow.model_construct(platform=entry.platform, store=entry.store,
+                                    operator=entry.operator, team=entry.team, cells=cells)
+
+
+def only(row: BoardRow, indicator_ids: set[str]) -> BoardRow:
+    """The row with the cells of these indicators only (itself when it has no other)."""
+    if row.cells.keys() <= indicator_ids:
+        return row
+    return BoardRow.model_construct(
         platform=row.platform, store=row.store, operator=row.operator, team=row.team,
-        cells={m: c for m, c in row.cells.items() if m in used}) for row in rows]
+        cells={m: c for m, c in row.cells.items() if m in indicator_ids})
+
+
+def assemble(rows: list[BoardRow], wanted: Sequence[Indicator]) -> Board:
+    """The board of these rows: a column for each wanted indicator some row has a value of,
+    the worst rows first, then by store; the counts over all of them."""
+    used = {m for row in rows for m, cell in row.cells.items() if cell.value is not None}
+    rows = [only(row, used) for row in rows]
     columns = tuple(BoardColumn(indicator=i.id, name_en=i.name_en, name_zh=i.name_zh,
                                 dimension=i.dimension.value) for i in wanted if i.id in used)
     rows.sort(key=lambda r: (-r.worst, r.store, r.platform))
@@ -177,6 +196,21 @@ def build_board(latest: Iterable[Snapshot], pack: RulePack, book: TargetBook, *,
         for cell in row.cells.values():
             counts[cell.status] += 1
     return Board(columns=columns, rows=tuple(rows), counts=counts, total=len(rows))
+
+
+def build_board(latest: Iterable[Snapshot], pack: RulePack, book: TargetBook, *,
+                platform: str | None = None, operator: str | None = None,
+                dimension: Dimension | None = None, team: str | None = None,
+                roster: Roster | None = None) -> Board:
+    """The board of the stores whose latest snapshots are ``latest`` (one or more per store,
+    a period kind each), filtered by platform, operator (the latest snapshot's), the
+    operator's team (by ``roster``) and the indicators' dimension. Rows are ordered worst
+    first, then by store. (``watcher.assessment.kept.BoardCache`` builds the same board
+    from rows it keeps per store.)"""
+    shown = [e for e in store_entries(latest, roster or Roster())
+             if shows(e, platform, operator, team)]
+    wanted = wanted_indicators(dimension, {m for e in shown for m in e.sent})
+    return assemble([store_row(e, wanted, pack, book) for e in shown], wanted)
 
 
 def board_facets(latest: Sequence[Snapshot], roster: Roster | None = None
@@ -188,45 +222,3 @@ def board_facets(latest: Sequence[Snapshot], roster: Roster | None = None
             "team": sorted(teams)}
 
 
-
-class BoardCache:
-    """The boards built since the data last changed, for a fleet too big to judge per request.
-
-    Building a board judges every store's every indicator (seconds for thousands of
-    stores), while its input changes only when a snapshot arrives, is restated or pruned.
-    So boards are kept until the store's watermark (``repository.snapshots_watermark``:
-    how many snapshots, the last change) moves, and per rule pack version, targets book,
-    roster (both replaced whole on reload) and filters. One per router, so one per
-    database.
-    """
-
-    def __init__(self, size: int = 32) -> None:
-        self._lock = threading.Lock()
-        self._mark: tuple[Any, ...] | None = None
-        self._latest: list[Snapshot] = []
-        self._boards: OrderedDict[tuple[Any, ...], tuple[TargetBook, Roster, Board]] = \
-            OrderedDict()
-        self._size = size
-
-    def board(self, conn: Connection, pack: RulePack, book: TargetBook, roster: Roster, *,
-              platform: str | None = None, operator: str | None = None,
-              dimension: Dimension | None = None, team: str | None = None
-              ) -> tuple[Board, list[Snapshot]]:
-        """The board for these filters, and the latest snapshots it was built from."""
-        mark = repo.snapshots_watermark(conn)
-        key = (pack.version, id(book), id(roster), platform, operator, dimension, team)
-        with self._lock:
-            if mark != self._mark:
-                self._latest, self._mark = repo.latest_snapshots(conn), mark
-                self._boards.clear()
-            found = self._boards.get(key)
-            if found is not None and found[0] is book and found[1] is roster:
-                self._boards.move_to_end(key)
-                return found[2], self._latest
-            board = build_board(self._latest, pack, book, platform=platform,
-                                operator=operator, dimension=dimension, team=team,
-                                roster=roster)
-            self._boards[key] = (book, roster, board)
-            while len(self._boards) > self._size:
-                self._boards.popitem(last=False)
-            return board, self._latest

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from watcher.assessment.board import Board, BoardCache
+from watcher.assessment.board import Board
 from watcher.daemon.schemas import MAX_OFFSET
 from watcher.indicators import Dimension
 from watcher.runtime import Runtime
@@ -22,7 +22,6 @@ Name = Annotated[str | None, Query(max_length=200, pattern=r"^[^\x00]*$")]
 def board_router(runtime: Runtime, viewer: Any) -> APIRouter:
     """``viewer`` is the dependency that requires a viewer token."""
     router = APIRouter(dependencies=[viewer], tags=["board"])
-    cache = BoardCache()
 
     @router.get("/v1/board", response_model=Board, responses={401: {}, 403: {}, 422: {}})
     def board(platform: Name = None, operator: Name = None, team: Name = None,
@@ -35,9 +34,9 @@ def board_router(runtime: Runtime, viewer: Any) -> APIRouter:
         all of them)."""
         pipeline = runtime.pipeline
         with runtime.db.engine.connect() as conn:
-            board, _latest = cache.board(conn, pipeline.engine.pack, pipeline.targets,
-                                         pipeline.roster, platform=platform,
-                                         operator=operator, dimension=dimension, team=team)
+            board = runtime.kept.board.board(
+                conn, pipeline.engine.pack, pipeline.targets, pipeline.roster,
+                platform=platform, operator=operator, dimension=dimension, team=team)
         return board.page(offset, limit)
 
     return router

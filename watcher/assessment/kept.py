@@ -1,0 +1,265 @@
+"""Kept views: the health board and the team cards, kept between changes of the store.
+
+At fleet size (5,000 stores, years of history) judging every store's latest values
+takes seconds, and so does building every operator's card of a period, while their
+input changes only when snapshots arrive or are restated. So both are kept, and brought
+up to the store by the snapshots changed since they were built: a board row depends on
+its store's snapshots alone, a card on its operator's in the period, so a batch
+rebuilds only the rows and cards it touched.
+
+Each reader asks the store where it stands first (``repository.snapshots_mark``, read
+from index ends), so a replica that did not ingest a batch still shows it; the daemon
+also refreshes them after each batch, off the request path (``Kept.refresh``), so
+nobody waits for a build. A new rule pack, targets file or roster (each replaced whole
+on reload) rebuilds them.
+
+The verdicts are those of ``watcher.assessment.board`` and ``scorecard.build_card``,
+unchanged: a kept card is the card the API, the CLI and the monthly verdict build.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Connection
+
+from watcher.assessment.board import (
+    Board,
+    BoardRow,
+    StoreEntry,
+    assemble,
+    board_facets,
+    only,
+    shows,
+    store_entries,
+    store_row,
+    wanted_indicators,
+)
+from watcher.assessment.roster import Roster
+from watcher.assessment.scorecard import Scorecard, build_team
+from watcher.assessment.targets import TargetBook
+from watcher.assessment.weights import ScorecardSettings
+from watcher.indicators import Dimension
+from watcher.limits import KEPT_TEAM_PERIODS
+from watcher.period import Period
+from watcher.rules.model import RulePack
+from watcher.snapshot import Snapshot
+from watcher.store import repository as repo
+from watcher.store.repository import Changed, SnapshotsMark
+
+
+class ChangeFeed:
+    """The snapshots changed since the last ``poll``, for one kept view.
+
+    It keeps the revision of each snapshot within the mark's window (see
+    ``SnapshotsMark``), so that one found there with another revision, or not there
+    before (a batch that committed late), is taken as changed, and the rest are not taken
+    again."""
+
+    def __init__(self) -> None:
+        self.mark: SnapshotsMark | None = None
+        self._window: dict[int, int] = {}  # id -> revision
+
+    def poll(self, conn: Connection) -> list[Changed] | None:
+        """What changed since the last poll ([]: nothing); None on the first poll: build
+        from everything."""
+        mark = repo.snapshots_mark(conn)
+        old, self.mark = self.mark, mark
+        if old is not None and mark == old:
+            return []
+        since = mark.since if old is None else (
+            None if old.since is None or mark.since is None else min(old.since, mark.since))
+        window = repo.snapshots_window(conn, since)  # read once: nothing slips between
+        changed = [i for i, revision in window.items() if self._window.get(i) != revision]
+        self._window = window
+        return None if old is None else repo.snapshots_of(conn, changed)
+
+    def reset(self) -> None:
+        self.mark, self._window = None, {}
+
+
+def _same(kept: tuple[Any, ...] | None, now: tuple[Any, ...]) -> bool:
+    return kept is not None and all(a is b for a, b in zip(kept, now, strict=True))
+
+
+class BoardCache:
+    """Each store's board row (every indicator the fleet sends), kept until its
+    snapshots change; a filtered board is assembled from the rows and kept until
+    anything changes."""
+
+    def __init__(self, size: int = 32) -> None:
+        self._lock = threading.Lock()
+        self._feed = ChangeFeed()
+        self._context: tuple[Any, ...] | None = None
+        self._stores: dict[tuple[str, str], tuple[StoreEntry, BoardRow]] = {}
+        self._sent: set[str] = set()
+        self._boards: OrderedDict[tuple[Any, ...], Board] = OrderedDict()
+        self._facets: dict[str, list[str]] | None = None
+        self._size = size
+
+    def refresh(self, conn: Connection, pack: RulePack, book: TargetBook,
+                roster: Roster) -> None:
+        """Bring the rows up to the store and these rules, targets and roster."""
+        with self._lock:
+            self._refresh(conn, pack, book, roster)
+
+    def _refresh(self, conn: Connection, pack: RulePack, book: TargetBook,
+                 roster: Roster) -> None:
+        context = (pack, book, roster)
+        if not _same(self._context, context):
+            self._feed.reset()
+        changes = self._feed.poll(conn)
+        if changes == [] and self._context is not None:
+            return
+        if changes is None:
+            entries = store_entries(repo.latest_snapshots(conn), roster)
+            self._stores = {}
+        else:
+            touched = {(c.platform, c.store) for c in changes}
+            entries = store_entries(repo.latest_snapshots(conn, touched), roster)
+        sent = self._sent | {m for e in entries for m in e.sent}
+        if sent != self._sent:  # a new indicator: a column on every row
+            self._sent = sent
+            entries += [e for key, (e, _row) in self._stores.items()
+                        if key not in {(n.platform, n.store) for n in entries}]
+        wanted = wanted_indicators(None, self._sent)
+        for entry in entries:
+            self._stores[(entry.platform, entry.store)] = (
+                entry, store_row(entry, wanted, pack, book))
+        self._context = context
+        self._boards.clear()
+        self._facets = None
+
+    def board(self, conn: Connection, pack: RulePack, book: TargetBook, roster: Roster, *,
+              platform: str | None = None, operator: str | None = None,
+              dimension: Dimension | None = None, team: str | None = None) -> Board:
+        """The board for these filters, as ``board.build_board`` builds it."""
+        key = (platform, operator, dimension, team)
+        with self._lock:
+            self._refresh(conn, pack, book, roster)
+            found = self._boards.get(key)
+            if found is not None:
+                self._boards.move_to_end(key)
+                return found
+            shown = [(e, row) for e, row in self._stores.values()
+                     if shows(e, platform, operator, team)]
+            wanted = wanted_indicators(dimension, {m for e, _row in shown for m in e.sent})
+            ids = {i.id for i in wanted}
+            board = assemble([only(row, ids) for _e, row in shown], wanted)
+            self._boards[key] = board
+            while len(self._boards) > self._size:
+                self._boards.popitem(last=False)
+            return board
+
+    def facets(self) -> dict[str, list[str]]:
+        """The platforms, operators and teams the kept board can be filtered by."""
+        with self._lock:
+            if self._facets is None:
+                latest: list[Snapshot] = [s for e, _row in self._stores.values()
+                                          for s in e.snaps]
+                roster = self._context[2] if self._context else None
+                self._facets = board_facets(latest, roster)
+            return self._facets
+
+
+@dataclass
+class _Period:
+    cards: dict[str, Scorecard]  # by operator
+    keys: dict[str, str] = field(default_factory=dict)  # snapshot key -> its operator
+
+
+class TeamCache:
+    """Every operator's card of the periods asked for lately (and those ``refresh`` is
+    told to prepare), each card kept until a snapshot of its operator's period changes."""
+
+    def __init__(self, size: int = KEPT_TEAM_PERIODS) -> None:
+        self._lock = threading.Lock()
+        self._feed = ChangeFeed()
+        self._context: tuple[Any, ...] | None = None
+        self._periods: OrderedDict[str, _Period] = OrderedDict()
+        self._size = size
+
+    def refresh(self, conn: Connection, pack: RulePack, book: TargetBook,
+                settings: ScorecardSettings, roster: Roster,
+                prepare: Iterable[Period] = ()) -> None:
+        """Bring the kept cards up to the store, and build those of ``prepare``."""
+        with self._lock:
+            context = (pack, book, settings, roster)
+            self._update(conn, context)
+            for period in prepare:
+                self._period(conn, period, context)
+
+    def cards(self, conn: Connection, period: Period, pack: RulePack, book: TargetBook,
+              settings: ScorecardSettings, roster: Roster, team: str | None = None
+              ) -> list[Scorecard]:
+        """``scorecard.team_cards``: a card for every operator with snapshots in the
+        period, by operator name; with ``team``, that team's only (by the roster)."""
+        with self._lock:
+            context = (pack, book, settings, roster)
+            self._update(conn, context)
+            kept = self._period(conn, period, context)
+            return [card for operator, card in sorted(kept.cards.items())
+                    if team is None or roster.team_of(operator) == team]
+
+    def _update(self, conn: Connection, context: tuple[Any, ...]) -> None:
+        if not _same(self._context, context):
+            self._periods.clear()
+            self._feed.reset()
+            self._context = context
+        changes = self._feed.poll(conn)
+        if changes is None:  # the first look: nothing is kept yet
+            self._periods.clear()
+            return
+        for text, kept in list(self._periods.items()):
+            period = Period.parse(text)
+            operators = {c.operator for c in changes if c.operator
+                         and period.start <= c.period_start and c.period_end <= period.end}
+            operators |= {kept.keys[c.key] for c in changes if c.key in kept.keys}
+            if not operators:
+                continue
+            for operator in operators:
+                kept.cards.pop(operator, None)
+            kept.keys = {k: o for k, o in kept.keys.items() if o not in operators}
+            snaps = repo.snapshots_within(conn, period.start, period.end,
+                                          operators=sorted(operators))
+            for card in build_team(period, snaps, *context):
+                kept.cards[card.operator] = card
+            kept.keys.update((s.key, s.operator) for s in snaps if s.operator)
+
+    def _period(self, conn: Connection, period: Period, context: tuple[Any, ...]) -> _Period:
+        kept = self._periods.get(period.text)
+        if kept is not None:
+            self._periods.move_to_end(period.text)
+            return kept
+        snaps = repo.snapshots_within(conn, period.start, period.end)
+        kept = _Period({c.operator: c for c in build_team(period, snaps, *context)},
+                       {s.key: s.operator for s in snaps if s.operator})
+        self._periods[period.text] = kept
+        while len(self._periods) > self._size:
+            self._periods.popitem(last=False)
+        return kept
+
+
+@dataclass
+class Kept:
+    """The kept views of one database, shared by the API and the page."""
+
+    board: BoardCache = field(default_factory=BoardCache)
+    teams: TeamCache = field(default_factory=TeamCache)
+
+    def refresh(self, conn: Connection, pack: RulePack, book: TargetBook,
+                settings: ScorecardSettings, roster: Roster, today: date) -> None:
+        """Bring both up to the store (after a batch, off the request path), and prepare
+        the team cards a manager opens first: the last full month (the page's default)
+        and the latest month reported."""
+        self.board.refresh(conn, pack, book, roster)
+        prepare = [Period.month(today.year, today.month).shift_months(-1)]
+        latest = repo.latest_month(conn)
+        if latest is not None and latest != prepare[0].start:
+            prepare.append(Period.month(latest.year, latest.month))
+        self.teams.refresh(conn, pack, book, settings, roster, prepare)
