@@ -102,6 +102,11 @@ class BoardCache:
         self._facets: dict[str, list[str]] | None = None
         self._size = size
 
+    @property
+    def mark(self) -> SnapshotsMark | None:
+        """Where the store stood when the rows were last brought up to it."""
+        return self._feed.mark
+
     def refresh(self, conn: Connection, pack: RulePack, book: TargetBook,
                 roster: Roster) -> None:
         """Bring the rows up to the store and these rules, targets and roster."""
@@ -183,6 +188,11 @@ class TeamCache:
         self._context: tuple[Any, ...] | None = None
         self._periods: OrderedDict[str, _Period] = OrderedDict()
         self._size = size
+
+    @property
+    def mark(self) -> SnapshotsMark | None:
+        """Where the store stood when the cards were last brought up to it."""
+        return self._feed.mark
 
     def refresh(self, conn: Connection, pack: RulePack, book: TargetBook,
                 settings: ScorecardSettings, roster: Roster,
