@@ -109,9 +109,11 @@ class BoardCache:
 
     def refresh(self, conn: Connection, pack: RulePack, book: TargetBook,
                 roster: Roster) -> None:
-        """Bring the rows up to the store and these rules, targets and roster."""
+        """Bring the rows up to the store and these rules, targets and roster, and
+        assemble the board everyone opens first (no filter)."""
         with self._lock:
             self._refresh(conn, pack, book, roster)
+            self._assembled((None, None, None, None))
 
     def _refresh(self, conn: Connection, pack: RulePack, book: TargetBook,
                  roster: Roster) -> None:
@@ -144,22 +146,26 @@ class BoardCache:
               platform: str | None = None, operator: str | None = None,
               dimension: Dimension | None = None, team: str | None = None) -> Board:
         """The board for these filters, as ``board.build_board`` builds it."""
-        key = (platform, operator, dimension, team)
         with self._lock:
             self._refresh(conn, pack, book, roster)
-            found = self._boards.get(key)
-            if found is not None:
-                self._boards.move_to_end(key)
-                return found
-            shown = [(e, row) for e, row in self._stores.values()
-                     if shows(e, platform, operator, team)]
-            wanted = wanted_indicators(dimension, {m for e, _row in shown for m in e.sent})
-            ids = {i.id for i in wanted}
-            board = assemble([only(row, ids) for _e, row in shown], wanted)
-            self._boards[key] = board
-            while len(self._boards) > self._size:
-                self._boards.popitem(last=False)
-            return board
+            return self._assembled((platform, operator, dimension, team))
+
+    def _assembled(self, key: tuple[str | None, str | None, Dimension | None, str | None]
+                   ) -> Board:
+        found = self._boards.get(key)
+        if found is not None:
+            self._boards.move_to_end(key)
+            return found
+        platform, operator, dimension, team = key
+        shown = [(e, row) for e, row in self._stores.values()
+                 if shows(e, platform, operator, team)]
+        wanted = wanted_indicators(dimension, {m for e, _row in shown for m in e.sent})
+        ids = {i.id for i in wanted}
+        board = assemble([only(row, ids) for _e, row in shown], wanted)
+        self._boards[key] = board
+        while len(self._boards) > self._size:
+            self._boards.popitem(last=False)
+        return board
 
     def facets(self) -> dict[str, list[str]]:
         """The platforms, operators and teams the kept board can be filtered by."""

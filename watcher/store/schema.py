@@ -57,7 +57,7 @@ snapshots = Table(
     Index("ix_snapshots_store_period", "store", "period_start"),
     Index("ix_snapshots_operator_period", "operator", "period_start"),
     # each store's latest snapshot of a kind (the health board), and what changed since a
-    # moment (the watermark of the board and the team cards: watcher.store.changes)
+    # moment (the watermark of the kept board and team cards: repository.snapshots_mark)
     Index("ix_snapshots_store_kind_start", "platform", "store", "period_kind", "period_start"),
     Index("ix_snapshots_updated", "updated_at", "revision", "id"),
     # the snapshots of a period (the team's cards)
