@@ -57,7 +57,7 @@ def afresh(pipeline: Pipeline, **filters: Any) -> Board:
 def kept_board(cache: BoardCache, pipeline: Pipeline, **filters: Any) -> Board:
     with pipeline.db.engine.connect() as conn:
         return cache.board(conn, pipeline.engine.pack, pipeline.targets, pipeline.roster,
-                           **filters)
+                           **filters).page()
 
 
 FILTERS: list[dict[str, Any]] = [{}, {"platform": "shopee"}, {"operator": "zhao.min"},
@@ -132,6 +132,20 @@ class TestKeptBoard:
                       targets={"gmv": 60000}, dispute_rate=0.2))
         same_boards(cache, pipeline)
         assert "late-01" in {r.store for r in kept_board(cache, pipeline).rows}
+
+    def test_a_refresh_cut_short_starts_afresh_next_time(
+            self, pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch):
+        fleet(pipeline)
+        cache = BoardCache()
+        kept_board(cache, pipeline)
+        send(pipeline, snapshot("new-01", gmv=1, targets={"gmv": 2}))
+        with monkeypatch.context() as broken:
+            def gone(*_args: Any) -> None:
+                raise ConnectionError("the database went away")
+            broken.setattr(kept_module.repo, "latest_snapshots", gone)
+            with pytest.raises(ConnectionError):
+                kept_board(cache, pipeline)
+        same_boards(cache, pipeline)
 
     def test_new_targets_or_a_new_roster_rebuild_it(self, pipeline: Pipeline):
         fleet(pipeline)

@@ -16,7 +16,9 @@ Pure functions over frozen models; the query is ``repository.latest_snapshots``,
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import NamedTuple
 
@@ -118,6 +120,17 @@ class StoreEntry(NamedTuple):
     sent: frozenset[str]  # the indicators its snapshots carry
 
 
+# What a kept board holds of a store beside its row, what it is filtered and faceted by,
+# as a plain tuple (see CompactCell): (platform, store, operator, team, the indicators it
+# sent, the operators of all its latest snapshots)
+KeptStore = tuple[str, str, str | None, str | None, tuple[str, ...], tuple[str, ...]]
+
+
+def kept_store(entry: StoreEntry) -> KeptStore:
+    return (entry.platform, entry.store, entry.operator, entry.team, tuple(sorted(entry.sent)),
+            tuple(sorted({s.operator for s in entry.snaps if s.operator})))
+
+
 def store_entries(latest: Iterable[Snapshot], roster: Roster) -> list[StoreEntry]:
     by_store: dict[tuple[str, str], list[Snapshot]] = {}
     for snap in latest:
@@ -131,10 +144,11 @@ def store_entries(latest: Iterable[Snapshot], roster: Roster) -> list[StoreEntry
     return entries
 
 
-def shows(entry: StoreEntry, platform: str | None, operator: str | None,
-          team: str | None) -> bool:
-    return not ((platform and entry.platform != platform)
-                or (operator and entry.operator != operator) or (team and entry.team != team))
+def shows(store: tuple[str, str | None, str | None], platform: str | None,
+          operator: str | None, team: str | None) -> bool:
+    """Whether a store (its platform, operator and team) passes the filters."""
+    return not ((platform and store[0] != platform) or (operator and store[1] != operator)
+                or (team and store[2] != team))
 
 
 def wanted_indicators(dimension: Dimension | None, sent: set[str]) -> list[Indicator]:
@@ -145,11 +159,43 @@ def wanted_indicators(dimension: Dimension | None, sent: set[str]) -> list[Indic
             if (dimension is None or i.dimension == dimension) and i.id in sent]
 
 
+# A cell and a row as kept: plain tuples of plain values, which the cyclic garbage
+# collector stops tracking (a tuple subclass it would walk on every full collection: a
+# kept board of 100,000 cells cost 250 ms of every full collection).
+# cell: (indicator, status, value, threshold, comparator, basis, rule, period)
+CompactCell = tuple[str, str, float | None, float | None, str | None, str | None, str | None,
+                    str | None]
+# row: (platform, store, operator, team, cells in column order)
+CompactRow = tuple[str, str, str | None, str | None, tuple[CompactCell, ...]]
+
+
+def cell_of(kept: CompactCell) -> Cell:
+    indicator, status, value, threshold, comparator, basis, rule, period = kept
+    # built from trusted parts: validating 100,000 cells would cost seconds
+    return Cell.model_construct(
+        indicator=indicator, status=CellStatus(status), value=value, threshold=threshold,
+        comparator=Comparator(comparator) if comparator else None, basis=basis, rule=rule,
+        period=period)
+
+
+def row_of(kept: CompactRow) -> BoardRow:
+    platform, store, operator, team, cells = kept
+    return BoardRow.model_construct(platform=platform, store=store, operator=operator,
+                                    team=team, cells={c[0]: cell_of(c) for c in cells})
+
+
+def worst_of(kept: CompactRow) -> int:
+    return max((_STATUS_RANK[c[1]] for c in kept[4]), default=0)
+
+
+_STATUS_RANK = {status.value: rank for status, rank in _RANK.items()}
+
+
 def store_row(entry: StoreEntry, wanted: Sequence[Indicator], pack: RulePack,
-              book: TargetBook) -> BoardRow:
+              book: TargetBook) -> CompactRow:
     """The store's cells of the ``wanted`` indicators: each depends on this store alone."""
     newest = entry.snaps[-1]
-    cells = {}
+    cells: list[CompactCell] = []
     views: dict[int, StoreView] = {}  # by id() of the snapshot: one targets lookup each
     for indicator in wanted:
         source = next((s for s in reversed(entry.snaps) if indicator.id in s.metrics), newest)
@@ -162,40 +208,49 @@ def store_row(entry: StoreEntry, wanted: Sequence[Indicator], pack: RulePack,
         status = cell_status(value, criterion)
         if status is None:
             continue
-        # built from trusted parts: validating 100,000 cells would cost seconds
-        cells[indicator.id] = Cell.model_construct(
-            indicator=indicator.id, status=status, value=value,
-            threshold=criterion.threshold if criterion else None,
-            comparator=criterion.comparator if criterion else None,
-            basis=criterion.basis if criterion else None,
-            rule=criterion.rule if criterion else None,
-            period=source.period.text if value is not None else None)
-    return BoardRow.model_construct(platform=entry.platform, store=entry.store,
-                                    operator=entry.operator, team=entry.team, cells=cells)
+        cells.append((
+            indicator.id, status.value, value,
+            criterion.threshold if criterion else None,
+            criterion.comparator.value if criterion else None,
+            criterion.basis if criterion else None, criterion.rule if criterion else None,
+            source.period.text if value is not None else None))
+    return (entry.platform, entry.store, entry.operator, entry.team, tuple(cells))
 
 
-def only(row: BoardRow, indicator_ids: set[str]) -> BoardRow:
+def only(row: CompactRow, indicator_ids: set[str]) -> CompactRow:
     """The row with the cells of these indicators only (itself when it has no other)."""
-    if row.cells.keys() <= indicator_ids:
+    if all(c[0] in indicator_ids for c in row[4]):
         return row
-    return BoardRow.model_construct(
-        platform=row.platform, store=row.store, operator=row.operator, team=row.team,
-        cells={m: c for m, c in row.cells.items() if m in indicator_ids})
+    return (*row[:4], tuple(c for c in row[4] if c[0] in indicator_ids))
 
 
-def assemble(rows: list[BoardRow], wanted: Sequence[Indicator]) -> Board:
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """A board as kept: its rows compact, made into models a page at a time."""
+
+    columns: tuple[BoardColumn, ...]
+    rows: tuple[CompactRow, ...]
+    counts: dict[CellStatus, int]
+
+    def page(self, offset: int = 0, limit: int | None = None) -> Board:
+        """The board with the rows from ``offset``, at most ``limit`` of them (worst first);
+        ``total`` and ``counts`` are over all of them."""
+        end = None if limit is None else offset + limit
+        return Board(columns=self.columns, rows=tuple(row_of(r) for r in self.rows[offset:end]),
+                     counts=self.counts, total=len(self.rows))
+
+
+def assemble(rows: list[CompactRow], wanted: Sequence[Indicator]) -> Layout:
     """The board of these rows: a column for each wanted indicator some row has a value of,
     the worst rows first, then by store; the counts over all of them."""
-    used = {m for row in rows for m, cell in row.cells.items() if cell.value is not None}
+    used = {c[0] for row in rows for c in row[4] if c[2] is not None}
     rows = [only(row, used) for row in rows]
     columns = tuple(BoardColumn(indicator=i.id, name_en=i.name_en, name_zh=i.name_zh,
                                 dimension=i.dimension.value) for i in wanted if i.id in used)
-    rows.sort(key=lambda r: (-r.worst, r.store, r.platform))
-    counts = dict.fromkeys(CellStatus, 0)
-    for row in rows:
-        for cell in row.cells.values():
-            counts[cell.status] += 1
-    return Board(columns=columns, rows=tuple(rows), counts=counts, total=len(rows))
+    rows.sort(key=lambda r: (-worst_of(r), r[1], r[0]))
+    counted = Counter(c[1] for row in rows for c in row[4])
+    counts = {status: counted.get(status.value, 0) for status in CellStatus}
+    return Layout(columns, tuple(rows), counts)
 
 
 def build_board(latest: Iterable[Snapshot], pack: RulePack, book: TargetBook, *,
@@ -208,9 +263,9 @@ def build_board(latest: Iterable[Snapshot], pack: RulePack, book: TargetBook, *,
     first, then by store. (``watcher.assessment.kept.BoardCache`` builds the same board
     from rows it keeps per store.)"""
     shown = [e for e in store_entries(latest, roster or Roster())
-             if shows(e, platform, operator, team)]
+             if shows((e.platform, e.operator, e.team), platform, operator, team)]
     wanted = wanted_indicators(dimension, {m for e in shown for m in e.sent})
-    return assemble([store_row(e, wanted, pack, book) for e in shown], wanted)
+    return assemble([store_row(e, wanted, pack, book) for e in shown], wanted).page()
 
 
 def board_facets(latest: Sequence[Snapshot], roster: Roster | None = None

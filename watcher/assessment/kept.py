@@ -29,11 +29,11 @@ from typing import Any
 from sqlalchemy import Connection
 
 from watcher.assessment.board import (
-    Board,
-    BoardRow,
-    StoreEntry,
+    CompactRow,
+    KeptStore,
+    Layout,
     assemble,
-    board_facets,
+    kept_store,
     only,
     shows,
     store_entries,
@@ -48,7 +48,6 @@ from watcher.indicators import Dimension
 from watcher.limits import KEPT_TEAM_PERIODS
 from watcher.period import Period
 from watcher.rules.model import RulePack
-from watcher.snapshot import Snapshot
 from watcher.store import repository as repo
 from watcher.store.repository import Changed, SnapshotsMark
 
@@ -96,9 +95,9 @@ class BoardCache:
         self._lock = threading.Lock()
         self._feed = ChangeFeed()
         self._context: tuple[Any, ...] | None = None
-        self._stores: dict[tuple[str, str], tuple[StoreEntry, BoardRow]] = {}
+        self._stores: dict[tuple[str, str], tuple[KeptStore, CompactRow]] = {}
         self._sent: set[str] = set()
-        self._boards: OrderedDict[tuple[Any, ...], Board] = OrderedDict()
+        self._boards: OrderedDict[tuple[Any, ...], Layout] = OrderedDict()
         self._facets: dict[str, list[str]] | None = None
         self._size = size
 
@@ -117,6 +116,15 @@ class BoardCache:
 
     def _refresh(self, conn: Connection, pack: RulePack, book: TargetBook,
                  roster: Roster) -> None:
+        try:
+            self._catch_up(conn, pack, book, roster)
+        except BaseException:  # half caught up (the database went away): start afresh
+            self._feed.reset()
+            self._context = None
+            raise
+
+    def _catch_up(self, conn: Connection, pack: RulePack, book: TargetBook,
+                  roster: Roster) -> None:
         context = (pack, book, roster)
         if not _same(self._context, context):
             self._feed.reset()
@@ -125,41 +133,42 @@ class BoardCache:
             return
         if changes is None:
             entries = store_entries(repo.latest_snapshots(conn), roster)
-            self._stores = {}
         else:
             touched = {(c.platform, c.store) for c in changes}
             entries = store_entries(repo.latest_snapshots(conn, touched), roster)
         sent = self._sent | {m for e in entries for m in e.sent}
-        if sent != self._sent:  # a new indicator: a column on every row
-            self._sent = sent
-            entries += [e for key, (e, _row) in self._stores.items()
-                        if key not in {(n.platform, n.store) for n in entries}]
+        if changes is not None and sent != self._sent:  # a new column on every row
+            entries = store_entries(repo.latest_snapshots(conn), roster)
+            changes = None
+        if changes is None:
+            self._stores = {}
+            self._sent = {m for e in entries for m in e.sent}
         wanted = wanted_indicators(None, self._sent)
         for entry in entries:
             self._stores[(entry.platform, entry.store)] = (
-                entry, store_row(entry, wanted, pack, book))
+                kept_store(entry), store_row(entry, wanted, pack, book))
         self._context = context
         self._boards.clear()
         self._facets = None
 
     def board(self, conn: Connection, pack: RulePack, book: TargetBook, roster: Roster, *,
               platform: str | None = None, operator: str | None = None,
-              dimension: Dimension | None = None, team: str | None = None) -> Board:
-        """The board for these filters, as ``board.build_board`` builds it."""
+              dimension: Dimension | None = None, team: str | None = None) -> Layout:
+        """The board for these filters, as ``board.build_board`` builds it (``page`` it)."""
         with self._lock:
             self._refresh(conn, pack, book, roster)
             return self._assembled((platform, operator, dimension, team))
 
     def _assembled(self, key: tuple[str | None, str | None, Dimension | None, str | None]
-                   ) -> Board:
+                   ) -> Layout:
         found = self._boards.get(key)
         if found is not None:
             self._boards.move_to_end(key)
             return found
         platform, operator, dimension, team = key
         shown = [(e, row) for e, row in self._stores.values()
-                 if shows(e, platform, operator, team)]
-        wanted = wanted_indicators(dimension, {m for e, _row in shown for m in e.sent})
+                 if shows((e[0], e[2], e[3]), platform, operator, team)]
+        wanted = wanted_indicators(dimension, {m for e, _row in shown for m in e[4]})
         ids = {i.id for i in wanted}
         board = assemble([only(row, ids) for _e, row in shown], wanted)
         self._boards[key] = board
@@ -171,10 +180,12 @@ class BoardCache:
         """The platforms, operators and teams the kept board can be filtered by."""
         with self._lock:
             if self._facets is None:
-                latest: list[Snapshot] = [s for e, _row in self._stores.values()
-                                          for s in e.snaps]
-                roster = self._context[2] if self._context else None
-                self._facets = board_facets(latest, roster)
+                roster = self._context[2] if self._context else Roster()
+                operators = {o for e, _row in self._stores.values() for o in e[5]}
+                teams = {t for o in operators if (t := roster.team_of(o))}
+                self._facets = {
+                    "platform": sorted({e[0] for e, _row in self._stores.values()}),
+                    "operator": sorted(operators), "team": sorted(teams)}
             return self._facets
 
 
@@ -223,6 +234,14 @@ class TeamCache:
                     if team is None or roster.team_of(operator) == team]
 
     def _update(self, conn: Connection, context: tuple[Any, ...]) -> None:
+        try:
+            self._catch_up(conn, context)
+        except BaseException:  # half caught up (the database went away): start afresh
+            self._feed.reset()
+            self._periods.clear()
+            raise
+
+    def _catch_up(self, conn: Connection, context: tuple[Any, ...]) -> None:
         if not _same(self._context, context):
             self._periods.clear()
             self._feed.reset()

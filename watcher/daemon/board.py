@@ -34,9 +34,9 @@ def board_router(runtime: Runtime, viewer: Any) -> APIRouter:
         all of them)."""
         pipeline = runtime.pipeline
         with runtime.db.engine.connect() as conn:
-            board = runtime.kept.board.board(
+            layout = runtime.kept.board.board(
                 conn, pipeline.engine.pack, pipeline.targets, pipeline.roster,
                 platform=platform, operator=operator, dimension=dimension, team=team)
-        return board.page(offset, limit)
+        return layout.page(offset, limit)
 
     return router

@@ -397,11 +397,10 @@ def page_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
             board = runtime.kept.board.board(
                 conn, pipeline.engine.pack, pipeline.targets, pipeline.roster,
                 platform=chosen.platform, operator=chosen.operator,
-                dimension=chosen.dimension, team=chosen.team)
+                dimension=chosen.dimension, team=chosen.team).page(chosen.offset, PER_PAGE)
         return page(request, "board.html", 400 if error else 200, who, error=error,
                     chosen=chosen, facets=runtime.kept.board.facets(),
-                    board=board, per=PER_PAGE,
-                    rows=board_rows(board.page(chosen.offset, PER_PAGE), lang))
+                    board=board, per=PER_PAGE, rows=board_rows(board, lang))
 
     @router.get("/login", response_class=HTMLResponse)
     def login_form(request: Request) -> Response:
