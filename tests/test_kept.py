@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.conftest import Clock, snapshot
+from tests.test_auth import client_for
 from watcher.assessment import kept as kept_module
 from watcher.assessment.board import Board, build_board
 from watcher.assessment.kept import BoardCache, TeamCache
@@ -88,8 +89,12 @@ class TestKeptBoard:
         assert rows["shopee-th-06"].cells["positive_review_rate"].status == "breaching"
         assert "new-01" in rows
 
+    @pytest.mark.parametrize("later", [0, 30, 120], ids=["same-time", "within", "after"])
     def test_a_batch_rebuilds_the_rows_of_the_stores_it_touched_only(
-            self, pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch):
+            self, pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch, clock: Clock,
+            later: int):
+        """Whether the batch is stamped at the same time as the last one, within its
+        settling window or after it (then it restates a row of that window)."""
         fleet(pipeline)
         cache = BoardCache()
         kept_board(cache, pipeline)
@@ -99,6 +104,7 @@ class TestKeptBoard:
                             lambda entry, *rest: built.append(entry.store) or real(entry, *rest))
         kept_board(cache, pipeline)
         assert built == []  # nothing changed: nothing built
+        clock.advance(seconds=later)
         send(pipeline, snapshot("shopee-th-05", platform="shopee", operator="zhao.min",
                                 gmv=10000, targets={"gmv": 60000}, dispute_rate=0.01))
         kept_board(cache, pipeline)
@@ -233,6 +239,21 @@ def test_the_daemon_refreshes_them_after_a_batch_before_anyone_asks(
         stop.set()
         due.set()
         worker.join()
+
+
+def test_the_api_serves_the_board_afresh_page_by_page(pipeline: Pipeline,
+                                                      settings: Settings):
+    fleet(pipeline)
+    with client_for(pipeline, settings, "127.0.0.1") as client:
+        for params in ({}, {"limit": 2, "offset": 1}, {"platform": "shopee"}):
+            served = client.get("/v1/board", params=params)
+            assert served.headers["content-type"] == "application/json"
+            limit, offset = params.pop("limit", 1000), params.pop("offset", 0)
+            whole = afresh(pipeline, **params)
+            expected = whole.page(offset, limit).model_dump(mode="json")
+            assert served.json() == expected
+        send(pipeline, snapshot("new-01", gmv=1, targets={"gmv": 2}))
+        assert client.get("/v1/board").json() == afresh(pipeline).model_dump(mode="json")
 
 
 def test_a_snapshot_is_read_back_as_sent(pipeline: Pipeline):

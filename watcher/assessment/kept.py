@@ -55,28 +55,41 @@ from watcher.store.repository import Changed, SnapshotsMark
 class ChangeFeed:
     """The snapshots changed since the last ``poll``, for one kept view.
 
-    It keeps the revision of each snapshot within the mark's window (see
-    ``SnapshotsMark``), so that one found there with another revision, or not there
-    before (a batch that committed late), is taken as changed, and the rest are not taken
-    again."""
+    It keeps the snapshots within the mark's window (see ``SnapshotsMark``) with their
+    revisions. The snapshots stamped after the last mark's ``newest`` are new; if the
+    window's count and revisions, less those restated since, still match the mark, no batch
+    committed late into it. Else the whole window is compared with the kept one, and a
+    snapshot there with another revision, or not there before, is taken as changed."""
 
     def __init__(self) -> None:
         self.mark: SnapshotsMark | None = None
-        self._window: dict[int, int] = {}  # id -> revision
+        self._window: dict[int, repo.Seen] = {}  # id -> (revision, change time)
 
     def poll(self, conn: Connection) -> list[Changed] | None:
-        """What changed since the last poll ([]: nothing); None on the first poll: build
-        from everything."""
+        """What changed since the last poll ([]: nothing); None on the first poll (or
+        when the store was empty): build from everything."""
         mark = repo.snapshots_mark(conn)
         old, self.mark = self.mark, mark
-        if old is not None and mark == old:
+        if old is None or old.newest is None or old.since is None:
+            self._window = repo.snapshots_window(conn, mark.since)
+            return None
+        if mark == old:
             return []
-        since = mark.since if old is None else (
-            None if old.since is None or mark.since is None else min(old.since, mark.since))
-        window = repo.snapshots_window(conn, since)  # read once: nothing slips between
-        changed = [i for i, revision in window.items() if self._window.get(i) != revision]
-        self._window = window
-        return None if old is None else repo.snapshots_of(conn, changed)
+        newer = repo.snapshots_window(conn, old.newest, after=True)
+        moved = [self._window[i][0] for i in newer if i in self._window]  # restated since
+        if repo.snapshots_counted(conn, old.since, old.newest) == (
+                old.recent - len(moved), old.revisions - sum(moved)):
+            seen = {**self._window, **newer}
+            changed = list(newer)
+        else:  # a batch committed late into the window: compare it whole
+            since = old.since if mark.since is None else min(old.since, mark.since)
+            seen = repo.snapshots_window(conn, since)
+            changed = [i for i, (revision, _at) in seen.items()
+                       if self._window.get(i, (None,))[0] != revision]
+        if mark.since is not None:
+            start = repo.driver_time(conn, mark.since)
+            self._window = {i: s for i, s in seen.items() if s[1] >= start}
+        return repo.snapshots_of(conn, changed)
 
     def reset(self) -> None:
         self.mark, self._window = None, {}

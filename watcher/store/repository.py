@@ -884,17 +884,30 @@ class Changed(NamedTuple):
     period_end: date
 
 
-def snapshots_window(conn: Connection, since: datetime | None) -> dict[int, int]:
-    """``id -> revision`` of the snapshots changed at or after ``since`` (all without it),
-    from the index on ``updated_at, revision, id`` alone."""
-    query = select(snapshots.c.id, snapshots.c.revision)
+# A snapshot's revision and its change time as the driver hands it back (SQLite: text):
+# compared only with ``driver_time``, never read as a time.
+Seen = tuple[int, Any]
+
+
+def driver_time(conn: Connection, moment: datetime) -> Any:
+    """``moment`` as the driver stores ``updated_at`` (what ``snapshots_window`` returns)."""
+    column = snapshots.c.updated_at.type
+    stamp = column.dialect_impl(conn.dialect).bind_processor(conn.dialect)  # SQLite: text
+    return stamp(moment) if stamp is not None else moment
+
+
+def snapshots_window(conn: Connection, since: datetime | None, *, after: bool = False
+                     ) -> dict[int, Seen]:
+    """``id -> (revision, change time)`` of the snapshots changed at or (``after``) after
+    ``since`` (all without it), from the index on ``updated_at, revision, id`` alone."""
+    query = select(snapshots.c.id, snapshots.c.revision, snapshots.c.updated_at)
     if since is not None:
-        query = query.where(snapshots.c.updated_at >= since)
+        query = query.where(snapshots.c.updated_at > since if after
+                            else snapshots.c.updated_at >= since)
     # Right after a backfill the window holds its every row: read through the driver's own
-    # cursor (two integers a row), a fifth of the time SQLAlchemy's rows take.
+    # cursor (plain values), a fifth of the time SQLAlchemy's rows take.
     compiled = query.compile(dialect=conn.dialect)
-    stamp = snapshots.c.updated_at.type.bind_processor(conn.dialect)  # SQLite: as text
-    values = {k: stamp(v) if stamp is not None and isinstance(v, datetime) else v
+    values = {k: driver_time(conn, v) if isinstance(v, datetime) else v
               for k, v in compiled.construct_params().items()}
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
@@ -902,7 +915,7 @@ def snapshots_window(conn: Connection, since: datetime | None) -> dict[int, int]
             cursor.execute(str(compiled), [values[k] for k in compiled.positiontup])
         else:
             cursor.execute(str(compiled), values)
-        return dict(cursor.fetchall())
+        return {row[0]: (row[1], row[2]) for row in cursor.fetchall()}
     finally:
         cursor.close()
 
