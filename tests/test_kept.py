@@ -88,6 +88,11 @@ class TestKeptBoard:
         assert rows["amz-us-01"].cells["account_health_score"].status == "ok"
         assert rows["shopee-th-06"].cells["positive_review_rate"].status == "breaching"
         assert "new-01" in rows
+        send(pipeline, snapshot("shopee-th-06", platform="shopee", operator="zhao.min",
+                                gmv=50000))  # nobody sends that indicator any more
+        same_boards(cache, pipeline)
+        assert "positive_review_rate" not in {c.indicator
+                                              for c in kept_board(cache, pipeline).columns}
 
     @pytest.mark.parametrize("later", [0, 30, 120], ids=["same-time", "within", "after"])
     def test_a_batch_rebuilds_the_rows_of_the_stores_it_touched_only(
