@@ -21,13 +21,13 @@ from __future__ import annotations
 import math
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, RowMapping, select
 
 from watcher import indicators
 from watcher.incidents import Firing, Recovery, fingerprint
@@ -186,15 +186,25 @@ def load_history(conn: Connection, batch: Sequence[Snapshot], days: int) -> list
     """The stored daily and weekly snapshots of the batch's stores in the ``days`` before
     its earliest period, plus the batch itself (a restated period: the batch's wins), in
     period order. One query for the whole batch."""
-    from watcher.store.schema import snapshots
-
     wanted = [s for s in batch if s.period.kind in _DAYS_OF]
     if not wanted or days <= 0:
         return []
     first = min(s.period.start for s in wanted) - timedelta(days=days)
     last = max(s.period.end for s in wanted)
-    stores = sorted({s.store for s in wanted})
     found: dict[str, Snapshot] = {}
+    for row in history_rows(conn, sorted({s.store for s in wanted}), first, last):
+        snap = Snapshot.model_validate(dict(row))
+        found[snap.key] = snap
+    found.update({s.key: s for s in wanted})
+    return sorted(found.values(), key=lambda s: (s.store, s.period.start))
+
+
+def history_rows(conn: Connection, stores: Sequence[str], first: date, last: date
+                 ) -> Iterator[RowMapping]:
+    """The stored daily and weekly rows of ``stores`` within ``first`` .. ``last`` (the
+    stores 500 to a statement, to stay within the drivers' parameter limits)."""
+    from watcher.store.schema import snapshots
+
     for chunk in (stores[i:i + 500] for i in range(0, len(stores), 500)):
         query = select(snapshots.c.store, snapshots.c.platform, snapshots.c.period,
                        snapshots.c.operator, snapshots.c.segment, snapshots.c.metrics,
@@ -203,10 +213,7 @@ def load_history(conn: Connection, batch: Sequence[Snapshot], days: int) -> list
             snapshots.c.period_kind.in_([k.value for k in _DAYS_OF]),
             snapshots.c.period_start >= first, snapshots.c.period_end <= last)
         for row in conn.execute(query):
-            snap = Snapshot.model_validate(dict(row._mapping))
-            found[snap.key] = snap
-    found.update({s.key: s for s in wanted})
-    return sorted(found.values(), key=lambda s: (s.store, s.period.start))
+            yield row._mapping
 
 
 def by_store(history: Iterable[Snapshot]) -> dict[str, list[Snapshot]]:
