@@ -37,6 +37,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -213,12 +214,12 @@ def run(stores: int, days: int, repeat: int, postgres: bool, profile: bool = Fal
     pack = load_pack(RULES)
     variants = {"full": pack, "no_history": without_history(pack)}
     batches = daily(stores, days + 1, operators=operators)
-    history_days = [next(batches) for _ in range(days)]
-    body = jsonl(iter(next(batches)))
+    stored = islice(batches, days)  # generated as they are stored: not held in memory
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in variants}
     profiled = None
     with (postgres_copies() if postgres else sqlite_copies()) as (base, copy, drop):
-        fill_s = fill(base, pack, iter(history_days))
+        fill_s = fill(base, pack, stored)
+        body = jsonl(iter(next(batches)))
         for turn in range(repeat):
             for name, variant in (variants.items() if turn % 2 == 0
                                   else reversed(variants.items())):
