@@ -171,14 +171,21 @@ def without_history(pack: RulePack) -> RulePack:
                                                   if r.kind not in HISTORY_KINDS)})
 
 
-def fill(url: str, pack: RulePack, batches: Iterator[list[dict[str, Any]]]) -> float:
-    """Each day's batch ingested in turn; the seconds it took."""
+def fill(url: str, pack: RulePack, batches: Iterator[list[dict[str, Any]]],
+         analyze: bool = True) -> float:
+    """Each day's batch ingested in turn; the seconds it took. On PostgreSQL the tables
+    are then analysed (``analyze``), as autovacuum does on a production server: the test
+    server runs without it, and without statistics the planner scans the whole table for
+    the history of 500 stores."""
     db = open_database(url, auto_upgrade=True)
     pipeline = Pipeline(db, RuleEngine(pack), load_settings(env={}))
     started = time.perf_counter()
     for batch in batches:
         pipeline.ingest(read_records(jsonl(iter(batch))), "bench")
     seconds = time.perf_counter() - started
+    if analyze and db.engine.dialect.name == "postgresql":
+        with db.engine.begin() as conn:
+            conn.execute(text("ANALYZE"))
     db.dispose()
     return seconds
 
@@ -210,7 +217,7 @@ def day_batch(url: str, pack: RulePack, body: bytes, count: int,
 
 
 def run(stores: int, days: int, repeat: int, postgres: bool, profile: bool = False,
-        operators: bool = False) -> dict[str, Any]:
+        operators: bool = False, analyze: bool = True) -> dict[str, Any]:
     pack = load_pack(RULES)
     variants = {"full": pack, "no_history": without_history(pack)}
     batches = daily(stores, days + 1, operators=operators)
@@ -218,7 +225,7 @@ def run(stores: int, days: int, repeat: int, postgres: bool, profile: bool = Fal
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in variants}
     profiled = None
     with (postgres_copies() if postgres else sqlite_copies()) as (base, copy, drop):
-        fill_s = fill(base, pack, stored)
+        fill_s = fill(base, pack, stored, analyze)
         body = jsonl(iter(next(batches)))
         for turn in range(repeat):
             for name, variant in (variants.items() if turn % 2 == 0
@@ -248,6 +255,7 @@ def run(stores: int, days: int, repeat: int, postgres: bool, profile: bool = Fal
     result = {
         "stores": stores, "days": days, "repeat": repeat,
         "database": "postgresql" if postgres else "sqlite", "operators": operators,
+        "analyzed": analyze and postgres,
         "history_rules": [r.id for r in pack.rules if r.kind in HISTORY_KINDS],
         "window_days": history.needed_days(pack.rules),
         "fill": {"snapshots": stores * days, "seconds": fill_s,
@@ -290,13 +298,15 @@ def main() -> None:
                         help=f"{QUICK['stores']} stores x {QUICK['days']} days, one run each")
     parser.add_argument("--operators", action="store_true",
                         help="the snapshots name operators (their monthly cards rebuilt)")
+    parser.add_argument("--no-analyze", dest="analyze", action="store_false",
+                        help="PostgreSQL: leave the filled tables without statistics")
     parser.add_argument("--profile", action="store_true", help="cProfile one more run")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
     size = QUICK if args.quick else {"stores": args.stores, "days": args.days,
                                      "repeat": args.repeat}
     result = run(size["stores"], size["days"], size["repeat"], args.postgres, args.profile,
-                 args.operators)
+                 args.operators, args.analyze)
     if args.json:
         print(json.dumps(result))
         return
@@ -311,7 +321,8 @@ def table(r: dict[str, Any]) -> str:
     rows = [
         ("stored before the batch", f"{r['fill']['snapshots']:,}", "snapshots",
          f"{r['stores']:,} stores x {r['days']} days, {r['database']}"
-         f"{', operators' if r['operators'] else ''}, filled in "
+         f"{', operators' if r['operators'] else ''}"
+         f"{', analysed' if r['analyzed'] else ''}, filled in "
          f"{r['fill']['seconds']:.0f} s ({r['fill']['snapshots_per_s']:,.0f}/s)"),
         ("day's batch, full pack", f"{full['snapshots_per_s']:,.0f}", "snapshots/s",
          f"{full['seconds']:.2f} s (CPU {full['cpu_s']:.2f} s), median of {r['repeat']}"),
