@@ -1,6 +1,6 @@
-"""``python -m bench.history [--stores N] [--days D] [--repeat R] [--postgres] [--quick]
-[--profile] [--json]``: what the rules on history (``kind: change``, ``kind: trend``)
-cost in a day's batch.
+"""``python -m bench.history [--stores N] [--days D] [--repeat R] [--postgres [--no-analyze]]
+[--operators] [--quick] [--profile] [--json]``: what the rules on history (``kind:
+change``, ``kind: trend``) cost in a day's batch.
 
 N stores × D days of daily snapshots (``bench/generate.py``, ``daily``: counts and
 platform rates with a weekly rhythm and noise, a few percent of stores with a traffic
