@@ -4,7 +4,8 @@ the web page at fleet size.
 A store holding N stores × M months of generated history (``bench/generate.py``: every
 indicator, targets, ~4 % breaches), then each page asked R times in-process (FastAPI's
 TestClient, no network): the health board, the incident list filtered, an incident with
-its chart, the team's scorecards and one operator's card with its six small charts.
+its chart, the team's scorecards and one operator's card with its score chart (12
+cards) and six small charts.
 The board and the team cards are built first, as the daemon does at start (in the
 background); then before each page a batch restates the last month of ``--batch`` stores
 (the next ones each time) and the kept views catch up in the background, as after any
@@ -125,7 +126,7 @@ def run(stores: int, months: int, repeat: int, postgres: bool, batch: int) -> di
                  "/ by severity": "/?sort=severity",
                  "/incidents/{id} (chart)": f"/incidents/{charted.id}",
                  "/scorecards (team)": f"/scorecards?period={last}",
-                 "/scorecards/{op} (6 charts)": f"/scorecards/op-0001?period={last}",
+                 "/scorecards/{op} (score+6 charts)": f"/scorecards/op-0001?period={last}",
                  "GET /v1/board": "/v1/board"}
         try:
             with TestClient(app, base_url="http://localhost") as client:

@@ -182,6 +182,7 @@ class TestRulesEndpoint:
         assert (margin["resolve"], margin["for_periods"], margin["for_seconds"]) == (
             None, None, None)
         assert margin["months"] is None and margin["message"]["zh-CN"].startswith("{store}")
+        assert (margin["periods"], margin["platforms"]) == ([], [])  # every one
         assert (pip["kind"], pip["months"], pip["subject"], pip["condition"]) == (
             "streak", 3, "operator", None)
 

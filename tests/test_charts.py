@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -39,6 +39,7 @@ class Geometry:
     x_of: dict[str, float]
     dots: dict[int, list[tuple[float, float]]]  # series index -> [(x, value)]
     lines: dict[int, list[tuple[float, float]]]
+    value: Callable[[float], float]  # the value at a height of the plot, by the y axis
 
     def period_at(self, x: float) -> str:
         return min(self.x_of, key=lambda p: abs(self.x_of[p] - x))
@@ -87,13 +88,13 @@ def geometry(svg: str) -> Geometry:
                 (numbers[i], value(numbers[i + 1])) for i in range(0, len(numbers), 2))
     title = find(root, "./s:title")[0].text or ""
     desc = find(root, "./s:desc")[0].text or ""
-    return Geometry(title, desc, x_of, dots, lines)
+    return Geometry(title, desc, x_of, dots, lines, value)
 
 
 def svgs(markup: str) -> dict[str, str]:
     """Each chart of a page or of ``line_chart``'s output, by its size class."""
     return {m.group(1): m.group(0) for m in
-            re.finditer(r'<svg [^>]*class="chart-svg (\w+)".*?</svg>', markup, re.S)}
+            re.finditer(r'<svg [^>]*class="chart-svg (\w+)[^"]*".*?</svg>', markup, re.S)}
 
 
 POINTS = [Point("2026-01", 0.010, 0.03), Point("2026-02", 0.020, 0.03),
@@ -133,11 +134,21 @@ class TestTheSvgHoldsTheData:
         assert drawn.marked(3).keys() == {"2026-05", "2026-07"}
         assert (drawn.title, drawn.desc) == ("Dispute rate at s1", "summary words")
 
+    def test_a_constant_threshold_line_says_its_level(self):
+        chart = svgs(line_chart("GMV", "s", "gmv", [Point("2026-09", 120000, 150000),
+                                                    Point("2026-10", 118000, 150000)],
+                                LEGEND, small=True))["small"]
+        drawn = geometry(chart)
+        [level] = re.findall(r'<text class="level" x="[^"]*" y="([^"]*)">([^<]*)</text>', chart)
+        assert level[1] == "150,000"
+        assert abs(drawn.value(float(level[0])) - 150000) < 0.15 * (150000 - 118000)
+
     def test_a_target_that_changes_is_drawn_at_each_periods_level(self):
         points = [Point("2026-07", 131000, 150000, True), Point("2026-08", 128500, 140000, True),
                   Point("2026-09", 122000, 130000, True), Point("2026-10", 135000, 120000)]
-        drawn = geometry(svgs(line_chart("GMV", "s", "gmv", points, LEGEND, small=True))
-                         ["small"])
+        chart = svgs(line_chart("GMV", "s", "gmv", points, LEGEND, small=True))["small"]
+        drawn = geometry(chart)
+        assert 'class="level"' not in chart  # no one level to name: the dots say each
         at = {drawn.period_at(x): v for x, v in drawn.lines[1]}
         assert at.keys() == {p.period for p in points}
         assert all(close(at[p.period], p.threshold or 0, 30000) for p in points)

@@ -114,6 +114,21 @@ class TestIncidents:
         code, out = watcher("incidents", "list", "--limit", "2")
         assert code == 0 and "(1-2 of 5; next page: --offset 2)" in out
 
+    def test_most_severe_first_on_request_and_an_unknown_order_is_refused(self, env: Path):
+        path = env / "mixed.jsonl"
+        path.write_bytes(jsonl(snapshot("a", "2026-09", account_health_score=80),
+                               snapshot("b", "2026-10", dispute_rate=0.05),
+                               snapshot("c", "2026-10", account_health_score=70)))
+        watcher("ingest", str(path))
+        _, out = watcher("incidents", "list", "--sort", "severity", "--format", "json")
+        found = json.loads(out)["incidents"]
+        assert [(i["severity"], i["store"]) for i in found] == [
+            ("critical", "c"), ("critical", "a"), ("high", "b")]
+        _, out = watcher("incidents", "list", "--format", "json")
+        assert [i["store"] for i in json.loads(out)["incidents"]] == ["c", "b", "a"]
+        code, out = watcher("incidents", "list", "--sort", "loudest")
+        assert code == 2 and "--sort is newest or severity, not 'loudest'" in out
+
 
 class TestRulesCheck:
     def test_the_default_pack_checks(self, env: Path):

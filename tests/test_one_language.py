@@ -26,18 +26,21 @@ from watcher.actions import act
 from watcher.alerts import Alert, AlertKind
 from watcher.assessment.monthly_report import MonthlyReport, PipDue, ReportRow
 from watcher.assessment.pip import PlanStatus
+from watcher.assessment.roster import Roster
 from watcher.assessment.scorecard import Veto
 from watcher.channels.render import DEFAULT_TEMPLATES, FORMATS, Renderer
-from watcher.config import Settings, load_settings
+from watcher.config import Route, Settings, load_settings
 from watcher.digest import digest
 from watcher.dispatcher import grouped
 from watcher.monthly import report_alert
+from watcher.period import Period
 from watcher.pipeline import Pipeline
 from watcher.silences import Silence
 from watcher.store import repository as repo
 from watcher.store.schema import notifications
 from watcher.timers import Timers
 from watcher.validation import read_records
+from watcher.weekly_digest import build, digest_alert
 
 # ids, and the platforms' own names (a brand is not translated: Shopee, Amazon, Seller Central)
 NAMES = {"amz-us-01", "amz-uk-02", "amz-de-03", "amazon", "shopee", "li.wei", "kpi-watch",
@@ -54,6 +57,8 @@ def allowed(alert: Alert) -> set[str]:
     if alert.digest is not None:
         names |= {r.rule for r in alert.digest.rules} | {w.rule for w in alert.digest.worst}
     names |= {str(v) for v in alert.note_args.values()}  # ids, periods, conditions
+    if alert.weekly is not None:  # the route's match, as the config writes it
+        names |= {f"{k}={'|'.join(v)}" for k, v in alert.weekly.match.items()}
     return names
 
 
@@ -111,11 +116,25 @@ def scenario(pipeline: Pipeline, settings: Settings, clock: Clock) -> list[Alert
              _platform_resolved(stored[0]), *_streak_notes(stored[0]),
              stored[0].model_copy(update={"note": "fired again within the flap hold-down",
                                           "note_key": "reopened"}),
-             _report(stored[0]),
+             _report(stored[0]), _weekly(pipeline, clock),
              Alert(kind=AlertKind.TEST, rule="channel-test", severity="info",
                    audience="test", at=stored[0].at, title={
                        "en": "kpi-watch test message", "zh-CN": "kpi-watch 测试消息"})]
     return stored + built
+
+
+def _weekly(pipeline: Pipeline, clock: Clock) -> Alert:
+    """The compliance route's weekly digest of the scenario's week (all three lists)."""
+    digest_route = Route.model_validate({"match": {"audience": "compliance"},
+                                         "channels": ["console"], "digest": "weekly"})
+    week = Period.week_of(clock().date())
+    with pipeline.db.engine.connect() as conn:
+        found = repo.list_incidents(conn, limit=1000)
+    digest = build(week, 0, digest_route, opened=found, still_open=[
+        i for i in found if i.live], resolved=[i for i in found if not i.live],
+        roster=Roster(), now=clock(), public_url="https://kpi.example.com")
+    assert digest.opened and digest.still_open and digest.resolved
+    return digest_alert(digest, digest_route, clock())
 
 
 def _report(base: Alert) -> Alert:

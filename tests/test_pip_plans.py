@@ -183,9 +183,22 @@ class TestStoredPlans:
         steps = [(e["kind"], e["actor"], e["note"]) for e in closed.events]
         assert steps[1][:2] == ("plan_started", "zhang.min")
         assert steps[2:] == [("plan_reviewed", "zhang.min", "GMV up, keep going"),
-                             ("plan_closed", "zhang.min", "plan passed: target met")]
+                             ("plan_closed", "zhang.min", "plan passed: target met (goals "
+                              "met: 0 of 1; gmv >= 150,000: 120,000 (2026-09, not met))")]
         assert the_pip(pipeline).status is Status.RESOLVED
         assert plans.show(db, recommended.id, RULES, clock()).status is PlanStatus.PASSED
+
+    def test_closing_keeps_where_the_goals_stood_beside_the_managers_outcome(
+            self, pipeline: Pipeline, settings: Settings, recommended: Incident, clock: Clock):
+        db = pipeline.db
+        plans.act(db, recommended.id, "start", RULES, settings, clock(), by="zhang.min")
+        feed(pipeline, ("2026-10", 151000))
+        closed = plans.act(db, recommended.id, "close", RULES, settings, clock(),
+                           by="zhang.min", outcome=Outcome.PASSED)
+        last = closed.events[-1]
+        assert last["note"] == "plan passed: goals met: 1 of 1"
+        assert last["data"]["goals_unmet"] == 0
+        assert last["data"]["goals"][0]["value"] == 151000
 
     def test_only_a_pip_incident_has_a_plan(self, pipeline: Pipeline, settings: Settings,
                                            recommended: Incident, clock: Clock):

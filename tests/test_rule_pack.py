@@ -105,7 +105,13 @@ class TestDefaultPack:
                         "price_band": "high", "category_type": "fmcg"},
             "metrics": metrics, "targets": {m: 1 for m in (
                 "gmv", "conversion_rate", "new_customer_share", "new_category_share")}})
-        fired = {form.rule.id for form in engine.evaluate(snapshot).fired}
+        fired: set[str] = set()
+        for platform in ("amazon", "shopee"):  # a platform's own line judges its stores only
+            verdict = engine.evaluate(snapshot.model_copy(update={"platform": platform}))
+            on_platform = {form.rule.id for form in verdict.fired}
+            others = {r.id for r in pack.rules if r.platforms and platform not in r.platforms}
+            assert not on_platform & others, platform
+            fired |= on_platform
         threshold = {r.id for r in pack.rules if r.kind == "threshold"
                      and (not r.periods or "month" in r.periods)}  # daily ones: daily.yaml tests
         assert fired >= threshold

@@ -210,7 +210,8 @@ class TestIncidentListPage:
     def test_a_bad_filter_is_400_naming_the_field_never_500(self, page: TestClient):
         response = page.get("/", params={"since": "last week"})
         assert response.status_code == 400
-        assert "Field &#39;since&#39;" in response.text and listed(response.text) == 0
+        # named as the form labels it, in the page's language
+        assert "Field &#39;From&#39;" in response.text and listed(response.text) == 0
 
     def test_hostile_text_is_escaped_and_no_script_may_run(self, page: TestClient):
         penalties(page, "<script>alert(1)</script>")

@@ -4,7 +4,10 @@ Needs Debian's ``chromium`` and ``chromium-driver`` (``apt-get install -y chromi
 chromium-driver``). Without them the tests skip with the reason, unless
 ``WATCHER_REQUIRE_BROWSER=1`` (set by CI), where they fail. Selenium is given the
 driver and the browser explicitly, so selenium-manager (which would download) never
-runs. Screenshots land in ``test-artifacts/``.
+runs. Screenshots land in ``test-artifacts/`` (``WATCHER_ARTIFACTS`` names another folder,
+e.g. CI's artifact folder): ``web-{page}-{width}-{language}.png`` for the incident chart,
+the board and the scorecard with its charts, at a desktop's width (1280) and a phone's
+(390), in English and Chinese, each the whole page.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ from tests.daemon_harness import Daemon, running
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
-ARTIFACTS = ROOT / "test-artifacts"
+ARTIFACTS = Path(os.environ.get("WATCHER_ARTIFACTS") or ROOT / "test-artifacts")
+WIDTHS = {"desktop": 1280, "phone": 390}
 
 
 def _browser_problem() -> str | None:
@@ -58,7 +62,7 @@ def browser(tmp_path: Path) -> Iterator[Any]:
         options.add_argument(argument)
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
     driver.set_window_size(1280, 900)
-    ARTIFACTS.mkdir(exist_ok=True)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     try:
         yield driver
     finally:
@@ -303,3 +307,106 @@ class TestPicturesInABrowser:
             browser.get(daemon.url + "/board")
             assert fits()  # the board scrolls inside its box, the page does not
             browser.save_screenshot(str(ARTIFACTS / "web-phone-board.png"))
+
+
+def chinese_font_problem() -> str | None:
+    """Without a font with Chinese glyphs, zh-CN pages render as boxes: a screenshot of one
+    shows nothing worth looking at."""
+    try:
+        found = subprocess.run(["fc-list", ":lang=zh"], capture_output=True, text=True,
+                               timeout=30).stdout.strip()
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"fc-list failed: {exc}"
+    return None if found else ("no font with Chinese glyphs "
+                               "(apt-get install -y fonts-wqy-zenhei)")
+
+
+def whole_page(driver: Any, name: str) -> Path:
+    """A screenshot of the whole page at the window's width: the window is made as tall as
+    the page (a headless browser captures only what the window shows)."""
+    width = driver.get_window_size()["width"]
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    driver.set_window_size(width, min(max(int(height) + 120, 600), 6000))
+    driver.execute_script("window.scrollTo(0, 0)")
+    path = ARTIFACTS / f"{name}.png"
+    assert driver.save_screenshot(str(path)), path
+    return path
+
+
+class TestEveryPictureAtBothWidthsInBothLanguages:
+    def test_the_incident_chart_the_board_and_the_scorecard(self, browser: Any,
+                                                            tmp_path: Path):
+        from selenium.webdriver.common.by import By
+
+        problem = chinese_font_problem()
+        if problem:
+            unavailable(problem, "WATCHER_REQUIRE_BROWSER")
+        with running(tmp_path, {}, "--with-examples") as daemon:
+            incidents = example_incidents(daemon)
+            gmv = next(i for i in incidents if i["rule"] == "gmv-below-target")
+            pages = {"incident-chart": f"/incidents/{gmv['id']}", "board": "/board",
+                     "scorecard": "/scorecards/li.wei?period=2026-10"}
+            saved = []
+            for lang in ("en", "zh-CN"):
+                for size, width in WIDTHS.items():
+                    for name, path in pages.items():
+                        browser.set_window_size(width, 900)
+                        browser.get(f"{daemon.url}{path}{'&' if '?' in path else '?'}"
+                                    f"lang={lang}")
+                        assert browser.find_element(By.TAG_NAME, "html").get_attribute(
+                            "lang") == lang
+                        assert browser.execute_script(  # the page never scrolls sideways
+                            "return document.documentElement.scrollWidth <= window.innerWidth")
+                        shown = "wide" if size == "desktop" else "narrow"
+                        for svg in browser.find_elements(By.CSS_SELECTOR,
+                                                         "svg.chart-svg:not(.small)"):
+                            assert svg.is_displayed() == (shown in svg.get_attribute("class"))
+                            if svg.is_displayed():
+                                assert svg.size["width"] <= width
+                        if name == "scorecard":
+                            chart = browser.find_element(
+                                By.CSS_SELECTOR, f"#chart-scores svg.{shown}")
+                            grades = chart.find_elements(By.CSS_SELECTOR, "text.grade")
+                            assert [g.text for g in grades] and all(
+                                g.value_of_css_property("font-weight") == "600"
+                                for g in grades)
+                            stripes = chart.find_elements(By.CSS_SELECTOR, "rect.band-0")
+                            assert stripes[0].value_of_css_property("fill") == \
+                                "rgb(238, 241, 246)"
+                            failed = chart.find_elements(By.CSS_SELECTOR,
+                                                         ".overlay .serie-2 circle")
+                            assert failed and failed[0].value_of_css_property("fill") == \
+                                "rgb(179, 38, 30)"
+                        figure = {"incident-chart": "chart-history",
+                                  "scorecard": "chart-scores"}.get(name)
+                        if figure:  # the chart alone, as a person sees it, up close
+                            close_up = ARTIFACTS / f"web-{name}-only-{width}-{lang}.png"
+                            assert browser.find_element(By.ID, figure).screenshot(
+                                str(close_up))
+                            saved.append(close_up)
+                        saved.append(whole_page(browser, f"web-{name}-{width}-{lang}"))
+            assert len(saved) == 20 and all(p.stat().st_size > 5_000 for p in saved)
+
+    def test_the_day_fields_speak_the_pages_language_not_the_browsers(
+            self, browser: Any, tmp_path: Path):
+        from selenium.webdriver.common.by import By
+
+        with running(tmp_path, {}, "--with-examples") as daemon:  # the browser is en-US
+            example_incidents(daemon)
+            browser.get(daemon.url + "/?lang=zh-CN")
+            since = browser.find_element(By.CSS_SELECTOR, "#filters input[name=since]")
+            assert since.get_attribute("type") == "text"
+            assert since.get_attribute("placeholder") == "年-月-日"
+            since.send_keys("11/05/2026")
+            browser.find_element(By.ID, "apply").click()
+            until(lambda: "since=11%2F05%2F2026" in browser.current_url)
+            error = browser.find_element(By.CSS_SELECTOR, "p.error").text
+            assert "“11/05/2026”不是有效日期，请按 年-月-日 填写" in error
+            since = browser.find_element(By.CSS_SELECTOR, "#filters input[name=since]")
+            assert since.get_attribute("value") == "11/05/2026"
+            whole_page(browser, "web-day-error-1280-zh-CN")
+            since.clear()
+            since.send_keys("2026-11-01")
+            browser.find_element(By.ID, "apply").click()
+            until(lambda: "since=2026-11-01" in browser.current_url)
+            assert not browser.find_elements(By.CSS_SELECTOR, "p.error")

@@ -50,6 +50,27 @@ class TestIncidentList:
         bad = page.get("/", params={"sort": "loudest"})
         assert bad.status_code == 400 and "sort" in bad.text
 
+    def test_the_api_sorts_as_the_page_does(self, page: TestClient):
+        for sort in ("newest", "severity"):
+            api = [i["id"] for i in page.get("/v1/incidents", params={"sort": sort}).json()]
+            html = page.get("/", params={"sort": sort}).text
+            assert api == [int(i) for i in re.findall(r'id="incident-(\d+)"', html)]
+        by_severity = page.get("/v1/incidents", params={"sort": "severity"}).json()
+        assert [i["severity"] for i in by_severity] == ["critical", "critical", "high", "medium"]
+        assert by_severity[0]["id"] > by_severity[1]["id"]  # newest first among equals
+        assert [i["id"] for i in page.get("/v1/incidents").json()] == sorted(
+            (i["id"] for i in by_severity), reverse=True)  # newest first by default
+        paged = [i["severity"] for i in page.get("/v1/incidents", params={
+            "sort": "severity", "limit": 2, "offset": 2}).json()]
+        assert paged == ["high", "medium"]
+
+    def test_the_api_refuses_an_unknown_order_naming_it(self, page: TestClient):
+        bad = page.get("/v1/incidents", params={"sort": "loudest"})
+        assert bad.status_code == 422
+        [error] = bad.json()["detail"]
+        assert error["loc"] == ["query", "sort"] and error["input"] == "loudest"
+        assert "newest" in error["msg"] and "severity" in error["msg"]
+
     def test_ids_periods_and_times_never_wrap(self, page: TestClient):
         row = page.get("/").text.split('<tr class="incident"')[1].split("</tr>")[0]
         cells = re.findall(r"<td([^>]*)>", row)

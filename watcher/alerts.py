@@ -26,6 +26,7 @@ class AlertKind(StrEnum):
     TEST = "test"
     DIGEST = "digest"
     REPORT = "report"  # a manager's monthly report (watcher.monthly)
+    WEEKLY = "weekly"  # a route's weekly digest (watcher.weekly)
 
 
 class Evidence(BaseModel):
@@ -96,6 +97,67 @@ class Digest(BaseModel):
     link: str | None = None
 
 
+class WeeklyLine(BaseModel):
+    """One incident as a weekly digest names it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    incident_id: int
+    severity: str
+    rule: str
+    title: dict[str, str]
+    store: str | None = None
+    operator: str | None = None
+    opened_at: datetime
+    resolved_at: datetime | None = None
+    age_days: int | None = Field(default=None, description="a still-open one: days open")
+
+
+class WeeklyStore(BaseModel):
+    """A store with the most (and most severe) still-open incidents."""
+
+    model_config = ConfigDict(frozen=True)
+
+    store: str
+    open: int
+    worst: str  # the severity of its worst open incident
+
+
+class WeeklySection(BaseModel):
+    """One team's part of a weekly digest (``team`` None: incidents of no known team).
+    The counts are the whole; the lists are the worst first, cut to fit a message."""
+
+    model_config = ConfigDict(frozen=True)
+
+    team: str | None = None
+    opened: int
+    still_open: int
+    resolved: int
+    opened_list: list[WeeklyLine]
+    open_list: list[WeeklyLine]
+    resolved_list: list[WeeklyLine]
+
+
+class WeeklyDigest(BaseModel):
+    """A route's week (ISO, Monday to Sunday): what opened, what is still open, what was
+    resolved, the worst stores, per team (watcher/weekly_digest.py builds it)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    week: str
+    route: int
+    match: dict[str, list[str]]
+    start: datetime
+    end: datetime  # exclusive: the next Monday 00:00 UTC
+    at: datetime  # "still open" and ages are as of this moment
+    opened: int
+    still_open: int
+    resolved: int
+    stores: list[WeeklyStore]
+    sections: list[WeeklySection]
+    link: str | None = None
+
+
 class Alert(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -125,6 +187,7 @@ class Alert(BaseModel):
     items: list[GroupItem] = Field(
         default_factory=list, description="a grouped message: the incidents it carries")
     digest: Digest | None = None
+    weekly: WeeklyDigest | None = None
     runbook: dict[str, str] = Field(default_factory=dict,
                                     description="the rule's runbook by language, if any")
     runbook_link: str | None = None

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, timedelta
 from enum import Enum, StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import typer
 from pydantic import ValidationError
@@ -22,7 +22,7 @@ from watcher.channels.rate import Rate
 from watcher.config import Settings, load_settings, parse_duration
 from watcher.dispatcher import rate_status
 from watcher.errors import ConfigError, WatcherError
-from watcher.incidents import Incident
+from watcher.incidents import INCIDENT_SORTS, Incident, IncidentSort
 from watcher.outage import DATABASE_DOWN, reason
 from watcher.redact import redact_text
 from watcher.rules.loader import load_pack
@@ -284,14 +284,21 @@ def incidents_list(config: ConfigOpt = None,
                    severity: str | None = None, store: str | None = None,
                    operator: str | None = None, rule: str | None = None,
                    limit: LimitOpt = 100, offset: OffsetOpt = 0,
+                   sort: Annotated[str, typer.Option(
+                       help="newest (first) or severity (the most severe first, newest "
+                            "first within each)")] = "newest",
                    output: FormatOpt = OutputFormat.TABLE) -> None:
-    """List incidents, newest first, a page at a time (--limit, --offset)."""
+    """List incidents, newest first (or most severe first), a page at a time."""
     if status not in (None, "open", "acknowledged", "resolved"):
         _fail("--status is open, acknowledged or resolved")
+    if sort not in INCIDENT_SORTS:
+        _fail(f"--sort is {' or '.join(INCIDENT_SORTS)}, not '{sort}'")
+    order = cast(IncidentSort, sort)
     db = open_existing(_settings(config).database_url)
     with db.engine.connect() as conn:
         found = repo.list_incidents(conn, status=status, severity=severity, store=store,
-                                    operator=operator, rule=rule, limit=limit, offset=offset)
+                                    operator=operator, rule=rule, limit=limit, offset=offset,
+                                    sort=order)
         total = repo.count_incidents(conn, status=status, severity=severity, store=store,
                                      operator=operator, rule=rule)
     rows = [i.model_dump(exclude={"fingerprint"}) for i in found]
@@ -669,6 +676,69 @@ def report(period: Annotated[str, typer.Option("--period", "-p", help="a month: 
         typer.echo(report_html(found))
     else:
         typer.echo(report_text(found))
+
+
+class DigestFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+
+
+@app.command()
+def digest(week: Annotated[str | None, typer.Option(
+               "--week", "-w", help="an ISO week: 2026-W47 (default: the last closed one)")]
+           = None,
+           route_index: Annotated[int | None, typer.Option(
+               "--route", "-r", min=0,
+               help="the route's place in routes: (0 is the first); default: every route "
+                    "with a digest")] = None,
+           language: Annotated[str, typer.Option(
+               "--language", "-l", help="en or zh-CN (text)")] = "en",
+           config: ConfigOpt = None,
+           output: Annotated[DigestFormat, typer.Option("--format", "-f")] = DigestFormat.TEXT,
+           ) -> None:
+    """A route's weekly digest as its channels get it: opened, still open, resolved,
+    worst stores, per team (``digest: weekly`` on a route; sends nothing)."""
+    from watcher import weekly
+    from watcher.assessment.roster import load_optional as load_roster
+    from watcher.period import Period, PeriodKind
+    from watcher.weekly_digest import digest_alert, due_week
+
+    now = utcnow()
+    try:
+        chosen = Period.parse(week) if week else due_week(now, 1, 0)
+    except ValueError as exc:
+        _fail(f"--week: {exc}")
+        return
+    if chosen.kind is not PeriodKind.WEEK:
+        _fail("--week: a digest covers an ISO week, e.g. 2026-W47")
+    if language not in ("en", "zh-CN"):
+        _fail(f"--language: en or zh-CN, not {language!r}")
+    settings = _settings(config)
+    if route_index is not None and route_index >= len(settings.routes):
+        _fail(f"--route: there are {len(settings.routes)} routes (0 to "
+              f"{len(settings.routes) - 1})" if settings.routes else "--route: no routes "
+              "in the config")
+    indexes = [route_index] if route_index is not None else [
+        i for i, r in enumerate(settings.routes) if r.digest is not None]
+    if not indexes:
+        _fail("no route has a digest (digest: weekly); name one with --route N", 1)
+    roster = load_roster(settings.roster)
+    db = open_existing(settings.database_url)
+    try:
+        with db.engine.connect() as conn:
+            found = [weekly.digest_for(conn, settings, roster, i, chosen, now)
+                     for i in indexes]
+    finally:
+        db.dispose()
+    if output is DigestFormat.JSON:
+        _print_json(_page("digests", [d.model_dump() for d in found], len(found), len(found),
+                          0))
+        return
+    renderer = Renderer(settings.templates)
+    for shown in found:
+        rendered = renderer.render(digest_alert(shown, settings.routes[shown.route], now),
+                                   "text", language)
+        typer.echo(rendered.body + "\n")
 
 
 @db_app.command("upgrade")

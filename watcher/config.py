@@ -19,6 +19,7 @@ from pydantic import (
     Field,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from watcher import defaults, limits, yamlfile
@@ -63,11 +64,55 @@ class EscalationStep(BaseModel):
     channels: tuple[str, ...]
 
 
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+def _weekday(value: Any) -> Any:
+    """``monday``, ``mon``, ``Mon`` or 1-7 (ISO: 1 is Monday) -> 1-7; anything else is
+    refused by the field (``tue`` is Tuesday, ``t`` is ambiguous: refused)."""
+    if isinstance(value, bool):
+        raise ValueError(f"is not a day of the week: {value!r}")
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text.isdigit():
+            return int(text)
+        found = [i for i, day in enumerate(WEEKDAYS, 1) if len(text) >= 3 and
+                 day.startswith(text)]
+        if len(found) == 1:
+            return found[0]
+        raise ValueError(f"is not a day of the week (monday..sunday, mon..sun or 1-7): "
+                         f"{value!r}")
+    return value
+
+
+class DigestSchedule(BaseModel):
+    """``digest:`` of a route: a weekly digest of its incidents (``digest: weekly``, or
+    ``{every: weekly, day: friday, hour: 17}``), sent on ``day`` at ``hour`` (UTC) for
+    the ISO week just closed (watcher/weekly.py)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    every: Literal["weekly"] = "weekly"
+    day: Annotated[int, BeforeValidator(_weekday), Field(ge=1, le=7)] = 1
+    hour: int = Field(default=9, ge=0, le=23)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        return {"every": value} if isinstance(value, str) else value
+
+    @property
+    def day_name(self) -> str:
+        return WEEKDAYS[self.day - 1]
+
+
 class Route(BaseModel):
     """Alertmanager-style route: the first match wins unless ``continue`` is set.
 
     A route may carry an escalation policy (PagerDuty-style steps) and a
-    reminder interval, both stopped by an acknowledgement.
+    reminder interval, both stopped by an acknowledgement, and a weekly
+    ``digest``; ``notify`` says whether its channels get one message per incident
+    (``each``), only the digest (``digest``), or both.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
@@ -79,6 +124,27 @@ class Route(BaseModel):
     repeat_interval: Duration | None = None
     group_by: tuple[str, ...] = ()
     group_wait: Duration | None = None
+    digest: DigestSchedule | None = None
+    notify: Literal["each", "digest", "both"] | None = Field(
+        default=None, description="each: one message per incident (the default without a "
+                                  "digest); digest: only the weekly digest; both (the "
+                                  "default with a digest)")
+
+    @model_validator(mode="after")
+    def _digest_only(self) -> Route:
+        if self.notify in ("digest", "both") and self.digest is None:
+            raise ValueError(f"notify: {self.notify} needs a digest (digest: weekly)")
+        if self.notify == "digest" and (self.escalate or self.repeat_interval
+                                        or self.group_wait):
+            raise ValueError("a digest-only route (notify: digest) sends no message per "
+                             "incident: it cannot escalate, remind or group (drop escalate, "
+                             "repeat_interval, group_wait, or use notify: both)")
+        return self
+
+    @property
+    def each(self) -> bool:
+        """Whether the route's channels get one message per incident."""
+        return self.notify != "digest"
 
     @field_validator("match", mode="before")
     @classmethod
@@ -337,10 +403,13 @@ def _check_routes(settings: Settings, name: str, lines: yamlfile.Lines) -> None:
 
 
 def policy(settings: Settings, labels: Mapping[str, str | None]) -> Route | None:
-    """The first matching route that escalates or reminds, if any."""
+    """The first matching route that escalates or reminds, if any; none past a
+    digest-only route that takes the alert (its digest carries it, nothing else)."""
     for candidate in settings.routes:
         if candidate.matches(labels) and (candidate.escalate or candidate.repeat_interval):
             return candidate
+        if candidate.matches(labels) and not candidate.each and not candidate.continue_:
+            return None
     return None
 
 
@@ -358,14 +427,22 @@ def group_for(settings: Settings, labels: Mapping[str, str | None],
     return None
 
 
-def route(settings: Settings, labels: Mapping[str, str | None]) -> list[str]:
-    """Channels for an alert with ``labels``; the default channels when no route matches."""
+def route(settings: Settings, labels: Mapping[str, str | None], *,
+          each: bool = True) -> list[str]:
+    """Channels for an alert with ``labels``; the default channels when no route matches.
+
+    ``each``: the alert is a message about one incident (opened, worse, reminder,
+    released, a PIP reminder): a digest-only route (``notify: digest``) still takes
+    it (first match wins) but sends it nowhere, its weekly digest carries it. A
+    document of its own (the monthly report) passes ``each=False``.
+    """
     chosen: list[str] = []
     matched = False
     for candidate in settings.routes:
         if candidate.matches(labels):
             matched = True
-            chosen.extend(c for c in candidate.channels if c not in chosen)
+            if candidate.each or not each:
+                chosen.extend(c for c in candidate.channels if c not in chosen)
             if not candidate.continue_:
                 break
     return chosen if matched else list(settings.default_channels)

@@ -227,14 +227,14 @@ class Dispatcher:
     def _fold_all(self, conn: Connection, name: str, messages: list[Message],
                   now: datetime) -> list[Message]:
         """The alerts of each fold key (route, weight, news) in one digest each. A
-        digest is never folded again, nor a report (a document of its own), and a lone
-        alert stays itself."""
+        digest is never folded again, nor a report or a weekly digest (documents of their
+        own), and a lone alert stays itself."""
         by_key: dict[str, list[dict[str, Any]]] = {}
         kept: list[Message] = []
         for message in messages:
             for row in message:
                 alert = Alert.model_validate(row["alert"])
-                if alert.kind in (AlertKind.DIGEST, AlertKind.REPORT):
+                if alert.kind in (AlertKind.DIGEST, AlertKind.REPORT, AlertKind.WEEKLY):
                     kept.append([row])
                 else:
                     by_key.setdefault(digest.fold_key(self.settings, alert, name),

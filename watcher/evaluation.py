@@ -43,7 +43,7 @@ class Outcome:
         """The recovery of a live incident of this snapshot's store or operator, if any.
 
         A rule recovers when it was evaluable on this snapshot (its metrics, and
-        targets, are present; its period kind applies) and did not fire, and, when
+        targets, are present; its period kind and platform apply) and did not fire, and, when
         it has a ``resolve`` condition (hysteresis), that condition holds: between
         the two the incident stays as it is. ``hysteresis=False`` asks only whether
         the firing condition stopped holding (what breaks a ``for`` run).
@@ -53,14 +53,13 @@ class Outcome:
         rule = self.pack.get(base)
         if rule is None or not rule.enabled or (base, metric or None) in self.fired:
             return None
-        if _subject(rule, snap) != (subject_kind, subject):
+        if _subject(rule, snap) != (subject_kind, subject) or not rule.applies_to(snap):
             return None
         if rule.kind == "platform_target":
             return _platform_recovery(rule_id, snap, metric) if metric else None
         if rule.kind in HISTORY_KINDS:
             return self.settled.get(rule_id)
-        if rule.kind != "threshold" or (rule.periods and snap.period.kind.value
-                                        not in rule.periods):
+        if rule.kind != "threshold":
             return None
         variant = (applicable_variant(rule, normalise_segment(snap.segment))
                    if rule.variants and snap.segment else None)
@@ -126,11 +125,9 @@ def outcome(pack: RulePack, version: str, verdict: Verdict) -> Outcome:
     fired: set[tuple[str, str | None]] = set()
     for form in verdict.fired:
         rule = form.rule
-        if not rule.enabled:
-            continue
+        if not rule.enabled or not rule.applies_to(snap):
+            continue  # the engine's guards say the same; a hand-built verdict may not
         if form.metric is None:
-            if rule.periods and snap.period.kind.value not in rule.periods:
-                continue
             if (rule.id, None) not in fired and form.condition is not None:
                 fired.add((rule.id, None))
                 targets = {k: t.value for k, t in snap.targets.items()}

@@ -12,12 +12,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from watcher import indicators
 from watcher.errors import InvalidTransition
+
+# The orders an incident list comes in, the same for the page, the API and the CLI:
+# newest first, or the most severe first (newest first within a severity).
+IncidentSort = Literal["newest", "severity"]
+INCIDENT_SORTS: tuple[str, ...] = get_args(IncidentSort)
 
 
 class Status(StrEnum):

@@ -88,6 +88,12 @@ DEFAULT_RATES: Final = {"wecombot": "20/min", "dingtalk": "20/min", "feishu": "1
 # A digest names at most this many stores (the worst first); it names fewer when the
 # service's message size limit (watcher/channels/limits.py) leaves no room for them.
 DIGEST_MAX_STORES: Final = 10
+# A route's weekly digest (watcher/weekly_digest.py) names, per team, at most this many
+# incidents in each list (opened, still open, resolved; the worst first) and at most
+# WEEKLY_MAX_STORES worst stores; fewer when the service's size limit leaves no room, and
+# it says how many it does not name. The counts always cover every incident.
+WEEKLY_MAX_LINES: Final = 10
+WEEKLY_MAX_STORES: Final = 5
 
 
 # -- people: roster and PIP plans (watcher/assessment/roster.py, watcher/assessment/pip.py) ---
@@ -97,6 +103,9 @@ ROSTER_MAX_FIELD: Final = 200  # an operator id, tier, team, manager or display 
 PIP_MAX_DAYS: Final = 366  # a plan's length, or an extension
 PIP_MAX_GOALS: Final = 50  # goals of one plan
 PIP_MAX_NOTE: Final = 5000  # a review or closing note, in characters
+# an operator's score history (GET /v1/scorecards/{operator}/history?count=N; the card page
+# draws 12): one card is built per period, from one query over the whole span
+SCORE_HISTORY_MAX_PERIODS: Final = 36
 
 
 # -- noise control: for:, reopen_hold (watcher/rules/model.py, watcher/holding.py) --------------

@@ -104,7 +104,7 @@ def send_due(runtime: Runtime, now: datetime) -> int:
                 "audience": "manager", "manager": manager, "rule": "monthly-report",
                 "severity": "info", "team": teams[0] if len(teams) == 1 else None}
             alert = report_alert(report, {k: v for k, v in labels.items() if v}, now)
-            channels = route(settings, labels)
+            channels = route(settings, labels, each=False)  # a document
             repo.insert_notifications(conn, [repo.notification_row(None, None, channel, alert,
                                                                    now)
                                              for channel in channels])

@@ -219,7 +219,8 @@ class Pipeline:
             evaluate.sort(key=lambda s: (s.period.end, s.period.start))
             engine = self.engine
             days = history.needed_days(engine.pack.rules)
-            past = history.by_store(history.load_history(conn, evaluate, days)) if days else None
+            past = history.by_store(history.load_history(
+                conn, evaluate, days, history.needed_metrics(engine.pack.rules))) if days else None
             outcomes = self._evaluate(engine, evaluate, latest, parts, sources, past)
             refused = {s.key for s in evaluate} - {o.snapshot.key for o in outcomes}
             for key in refused:
@@ -246,7 +247,7 @@ class Pipeline:
 
     def _evaluate(self, engine: RuleEngine, snapshots: list[Snapshot],
                   latest: dict[str, Statement], parts: dict[int, IngestReport],
-                  sources: list[str], past: dict[str, list[Snapshot]] | None = None,
+                  sources: list[str], past: dict[str, list[history.Dated]] | None = None,
                   ) -> list[Outcome]:
         """Each snapshot's outcome; one the engine cannot take is rejected alone, and
         the rest of the batch (other records, other requests) goes on."""

@@ -133,7 +133,9 @@ def act(db: Database, incident_id: int, action: PipAction, pip_rules: Collection
         else:
             if outcome is None:
                 raise InvalidTransition("closing a plan needs an outcome")
-            plan, update = pip.close(incident, current, outcome, by, note, now, days=days)
+            values = goal_values(conn, current, now.date()) if current else []
+            plan, update = pip.close(incident, current, outcome, by, note, now, days=days,
+                                     values=values)
         repo.update_incident(conn, incident_id, update.changes)
         event_id = repo.add_event(conn, incident_id, update.event)
         changed = incident.model_copy(update=update.changes)

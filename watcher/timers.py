@@ -1,8 +1,8 @@
 """The timer loop: applies due escalations and reminders to open incidents, tells
 the channels when a silence or an inhibition that held a live incident has ended,
 opens the ``for:`` runs whose duration passed with no data to end them, and runs the
-PIP plans' reminders (``watcher.plans``) and the managers' monthly reports
-(``watcher.monthly``).
+PIP plans' reminders (``watcher.plans``), the managers' monthly reports
+(``watcher.monthly``) and the routes' weekly digests (``watcher.weekly``).
 
 Each action is one transaction: the timeline event and the notifications it
 causes are committed together, and the next pass reads what was done from
@@ -99,6 +99,7 @@ class Timers:
                  wake: Callable[[], None] = lambda: None,
                  roster: Callable[[], Roster] = Roster,
                  monthly: Callable[[datetime], int] = lambda now: 0,
+                 weekly: Callable[[datetime], int] = lambda now: 0,
                  pack: Callable[[], RulePack | None] = lambda: None) -> None:
         self.db = db
         self.settings = settings
@@ -106,6 +107,7 @@ class Timers:
         self.wake = wake
         self.roster = roster  # the roster in force (it reloads)
         self.monthly = monthly  # the managers' monthly reports, when due
+        self.weekly = weekly  # the routes' weekly digests, when due
         self.pack = pack  # the rules in force (they reload): reminders carry the runbook
 
     def run_once(self) -> int:
@@ -120,6 +122,7 @@ class Timers:
             applied += self._pass(now)
             applied += plans.remind(self.db, self.settings, self.roster(), now)
             applied += self.monthly(now)
+            applied += self.weekly(now)
         if applied:
             self.wake()
         return applied

@@ -119,7 +119,7 @@ def workbook(rows: list[list[Any]], *, percent: tuple[str, ...] = (),
 class TestColumnMapping:
     def test_the_shipped_examples_load(self):
         found = load_mappings(ROOT / "mappings")
-        assert set(found) == {"saihu", "dianxiaomi"}
+        assert set(found) == {"saihu", "dianxiaomi", "zohodesk"}
         assert found["saihu"].platform.value == "amazon"
         assert found["dianxiaomi"].platform.column == "平台"
 

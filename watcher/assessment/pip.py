@@ -264,13 +264,23 @@ def review(incident: inc.Incident, plan: Plan | None, by: str, note: str,
 
 
 def close(incident: inc.Incident, plan: Plan | None, outcome: Outcome, by: str,
-          note: str | None, now: datetime, *, days: int | None = None
-          ) -> tuple[Plan, inc.Update]:
+          note: str | None, now: datetime, *, days: int | None = None,
+          values: Sequence[GoalValue] = ()) -> tuple[Plan, inc.Update]:
     """Passed or failed ends the plan and resolves the incident; extended moves the end
-    date by ``days`` (default: the plan's checkpoint interval) and the plan goes on."""
+    date by ``days`` (default: the plan's checkpoint interval) and the plan goes on.
+
+    The manager decides the outcome, but the timeline keeps where the goals stood
+    (``values``) beside it: a plan closed as passed with goals unmet says so, for the
+    review that reads it later."""
     running = _running(plan, incident)
     by, text = _by(by), _note(note, required=False)
+    standing = goals_summary(values)
+    if standing:
+        text = f"{text} ({standing})" if text else standing
     data: dict[str, Any] = {"outcome": outcome.value}
+    if values:
+        data["goals"] = [v.model_dump(mode="json") for v in values]
+        data["goals_unmet"] = sum(1 for v in values if not v.met)
     if outcome is Outcome.EXTENDED:
         more = _days(days or running.checkpoint_days, "days")
         ends_on = running.ends_on + timedelta(days=more)
@@ -291,6 +301,16 @@ def close(incident: inc.Incident, plan: Plan | None, outcome: Outcome, by: str,
         "updated_at": now}, inc.Event(kind=inc.EventKind.PLAN_CLOSED, at=now, actor=by,
                                       note=f"{summary}: {text}" if text else summary,
                                       data=data))
+
+
+def goals_summary(values: Sequence[GoalValue]) -> str | None:
+    """``goals met: 1 of 2; gmv >= 150,000: 120,000 (2026-10, not met)``: the count, and
+    each goal not met with its value."""
+    if not values:
+        return None
+    unmet = [v for v in values if not v.met]
+    return "; ".join([f"goals met: {len(values) - len(unmet)} of {len(values)}",
+                      *(f"{v.metric} {format_goal(v)}" for v in unmet)])
 
 
 def goal_values(goals: Sequence[Goal], snapshots: Iterable[Snapshot]) -> list[GoalValue]:

@@ -183,13 +183,16 @@ def card_indicators(cycle: Cycle) -> list[Indicator]:
 @dataclass(frozen=True, slots=True)
 class _StoreView:
     store: str
+    platform: str
     segment: dict[str, str]
     values: dict[str, float]
     targets: dict[str, Target]
 
     @property
-    def segment_key(self) -> frozenset[tuple[str, str]]:
-        return frozenset(self.segment.items())
+    def segment_key(self) -> tuple[str, frozenset[tuple[str, str]]]:
+        """What the rule criterion depends on: the platform (a rule's ``platforms``) and
+        the segment (its variants)."""
+        return self.platform.lower(), frozenset(self.segment.items())
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,7 +222,8 @@ def _store_view(snaps: Sequence[Snapshot], period: Period, operator: str,
     latest = snaps[-1]
     exact = next((s for s in snaps if s.period == period), None)
     if exact is not None and len(snaps) == 1:  # the period's own snapshot alone: as sent
-        return _StoreView(exact.store, normalise_segment(exact.segment), dict(exact.metrics), {
+        return _StoreView(exact.store, exact.platform, normalise_segment(exact.segment),
+                          dict(exact.metrics), {
             **book.lookup(exact.store, operator, period, segment=exact.segment),
             **book.lookup(exact.store, operator, period, segment=exact.segment,
                           exact_only=True),
@@ -248,7 +252,8 @@ def _store_view(snaps: Sequence[Snapshot], period: Period, operator: str,
         else:
             targets.pop(metric, None)
     segment = next((s.segment for s in reversed(snaps) if s.segment), {})
-    return _StoreView(latest.store, normalise_segment(segment), values, targets)
+    return _StoreView(latest.store, latest.platform, normalise_segment(segment), values,
+                      targets)
 
 
 def _cover(metric: str, coarsest_first: Sequence[Snapshot]) -> list[Snapshot]:
@@ -312,7 +317,8 @@ class _PackRules:
 
     pack: RulePack  # kept, so that the id keying the cache stays this pack's
     rules: dict[str, list[Rule]]
-    criteria: dict[frozenset[tuple[str, str]], dict[str, _Criterion | None]]  # segment, metric
+    # (platform, segment) -> metric -> criterion
+    criteria: dict[tuple[str, frozenset[tuple[str, str]]], dict[str, _Criterion | None]]
 
 
 _PACK_RULES: dict[tuple[int, PeriodKind], _PackRules] = {}
@@ -351,13 +357,16 @@ def _criterion(metric: str, view: _StoreView, pack: _PackRules,
     if target is not None:
         return _Criterion(target.comparator or _passing_side(metric), target.value, "target")
     if metric not in known:
-        known[metric] = _rule_criterion(metric, view.segment, pack.rules[metric])
+        known[metric] = _rule_criterion(metric, view.platform, view.segment,
+                                        pack.rules[metric])
     return known[metric]
 
 
-def _rule_criterion(metric: str, segment: dict[str, str],
+def _rule_criterion(metric: str, platform: str, segment: dict[str, str],
                     rules: Sequence[Rule]) -> _Criterion | None:
     for rule in rules:
+        if not rule.applies_to_platform(platform):
+            continue  # another platform's line (``platforms``)
         variant = applicable_variant(rule, segment) if rule.variants else None
         comparison = _single(variant.compiled if variant else rule.compiled, metric)
         if comparison is not None and comparison.value is not None:
@@ -374,7 +383,8 @@ def snapshot_view(snap: Snapshot, book: TargetBook) -> StoreView:
     (the snapshot's own, else the targets file's)."""
     targets = {**book.lookup(snap.store, snap.operator, snap.period, segment=snap.segment),
                **snap.targets}
-    return _StoreView(snap.store, normalise_segment(snap.segment), dict(snap.metrics), targets)
+    return _StoreView(snap.store, snap.platform, normalise_segment(snap.segment),
+                      dict(snap.metrics), targets)
 
 
 def view_criterion(metric: str, view: StoreView, pack: RulePack,
@@ -494,7 +504,7 @@ def card_vetoes(snapshots: Sequence[Snapshot], pack: RulePack, book: TargetBook,
                     metric=metric, value=snap.metrics[metric], store=snap.store,
                     period=snap.period.text)
         for rule in rules:
-            if rule.periods and snap.period.kind.value not in rule.periods:
+            if not rule.applies_to(snap):
                 continue
             variant = (applicable_variant(rule, normalise_segment(snap.segment))
                        if rule.variants else None)

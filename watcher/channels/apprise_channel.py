@@ -135,8 +135,12 @@ class Target:
         d = self.dialect
         rendered = renderer.render(alert, d.template, language, heading=d.heading,
                                    service=self.service)
-        if alert.digest is not None:  # name fewer alerts rather than cut the message
-            named = len(alert.digest.worst)
+        if alert.digest is not None or alert.weekly is not None:
+            # name fewer alerts (incidents, stores) rather than cut the message
+            named = len(alert.digest.worst) if alert.digest is not None else max(
+                (len(found) for s in alert.weekly.sections  # type: ignore[union-attr]
+                 for found in (s.opened_list, s.open_list, s.resolved_list)),
+                default=0)
             while named and not fits(rendered.body, d.limit):
                 named -= 1
                 rendered = renderer.render(alert, d.template, language, heading=d.heading,

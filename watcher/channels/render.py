@@ -18,7 +18,7 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import jinja2
 import structlog
@@ -26,16 +26,18 @@ import yaml
 from jinja2.sandbox import SandboxedEnvironment
 
 from watcher import defaults, indicators
-from watcher.alerts import Alert, AlertKind, GroupItem
+from watcher.alerts import Alert, AlertKind, GroupItem, WeeklyLine
 from watcher.errors import ConfigError
 from watcher.indicators import Unit
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 DEFAULT_TEMPLATES = defaults.templates()
 FORMATS = ("text", "slack", "markdown", "html", "console")
 STRINGS_FILE = "strings.yaml"
 DIGEST = "digest"  # digest.j2: many alerts folded into one message, in every format
+WEEKLY = "weekly"  # weekly.j2: a route's weekly digest, in every format
 _BLANK_RUNS = re.compile(r"\n\s*\n(\s*\n)+")
 SEVERITY_ICONS = {"critical": "🔴", "high": "🟠", "medium": "🟡", "low": "🔵"}
 RESOLVED_ICON = "✅"
@@ -66,8 +68,9 @@ class Renderer:
         # built-in digest template and words fill in what it lacks.
         builtin = _load_strings(DEFAULT_TEMPLATES / STRINGS_FILE)
         for language, words in builtin.items():
-            if "digest" in words:
-                self.strings.setdefault(language, {}).setdefault("digest", words["digest"])
+            for part in ("digest", "weekly"):
+                if part in words:
+                    self.strings.setdefault(language, {}).setdefault(part, words[part])
         self.env = SandboxedEnvironment(
             loader=jinja2.ChoiceLoader([jinja2.FileSystemLoader(str(self.directory)),
                                         jinja2.FileSystemLoader(str(DEFAULT_TEMPLATES))]),
@@ -76,7 +79,7 @@ class Renderer:
             auto_reload=True)
         self.env.filters["pad"] = pad
         self.env.filters["width"] = display_width
-        for name in (*FORMATS, "subject", DIGEST):
+        for name in (*FORMATS, "subject", DIGEST, WEEKLY):
             try:
                 self.env.get_template(f"{name}.j2")
             except jinja2.TemplateSyntaxError as exc:
@@ -102,8 +105,9 @@ class Renderer:
         subject on their own, like a Slack attachment title, do not need it).
         ``service`` (``slack``, ``wecombot``…) lets a template use a service's
         extras. ``style(text, name)`` decorates text for the console. A digest
-        names at most ``digest_items`` of its alerts (all it carries by default),
-        so that a channel can fit it to its service's size limit.
+        names at most ``digest_items`` of its alerts (all it carries by default), a
+        weekly digest as many incidents per list and stores, so that a channel can
+        fit it to its service's size limit.
         """
         context = self.context(alert, language)
         context.update(heading=heading, service=service, fmt=fmt,
@@ -112,6 +116,9 @@ class Renderer:
         if alert.digest is not None:
             context.update(self.digest_context(alert, language, digest_items))
             template = f"{DIGEST}.j2"
+        elif alert.weekly is not None:
+            context.update(self.weekly_context(alert, language, digest_items))
+            template = f"{WEEKLY}.j2"
         try:
             subject = self.env.get_template("subject.j2").render(context).strip()
             body = self.env.get_template(template).render(context).strip()
@@ -195,6 +202,57 @@ class Renderer:
                        else None,
                        "threshold": format_value(i.metric, i.threshold)
                        if i.threshold is not None else None} for i in shown],
+        }
+
+
+    def weekly_context(self, alert: Alert, language: str,
+                       items: int | None) -> dict[str, Any]:
+        """A weekly digest's words (``weekly.*`` of strings.yaml): its title, counts, the
+        worst stores and each team's lists, each naming at most ``items`` lines."""
+        assert alert.weekly is not None
+        w, t = alert.weekly, self.words(language)
+        words = t.get("weekly", {})
+        severity = t.get("severity", {})
+
+        def say(key: str, **args: Any) -> str:
+            return str(words.get(key, key)).format_map(_Keep(args))
+
+        def line(key: str, item: WeeklyLine) -> str:
+            at = item.resolved_at if key == "resolved_line" else item.opened_at
+            return say(key, id=item.incident_id,
+                       severity=severity.get(item.severity, item.severity.upper()),
+                       subject=item.store or item.operator or "-",
+                       title=item.title.get(language) or item.title.get("en") or item.rule,
+                       date=at.date().isoformat() if at else "-", days=item.age_days)
+
+        def cut(found: list[T]) -> list[T]:
+            return found[:items] if items is not None else found
+
+        match = ", ".join(f"{k}={'|'.join(v)}" for k, v in sorted(w.match.items()))
+        route = say("route_match", index=w.route, match=match) if match else say(
+            "route", index=w.route)
+        sections = []
+        for s in w.sections:
+            lists = []
+            for key, name, count, found in (
+                    ("opened_line", "opened", s.opened, s.opened_list),
+                    ("open_line", "still_open", s.still_open, s.open_list),
+                    ("resolved_line", "resolved", s.resolved, s.resolved_list)):
+                shown = cut(found)
+                if count:
+                    lists.append({"name": say(name), "lines": [line(key, i) for i in shown],
+                                  "more": count - len(shown)})
+            sections.append({"team": say("team", team=s.team) if s.team else say("no_team"),
+                             "totals": say("totals", opened=s.opened, open=s.still_open,
+                                           resolved=s.resolved), "lists": lists})
+        return {
+            "title": say("title", week=w.week, route=route), "kind_prefix": "", "w": words,
+            "totals": say("totals", opened=w.opened, open=w.still_open, resolved=w.resolved),
+            "stores": [say("store", store=s.store, count=s.open,
+                           severity=severity.get(s.worst, s.worst.upper()))
+                       for s in cut(w.stores)],
+            "sections": sections, "weekly_link": w.link,
+            "nothing": not (w.opened or w.still_open or w.resolved),
         }
 
 

@@ -38,7 +38,7 @@ from watcher.daemon.schemas import (
 )
 from watcher.daemon.scorecards import scorecard_router
 from watcher.errors import InputError, InputTooLarge, InvalidTransition, NotFound, WatcherError
-from watcher.incidents import Incident
+from watcher.incidents import Incident, IncidentSort
 from watcher.observability import REGISTRY, watch_store
 from watcher.outage import DATABASE_DOWN
 from watcher.pipeline import IngestReport
@@ -249,12 +249,18 @@ def create_app(runtime: Runtime, ingest_records: Ingest,
         status: Literal["open", "acknowledged", "resolved"] | None = None,
         severity: Filter = None, store: Filter = None, operator: Filter = None,
         rule: Filter = None, since: datetime | None = None, until: datetime | None = None,
+        resolved_since: datetime | None = None, resolved_until: datetime | None = None,
         limit: Limit = 100, offset: Offset = 0,
+        sort: Annotated[IncidentSort, Query(
+            description="newest (first) or severity (the most severe first, newest first "
+                        "within each): the page's orders")] = "newest",
     ) -> list[dict[str, Any]]:
         with db.engine.connect() as conn:
             found = repo.list_incidents(conn, status=status, severity=severity, store=store,
                                         operator=operator, rule=rule, since=since, until=until,
-                                        limit=limit, offset=offset)
+                                        resolved_since=resolved_since,
+                                        resolved_until=resolved_until,
+                                        limit=limit, offset=offset, sort=sort)
         return [incident_json(i) for i in found]
 
     @app.get("/v1/incidents/{incident_id}", response_model=IncidentDetail,

@@ -23,7 +23,7 @@ import structlog
 import uvicorn
 from fastapi import FastAPI
 
-from watcher import monthly
+from watcher import monthly, weekly
 from watcher.auth import Authenticator
 from watcher.bus.nats import NatsSource
 from watcher.channels import build_channels
@@ -66,6 +66,7 @@ class Daemon:
         self.timers = Timers(runtime.db, self.settings, wake=self.dispatcher.wake.set,
                              roster=lambda: runtime.pipeline.roster,
                              monthly=lambda now: monthly.send_due(runtime, now),
+                             weekly=lambda now: weekly.send_due(runtime, now),
                              pack=lambda: runtime.pipeline.engine.pack)
         self.retention = Retention(runtime.db, self.settings.retention)
         self.reloader = RuleReloader(Path(self.settings.rules), runtime.pipeline,

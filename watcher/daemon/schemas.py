@@ -128,6 +128,8 @@ class RuleOut(BaseModel):
     condition: str | None
     variants: list[VariantOut]
     periods: list[str]
+    platforms: list[str] = Field(default_factory=list, description="the platforms whose "
+                                 "snapshots the rule judges; empty: every one")
     months: int | None = Field(description="streak: consecutive missed months that fire")
     message: dict[str, str]
     message_cases: list[MessageCaseOut] = Field(
@@ -156,7 +158,8 @@ class RuleOut(BaseModel):
             condition=rule.condition,
             variants=[VariantOut(when=dict(v.when), condition=v.condition, resolve=v.resolve)
                       for v in rule.variants],
-            periods=list(rule.periods), months=rule.months if rule.kind == "streak" else None,
+            periods=list(rule.periods), platforms=list(rule.platforms),
+            months=rule.months if rule.kind == "streak" else None,
             history={k: getattr(rule, k) for k in sorted(
                 rule.model_fields_set & set(HistoryFields.model_fields))},
             message=dict(rule.message),

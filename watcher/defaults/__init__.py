@@ -37,7 +37,7 @@ def templates() -> Path:
 
 
 def mappings() -> Path:
-    """The column mappings for ERP exports (saihu, dianxiaomi)."""
+    """The column mappings for ERP and help-desk exports (saihu, dianxiaomi, zohodesk)."""
     return packaged("mappings")
 
 

@@ -112,9 +112,18 @@ def _segment_guard(rule: Rule, variant: Variant | None) -> list[dict[str, Any]]:
 
 
 def _period_guard(rule: Rule) -> list[dict[str, Any]]:
-    if not rule.periods:
+    return _one_of("pk", rule.periods)
+
+
+def _platform_guard(rule: Rule) -> list[dict[str, Any]]:
+    """``platforms:``: the fact's lower-case platform (``pf``) is one of them."""
+    return _one_of("pf", rule.platforms)
+
+
+def _one_of(attribute: str, values: tuple[str, ...]) -> list[dict[str, Any]]:
+    if not values:
         return []
-    options = [{"pk": p} for p in rule.periods]
+    options = [{attribute: v} for v in values]
     return [options[0] if len(options) == 1 else {"$or": options}]
 
 
@@ -124,21 +133,24 @@ def target_metrics(pack: RulePack) -> list[str]:
     return sorted(set(indicators.INDICATORS) | named)
 
 
-def platform_target_json(metric: str, side: str) -> dict[str, Any]:
-    # Leading conditions shared by the group come first (watcher/rules/facts.py).
+def platform_target_json(metric: str, side: str,
+                         guards: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    # Leading conditions shared by the group come first (watcher/rules/facts.py): the
+    # rule's period and platform guards too are the same for each of its forms.
     op = dict(_ALL_SIDES)[side]
     stated = "p" + side[1:] + metric
-    return {"$and": [{PLATFORM_TARGETS: 1}, {"$ex": {stated: 1}},
+    return {"$and": [{PLATFORM_TARGETS: 1}, *(guards or []), {"$ex": {stated: 1}},
                      {op: {"m_" + metric: {"$m": stated}}}]}
 
 
 def form_json(form: Form) -> dict[str, Any]:
     if form.metric is not None and form.side is not None:  # a platform-target form
-        return platform_target_json(form.metric, form.side)
+        return platform_target_json(form.metric, form.side,
+                                    [*_period_guard(form.rule), *_platform_guard(form.rule)])
     condition = form.condition
     assert condition is not None
-    parts = [*_period_guard(form.rule), *_segment_guard(form.rule, form.variant),
-             condition_json(condition)]
+    parts = [*_period_guard(form.rule), *_platform_guard(form.rule),
+             *_segment_guard(form.rule, form.variant), condition_json(condition)]
     return parts[0] if len(parts) == 1 else {"$and": parts}
 
 

@@ -3,7 +3,8 @@
 durable-rules compares top-level attributes of one message, so nested metrics,
 targets and segment become prefixed keys: ``m_<metric>``, ``t_<metric>`` (the
 target), ``s_<segment key>`` (always present, "" when unknown, so that a
-"not equal" guard can match), ``pk`` (period kind), and targets re-stated by
+"not equal" guard can match), ``pk`` (period kind), ``pf`` (the platform in
+lower case, what a rule's ``platforms:`` is compared with), and targets re-stated by
 the side that is good: ``tge_`` (value must be >= it), ``tgt_``, ``tle_``,
 ``tlt_``. A plain target takes its side from the indicator's direction; a
 platform target carries its comparator, and is also stated as ``pge_`` /
@@ -58,6 +59,7 @@ def to_fact(snapshot: Snapshot, fact_id: str, segment_keys: frozenset[str]) -> d
         "platform": snapshot.platform,
         "operator": snapshot.operator or "",
         "pk": snapshot.period.kind.value,
+        "pf": snapshot.platform.lower(),
         **_blank_segment(segment_keys),
     }
     for key, value in snapshot.segment.items():  # strings arrive lower-cased already

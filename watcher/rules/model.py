@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from enum import StrEnum
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -25,6 +26,9 @@ from watcher.rules import history
 from watcher.rules.expression import Condition, ExpressionError, comparisons, parse
 from watcher.rules.facts import segment_value
 from watcher.rules.history import HISTORY_KINDS, HistoryFields
+
+if TYPE_CHECKING:
+    from watcher.snapshot import Snapshot
 
 
 class Severity(StrEnum):
@@ -212,6 +216,7 @@ class Hold(_Frozen):
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_PLATFORM = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 
 
 class Rule(HistoryFields, _Frozen):
@@ -232,6 +237,9 @@ class Rule(HistoryFields, _Frozen):
                     "periods in a row (3) or a duration (10m)")
     variants: tuple[Variant, ...] = ()
     periods: tuple[Literal["day", "week", "month", "quarter", "year"], ...] = ()
+    platforms: tuple[str, ...] = Field(
+        default=(), description="the platforms whose snapshots the rule judges (a platform's "
+                                "own line: shopee's 70 % chat response); empty: every one")
     severity: Severity
     audience: str = Field(min_length=1, max_length=50)
     subject: SubjectKind = SubjectKind.STORE
@@ -265,6 +273,25 @@ class Rule(HistoryFields, _Frozen):
     def _languages(cls, value: dict[str, str]) -> dict[str, str]:
         return _with_languages(value)
 
+    @field_validator("platforms", mode="before")
+    @classmethod
+    def _platforms(cls, value: Any) -> Any:
+        """Platform names as the facts compare them: lower case, each once, never empty."""
+        if isinstance(value, str):
+            raise ValueError("is a list of platforms: [shopee] or [amazon, shopee]")
+        if not isinstance(value, list | tuple):
+            return value
+        names = []
+        for item in value:
+            if not isinstance(item, str) or not _PLATFORM.match(item.strip().lower()):
+                raise ValueError(f"{item!r} is not a platform name (amazon, shopee, tiktok, ...)")
+            names.append(item.strip().lower())
+        if not names:
+            raise ValueError("names at least one platform (leave the key out for every one)")
+        if len(set(names)) != len(names):
+            raise ValueError("names a platform twice")
+        return tuple(names)
+
     @model_validator(mode="after")
     def _check(self) -> Rule:
         if self.kind == "threshold":
@@ -286,6 +313,9 @@ class Rule(HistoryFields, _Frozen):
                              "threshold rule has a condition to hold)")
         if self.kind == "streak" and self.subject is not SubjectKind.OPERATOR:
             raise ValueError("a streak rule's subject is 'operator'")
+        if self.kind == "streak" and self.platforms:
+            raise ValueError("a streak rule takes no 'platforms': it counts an operator's "
+                             "monthly cards, which hold the stores of every platform")
         if self.kind == "streak" and (self.message_cases or self.renotify_when_worse):
             raise ValueError("a streak rule takes no 'message_cases' or 'renotify_when_worse' "
                              "(it has no snapshot value to test)")
@@ -304,6 +334,16 @@ class Rule(HistoryFields, _Frozen):
                 raise ValueError(f"two variants share the segment {dict(key)}")
             seen.add(key)
         return self
+
+    def applies_to(self, snap: Snapshot) -> bool:
+        """Whether the rule judges ``snap`` at all: its period kind (``periods``) and its
+        platform (``platforms``). The engine's guards say the same (compiler.py); every
+        judge outside the engine (recovery, history rules, cards, charts) asks this."""
+        return ((not self.periods or snap.period.kind.value in self.periods)
+                and self.applies_to_platform(snap.platform))
+
+    def applies_to_platform(self, platform: str) -> bool:
+        return not self.platforms or platform.lower() in self.platforms
 
     def resolve_condition(self, variant: Variant | None) -> Condition | None:
         """What must hold for a live incident of this rule (in ``variant``) to resolve;
@@ -356,9 +396,11 @@ class RulePack(_Frozen):
     @property
     def version(self) -> str:
         """Content hash: the same rules load to the same version, on any replica."""
-        # a rule's history keys count only where written: older packs keep their version
-        rules: list[Any] = [r.model_dump(mode="json", exclude=set(HistoryFields.model_fields)
-                                         - r.model_fields_set) for r in self.rules]
+        # a rule's history keys and platforms count only where written: older packs keep
+        # their version
+        optional = {*HistoryFields.model_fields, "platforms"}
+        rules: list[Any] = [r.model_dump(mode="json", exclude=optional - r.model_fields_set)
+                            for r in self.rules]
         if self.metrics:  # a pack without declarations keeps the version it always had
             rules.append({k: m.model_dump(mode="json") for k, m in self.metrics.items()})
         body = json.dumps(rules, sort_keys=True)

@@ -35,6 +35,14 @@ OLE2_MAGIC: Final = b"\xd0\xcf\x11\xe0"
 AUTO_ENCODINGS: Final = ("utf-8-sig", "gb18030")
 
 
+class RowError(ValueError):
+    """A bad cell; ``column`` is the header the operator sees in the file."""
+
+    def __init__(self, column: str | None, message: str) -> None:
+        self.column = column
+        super().__init__(message)
+
+
 @dataclass(frozen=True, slots=True)
 class Row:
     number: int

@@ -16,10 +16,11 @@ go on. Each accepted row keeps every cell, mapped or not, as its raw text.
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import re
 from collections.abc import Collection, Iterator, Mapping
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, tzinfo
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Final
@@ -39,8 +40,9 @@ from watcher.errors import ConfigError, InputError
 from watcher.numbers import SHEET_SEPARATORS, AmbiguousNumber, to_ascii
 from watcher.period import Period, PeriodKind
 from watcher.snapshot import Comparator, parse_number
+from watcher.sources.aggregate import AggregateSpec, Tally, parse_zone, read_timestamp
 from watcher.sources.base import Clock, is_missing, period_for_range, tidy
-from watcher.sources.sheets import Cell, Row, read_rows, sheet_text
+from watcher.sources.sheets import Cell, Row, RowError, read_rows, sheet_text
 from watcher.validation import RawRecord, Rejection, validate
 
 NAME_PATTERN: Final = r"^[a-z0-9][a-z0-9_-]{0,62}$"
@@ -65,14 +67,6 @@ class Unit(StrEnum):
     NUMBER = "number"        # "1,200.5" -> 1200.5
     COUNT = "count"          # a whole number >= 0
     CURRENCY = "currency"    # "¥1,200", "US$ 1,200.50", "1,200 USD", "(1,200)" -> number
-
-
-class RowError(ValueError):
-    """A bad cell; ``column`` is the header the operator sees in the file."""
-
-    def __init__(self, column: str | None, message: str) -> None:
-        self.column = column
-        super().__init__(message)
 
 
 def _text_keys(value: Any) -> Any:
@@ -119,17 +113,29 @@ class PeriodSpec(BaseModel):
     formats: tuple[str, ...] = DEFAULT_FORMATS
     as_: PeriodKind | None = Field(default=None, alias="as", description=(
         "read every row as this kind: a day 2026-10-15 read as month is 2026-10"))
+    timezone: str | None = Field(default=None, description=(
+        "the column holds timestamps: a row's period is the day (or its week, month, ...) "
+        "in this zone; a timestamp without an offset is a time in it"))
 
     @model_validator(mode="after")
     def _check(self) -> PeriodSpec:
         if (self.column is None) == (self.value is None):
             raise ValueError("give either 'column' (a header) or 'value' (a constant period)")
+        if self.timezone is not None:
+            if self.column is None:
+                raise ValueError("'timezone' reads the period column's timestamps; it needs "
+                                 "'column'")
+            parse_zone(self.timezone)
         if self.value is not None:
             Period.parse(self.value)
         for fmt in self.formats:
             if "%" not in fmt:
                 raise ValueError(f"format {fmt!r} has no %-directive (e.g. %Y/%m/%d)")
         return self
+
+    @property
+    def zone(self) -> tzinfo | None:
+        return parse_zone(self.timezone) if self.timezone is not None else None
 
 
 class TargetSpec(BaseModel):
@@ -189,7 +195,11 @@ class ColumnMapping(BaseModel):
     period: PeriodSpec | None = None
     segment: Annotated[dict[str, Spec], BeforeValidator(_text_keys)] = Field(
         default_factory=dict)
-    metrics: Annotated[dict[str, MetricSpec], BeforeValidator(_text_keys)] = Field(min_length=1)
+    metrics: Annotated[dict[str, MetricSpec], BeforeValidator(_text_keys)] = Field(
+        default_factory=dict, description="header -> metric: one snapshot per row")
+    aggregate: AggregateSpec | None = Field(default=None, description=(
+        "one row per event (a ticket): metrics counted over each store's rows per period "
+        "(watcher/sources/aggregate.py)"))
     encoding: str = Field(default="auto",
                           pattern=r"^(auto|utf-8|utf-8-sig|utf-16|gb18030|gbk|gb2312)$")
     delimiter: str = Field(default=",", min_length=1, max_length=1)
@@ -200,6 +210,11 @@ class ColumnMapping(BaseModel):
 
     @model_validator(mode="after")
     def _one_column_per_metric(self) -> ColumnMapping:
+        if (not self.metrics) == (self.aggregate is None):
+            raise ValueError("give either 'metrics' (a row per store and period) or "
+                             "'aggregate' (a row per event, counted per store and period)")
+        if self.aggregate is not None:
+            self._check_aggregate()
         seen: dict[str, str] = {}
         for column, spec in self.metrics.items():
             if spec.metric in seen:
@@ -207,6 +222,21 @@ class ColumnMapping(BaseModel):
                                  f"'{seen[spec.metric]}' and '{column}'")
             seen[spec.metric] = column
         return self
+
+    def _check_aggregate(self) -> None:
+        """A group is a store, platform and period: what varies within one cannot be a
+        column, and its days must be days somewhere."""
+        if self.operator is not None and self.operator.column is not None:
+            raise ValueError("an aggregate mapping takes no operator column (the row's agent "
+                             "is not the store's operator); give a constant or --operator")
+        varying = [k for k, spec in self.segment.items() if spec.column is not None]
+        if varying:
+            raise ValueError(f"an aggregate mapping takes constant segments only; "
+                             f"'segment.{varying[0]}' is a column")
+        if self.period is not None and self.period.column is not None and (
+                self.period.timezone is None):
+            raise ValueError("an aggregate mapping reads its period from timestamps: state "
+                             "their zone, period.timezone (+08:00, Asia/Shanghai, UTC)")
 
     def required_columns(self, present: Collection[str]) -> dict[str, str]:
         """What each column the file must have is for: identity and segment columns, rows to
@@ -220,6 +250,8 @@ class ColumnMapping(BaseModel):
         for column, spec in self.metrics.items():
             if column in present and spec.target is not None and spec.target.column is not None:
                 found[f"targets.{spec.metric}"] = spec.target.column
+        if self.aggregate is not None:
+            found.update(self.aggregate.columns())
         return found
 
 
@@ -321,6 +353,15 @@ def to_period(cell: Cell, spec: PeriodSpec) -> str:
     return _as_kind(_read_period(text, spec), spec)
 
 
+def timestamp_period(cell: Cell, spec: PeriodSpec) -> str:
+    """The day a timestamp falls on in the mapping's zone (or its ``as`` period)."""
+    try:
+        moment, _ = read_timestamp(cell, spec.formats, spec.zone or UTC)
+    except ValueError as exc:
+        raise RowError(None, str(exc)) from None
+    return _as_kind(_day(moment.date()), spec)
+
+
 def _read_period(text: str, spec: PeriodSpec) -> Period:
     try:
         return Period.parse(text)
@@ -334,6 +375,12 @@ def _read_period(text: str, spec: PeriodSpec) -> Period:
         return _reduce(day, _kind_of(fmt))
     raise RowError(None, f"{text!r} is not a period; expected 2026-10, 2026-10-01 or one of "
                          f"the mapping's formats ({', '.join(spec.formats)})")
+
+
+@functools.lru_cache(maxsize=4096)
+def _day(day: date) -> Period:
+    """A day's period: an export's tickets fall on a few days, read once each."""
+    return _reduce(day, PeriodKind.DAY)
 
 
 def _kind_of(fmt: str) -> PeriodKind:
@@ -402,12 +449,15 @@ class TabularSource:
         observed = self._clock().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         defaults = {"store": store, "operator": operator, "period": period,
                     "observed_at": observed}
+        names = _names(header)
+        if self.mapping.aggregate is not None:
+            return self._aggregated(rows, names, columns, defaults)
         out: list[RawRecord | Rejection] = []
         first_row: dict[str, int] = {}
         for row in rows:
             if row.is_blank() or self._skipped(row, columns):
                 continue
-            raw = _raw(header, row)
+            raw = _raw(names, row)
             location = f"row {row.number}"
             try:
                 record, origins = self._record(row, columns, defaults)
@@ -427,6 +477,40 @@ class TabularSource:
                 continue
             first_row[verdict.key] = row.number
             out.append(RawRecord(location, raw, record))
+        return out
+
+    def _aggregated(self, rows: Iterator[Row], names: list[str], columns: Mapping[str, int],
+                    defaults: Mapping[str, str | None]) -> list[RawRecord | Rejection]:
+        """One record per store, platform and period of the rows; a bad row is rejected
+        alone and counts for nothing."""
+        spec = self.mapping.aggregate
+        assert spec is not None
+        period = self.mapping.period
+        tally = Tally(spec, period.formats if period else DEFAULT_FORMATS,
+                      (period.zone if period else None) or UTC)
+        out: list[RawRecord | Rejection] = []
+        for row in rows:
+            if row.is_blank() or self._skipped(row, columns):
+                continue
+            raw = _raw(names, row)
+
+            def read(column: str, row: Row = row) -> Cell:
+                return _cell(row, columns, column)
+
+            def text(column: str, row: Row = row) -> str | None:
+                return as_text(_cell(row, columns, column))
+
+            try:
+                record, _ = self._record(row, columns, defaults)
+                tally.add(record, row.number, raw, read, text)
+            except RowError as exc:
+                out.append(Rejection(self.name, f"row {row.number}", exc.column, str(exc), raw))
+        for location, record, raw in tally.records():
+            verdict = validate(RawRecord(location, raw, record), self.name)
+            if isinstance(verdict, Rejection):
+                out.append(Rejection(self.name, location, verdict.field, verdict.error, raw))
+            else:
+                out.append(RawRecord(location, raw, record))
         return out
 
     def _data_rows(self, content: bytes) -> Iterator[Row]:
@@ -449,7 +533,7 @@ class TabularSource:
             if text is not None:
                 positions.setdefault(text, []).append(index)
         metric_columns = [c for c in self.mapping.metrics if c in positions]
-        if not metric_columns:
+        if not metric_columns and self.mapping.aggregate is None:
             raise InputError(f"the header (row {header.number}) has none of the mapping's metric "
                              f"columns ({', '.join(self.mapping.metrics)}); if the header is "
                              "further down, set header_row in the mapping", location=self.name)
@@ -516,6 +600,8 @@ class TabularSource:
         assert spec.column is not None
         origins["period"] = spec.column
         try:
+            if spec.timezone is not None:
+                return timestamp_period(_cell(row, columns, spec.column), spec)
             return to_period(_cell(row, columns, spec.column), spec)
         except RowError as exc:
             raise RowError(spec.column, str(exc)) from None
@@ -559,10 +645,15 @@ def _number(cell: Cell | float, unit: Unit, column: str | None) -> float:
         raise RowError(column, f"{exc} ({unit.value} column)") from None
 
 
-def _raw(header: Row, row: Row) -> str:
+def _names(header: Row) -> list[str]:
+    """Each column's name in the raw text: its header, else its place."""
+    return [as_text(cell) or f"column {index + 1}" for index, cell in enumerate(header.cells)]
+
+
+def _raw(names: list[str], row: Row) -> str:
     """Every cell under its header (unmapped ones too), so nothing sent is lost."""
-    names = [as_text(cell) or f"column {index + 1}" for index, cell in enumerate(header.cells)]
-    names += [f"column {index + 1}" for index in range(len(names), len(row.cells))]
+    if len(row.cells) > len(names):
+        names = [*names, *(f"column {i + 1}" for i in range(len(names), len(row.cells)))]
     cells = {name: (cell.isoformat() if isinstance(cell, datetime | date) else cell)
              for name, cell in zip(names, row.cells, strict=False)}
     return json.dumps(cells, ensure_ascii=False)

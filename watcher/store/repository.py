@@ -34,7 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 
 from watcher.alerts import SEVERITY_RANK, Alert
-from watcher.incidents import Event, Incident, Status
+from watcher.incidents import Event, Incident, IncidentSort, Status
 from watcher.limits import SNAPSHOTS_SETTLE_SECONDS
 from watcher.silences import Silence
 from watcher.snapshot import Snapshot
@@ -371,13 +371,18 @@ def incident_events_of(conn: Connection, incident_id: int) -> list[dict[str, Any
 def list_incidents(conn: Connection, *, status: str | None = None, severity: str | None = None,
                    store: str | None = None, operator: str | None = None,
                    rule: str | None = None, since: datetime | None = None,
-                   until: datetime | None = None, limit: int = 100,
-                   offset: int = 0, by_severity: bool = False) -> list[Incident]:
-    """Newest first; ``by_severity``: the most severe first, newest first within each."""
+                   until: datetime | None = None, resolved_since: datetime | None = None,
+                   resolved_until: datetime | None = None, limit: int = 100,
+                   offset: int = 0, sort: IncidentSort = "newest") -> list[Incident]:
+    """Newest first; ``sort="severity"``: the most severe first, newest first within each
+    (the one order of the page, the API and the CLI). ``since``/``until`` bound when it
+    opened, ``resolved_since``/``resolved_until`` when it was resolved (the weekly digest's
+    lists are these filters: watcher/weekly.py)."""
     query = _filtered_incidents(
         select(incidents), status=status, severity=severity, store=store, operator=operator,
-        rule=rule, since=since, until=until)
-    if by_severity:
+        rule=rule, since=since, until=until, resolved_since=resolved_since,
+        resolved_until=resolved_until)
+    if sort == "severity":
         query = query.order_by(case(_SEVERITY_RANK, value=incidents.c.severity, else_=9))
     query = query.order_by(incidents.c.opened_at.desc(), incidents.c.id.desc())
     return [_incident(r) for r in conn.execute(query.limit(limit).offset(offset))]
@@ -389,17 +394,22 @@ _SEVERITY_RANK = {"critical": 0, "high": 1, "medium": 2, "low": 3, "info": 4}
 def count_incidents(conn: Connection, *, status: str | None = None,
                     severity: str | None = None, store: str | None = None,
                     operator: str | None = None, rule: str | None = None,
-                    since: datetime | None = None, until: datetime | None = None) -> int:
+                    since: datetime | None = None, until: datetime | None = None,
+                    resolved_since: datetime | None = None,
+                    resolved_until: datetime | None = None) -> int:
     """How many incidents ``list_incidents`` with the same filters pages through."""
     query = _filtered_incidents(
         select(func.count()).select_from(incidents), status=status, severity=severity,
-        store=store, operator=operator, rule=rule, since=since, until=until)
+        store=store, operator=operator, rule=rule, since=since, until=until,
+        resolved_since=resolved_since, resolved_until=resolved_until)
     return int(conn.execute(query).scalar_one())
 
 
 def _filtered_incidents(query: Select[Any], *, status: str | None, severity: str | None,
                         store: str | None, operator: str | None, rule: str | None,
-                        since: datetime | None, until: datetime | None) -> Select[Any]:
+                        since: datetime | None, until: datetime | None,
+                        resolved_since: datetime | None = None,
+                        resolved_until: datetime | None = None) -> Select[Any]:
     for column, value in ((incidents.c.status, status), (incidents.c.severity, severity),
                           (incidents.c.store, store), (incidents.c.operator, operator),
                           (incidents.c.rule, rule)):
@@ -409,6 +419,10 @@ def _filtered_incidents(query: Select[Any], *, status: str | None, severity: str
         query = query.where(incidents.c.opened_at >= since)
     if until:
         query = query.where(incidents.c.opened_at < until)
+    if resolved_since:
+        query = query.where(incidents.c.resolved_at >= resolved_since)
+    if resolved_until:
+        query = query.where(incidents.c.resolved_at < resolved_until)
     return query
 
 

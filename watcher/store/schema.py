@@ -222,6 +222,16 @@ report_deliveries = Table(
     Column("sent_at", TS, nullable=False),
 )
 
+# Each route's weekly digest, once per week (watcher/weekly.py): the row is written in
+# the transaction that enqueues the digest, so no replica or restart sends it twice.
+# ``route_key`` is the route's identity (its match and channels), not its position.
+digest_deliveries = Table(
+    "digest_deliveries", metadata,
+    Column("route_key", String(64), primary_key=True),
+    Column("week", String(10), primary_key=True),
+    Column("sent_at", TS, nullable=False),
+)
+
 # A firing whose rule has ``for:`` waits here until it has held long enough
 # (watcher/holding.py); its subject lets a batch load the runs it may extend.
 pending_firings = Table(

@@ -12,6 +12,11 @@ can name them:
 ``serie-2``  the periods that breach it (a large red dot);
 ``serie-3``  the restated periods (a ring around the dot).
 
+The score chart (``score_chart``) draws an operator's card score over periods on a 0-1
+scale, with the grade bands behind it (alternate stripes, each band's grade named in the
+right margin, a guide line at each band's lower bound), the pass mark as ``serie-1``,
+the failed periods as ``serie-2`` and each card's grade written above its point.
+
 An SVG carries its ``<title>`` and a ``<desc>`` with the text summary, and the page shows
 that summary beside it, so a screen reader or a printout loses nothing. Pure: data in,
 markup out.
@@ -19,6 +24,7 @@ markup out.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -115,7 +121,154 @@ def _render(title: str, summary: str, metric: str, points: Sequence[Point], lege
     chart.add(legend.restated, [p.value if p.restated else None for p in points],
               stroke=False, dots_size=size.dots * 2.6)
     chart.xml_filters.append(_fit_for_page(title, summary, size.kind))
+    if constant is not None:
+        chart.xml_filters.append(_label_line(1, format_value(metric, constant)))
     return Markup(chart.render(is_unicode=True))
+
+
+def _label_line(series: int, text: str) -> Callable[[Any], Any]:
+    """Write ``text`` (the level) just above the start of series ``series``'s line: a
+    threshold often lies beyond the y axis's last label, and a dashed line of unknown
+    level says little."""
+    def label(root: Any) -> Any:
+        group = next((g for g in root.iter() if _name(g) == "g"
+                      and {"series", f"serie-{series}"} <= set(g.get("class", "").split())
+                      and any(_name(c) == "path" for c in g)), None)
+        path = next((c for c in group if _name(c) == "path"), None) \
+            if group is not None else None
+        numbers = _NUMBER.findall(path.get("d", "")) if path is not None else []
+        if group is None or len(numbers) < 2:
+            return root
+        y = float(numbers[1])
+        level = etree.SubElement(group, "text", {  # below the line when it tops the plot
+            "class": "level", "x": f"{float(numbers[0]) + 4:.2f}",
+            "y": f"{y - 5 if y > 14 else y + 14:.2f}"})
+        level.text = text
+        return root
+    return label
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreMark:
+    """One period of a score chart: the card's score and grade, whether it failed."""
+
+    period: str
+    score: float | None
+    grade: str | None
+    failed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreLegend:
+    score: str
+    pass_mark: str
+    failed: str
+    no_data: str
+
+
+def score_chart(title: str, desc: str, marks: Sequence[ScoreMark],
+                bands: Sequence[tuple[str, float]], pass_score: float,
+                legend: ScoreLegend) -> Markup:
+    """``marks`` in period order against the grade ``bands`` (grade, lowest score), best
+    first: a wide chart and a narrow one (for a phone) of the same data."""
+    return Markup("").join(_render_scores(title, desc, marks, bands, pass_score, legend, size)
+                           for size in (WIDE, NARROW))
+
+
+def _score_label(value: float) -> str:
+    return f"{value:.2f}"
+
+
+def _render_scores(title: str, desc: str, marks: Sequence[ScoreMark],
+                   bands: Sequence[tuple[str, float]], pass_score: float,
+                   legend: ScoreLegend, size: _Size) -> Markup:
+    longest = max((len(grade) for grade, _low in bands), default=1)
+    chart = pygal.Line(
+        js=[], css=[], no_prefix=True, disable_xml_declaration=True, explicit_size=False,
+        width=size.width, height=size.height, style=size.style, allow_interruptions=True,
+        show_legend=size.legend, legend_at_bottom=True, truncate_legend=-1,
+        legend_at_bottom_columns=3, legend_box_size=11, margin=10, margin_top=24,
+        margin_right=16 + 8 * min(longest, 8), spacing=8,
+        x_label_rotation=0 if len(marks) <= size.rotate_after else 40, truncate_label=-1,
+        show_x_guides=False, dots_size=size.dots, range=(0, 1), include_x_axis=True,
+        value_formatter=_score_label, no_data_text=legend.no_data)
+    chart.x_labels = [m.period for m in marks]
+    # a guide at each band's lower bound, labelled with it; the top (1.00) is left
+    # unlabelled, as the best band is often thin and its label would overlap
+    lows = sorted({low for _grade, low in bands})
+    chart.y_labels = lows if len(lows) > 1 else [*lows, 1.0]
+    chart.add(legend.score, [m.score for m in marks])
+    chart.add(legend.pass_mark, [pass_score] * len(marks), show_dots=False)
+    chart.add(legend.failed, [m.score if m.failed else None for m in marks],
+              stroke=False, dots_size=size.dots * 1.7)
+    chart.xml_filters.append(_fit_for_page(title, desc, f"{size.kind} scores"))
+    chart.xml_filters.append(_label_line(1, _score_label(pass_score)))
+    chart.xml_filters.append(_draw_bands(bands, [m.grade for m in marks if m.score is not None],
+                                         size.dots))
+    return Markup(chart.render(is_unicode=True))
+
+
+def _draw_bands(bands: Sequence[tuple[str, float]], grades: Sequence[str | None],
+                dots: float) -> Callable[[Any], Any]:
+    """Stripe the plot by grade band, name each band in the right margin, and write each
+    point's grade above its dot (``grades``: one per drawn point, in order)."""
+    def draw(root: Any) -> Any:
+        plot = next((g for g in root.iter() if _name(g) == "g"
+                     and g.get("class", "").split() == ["plot"]), None)
+        if plot is None:
+            return root
+        guide_y: dict[str, float] = {}
+        width = 0.0
+        for axis in plot.iter():
+            if _name(axis) != "g" or "y" not in axis.get("class", "").split():
+                continue
+            for guide in axis:
+                path = next((c for c in guide if _name(c) == "path"), None)
+                text = next((c for c in guide if _name(c) == "text"), None)
+                if path is None or text is None:
+                    continue
+                numbers = [float(n) for n in _NUMBER.findall(path.get("d", ""))]
+                guide_y[text.text or ""] = numbers[1]
+                width = max(width, numbers[2])
+        levels = sorted((float(label), y) for label, y in guide_y.items())
+        if len(levels) < 2 or not width:
+            return root
+        (v0, y0), (v1, y1) = levels[0], levels[-1]
+
+        def y_of(value: float) -> float:
+            return y0 + (value - v0) * (y1 - y0) / (v1 - v0)
+
+        group = etree.Element("g", {"class": "bands"})
+        upper = y_of(1.0)
+        for index, (grade, low) in enumerate(bands):
+            lower = y_of(low)
+            etree.SubElement(group, "rect", {
+                "class": f"band band-{index % 2}", "data-grade": grade, "x": "0",
+                "y": f"{upper:.2f}", "width": f"{width:.2f}",
+                "height": f"{max(lower - upper, 0):.2f}"})
+            name = etree.SubElement(group, "text", {
+                "class": "band-name", "x": f"{width + 6:.2f}",
+                "y": f"{(upper + lower) / 2 + 4:.2f}"})
+            name.text = grade
+            upper = lower
+        background = next((i for i, c in enumerate(plot) if _name(c) == "rect"), -1)
+        plot.insert(background + 1, group)
+        # the score's dots, one per drawn point in order: its grade goes just above each
+        first = next((g for g in root.iter() if _name(g) == "g"
+                      and {"series", "serie-0"} <= set(g.get("class", "").split())
+                      and any(_name(c) == "circle" for c in g.iter())), None)
+        circles = [c for c in first.iter() if _name(c) == "circle"] if first is not None else []
+        for circle, label in zip(circles, grades, strict=False):
+            if label:
+                text = etree.SubElement(first, "text", {
+                    "class": "grade", "x": circle.get("cx", "0"),
+                    "y": f"{float(circle.get('cy', '0')) - dots - 5:.2f}"})
+                text.text = label
+        return root
+    return draw
+
+
+_NUMBER = re.compile(r"-?[\d.]+")
 
 
 def _formatter(metric: str) -> Callable[[float], str]:

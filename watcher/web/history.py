@@ -1,10 +1,11 @@
 """What the charts show, as points: a store's metric under its rule, a card's indicators over
-its last periods, the months of a PIP streak.
+its last periods, the operator's score and grade over them, the months of a PIP streak.
 
 Each point's threshold and verdict come from where the product decides them, never from a
 second table: an incident's chart asks the incident's rule (the variant for the store's
-segment, the snapshot's target, ``holds`` as the firing used it), a scorecard's chart the
-cards themselves (``watcher.assessment.scorecard``), a PIP's chart the streak's evidence.
+segment, the snapshot's target, ``holds`` as the firing used it), a scorecard's charts the
+cards themselves (``watcher.assessment.scorecard``, ``watcher.assessment.trend``), a PIP's
+chart the streak's evidence.
 Pure functions; the pages do the queries.
 """
 
@@ -17,15 +18,19 @@ from typing import Any
 from markupsafe import Markup
 
 from watcher.assessment.scorecard import ItemStatus, Scorecard
+from watcher.assessment.trend import ScoreHistory, previous_periods
 from watcher.evaluation import format_value
-from watcher.period import Period, PeriodKind
+from watcher.period import Period
 from watcher.rules.engine import applicable_variant, normalise_segment
 from watcher.rules.expression import comparisons, holds
 from watcher.rules.model import Rule
 from watcher.snapshot import Snapshot
-from watcher.web.charts import Legend, Point, line_chart
+from watcher.web.charts import Legend, Point, ScoreLegend, ScoreMark, line_chart, score_chart
 from watcher.web.i18n import translator
 from watcher.web.views import indicator_name
+
+__all__ = ["CARD_PERIODS", "HISTORY_PERIODS", "Figure", "card_figures", "incident_figure",
+           "previous_periods", "score_figure", "streak_figures"]
 
 HISTORY_PERIODS = 12  # an incident's chart
 CARD_PERIODS = 6      # a scorecard's small multiples
@@ -54,7 +59,7 @@ def rule_point(rule: Rule | None, metric: str, snap: Snapshot, revision: int) ->
     value = snap.metrics.get(metric)
     threshold, breaching = None, False
     targets = {k: t.value for k, t in snap.targets.items()}
-    if rule is None or (rule.periods and snap.period.kind.value not in rule.periods):
+    if rule is None or not rule.applies_to(snap):
         pass
     elif rule.kind == "platform_target":
         target = snap.targets.get(metric)
@@ -108,17 +113,6 @@ def summarise(points: Sequence[Point], metric: str, lang: str) -> str:
     return text
 
 
-def previous_periods(period: Period, count: int) -> list[Period]:
-    """``count`` periods of ``period``'s kind ending with it, oldest first."""
-    if period.kind is PeriodKind.MONTH:
-        return [period.shift_months(-k) for k in range(count - 1, -1, -1)]
-    if period.kind is PeriodKind.QUARTER:
-        index = period.start.year * 4 + (period.start.month - 1) // 3
-        return [Period.parse(f"{i // 4}-Q{i % 4 + 1}")
-                for i in range(index - count + 1, index + 1)]
-    return [Period.parse(f"{period.start.year - k:04d}") for k in range(count - 1, -1, -1)]
-
-
 def card_figures(cards: Sequence[Scorecard | None], periods: Sequence[Period],
                  lang: str) -> list[Figure]:
     """One small chart per indicator of the latest card: its value against its target or
@@ -169,3 +163,40 @@ def streak_figures(evidence: Sequence[Mapping[str, Any]], lang: str) -> list[Fig
                               line_chart(heading, summary, metric, points,
                                          legend(lang, target=True), small=True)))
     return figures
+
+
+def score_figure(history: ScoreHistory, lang: str) -> Figure | None:
+    """The operator's score over ``history``'s periods against the grade bands, each point
+    labelled with its card's grade, failed periods marked; None without a scored card."""
+    points = history.points
+    scored = [p for p in points if p.score is not None]
+    if not scored:
+        return None
+    t = translator(lang)
+    heading = t("chart.scores", count=len(points))
+    latest = scored[-1]
+    summary = t("chart.score_latest", period=latest.period, score=f"{latest.score:.2f}",
+                grade=latest.grade or "-", result=t(f"result.{latest.result}"))
+    failed = [p.period for p in points if p.failed]
+    judged = [p for p in points if p.result is not None]
+    summary += t("chart.score_failed", count=len(failed), total=len(judged),
+                 periods=", ".join(failed) or "-")
+    each = t("list.separator").join(
+        t("chart.score_point", period=p.period, score=f"{p.score:.2f}", grade=p.grade or "-",
+          result=t(f"result.{p.result}"))
+        if p.score is not None else
+        t("chart.score_none", period=p.period,
+          result=t(f"result.{p.result}") if p.result else t("chart.no_card"))
+        for p in points)
+    bands = t("list.separator").join(t("chart.band", grade=b.grade, min=f"{b.min_score:.2f}")
+                                     for b in history.grades)
+    desc = f"{summary} {t('chart.score_each', points=each, bands=bands)}"
+    marks = [ScoreMark(p.period, p.score, p.grade, p.failed) for p in points]
+    # the pass mark's line is labelled with its level; the legend names it only, so that
+    # the three fit one row on a phone
+    legend = ScoreLegend(score=t("chart.score"), pass_mark=t("chart.pass_mark"),
+                         failed=t("chart.failed"), no_data=t("chart.no_data"))
+    return Figure("scores", heading, summary,
+                  score_chart(heading, desc, marks,
+                              [(b.grade, b.min_score) for b in history.grades],
+                              history.pass_score, legend))

@@ -4,11 +4,18 @@ The language is chosen once per request: an explicit ``?lang=`` (remembered in
 a cookie by the page), else the cookie, else the browser's Accept-Language,
 else English. Both catalogues have the same keys (a test holds them to it), so
 a missing translation is a test failure rather than a blank on a phone.
+
+Dates and times are written one way in both languages, ISO 8601 (``2026-11-05``,
+``2026-11-05 14:03 UTC``), the way the date fields ask for them: the catalogue's
+``format.day`` and ``format.when`` say how (with ``year``, ``month``, ``day`` and ``time``
+at hand, should a language want ``2026年11月5日``), and ``day`` and ``when`` below are the
+page's only way to write one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, date, datetime
 from typing import Any
 
 LANGUAGES = ("en", "zh-CN")
@@ -28,6 +35,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "filter.rule": "Rule",
         "filter.since": "From",
         "filter.until": "To",
+        "date.placeholder": "YYYY-MM-DD",
+        "date.hint": "A day written YYYY-MM-DD, e.g. 2026-11-05",
+        "format.day": "{date}",
+        "format.when": "{date} {time} UTC",
         "filter.any": "any",
         "filter.apply": "Filter",
         "filter.clear": "Clear",
@@ -228,6 +239,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "error.too_long": "is longer than {max} characters",
         "error.nul": "contains a NUL character",
         "error.period": "must be a month (2026-10), a quarter (2026-Q3) or a year (2026)",
+        "error.date": "'{value}' is not a day; write it YYYY-MM-DD, e.g. 2026-11-05",
+        "error.date_order": "the first day ({since}) is after the last ({until})",
+        "error.choice": "is {choices}, not '{value}'",
+        "error.invalid": "'{value}' is not valid here",
         "error.no_card": "{operator} has no snapshots in {period}.",
         "chart.value": "Value",
         "chart.threshold": "Threshold",
@@ -243,6 +258,18 @@ MESSAGES: dict[str, dict[str, str]] = {
         "chart.breaches": "; {count} of {total} periods with a value breach it ({periods})",
         "chart.restated_in": "; restated: {periods}",
         "chart.cards": "Over the last periods",
+        "chart.scores": "Score and grade, last {count} periods",
+        "chart.score": "Score",
+        "chart.pass_mark": "Pass mark",
+        "chart.failed": "Failed",
+        "chart.score_latest": "Latest {period}: score {score}, grade {grade}, {result}",
+        "chart.score_failed": "; {count} of {total} periods with a card failed ({periods}).",
+        "chart.score_point": "{period} {score} {grade} ({result})",
+        "chart.score_none": "{period} no score ({result})",
+        "chart.no_card": "no data",
+        "chart.score_each": "Each period: {points}. Grade bands: {bands}.",
+        "chart.band": "{grade} from {min}",
+        "list.separator": "; ",
         "nav.board": "Board",
         "board.heading": "Store health",
         "board.intro": "Each store's latest value of each indicator against the threshold "
@@ -279,6 +306,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "filter.rule": "规则",
         "filter.since": "起始日期",
         "filter.until": "截止日期",
+        "date.placeholder": "年-月-日",
+        "date.hint": "按 年-月-日 填写，例如 2026-11-05",
+        "format.day": "{date}",
+        "format.when": "{date} {time}（UTC）",
         "filter.any": "全部",
         "filter.apply": "筛选",
         "filter.clear": "清除",
@@ -476,6 +507,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "error.too_long": "超过 {max} 个字符",
         "error.nul": "包含 NUL 字符",
         "error.period": "应为月份（2026-10）、季度（2026-Q3）或年份（2026）",
+        "error.date": "“{value}”不是有效日期，请按 年-月-日 填写，例如 2026-11-05",
+        "error.date_order": "起始日期（{since}）晚于截止日期（{until}）",
+        "error.choice": "应为 {choices}，而不是“{value}”",
+        "error.invalid": "“{value}”无效",
         "error.no_card": "{operator} 在 {period} 没有数据。",
         "chart.value": "实际值",
         "chart.threshold": "阈值",
@@ -491,6 +526,18 @@ MESSAGES: dict[str, dict[str, str]] = {
         "chart.breaches": "；有数据的 {total} 个周期中 {count} 个未达标（{periods}）",
         "chart.restated_in": "；已更正：{periods}",
         "chart.cards": "最近各周期走势",
+        "chart.scores": "得分与绩效等级（最近 {count} 个周期）",
+        "chart.score": "得分",
+        "chart.pass_mark": "合格线",
+        "chart.failed": "不合格",
+        "chart.score_latest": "最新 {period}：得分 {score}，等级 {grade}，{result}",
+        "chart.score_failed": "；有考核数据的 {total} 个周期中 {count} 个不合格（{periods}）。",
+        "chart.score_point": "{period} {score} {grade}（{result}）",
+        "chart.score_none": "{period} 无得分（{result}）",
+        "chart.no_card": "无数据",
+        "chart.score_each": "各周期：{points}。等级区间：{bands}。",
+        "chart.band": "{grade} ≥ {min}",
+        "list.separator": "；",
         "nav.board": "店铺看板",
         "board.heading": "店铺健康看板",
         "board.intro": "每个店铺各项指标的最新值，与其考核所用的标准对比；"
@@ -526,6 +573,32 @@ def translator(lang: str) -> Callable[..., str]:
         return text.format(**values) if values else text
 
     return t
+
+
+def day(value: date | None, lang: str) -> str:
+    """A day as the page in ``lang`` writes it."""
+    if value is None:
+        return "-"
+    return translator(lang)("format.day", date=value.isoformat(), year=value.year,
+                            month=value.month, day=value.day)
+
+
+def when(value: datetime | str | None, lang: str) -> str:
+    """A moment as the page in ``lang`` writes it: the day and the minute, in UTC (an ISO
+    8601 text, as stored in an event's data, is read first; one that is not stays as it
+    is)."""
+    if value is None:
+        return "-"
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    else:
+        moment = value
+    at = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return translator(lang)("format.when", date=at.date().isoformat(), year=at.year,
+                            month=at.month, day=at.day, time=at.strftime("%H:%M"))
 
 
 def choose_language(asked: str | None, remembered: str | None,

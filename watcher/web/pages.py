@@ -11,19 +11,22 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from importlib.resources import files
 from typing import Annotated, Any, Literal
 from urllib.parse import quote, unquote, urlencode
 
 from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment, PackageLoader, StrictUndefined, pass_context, select_autoescape
+from jinja2.runtime import Context
 
 from watcher import plans
 from watcher.actions import ActionKind, act
 from watcher.assessment.pip import GoalValue, Outcome, parse_goal, status_of
 from watcher.assessment.scorecard import Scorecard, operator_card
+from watcher.assessment.trend import SCORE_PERIODS, operator_cards
+from watcher.assessment.trend import history_of as score_history_of
 from watcher.auth import Authenticator, Role
 from watcher.daemon.schemas import MAX_ID
 from watcher.errors import InputError, InvalidTransition, NotFound
@@ -54,14 +57,17 @@ from watcher.web.history import (
     card_figures,
     incident_figure,
     previous_periods,
+    score_figure,
     streak_figures,
 )
-from watcher.web.i18n import LANGUAGES, choose_language, translator
+from watcher.web.i18n import LANGUAGES, choose_language, day, translator, when
 from watcher.web.views import (
     ListQuery,
+    QueryProblem,
     evidence_rows,
     indicator_name,
     recommendation,
+    shown,
     timeline,
     title_of,
 )
@@ -71,14 +77,21 @@ NAME_COOKIE = "kw_name"
 PIP_DAYS = 90
 
 
-def _when(value: datetime | None) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if value else "-"
+@pass_context
+def _when(context: Context, value: datetime | None) -> str:
+    return when(value, context["lang"])
+
+
+@pass_context
+def _day(context: Context, value: date | None) -> str:
+    return day(value, context["lang"])
 
 
 TEMPLATES = Environment(loader=PackageLoader("watcher.web", "templates"),
                         autoescape=select_autoescape(["html"]), undefined=StrictUndefined,
                         trim_blocks=True, lstrip_blocks=True)
 TEMPLATES.filters["when"] = _when
+TEMPLATES.filters["day"] = _day
 CSS = files("watcher.web").joinpath("static/page.css").read_text(encoding="utf-8")
 # The one inline style is allowed by its hash; nothing else (no script at all) may run.
 CSP = ("default-src 'none'; style-src 'sha256-"
@@ -169,26 +182,34 @@ def page_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
                                          HISTORY_PERIODS)
         return incident_figure(rule, incident.metric, incident.store, history, lang)
 
-    def card_trend(operator: str, period: Period, lang: str) -> list[Figure]:
-        """Each indicator of the card over the last periods, from the cards of those periods."""
-        periods = previous_periods(period, CARD_PERIODS)
+    def card_trend(operator: str, period: Period, lang: str
+                   ) -> tuple[Figure | None, list[Figure]]:
+        """The operator's score and grade over the last periods, and each indicator of the
+        card over the last few: from the cards of those periods, built as the card is."""
+        periods = previous_periods(period, SCORE_PERIODS)
+        pipeline = runtime.pipeline
         with db.engine.connect() as conn:
-            cards = [operator_card(conn, operator, p, runtime.pipeline.engine.pack,
-                                   runtime.pipeline.targets, runtime.settings.scorecard)
-                     for p in periods]
-        return card_figures(cards, periods, lang)
+            cards = operator_cards(conn, operator, periods, pipeline.engine.pack,
+                                   pipeline.targets, runtime.settings.scorecard,
+                                   pipeline.roster)
+        history = score_history_of(operator, periods, cards, runtime.settings.scorecard)
+        return (score_figure(history, lang),
+                card_figures(cards[-CARD_PERIODS:], periods[-CARD_PERIODS:], lang))
 
     @router.get("/", response_class=HTMLResponse)
     def incidents_page(request: Request) -> Response:
         who = reader(request)
         if not isinstance(who, Visitor):
             return who
-        error, status, found, query = None, 200, [], ListQuery()
+        lang = language(request)
+        error, status, found, query, wrong = None, 200, [], ListQuery(), None
         try:
             query = ListQuery.parse(request.query_params)
-        except InputError as exc:
-            t = translator(language(request))
-            error, status = t("error.field", field=exc.field, message=exc.reason), 400
+        except QueryProblem as exc:
+            error, status, wrong = exc.text(lang), 400, exc.field
+        # the date fields show what was typed when it was refused, else the day it read
+        days = {name: str(getattr(query, name)) if getattr(query, name)
+                else shown(request.query_params.get(name, "")) for name in ("since", "until")}
         with db.engine.connect() as conn:
             if error is None:
                 since, until = query.window
@@ -196,10 +217,10 @@ def page_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
                     conn, status=query.status, severity=query.severity, store=query.store,
                     operator=query.operator, rule=query.rule, since=since, until=until,
                     limit=query.per + 1, offset=query.offset,
-                    by_severity=query.sort == "severity")
+                    sort=query.sort)
             facets = repo.incident_facets(conn)
-        lang = language(request)
-        return page(request, "incidents.html", status, who, error=error, query=query,
+        return page(request, "incidents.html", status, who, error=error, query=query, days=days,
+                    wrong=wrong,
                     facets=facets, incidents=found[:query.per], more=len(found) > query.per,
                     titles={i.id: title_of(i, lang) for i in found})
 
@@ -376,10 +397,11 @@ def page_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
             return message(request, 404, "error.no_card", who, operator=printable(operator),
                            period=period.text)
         heading = translator(lang)("card.heading", operator=operator, period=period.text)
+        scores, figures = card_trend(operator, period, lang)
         return page(request, "scorecard.html", 200, who, view=card_view(card, lang),
                     heading=heading, pip_links=pip_links, period_text=text,
                     form_action=card_path(operator), team_url=team_url(period.text),
-                    figures=card_trend(operator, period, lang))
+                    scores=scores, figures=figures)
 
     @router.get("/board", response_class=HTMLResponse)
     def board_page(request: Request) -> Response:

@@ -8,23 +8,70 @@ helpers: a channel's secret must not reach a page any more than a log.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 from urllib.parse import urlencode
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from watcher import indicators
 from watcher.errors import InputError
 from watcher.evaluation import format_value
-from watcher.incidents import Incident
+from watcher.incidents import INCIDENT_SORTS, Incident, IncidentSort
+from watcher.numbers import to_ascii
 from watcher.redact import redact_text, redact_url
 from watcher.rules.model import Severity
-from watcher.web.i18n import translator
+from watcher.web.i18n import MESSAGES, translator, when
 
 Translate = Callable[..., str]
+
+
+DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+SHOWN_MAX = 40  # characters of a refused value the page repeats
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "status": ("open", "acknowledged", "resolved"), "severity": tuple(s.value for s in Severity),
+    "sort": INCIDENT_SORTS}
+
+
+def shown(text: str) -> str:
+    """A value typed into a URL, fit to be repeated on the page: printable, cut short."""
+    clean = "".join(c if c.isprintable() else "\ufffd" for c in text)
+    return clean if len(clean) <= SHOWN_MAX else clean[:SHOWN_MAX - 1] + "…"
+
+
+def parse_day(text: str) -> date:
+    """A day as the date fields take it, ``YYYY-MM-DD`` (full-width digits read as ASCII,
+    as in a period): nothing else is guessed at (not ``11/05/2026``, not a timestamp)."""
+    ascii_text = to_ascii(text).strip()
+    if not DAY.match(ascii_text):
+        raise ValueError(f"'{text}' is not a day written YYYY-MM-DD")
+    return date.fromisoformat(ascii_text)  # ValueError for 2026-02-30
+
+
+class QueryProblem(InputError):
+    """A filter the page refuses: the field, and what to tell the visitor, in their language
+    (``key`` and ``values`` of the catalogue's ``error.*``)."""
+
+    def __init__(self, field: str, key: str, **values: Any) -> None:
+        self.key, self.values = key, values
+        super().__init__(translator("en")(key, **values), field=field)
+
+    def text(self, lang: str) -> str:
+        t = translator(lang)
+        label = f"filter.{self.field}"
+        name = t(label) if label in MESSAGES[lang] else str(self.field)
+        return t("error.field", field=name, message=t(self.key, **self.values))
 
 
 class ListQuery(BaseModel):
@@ -39,7 +86,7 @@ class ListQuery(BaseModel):
     rule: str | None = Field(default=None, max_length=200, pattern=r"^[^\x00]*$")
     since: date | None = None
     until: date | None = None
-    sort: Literal["newest", "severity"] = "newest"
+    sort: IncidentSort = "newest"
     page: int = Field(default=1, ge=1, le=100_000)
     per: int = Field(default=25, ge=1, le=200)
 
@@ -48,17 +95,50 @@ class ListQuery(BaseModel):
     def _blank_is_unset(cls, data: Any) -> Any:
         """An empty form field means "any", not an empty store name."""
         if isinstance(data, Mapping):
-            return {k: v for k, v in data.items() if v not in ("", None)}
+            return {k: v for k, v in data.items()
+                    if v not in ("", None) and not (k in ("since", "until")
+                                                    and isinstance(v, str) and not v.strip())}
         return data
+
+    @field_validator("since", "until", mode="before")
+    @classmethod
+    def _day(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        try:
+            return parse_day(value)
+        except ValueError:
+            raise PydanticCustomError("day", "is not a day written YYYY-MM-DD") from None
+
+    @model_validator(mode="after")
+    def _in_order(self) -> ListQuery:
+        if self.since and self.until and self.since > self.until:
+            raise PydanticCustomError("day_order", "the first day is after the last")
+        return self
 
     @classmethod
     def parse(cls, params: Mapping[str, str]) -> ListQuery:
+        """The filters of a request; a bad one raises ``QueryProblem`` naming its field."""
         try:
             return cls.model_validate(dict(params))
         except ValidationError as exc:
             first = exc.errors()[0]
-            name = ".".join(str(p) for p in first["loc"]) or "query"
-            raise InputError(first["msg"], field=name) from None
+            name = ".".join(str(p) for p in first["loc"])
+            kind, ctx = first["type"], first.get("ctx") or {}
+            if kind == "day_order":
+                raise QueryProblem("until", "error.date_order", since=params.get("since", ""),
+                                   until=params.get("until", "")) from None
+            value = shown(str(params.get(name, "")))
+            if kind == "day":
+                raise QueryProblem(name, "error.date", value=value) from None
+            if name in _CHOICES:
+                raise QueryProblem(name, "error.choice", choices=" / ".join(_CHOICES[name]),
+                                   value=value) from None
+            if kind == "string_too_long":
+                raise QueryProblem(name, "error.too_long", max=ctx.get("max_length")) from None
+            if kind == "string_pattern_mismatch":
+                raise QueryProblem(name, "error.nul") from None
+            raise QueryProblem(name or "query", "error.invalid", value=value) from None
 
     @property
     def offset(self) -> int:
@@ -185,7 +265,7 @@ def _details(kind: str, data: Mapping[str, Any], lang: str, t: Translate) -> lis
                 reason = redact_text(str(outcome.get("reason") or ""))
                 lines.append(f"{redact_url(str(outcome.get('url', '')))}: {reason}")
         if data.get("retry_at"):
-            lines.append(t("detail.retry", at=data["retry_at"]))
+            lines.append(t("detail.retry", at=when(data["retry_at"], lang)))
     elif kind == "escalated":
         step = _int(data.get("step"))
         lines.append(t("detail.step", step=(step or 0) + 1,

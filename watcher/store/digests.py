@@ -1,0 +1,35 @@
+"""Weekly digest deliveries: which route's digest of which week went out.
+
+A claim is a row inserted in the transaction that enqueues the digest's
+notifications: a second replica's or a restarted daemon's insert finds it and
+sends nothing (``ON CONFLICT DO NOTHING``), and a rolled-back enqueue leaves no
+claim behind, so the digest is neither sent twice nor lost.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Connection, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from watcher.store.schema import digest_deliveries
+
+
+def digested(conn: Connection, week: str) -> set[str]:
+    """The route keys whose digest for ``week`` went out."""
+    rows = conn.execute(select(digest_deliveries.c.route_key).where(
+        digest_deliveries.c.week == week))
+    return {str(r[0]) for r in rows}
+
+
+def claim_digest(conn: Connection, route_key: str, week: str, now: datetime) -> bool:
+    """Record that the route's digest for ``week`` goes out; False when it already did
+    (here or in another replica). Commit it with the notifications it sends."""
+    values = {"route_key": route_key, "week": week, "sent_at": now}
+    statement = (postgresql_insert(digest_deliveries) if conn.dialect.name == "postgresql"
+                 else sqlite_insert(digest_deliveries)).values(**values)
+    inserted = conn.execute(statement.on_conflict_do_nothing()
+                            .returning(digest_deliveries.c.route_key)).first()
+    return inserted is not None
