@@ -139,3 +139,6 @@ KEPT_TEAM_PERIODS: Final = 12
 KEPT_POLL_SECONDS: Final = 5.0
 """How often the daemon looks for batches other replicas committed, to refresh its kept
 board and team cards before anyone asks (its own batches refresh them at once)."""
+KEPT_REFRESH_GAP_SECONDS: Final = 1.0
+"""The least time between two background refreshes of the kept views while batches keep
+coming, so that refreshing never competes with ingestion for the interpreter."""

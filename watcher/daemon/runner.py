@@ -35,7 +35,7 @@ from watcher.daemon.http import create_app
 from watcher.daemon.reload import RosterReloader, RuleReloader, TargetsReloader
 from watcher.dispatcher import Dispatcher
 from watcher.errors import PortInUse
-from watcher.limits import KEPT_POLL_SECONDS
+from watcher.limits import KEPT_POLL_SECONDS, KEPT_REFRESH_GAP_SECONDS
 from watcher.observability import show_rule_pack
 from watcher.outage import DATABASE_DOWN, Outage, when_available
 from watcher.pipeline import IngestReport
@@ -198,6 +198,11 @@ def refresh_kept_forever(runtime: Runtime, stop: threading.Event, due: threading
             runtime.refresh_kept()
         except Exception:  # the database away, a bad card: the next turn tries again
             log.warning("kept_views_refresh_failed", exc_info=True)
+        # at most one refresh a gap while batches keep coming (200 posts a second would
+        # otherwise keep this thread refreshing, and holding the GIL, between commits); a
+        # request meanwhile catches up itself
+        if stop.wait(KEPT_REFRESH_GAP_SECONDS):
+            break
         due.wait(poll)
 
 
