@@ -6,7 +6,12 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import ROOT
+
+# A hang guard, not a timing: the harness runs for a minute or two on a quiet machine.
+pytestmark = pytest.mark.timeout(300)
 
 
 class TestBenchHarness:
