@@ -114,7 +114,7 @@ class StoreEntry(NamedTuple):
 
     platform: str
     store: str
-    operator: str | None  # the newest snapshot's
+    operator: str | None  # the newest snapshot's that names one
     team: str | None      # the operator's, by the roster
     snaps: list[Snapshot]
     sent: frozenset[str]  # the indicators its snapshots carry
@@ -138,7 +138,9 @@ def store_entries(latest: Iterable[Snapshot], roster: Roster) -> list[StoreEntry
     entries = []
     for (store_platform, store), snaps in by_store.items():
         snaps.sort(key=lambda s: (s.period.end, s.period.start))
-        operator = snaps[-1].operator
+        # a daily feed often names no operator: the store is still the one whose newest
+        # snapshot of any kind names one (the monthly export's), not nobody's
+        operator = next((s.operator for s in reversed(snaps) if s.operator), None)
         entries.append(StoreEntry(store_platform, store, operator, roster.team_of(operator),
                                   snaps, frozenset(m for s in snaps for m in s.metrics)))
     return entries
