@@ -24,7 +24,7 @@ from watcher import indicators
 from watcher.evaluation import PerLanguage
 from watcher.indicators import Unit
 from watcher.rules.expression import Comparison, ExpressionError, parse
-from watcher.rules.history import Verdict, Window, amount, enough, fires, prior, settles
+from watcher.rules.history import Dated, Verdict, Window, amount, enough, fires, prior, settles
 from watcher.snapshot import Snapshot
 
 if TYPE_CHECKING:
@@ -97,7 +97,7 @@ class Projection:
         return self.level + self.slope * x
 
 
-def projection(rule: Rule, snap: Snapshot, history: Sequence[Snapshot]) -> Projection | None:
+def projection(rule: Rule, snap: Snapshot, history: Sequence[Dated]) -> Projection | None:
     """``snap``'s metric over ``over:`` fitted and projected ``within:`` ahead; None when the
     rule cannot judge it (no value, too short a history)."""
     assert rule.crosses is not None and rule.within is not None
@@ -125,7 +125,7 @@ def projection(rule: Rule, snap: Snapshot, history: Sequence[Snapshot]) -> Proje
                       projected, fires, days)
 
 
-def evaluate(rule: Rule, version: str, snap: Snapshot, history: Sequence[Snapshot]) -> Verdict:
+def evaluate(rule: Rule, version: str, snap: Snapshot, history: Sequence[Dated]) -> Verdict:
     found = projection(rule, snap, history)
     if found is None:
         return Verdict()
