@@ -33,6 +33,22 @@ class TestSnapshot:
             f'{{"store":"s","platform":"p","period":"2026-10","metrics":{metrics}}}')
         assert isinstance(rejection, Rejection) and rejection.field == field
 
+    @pytest.mark.parametrize(("metrics", "error"), [
+        ('{"cs_first_response_hours": 1e308}', "must be within [0, 8760], got 1e+308"),
+        ('{"preparation_days": 400}', "must be within [0, 366], got 400"),
+        ('{"gmv": 1e16}', "must be within [0, 1e+15], got 1e+16"),
+        ('{"orders": 1e300}', "must be within [0, 1e+15], got 1e+300"),
+    ])
+    def test_no_metric_is_unbounded(self, metrics: str, error: str):
+        [rejection] = verdicts(
+            f'{{"store":"s","platform":"p","period":"2026-10","metrics":{metrics}}}')
+        assert isinstance(rejection, Rejection) and rejection.error.endswith(error)
+
+    def test_every_indicator_has_a_finite_range(self):
+        from watcher.indicators import INDICATORS, RAW_FIELDS
+        for indicator in [*INDICATORS.values(), *RAW_FIELDS.values()]:
+            assert indicator.maximum is not None and indicator.maximum <= 1e15, indicator.id
+
     @pytest.mark.parametrize("period", ["2026-13", "2026-Q5", "26-10", "2026/10"])
     def test_unknown_period_forms_are_rejected(self, period: str):
         [rejection] = verdicts(

@@ -13,6 +13,8 @@ from typing import Final
 
 from pydantic import BaseModel, ConfigDict
 
+from watcher.limits import METRIC_MAX_DAYS, METRIC_MAX_HOURS, METRIC_MAX_VALUE
+
 
 class Direction(StrEnum):
     HIGHER_IS_BETTER = "higher"
@@ -71,8 +73,11 @@ class Indicator(BaseModel):
 
 def _i(id_: str, dim: Dimension, unit: Unit, direction: Direction, cycle: Cycle,
        en: str, zh: str, maximum: float | None = None, minimum: float | None = 0.0) -> Indicator:
-    if unit is Unit.FRACTION and maximum is None:
-        maximum = 1.0
+    # Nothing is unbounded: a duration past a year, or a count or amount past
+    # METRIC_MAX_VALUE, is an export or unit error (docs/limits.md).
+    if maximum is None:
+        maximum = {Unit.FRACTION: 1.0, Unit.HOURS: METRIC_MAX_HOURS,
+                   Unit.DAYS: METRIC_MAX_DAYS}.get(unit, METRIC_MAX_VALUE)
     return Indicator(id=id_, dimension=dim, unit=unit, direction=direction, cycle=cycle,
                      name_en=en, name_zh=zh, minimum=minimum, maximum=maximum)
 
