@@ -64,6 +64,12 @@ class Indicator(BaseModel):
     def name(self, language: str) -> str:
         return self.name_zh if language.lower().startswith("zh") else self.name_en
 
+    @property
+    def ceiling(self) -> float:
+        """The largest valid value: ``maximum`` (None: the metric has no bound of its own,
+        and a rollup sums it) or else the unit's ceiling."""
+        return ceiling(self.unit, self.maximum)
+
     def is_worse(self, value: float, reference: float) -> bool:
         """True when ``value`` is on the wrong side of ``reference`` (strictly)."""
         if self.direction is Direction.HIGHER_IS_BETTER:
@@ -71,13 +77,19 @@ class Indicator(BaseModel):
         return value > reference
 
 
+def ceiling(unit: Unit, maximum: float | None) -> float:
+    """Nothing is unbounded: a duration past a year, or a count, amount or ratio past
+    METRIC_MAX_VALUE, is an export or unit error, never data (docs/limits.md)."""
+    if maximum is not None:
+        return maximum
+    return {Unit.HOURS: METRIC_MAX_HOURS, Unit.DAYS: METRIC_MAX_DAYS}.get(unit,
+                                                                        METRIC_MAX_VALUE)
+
+
 def _i(id_: str, dim: Dimension, unit: Unit, direction: Direction, cycle: Cycle,
        en: str, zh: str, maximum: float | None = None, minimum: float | None = 0.0) -> Indicator:
-    # Nothing is unbounded: a duration past a year, or a count or amount past
-    # METRIC_MAX_VALUE, is an export or unit error (docs/limits.md).
-    if maximum is None:
-        maximum = {Unit.FRACTION: 1.0, Unit.HOURS: METRIC_MAX_HOURS,
-                   Unit.DAYS: METRIC_MAX_DAYS}.get(unit, METRIC_MAX_VALUE)
+    if unit is Unit.FRACTION and maximum is None:
+        maximum = 1.0
     return Indicator(id=id_, dimension=dim, unit=unit, direction=direction, cycle=cycle,
                      name_en=en, name_zh=zh, minimum=minimum, maximum=maximum)
 
@@ -239,6 +251,10 @@ class DeclaredMetric(BaseModel):
     maximum: float | None
     name_en: str | None = None
     name_zh: str | None = None
+
+    @property
+    def ceiling(self) -> float:
+        return ceiling(self.unit, self.maximum)
 
 
 def get(metric_id: str) -> Indicator | None:

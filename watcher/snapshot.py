@@ -297,7 +297,7 @@ def _limits(metric_id: str, declared: Declared) -> tuple[float, float]:
     spec = declared.get(metric_id)
     if spec is None:
         return _registry_limits(metric_id)
-    return _bounds(spec.minimum, spec.maximum)
+    return _bounds(spec.minimum, spec.ceiling)
 
 
 @functools.cache
@@ -306,11 +306,11 @@ def _registry_limits(metric_id: str) -> tuple[float, float]:
     indicator = indicators.get(metric_id)
     if indicator is None:
         return -METRIC_MAX_VALUE, METRIC_MAX_VALUE
-    return _bounds(indicator.minimum, indicator.maximum)
+    return _bounds(indicator.minimum, indicator.ceiling)
 
 
 def _bounds(low: float | None, high: float | None) -> tuple[float, float]:
-    """An open end is METRIC_MAX_VALUE: no metric is unbounded."""
+    """An open low end is -METRIC_MAX_VALUE: no metric is unbounded."""
     return (-METRIC_MAX_VALUE if low is None else low), (METRIC_MAX_VALUE if high is None
                                                          else high)
 
@@ -321,7 +321,7 @@ def _check_range(field: str, metric_id: str, number: float, declared: Declared) 
     if indicator is None:
         raise FieldRangeError(field, f"must be within [{-METRIC_MAX_VALUE:g}, "
                                      f"{METRIC_MAX_VALUE:g}] (METRIC_MAX_VALUE), got {number:g}")
-    low, high = _bounds(indicator.minimum, indicator.maximum)
+    low, high = _bounds(indicator.minimum, indicator.ceiling)
     if indicator.unit is Unit.COUNT and number < 0:
         raise FieldRangeError(field, f"a count cannot be negative, got {number:g}")
     if indicator.unit is Unit.FRACTION and high is not None and number > high:
