@@ -87,6 +87,7 @@ class TestConfig:
         ({"digest": {"day": 8}}, "routes.0.digest.day"),
         ({"digest": {"hour": 24}}, "routes.0.digest.hour"),
         ({"digest": "daily"}, "routes.0.digest.every"),
+        ({"digest": True}, 'is "weekly" or {every: weekly, day: monday, hour: 9}, not true'),
         ({"notify": "digest"}, "needs a digest"),
         ({"notify": "sometimes", "digest": "weekly"}, "routes.0.notify"),
         ({"notify": "digest", "digest": "weekly", "repeat_interval": "4h"},
