@@ -99,3 +99,13 @@ class TestEcho:
         assert response.json()["detail"][0]["input"] == "\ufffd2026"
         missing = client.get(f"/v1/snapshots/shopee/{RLO}x/2026-10")
         assert missing.status_code == 404 and RLO not in missing.text
+
+
+def test_a_refused_period_is_echoed_safe_and_short_wherever_it_is_read():
+    from watcher.period import Period
+
+    with pytest.raises(ValueError) as caught:
+        Period.parse(f"{RLO}2026-10" + "x" * 100)
+    message = str(caught.value)
+    assert RLO not in message and message.startswith("'\ufffd2026-10xxx")
+    assert len(message) < 150

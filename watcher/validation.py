@@ -22,6 +22,7 @@ import orjson
 from pydantic import ValidationError
 
 from watcher import indicators
+from watcher.echo import shown
 from watcher.errors import InputError, InputTooLarge
 from watcher.indicators import DeclaredMetric
 from watcher.limits import (
@@ -377,7 +378,7 @@ _KNOWN_IDS = (*indicators.INDICATORS, *indicators.RAW_FIELDS)
 def _unknown(metric: str) -> str:
     close = difflib.get_close_matches(metric, _KNOWN_IDS, n=1)
     hint = f"; did you mean '{close[0]}'?" if close else ""
-    return (f"'{metric}' is not in the indicator registry: stored, but no rule knows it"
+    return (f"'{shown(metric, 80)}' is not in the indicator registry: stored, but no rule knows it"
             f"{hint}")
 
 

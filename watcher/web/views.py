@@ -54,7 +54,7 @@ def parse_day(text: str) -> date:
     as in a period): nothing else is guessed at (not ``11/05/2026``, not a timestamp)."""
     ascii_text = to_ascii(text).strip()
     if not DAY.match(ascii_text):
-        raise ValueError(f"'{text}' is not a day written YYYY-MM-DD")
+        raise ValueError(f"'{shown(text)}' is not a day written YYYY-MM-DD")
     return date.fromisoformat(ascii_text)  # ValueError for 2026-02-30
 
 
