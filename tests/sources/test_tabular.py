@@ -37,6 +37,7 @@ from watcher.sources.tabular import (
     to_number,
     to_period,
 )
+from watcher.store import repository as repo
 from watcher.validation import RawRecord, Rejection
 
 from . import OBSERVED, clock
@@ -495,6 +496,19 @@ class TestEdges:
         [moved] = (drop.folder / "processed" / "erp").iterdir()
         assert moved.name.endswith("-october.csv")
         assert {i.store for i in incidents(pipeline)} == {"amz-us-01", "shopee-my-02"}
+
+    def test_the_drop_folder_keeps_the_good_rows_of_a_file_with_an_oversized_cell(
+            self, pipeline: Pipeline, sources: Catalog, tmp_path: Path):
+        drop = DropFolder(tmp_path / "inbox", pipeline.ingest, max_bytes=10_000_000,
+                          sources=sources)
+        huge = GOOD[0].replace("旺季", "x" * 5_000_000)
+        (drop.folder / "erp" / "huge.csv").write_bytes(csv_bytes(huge, GOOD[1]))
+        assert drop.scan(settle=False) == 1
+        assert {i.store for i in incidents(pipeline)} == {"shopee-my-02"}
+        with pipeline.db.engine.connect() as conn:
+            [refused] = repo.list_rejections(conn)
+        assert (refused["location"], refused["field"]) == ("row 2", "备注")
+        assert "Traceback" not in refused["error"]
 
     def test_the_drop_folder_store_names_the_store_of_a_mapping_without_store_column(
             self, pipeline: Pipeline, tmp_path: Path):
