@@ -56,7 +56,8 @@ class TestTheKey:
         assert CHAT.platforms == ("shopee",)
 
     @pytest.mark.parametrize(("value", "error"), [
-        ("shopee", "a list of platforms"), ([], "at least one platform"),
+        ("shopee", "a list of platform names"), ([], "at least one platform"),
+        (None, "is a list of platform names"), ({"amazon": 1}, "is a list of platform names"),
         (["shopee", "Shopee"], "names a platform twice"), (["shop ee"], "not a platform name"),
         ([3], "not a platform name")])
     def test_a_malformed_list_is_refused_with_the_reason(self, value: Any, error: str):

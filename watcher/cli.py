@@ -700,17 +700,14 @@ def digest(week: Annotated[str | None, typer.Option(
     worst stores, per team (``digest: weekly`` on a route; sends nothing)."""
     from watcher import weekly
     from watcher.assessment.roster import load_optional as load_roster
-    from watcher.period import Period, PeriodKind
-    from watcher.weekly_digest import digest_alert, due_week
+    from watcher.weekly_digest import chosen_week, digest_alert, due_week
 
     now = utcnow()
     try:
-        chosen = Period.parse(week) if week else due_week(now, 1, 0)
+        chosen = chosen_week(week, now) if week else due_week(now, 1, 0)
     except ValueError as exc:
         _fail(f"--week: {exc}")
         return
-    if chosen.kind is not PeriodKind.WEEK:
-        _fail("--week: a digest covers an ISO week, e.g. 2026-W47")
     if language not in ("en", "zh-CN"):
         _fail(f"--language: en or zh-CN, not {language!r}")
     settings = _settings(config)

@@ -6,6 +6,7 @@ handed the part of ``Settings`` it needs.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -99,7 +100,12 @@ class DigestSchedule(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _shorthand(cls, value: Any) -> Any:
-        return {"every": value} if isinstance(value, str) else value
+        if isinstance(value, str):
+            return {"every": value}
+        if not isinstance(value, dict):  # true, a number, a list
+            raise ValueError(f"is \"weekly\" or {{every: weekly, day: monday, hour: 9}}, "
+                             f"not {json.dumps(value, default=str, ensure_ascii=False)}")
+        return value
 
     @property
     def day_name(self) -> str:

@@ -36,6 +36,7 @@ from watcher.assessment.rollup import Combine, combine, combine_kind, weights_of
 from watcher.assessment.roster import Roster
 from watcher.assessment.targets import TargetBook
 from watcher.assessment.weights import ScorecardSettings
+from watcher.echo import shown
 from watcher.errors import InputError
 from watcher.indicators import Cycle, Dimension, Direction, Indicator
 from watcher.period import Period, PeriodKind
@@ -160,8 +161,9 @@ def card_period(text: str) -> Period:
     except ValueError as exc:
         raise InputError(str(exc), field="period") from None
     if period.kind not in CYCLES:
-        raise InputError(f"'{text}' is a day; a scorecard covers a week (2026-W45), a month "
-                         "(2026-10), a quarter (2026-Q3) or a year (2026)", field="period")
+        raise InputError(f"'{shown(text, 40)}' is a day; a scorecard covers a week (2026-W45), "
+                         "a month (2026-10), a quarter (2026-Q3) or a year (2026)",
+                         field="period")
     return period
 
 

@@ -19,7 +19,7 @@ from watcher.limits import SCORE_HISTORY_MAX_PERIODS
 from watcher.period import Period
 from watcher.runtime import Runtime
 
-PeriodQuery = Annotated[str, Query(max_length=20, description="2026-10, 2026-Q3 or 2026")]
+PeriodQuery = Annotated[str, Query(max_length=20, description="2026-W45, 2026-10, 2026-Q3 or 2026")]
 
 
 def _period(text: str) -> Period:

@@ -277,10 +277,9 @@ class Rule(HistoryFields, _Frozen):
     @classmethod
     def _platforms(cls, value: Any) -> Any:
         """Platform names as the facts compare them: lower case, each once, never empty."""
-        if isinstance(value, str):
-            raise ValueError("is a list of platforms: [shopee] or [amazon, shopee]")
-        if not isinstance(value, list | tuple):
-            return value
+        if not isinstance(value, list | tuple):  # a name, null, a number, a mapping
+            raise ValueError("is a list of platform names: [shopee] or [amazon, shopee] "
+                             "(leave the key out for every platform)")
         names = []
         for item in value:
             if not isinstance(item, str) or not _PLATFORM.match(item.strip().lower()):

@@ -65,6 +65,7 @@ from watcher.web.views import (
     ListQuery,
     QueryProblem,
     evidence_rows,
+    field_label,
     indicator_name,
     recommendation,
     shown,
@@ -336,7 +337,9 @@ def page_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
                       runtime.pipeline.clock(), by=by, note=note or None, **parsed)
         except InputError as exc:
             return plan_page(request, who, incident_id, 400,
-                             t("error.field", field=exc.field, message=exc.reason), form)
+                             t("error.field", field=field_label(language(request), exc.field,
+                                                                "pip.form"),
+                               message=exc.reason), form)
         except NotFound:
             return message(request, 404, "pip.not_found", who, id=incident_id)
         except InvalidTransition as exc:
@@ -352,7 +355,8 @@ def page_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         except InputError:
             t = translator(language(request))
             return (printable(text), None,
-                    t("error.field", field="period", message=t("error.period")))
+                    t("error.field", field=field_label(language(request), "period", "team"),
+                      message=t("error.period")))
 
     @router.get("/scorecards", response_class=HTMLResponse)
     def team_page(request: Request) -> Response:
@@ -413,7 +417,9 @@ def page_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
             chosen, error = BoardFilter.parse(request.query_params), None
         except InputError as exc:
             t = translator(lang)
-            chosen, error = BoardFilter(), t("error.field", field=exc.field, message=exc.reason)
+            chosen, error = BoardFilter(), t("error.field",
+                                             field=field_label(lang, exc.field, "board"),
+                                             message=exc.reason)
         pipeline = runtime.pipeline
         with db.engine.connect() as conn:
             board = runtime.kept.board.board(

@@ -25,7 +25,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from watcher import indicators
+from watcher import echo, indicators
 from watcher.errors import InputError
 from watcher.evaluation import format_value
 from watcher.incidents import INCIDENT_SORTS, Incident, IncidentSort
@@ -46,8 +46,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
 
 def shown(text: str) -> str:
     """A value typed into a URL, fit to be repeated on the page: printable, cut short."""
-    clean = "".join(c if c.isprintable() else "\ufffd" for c in text)
-    return clean if len(clean) <= SHOWN_MAX else clean[:SHOWN_MAX - 1] + "…"
+    return echo.shown(text, SHOWN_MAX)
 
 
 def parse_day(text: str) -> date:
@@ -55,8 +54,18 @@ def parse_day(text: str) -> date:
     as in a period): nothing else is guessed at (not ``11/05/2026``, not a timestamp)."""
     ascii_text = to_ascii(text).strip()
     if not DAY.match(ascii_text):
-        raise ValueError(f"'{text}' is not a day written YYYY-MM-DD")
+        raise ValueError(f"'{shown(text)}' is not a day written YYYY-MM-DD")
     return date.fromisoformat(ascii_text)  # ValueError for 2026-02-30
+
+
+def field_label(lang: str, field: str | None, *sections: str) -> str:
+    """The label a form shows for ``field`` (its key in the first of ``sections`` that has
+    one), so that an error names the field as the visitor sees it, in their language."""
+    for section in (*sections, "filter"):
+        key = f"{section}.{field}"
+        if key in MESSAGES[lang]:
+            return translator(lang)(key)
+    return str(field)
 
 
 class QueryProblem(InputError):
@@ -69,9 +78,8 @@ class QueryProblem(InputError):
 
     def text(self, lang: str) -> str:
         t = translator(lang)
-        label = f"filter.{self.field}"
-        name = t(label) if label in MESSAGES[lang] else str(self.field)
-        return t("error.field", field=name, message=t(self.key, **self.values))
+        return t("error.field", field=field_label(lang, self.field),
+                 message=t(self.key, **self.values))
 
 
 class ListQuery(BaseModel):
@@ -126,8 +134,9 @@ class ListQuery(BaseModel):
             name = ".".join(str(p) for p in first["loc"])
             kind, ctx = first["type"], first.get("ctx") or {}
             if kind == "day_order":
-                raise QueryProblem("until", "error.date_order", since=params.get("since", ""),
-                                   until=params.get("until", "")) from None
+                raise QueryProblem("until", "error.date_order",
+                                   since=shown(params.get("since", "")),
+                                   until=shown(params.get("until", ""))) from None
             value = shown(str(params.get(name, "")))
             if kind == "day":
                 raise QueryProblem(name, "error.date", value=value) from None
