@@ -154,6 +154,35 @@ class TestBoardApiAndPage:
         assert bad.status_code == 400 and "dimension" in bad.text
         assert client.get("/v1/board", params={"dimension": "vibes"}).status_code == 422
 
+    @pytest.mark.parametrize(("platform", "hint"), [
+        ("nope", "'nope' is not a platform (known: amazon, lazada, shopee, tiktok"),
+        ("SHOPEE", "'SHOPEE' is not a platform: did you mean 'shopee'?"),
+        ("tiktokshop", "'tiktokshop' is not a platform: did you mean 'tiktok'?")])
+    def test_a_platform_nobody_knows_is_refused_not_an_empty_board(
+            self, client: TestClient, platform: str, hint: str):
+        fleet(client)
+        api = client.get("/v1/board", params={"platform": platform})
+        assert api.status_code == 422
+        [error] = api.json()["detail"]
+        assert error["loc"] == ["query", "platform"] and hint in error["msg"]
+        page = client.get("/board", params={"platform": platform})
+        assert page.status_code == 400 and hint.replace("'", "&#39;") in page.text
+        assert page.text.count('<tr class="board-row"') == 3  # the whole board instead
+        listed = client.get("/v1/snapshots", params={"platform": platform})
+        assert listed.status_code == 422 and hint in listed.json()["detail"][0]["msg"]
+
+    def test_a_known_platform_without_stores_and_a_stored_one_are_filters(
+            self, client: TestClient):
+        fleet(client)
+        lazada = client.get("/v1/board", params={"platform": "lazada"})  # a mapping's
+        assert lazada.status_code == 200 and lazada.json()["rows"] == []
+        client.post("/v1/snapshots", json=snapshot("wm-01", platform="walmart", gmv=1))
+        walmart = client.get("/v1/board", params={"platform": "walmart"}).json()
+        assert [r["store"] for r in walmart["rows"]] == ["wm-01"]
+        assert 'data-store="wm-01"' in client.get("/board", params={"platform": "walmart"}).text
+        listed = client.get("/v1/snapshots", params={"platform": "walmart"}).json()
+        assert [s["store"] for s in listed] == ["wm-01"]
+
     def test_viewers_read_the_board_ingest_tokens_do_not(self, client: TestClient,
                                                          db: Database):
         viewer = with_token(client, db, Role.VIEWER)

@@ -310,8 +310,16 @@ def create_app(runtime: Runtime, ingest_records: Ingest,
         period: Annotated[str | None, Query(pattern=PERIOD)] = None,
         limit: Limit = 100, offset: Offset = 0,
     ) -> list[dict[str, Any]]:
-        """Stored snapshots, latest period first (restatements show their revision)."""
+        """Stored snapshots, latest period first (restatements show their revision). A
+        ``platform`` that is neither known nor stored is refused (422) with the name meant."""
         with db.engine.connect() as conn:
+            if platform and platform not in runtime.platforms:
+                stored = repo.list_snapshots(conn, platform=platform, limit=1)
+                problem = runtime.platforms.problem(platform,
+                                                    seen={platform} if stored else ())
+                if problem is not None:
+                    raise HTTPException(422, [{"loc": ["query", "platform"], "msg": problem,
+                                               "type": "value_error"}])
             return repo.list_snapshots(conn, store=store, period=period, platform=platform,
                                        operator=operator, limit=limit, offset=offset)
 

@@ -423,6 +423,15 @@ def page_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
                                          pipeline.roster, platform=chosen.platform,
                                          operator=chosen.operator,
                                          dimension=chosen.dimension, team=chosen.team)
+            problem = (runtime.platforms.problem(chosen.platform,
+                                                 seen={s.platform for s in latest})
+                       if chosen.platform else None)
+            if problem is not None:  # the whole board, with the reason, not an empty one
+                t = translator(lang)
+                chosen, error = BoardFilter(), t("error.field", field="platform",
+                                                 message=problem)
+                board, latest = boards.board(conn, pipeline.engine.pack, pipeline.targets,
+                                             pipeline.roster)
         return page(request, "board.html", 400 if error else 200, who, error=error,
                     chosen=chosen, facets=board_facets(latest, runtime.pipeline.roster),
                     board=board, per=PER_PAGE,
