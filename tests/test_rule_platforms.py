@@ -32,6 +32,7 @@ from watcher.rules.loader import load_pack
 from watcher.rules.model import Rule, RulePack
 from watcher.snapshot import Snapshot
 from watcher.sources import builtin_platforms, platforms_for
+from watcher.web.views import rule_scope
 
 MESSAGE = {"en": "{value}", "zh-CN": "{value}"}
 
@@ -227,7 +228,8 @@ class TestPlatformNames:
         with pytest.raises(ValidationError, match="platforms"):
             Settings(platforms=("Wal Mart",))
 
-    def test_rules_check_refuses_it_and_accepts_the_declared_one(self, env: Path):
+    def test_rules_check_refuses_it_and_accepts_the_declared_one(
+            self, env: Path):  # noqa: F811
         folder = pack_file(env / "p", "[tiktokshop]")
         code, out = watcher("rules", "check", str(folder))
         assert code != 0 and "did you mean 'tiktok'?" in out
@@ -243,3 +245,11 @@ class TestPlatformNames:
         assert known.problem("tiktok") is None
         assert "did you mean 'shopee'?" in (known.problem("SHOPEE") or "")
         assert known.problem("Walmart", seen={"Walmart"}) is None  # stored, so filterable
+
+    def test_the_incident_page_names_the_platforms_by_their_brand(self):
+        both = rule(condition="gmv < 1", platforms=["amazon", "tiktok"])
+        assert rule_scope(both, "en") == "(Amazon, TikTok Shop only)"
+        assert rule_scope(both, "zh-CN") == "（仅 Amazon、TikTok Shop）"
+        assert rule_scope(rule(condition="gmv < 1", platforms=["walmart"]), "en") == \
+            "(walmart only)"  # a name of one's own, as written
+        assert rule_scope(rule(condition="gmv < 1"), "en") is None

@@ -18,6 +18,13 @@ from dataclasses import dataclass, field
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 
+# how a page writes a platform: its brand, never translated; a user's own name as it is
+BRANDS = {"amazon": "Amazon", "shopee": "Shopee", "tiktok": "TikTok Shop", "lazada": "Lazada"}
+
+
+def brand(name: str) -> str:
+    return BRANDS.get(name, name)
+
 
 @dataclass(frozen=True)
 class Platforms:

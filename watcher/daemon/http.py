@@ -109,7 +109,9 @@ class EventOut(BaseModel):
 class IncidentDetail(IncidentOut):
     events: list[EventOut]
     rule_description: str | None = Field(
-        default=None, description="the rule's description, from the pack in force")
+        default=None, description="the rule's description in English, from the pack in force")
+    rule_descriptions: dict[str, str] | None = Field(
+        default=None, description="the rule's description by language (en, zh-CN)")
     runbook: RunbookOut | None = Field(
         default=None, description="what to do, from the rule in force (GET /v1/rules)")
 
@@ -275,7 +277,8 @@ def create_app(runtime: Runtime, ingest_records: Ingest,
         runbook = RunbookOut.of(rule.runbook if rule else None)
         return {**incident_json(incident),
                 "events": [EventOut.model_validate(e).model_dump(mode="json") for e in events],
-                "rule_description": rule.description if rule else None,
+                "rule_description": rule.description_of("en") if rule else None,
+                "rule_descriptions": rule.descriptions if rule else None,
                 "runbook": runbook.model_dump(mode="json") if runbook else None}
 
     def _act(incident_id: int, action: Action, kind: ActionKind) -> dict[str, Any]:

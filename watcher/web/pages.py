@@ -68,6 +68,7 @@ from watcher.web.views import (
     evidence_rows,
     indicator_name,
     recommendation,
+    rule_scope,
     shown,
     timeline,
     title_of,
@@ -237,6 +238,7 @@ def page_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
             return message(request, 404, "error.not_found", who, id=incident_id)
         lang = language(request)
         form = form or {"by": unquote(request.cookies.get(NAME_COOKIE, "")), "note": ""}
+        rule = runtime.pipeline.engine.pack.get(incident.rule.partition("/")[0])
         return page(request, "incident.html", status, who, error=error, incident=incident,
                     title=title_of(incident, lang), evidence=evidence_rows(incident, lang),
                     metric_name=indicator_name(incident.metric or "", lang),
@@ -244,7 +246,7 @@ def page_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
                     threshold=format_value(incident.metric, incident.threshold),
                     timeline=timeline(events, lang), form=form,
                     can_act=who.can(Role.RESPONDER), figure=history_of(incident, lang),
-                    rule=runtime.pipeline.engine.pack.get(incident.rule.partition("/")[0]))
+                    rule=rule, rule_scope=rule_scope(rule, lang) if rule else None)
 
     @router.get("/incidents/{incident_id}", response_class=HTMLResponse)
     def incident_detail(request: Request,
