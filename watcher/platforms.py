@@ -27,6 +27,20 @@ def brand(name: str) -> str:
 
 
 @dataclass(frozen=True)
+class Unknown:
+    """A name that is no platform: the one probably meant, and the known ones."""
+
+    name: str
+    hint: str | None
+    known: tuple[str, ...]
+
+    def text(self) -> str:
+        guess = f": did you mean '{self.hint}'?" if self.hint else ""
+        return (f"'{self.name}' is not a platform{guess} (known: {', '.join(self.known)}; "
+                "declare one of your own under 'platforms:' in the config)")
+
+
+@dataclass(frozen=True)
 class Platforms:
     """Known platform names; ``aliases`` maps a source's name to the platform its
     snapshots carry (``tiktokshop`` -> ``tiktok``), for the hint only: never accepted."""
@@ -37,13 +51,13 @@ class Platforms:
     def __contains__(self, name: object) -> bool:
         return name in self.names
 
-    def problem(self, name: str, *, seen: Iterable[str] = ()) -> str | None:
+    def unknown(self, name: str, *, seen: Iterable[str] = ()) -> Unknown | None:
         """Why ``name`` is no platform (None when it is one); ``seen``: names present in
         the stored data, which a filter may name even when no source produces them."""
         present = set(seen)
         if name in self.names or name in present:
             return None
-        candidates = sorted(self.names | present)
+        candidates = tuple(sorted(self.names | present))
         lowered = name.strip().lower()
         hint: str | None
         if lowered in self.aliases:
@@ -53,9 +67,12 @@ class Platforms:
         else:
             close = difflib.get_close_matches(lowered, candidates, n=1, cutoff=0.7)
             hint = close[0] if close else None
-        guess = f": did you mean '{hint}'?" if hint else ""
-        return (f"'{name}' is not a platform{guess} (known: {', '.join(candidates)}; "
-                "declare one of your own under 'platforms:' in the config)")
+        return Unknown(name, hint, candidates)
+
+    def problem(self, name: str, *, seen: Iterable[str] = ()) -> str | None:
+        """``unknown`` in English words, for rule errors and the API."""
+        found = self.unknown(name, seen=seen)
+        return found.text() if found is not None else None
 
     def with_names(self, extra: Iterable[str]) -> Platforms:
         return Platforms(self.names | frozenset(extra), self.aliases)

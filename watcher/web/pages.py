@@ -425,13 +425,17 @@ def page_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
                                          pipeline.roster, platform=chosen.platform,
                                          operator=chosen.operator,
                                          dimension=chosen.dimension, team=chosen.team)
-            problem = (runtime.platforms.problem(chosen.platform,
+            unknown = (runtime.platforms.unknown(chosen.platform,
                                                  seen={s.platform for s in latest})
                        if chosen.platform else None)
-            if problem is not None:  # the whole board, with the reason, not an empty one
+            if unknown is not None:  # the whole board, with the reason, not an empty one
                 t = translator(lang)
+                reason = t("error.platform", name=unknown.name,
+                           known=t("list.names").join(unknown.known))
+                if unknown.hint:
+                    reason += t("error.platform_hint", hint=unknown.hint)
                 chosen, error = BoardFilter(), t("error.field", field="platform",
-                                                 message=problem)
+                                                 message=reason)
                 board, latest = boards.board(conn, pipeline.engine.pack, pipeline.targets,
                                              pipeline.roster)
         return page(request, "board.html", 400 if error else 200, who, error=error,
