@@ -191,6 +191,16 @@ class TestBoardApiAndPage:
         listed = client.get("/v1/snapshots", params={"platform": "walmart"}).json()
         assert [s["store"] for s in listed] == ["wm-01"]
 
+    def test_a_platform_declared_in_the_config_is_a_filter_before_any_store(
+            self, pipeline: Pipeline, settings: Settings):
+        own = settings.model_copy(update={"platforms": ("walmart",)})
+        with client_for(pipeline, own, "127.0.0.1") as client:
+            found = client.get("/v1/board", params={"platform": "walmart"})
+            assert found.status_code == 200 and found.json()["rows"] == []
+            assert client.get("/v1/snapshots", params={"platform": "walmart"}).json() == []
+        with client_for(pipeline, settings, "127.0.0.1") as client:
+            assert client.get("/v1/board", params={"platform": "walmart"}).status_code == 422
+
     def test_viewers_read_the_board_ingest_tokens_do_not(self, client: TestClient,
                                                          db: Database):
         viewer = with_token(client, db, Role.VIEWER)
