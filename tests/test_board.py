@@ -201,6 +201,24 @@ class TestBoardApiAndPage:
         with client_for(pipeline, settings, "127.0.0.1") as client:
             assert client.get("/v1/board", params={"platform": "walmart"}).status_code == 422
 
+    def test_a_daily_feed_naming_nobody_leaves_the_store_with_its_operator(
+            self, client: TestClient):
+        fleet(client)  # the monthly export names li.wei for amz-us-01
+        client.post("/v1/snapshots", json=snapshot("amz-us-01", "2026-11-05", operator=None,
+                                                   visitors=420))
+        rows = {r["store"]: r for r in client.get("/v1/board").json()["rows"]}
+        assert rows["amz-us-01"]["operator"] == "li.wei"
+        mine = client.get("/v1/board", params={"operator": "li.wei"}).json()
+        assert [r["store"] for r in mine["rows"]] == ["amz-us-01"]
+
+    def test_filters_that_match_no_store_say_so_in_the_pages_language(
+            self, client: TestClient):
+        fleet(client)
+        html = client.get("/board", params={"operator": "nobody"}).text
+        assert "No store matches these filters." in html and 'href="/board"' in html
+        zh = client.get("/board", params={"operator": "nobody", "lang": "zh-CN"}).text
+        assert "没有店铺符合这些筛选条件。" in zh
+
     def test_viewers_read_the_board_ingest_tokens_do_not(self, client: TestClient,
                                                          db: Database):
         viewer = with_token(client, db, Role.VIEWER)

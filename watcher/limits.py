@@ -127,3 +127,18 @@ RUNBOOK_LINK_MAX: Final = 500
 # The longest window a change rule's baseline or a trend rule's fit may span (`baseline:`,
 # `over:`); with `within:` as well. A batch reads this much history per store at most.
 HISTORY_MAX_WINDOW_DAYS: Final = 366
+
+# -- kept views: the health board and the team cards (watcher/assessment/kept.py) ----------
+
+SNAPSHOTS_SETTLE_SECONDS: Final = 60
+"""How late a snapshot transaction may commit after its clock was read (its batch's length,
+plus the clock skew between replicas): a kept board or team card looks this far back
+before the last change for changes it has not seen (``repository.SnapshotsMark``)."""
+KEPT_TEAM_PERIODS: Final = 12
+"""Periods whose team cards are kept (and refreshed after each batch) at once."""
+KEPT_POLL_SECONDS: Final = 5.0
+"""How often the daemon looks for batches other replicas committed, to refresh its kept
+board and team cards before anyone asks (its own batches refresh them at once)."""
+KEPT_REFRESH_GAP_SECONDS: Final = 1.0
+"""The least time between two background refreshes of the kept views while batches keep
+coming, so that refreshing never competes with ingestion for the interpreter."""

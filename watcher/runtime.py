@@ -8,8 +8,10 @@ from __future__ import annotations
 import functools
 import gc
 from dataclasses import dataclass, field
+from datetime import UTC
 from pathlib import Path
 
+from watcher.assessment.kept import Kept
 from watcher.config import Settings
 from watcher.pipeline import Pipeline
 from watcher.platforms import Platforms
@@ -26,6 +28,15 @@ class Runtime:
     db: Database
     pipeline: Pipeline
     rules_status: RulesStatus = field(default_factory=RulesStatus)
+    kept: Kept = field(default_factory=Kept)  # the board and team cards between changes
+
+    def refresh_kept(self) -> None:
+        """Bring the kept board and team cards up to the store (after a batch)."""
+        pipeline = self.pipeline
+        with self.db.engine.connect() as conn:
+            self.kept.refresh(conn, pipeline.engine.pack, pipeline.targets,
+                              self.settings.scorecard, pipeline.roster,
+                              pipeline.clock().astimezone(UTC).date())
 
     @functools.cached_property
     def platforms(self) -> Platforms:

@@ -90,6 +90,9 @@ class CardItem(_Frozen):
     weighted_by: str | None  # orders, gmv or equal, for a weighted mean
 
 
+_ITEM_FIELDS = set(CardItem.model_fields)
+
+
 class Veto(_Frozen):
     """A major violation: fails the card whatever its score, and lowers its grade one band.
 
@@ -412,7 +415,9 @@ def _item(indicator: Indicator, views: Sequence[_StoreView], pack: _PackRules,
             "dimension": indicator.dimension.value, "value": value, "status": status,
             "weight": weight, "stores": tuple(v.store for v in stores),
             "weighted_by": weighted_by if mean else None, **criterion}
-        return CardItem.model_construct(**fields)  # every field given, of its type
+        # every field given, of its type; one shared set of them (a set per item would be
+        # one more object for the garbage collector to walk, for every card kept)
+        return CardItem.model_construct(_ITEM_FIELDS, **fields)
 
     with_value = [(v, k) for v, k in zip(views, known, strict=True) if metric in v.values]
     if not with_value:

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
 
-from watcher.assessment.scorecard import Scorecard, TeamRow, card_period, operator_card, team_cards
+from watcher.assessment.scorecard import Scorecard, TeamRow, card_period, operator_card
 from watcher.assessment.trend import SCORE_PERIODS, ScoreHistory, score_history
 from watcher.errors import InputError
 from watcher.limits import SCORE_HISTORY_MAX_PERIODS
@@ -44,8 +44,8 @@ def scorecard_router(runtime: Runtime, viewer: Any) -> APIRouter:
         failing indicators."""
         chosen = _period(period)
         with runtime.db.engine.connect() as conn:
-            cards = team_cards(conn, chosen, pipeline.engine.pack, pipeline.targets, settings,
-                               pipeline.roster, team)
+            cards = runtime.kept.teams.cards(conn, chosen, pipeline.engine.pack,
+                                             pipeline.targets, settings, pipeline.roster, team)
         return [TeamRow.of(card) for card in cards]
 
     @router.get("/v1/scorecards/{operator}", response_model=Scorecard,

@@ -18,6 +18,7 @@ nothing: at least ``min_periods`` prior periods, by default half the window's.
 
 from __future__ import annotations
 
+import functools
 import re
 import statistics
 from collections.abc import Sequence
@@ -26,7 +27,7 @@ from typing import TYPE_CHECKING, Literal
 
 from watcher.evaluation import PerLanguage
 from watcher.rules.expression import holds, requirements
-from watcher.rules.history import Verdict, Window, amount, enough, fires, prior, settles
+from watcher.rules.history import Dated, Verdict, Window, amount, enough, fires, prior, settles
 from watcher.snapshot import Snapshot
 
 if TYPE_CHECKING:
@@ -45,6 +46,7 @@ class Step:
     size: float
 
     @classmethod
+    @functools.lru_cache(maxsize=256, typed=True)  # asked for each rule on each snapshot
     def parse(cls, value: str | float, direction: Way) -> Step:
         m = _AMOUNT.match(str(value).strip().lower())
         if isinstance(value, bool) or not m:
@@ -83,7 +85,7 @@ def check(rule: Rule) -> None:
         raise ValueError("'crosses' and 'within' belong to trend rules")
 
 
-def evaluate(rule: Rule, version: str, snap: Snapshot, history: Sequence[Snapshot]) -> Verdict:
+def evaluate(rule: Rule, version: str, snap: Snapshot, history: Sequence[Dated]) -> Verdict:
     metric = rule.metric
     assert metric is not None and rule.baseline is not None
     value = snap.metrics.get(metric)

@@ -23,7 +23,7 @@ from watcher import indicators
 from watcher.evaluation import PerLanguage
 from watcher.indicators import Unit
 from watcher.rules.expression import Comparison, ExpressionError, parse
-from watcher.rules.history import Verdict, Window, amount, enough, fires, prior, settles
+from watcher.rules.history import Dated, Verdict, Window, amount, enough, fires, prior, settles
 from watcher.snapshot import Snapshot
 
 if TYPE_CHECKING:
@@ -71,7 +71,7 @@ def fit(points: Sequence[tuple[float, float]]) -> tuple[float, float]:
     return mean_y - slope * mean_x, slope
 
 
-def evaluate(rule: Rule, version: str, snap: Snapshot, history: Sequence[Snapshot]) -> Verdict:
+def evaluate(rule: Rule, version: str, snap: Snapshot, history: Sequence[Dated]) -> Verdict:
     assert rule.crosses is not None and rule.within is not None
     line = line_of(rule.crosses)
     metric, threshold = line.metric, float(line.value or 0.0)

@@ -23,9 +23,8 @@ from jinja2.runtime import Context
 
 from watcher import plans
 from watcher.actions import ActionKind, act
-from watcher.assessment.board import BoardCache, board_facets
 from watcher.assessment.pip import GoalValue, Outcome, parse_goal, status_of
-from watcher.assessment.scorecard import Scorecard, operator_card, team_cards
+from watcher.assessment.scorecard import Scorecard, operator_card
 from watcher.assessment.trend import SCORE_PERIODS, operator_cards
 from watcher.assessment.trend import history_of as score_history_of
 from watcher.auth import Authenticator, Role
@@ -172,8 +171,6 @@ def page_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
     def streak_rules() -> list[str]:
         """The rules that recommend a PIP, from the pack in force."""
         return [r.id for r in runtime.pipeline.engine.pack.rules if r.kind == "streak"]
-
-    boards = BoardCache()
 
     def history_of(incident: Incident, lang: str) -> Figure | None:
         """The incident's store and metric over its last periods, judged by its rule."""
@@ -369,9 +366,9 @@ def page_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         cards: list[Scorecard] = []
         if period is not None:
             with db.engine.connect() as conn:
-                cards = team_cards(conn, period, runtime.pipeline.engine.pack,
-                                   runtime.pipeline.targets, runtime.settings.scorecard,
-                                   runtime.pipeline.roster, team or None)
+                cards = runtime.kept.teams.cards(
+                    conn, period, runtime.pipeline.engine.pack, runtime.pipeline.targets,
+                    runtime.settings.scorecard, runtime.pipeline.roster, team or None)
         return page(request, "scorecards.html", 400 if error else 200, who, error=error,
                     period=period.text if period else None, period_text=text, team_text=team,
                     form_action="/scorecards", lines=team_lines(cards, language(request)))
@@ -421,12 +418,12 @@ def page_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
             chosen, error = BoardFilter(), t("error.field", field=exc.field, message=exc.reason)
         pipeline = runtime.pipeline
         with db.engine.connect() as conn:
-            board, latest = boards.board(conn, pipeline.engine.pack, pipeline.targets,
-                                         pipeline.roster, platform=chosen.platform,
-                                         operator=chosen.operator,
-                                         dimension=chosen.dimension, team=chosen.team)
-            unknown = (runtime.platforms.unknown(chosen.platform,
-                                                 seen={s.platform for s in latest})
+            board = runtime.kept.board.board(
+                conn, pipeline.engine.pack, pipeline.targets, pipeline.roster,
+                platform=chosen.platform, operator=chosen.operator,
+                dimension=chosen.dimension, team=chosen.team).page(chosen.offset, PER_PAGE)
+            unknown = (runtime.platforms.unknown(
+                chosen.platform, seen=runtime.kept.board.facets()["platform"])
                        if chosen.platform else None)
             if unknown is not None:  # the whole board, with the reason, not an empty one
                 t = translator(lang)
@@ -436,12 +433,12 @@ def page_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
                     reason += t("error.platform_hint", hint=unknown.hint)
                 chosen, error = BoardFilter(), t("error.field", field="platform",
                                                  message=reason)
-                board, latest = boards.board(conn, pipeline.engine.pack, pipeline.targets,
-                                             pipeline.roster)
+                board = runtime.kept.board.board(
+                    conn, pipeline.engine.pack, pipeline.targets, pipeline.roster
+                ).page(0, PER_PAGE)
         return page(request, "board.html", 400 if error else 200, who, error=error,
-                    chosen=chosen, facets=board_facets(latest, runtime.pipeline.roster),
-                    board=board, per=PER_PAGE,
-                    rows=board_rows(board.page(chosen.offset, PER_PAGE), lang))
+                    chosen=chosen, facets=runtime.kept.board.facets(),
+                    board=board, per=PER_PAGE, rows=board_rows(board, lang))
 
     @router.get("/login", response_class=HTMLResponse)
     def login_form(request: Request) -> Response:
