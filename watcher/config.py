@@ -332,6 +332,10 @@ class Settings(BaseModel):
     mappings: Path | None = Field(
         default_factory=defaults.mappings,
         description="column-mapping files for ERP exports (default: the built-in ones)")
+    platforms: tuple[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")], ...] = Field(
+        default=(), description="platform names of your own (walmart), beside those the "
+                                "sources and mappings produce: rules and filters may name "
+                                "them (watcher/platforms.py)")
     pollers: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")],
                   PollerSettings] = Field(default_factory=dict)
     config_file: Path | None = None

@@ -5,6 +5,7 @@ Shared by the CLI and the daemon so both build the same thing the same way.
 
 from __future__ import annotations
 
+import functools
 import gc
 from dataclasses import dataclass, field
 from datetime import UTC
@@ -13,9 +14,11 @@ from pathlib import Path
 from watcher.assessment.kept import Kept
 from watcher.config import Settings
 from watcher.pipeline import Pipeline
+from watcher.platforms import Platforms
 from watcher.rules.engine import RuleEngine
 from watcher.rules.loader import load_pack
 from watcher.rules.status import RulesStatus
+from watcher.sources import platforms_for
 from watcher.store import Database, open_database
 
 
@@ -35,13 +38,21 @@ class Runtime:
                               self.settings.scorecard, pipeline.roster,
                               pipeline.clock().astimezone(UTC).date())
 
+    @functools.cached_property
+    def platforms(self) -> Platforms:
+        """The platform names rules and filters may use (watcher/platforms.py)."""
+        return platforms_for(self.settings)
+
     @classmethod
     def open(cls, settings: Settings, *, with_rules: bool = True,
              db: Database | None = None) -> Runtime:
         db = db if db is not None else open_database(settings.database_url)
-        pack = load_pack(Path(settings.rules)) if with_rules else None
+        platforms = platforms_for(settings)
+        pack = load_pack(Path(settings.rules), platforms) if with_rules else None
         engine = RuleEngine(pack) if pack is not None else RuleEngine.empty()
-        return cls(settings, db, Pipeline(db, engine, settings))
+        runtime = cls(settings, db, Pipeline(db, engine, settings))
+        runtime.platforms = platforms
+        return runtime
 
     def close(self) -> None:
         self.db.dispose()

@@ -113,7 +113,9 @@ class EventOut(BaseModel):
 class IncidentDetail(IncidentOut):
     events: list[EventOut]
     rule_description: str | None = Field(
-        default=None, description="the rule's description, from the pack in force")
+        default=None, description="the rule's description in English, from the pack in force")
+    rule_descriptions: dict[str, str] | None = Field(
+        default=None, description="the rule's description by language (en, zh-CN)")
     runbook: RunbookOut | None = Field(
         default=None, description="what to do, from the rule in force (GET /v1/rules)")
 
@@ -292,7 +294,8 @@ def create_app(runtime: Runtime, ingest_records: Ingest,
         runbook = RunbookOut.of(rule.runbook if rule else None)
         return {**incident_json(incident),
                 "events": [EventOut.model_validate(e).model_dump(mode="json") for e in events],
-                "rule_description": rule.description if rule else None,
+                "rule_description": rule.description_of("en") if rule else None,
+                "rule_descriptions": rule.descriptions if rule else None,
                 "runbook": runbook.model_dump(mode="json") if runbook else None}
 
     def _act(incident_id: int, action: Action, kind: ActionKind) -> dict[str, Any]:
@@ -328,8 +331,16 @@ def create_app(runtime: Runtime, ingest_records: Ingest,
             description="2026-10-05, 2026-W41, 2026-10, 2026-Q4 or 2026")] = None,
         limit: Limit = 100, offset: Offset = 0,
     ) -> list[dict[str, Any]]:
-        """Stored snapshots, latest period first (restatements show their revision)."""
+        """Stored snapshots, latest period first (restatements show their revision). A
+        ``platform`` that is neither known nor stored is refused (422) with the name meant."""
         with db.engine.connect() as conn:
+            if platform and platform not in runtime.platforms:
+                stored = repo.list_snapshots(conn, platform=platform, limit=1)
+                problem = runtime.platforms.problem(platform,
+                                                    seen={platform} if stored else ())
+                if problem is not None:
+                    raise HTTPException(422, [{"loc": ["query", "platform"], "msg": problem,
+                                               "type": "value_error"}])
             return repo.list_snapshots(conn, store=store, period=period, platform=platform,
                                        operator=operator, limit=limit, offset=offset)
 

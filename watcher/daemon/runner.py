@@ -70,7 +70,8 @@ class Daemon:
                              pack=lambda: runtime.pipeline.engine.pack)
         self.retention = Retention(runtime.db, self.settings.retention)
         self.reloader = RuleReloader(Path(self.settings.rules), runtime.pipeline,
-                                     self.engine_thread, status=runtime.rules_status)
+                                     self.engine_thread, status=runtime.rules_status,
+                                     platforms=runtime.platforms)
         show_rule_pack(runtime.pipeline.engine.version)
         self.targets_reloader = (
             TargetsReloader(Path(self.settings.targets), runtime.pipeline, self.engine_thread)

@@ -144,7 +144,11 @@ class RunbookOut(BaseModel):
 class RuleOut(BaseModel):
     id: str
     kind: str
-    description: str
+    description: str = Field(description="the description in English (kept for clients "
+                                         "that read one string)")
+    descriptions: dict[str, str] = Field(
+        default_factory=dict, description="the description by language (en, zh-CN): a rule "
+                                          "written with one string has it in both")
     enabled: bool
     severity: str
     severities: dict[str, str] = Field(description="platform_target: severity per metric id")
@@ -177,7 +181,8 @@ class RuleOut(BaseModel):
     @classmethod
     def of(cls, rule: Rule) -> RuleOut:
         return cls(
-            id=rule.id, kind=rule.kind, description=rule.description, enabled=rule.enabled,
+            id=rule.id, kind=rule.kind, description=rule.description_of("en"),
+            descriptions=rule.descriptions, enabled=rule.enabled,
             severity=rule.severity.value,
             severities={k: v.value for k, v in rule.severities.items()},
             audience=rule.audience, subject=rule.subject.value, labels=dict(rule.labels),

@@ -68,6 +68,7 @@ from watcher.web.views import (
     field_label,
     indicator_name,
     recommendation,
+    rule_scope,
     shown,
     timeline,
     title_of,
@@ -235,6 +236,7 @@ def page_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
             return message(request, 404, "error.not_found", who, id=incident_id)
         lang = language(request)
         form = form or {"by": unquote(request.cookies.get(NAME_COOKIE, "")), "note": ""}
+        rule = runtime.pipeline.engine.pack.get(incident.rule.partition("/")[0])
         return page(request, "incident.html", status, who, error=error, incident=incident,
                     title=title_of(incident, lang), evidence=evidence_rows(incident, lang),
                     metric_name=indicator_name(incident.metric or "", lang),
@@ -242,7 +244,7 @@ def page_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
                     threshold=format_value(incident.metric, incident.threshold),
                     timeline=timeline(events, lang), form=form,
                     can_act=who.can(Role.RESPONDER), figure=history_of(incident, lang),
-                    rule=runtime.pipeline.engine.pack.get(incident.rule.partition("/")[0]))
+                    rule=rule, rule_scope=rule_scope(rule, lang) if rule else None)
 
     @router.get("/incidents/{incident_id}", response_class=HTMLResponse)
     def incident_detail(request: Request,
@@ -426,6 +428,20 @@ def page_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
                 conn, pipeline.engine.pack, pipeline.targets, pipeline.roster,
                 platform=chosen.platform, operator=chosen.operator,
                 dimension=chosen.dimension, team=chosen.team).page(chosen.offset, PER_PAGE)
+            unknown = (runtime.platforms.unknown(
+                chosen.platform, seen=runtime.kept.board.facets()["platform"])
+                       if chosen.platform else None)
+            if unknown is not None:  # the whole board, with the reason, not an empty one
+                t = translator(lang)
+                reason = t("error.platform", name=unknown.name,
+                           known=t("list.names").join(unknown.known))
+                if unknown.hint:
+                    reason += t("error.platform_hint", hint=unknown.hint)
+                chosen, error = BoardFilter(), t("error.field", field="platform",
+                                                 message=reason)
+                board = runtime.kept.board.board(
+                    conn, pipeline.engine.pack, pipeline.targets, pipeline.roster
+                ).page(0, PER_PAGE)
         return page(request, "board.html", 400 if error else 200, who, error=error,
                     chosen=chosen, facets=runtime.kept.board.facets(),
                     board=board, per=PER_PAGE, rows=board_rows(board, lang))

@@ -30,8 +30,9 @@ from watcher.errors import InputError
 from watcher.evaluation import format_value
 from watcher.incidents import INCIDENT_SORTS, Incident, IncidentSort
 from watcher.numbers import to_ascii
+from watcher.platforms import brand
 from watcher.redact import redact_text, redact_url
-from watcher.rules.model import Severity
+from watcher.rules.model import Rule, Severity
 from watcher.web.i18n import MESSAGES, translator, when
 
 Translate = Callable[..., str]
@@ -199,6 +200,15 @@ class Recommendation:
 
 def title_of(incident: Incident, lang: str) -> str:
     return incident.title.get(lang) or incident.title.get("en") or incident.rule
+
+
+def rule_scope(rule: Rule, lang: str) -> str | None:
+    """A rule limited to some platforms says so beside its description: "(Amazon only)"."""
+    if not rule.platforms:
+        return None
+    t = translator(lang)
+    names = t("list.names").join(brand(p) for p in rule.platforms)
+    return t("incident.platforms_only", platforms=names)
 
 
 def indicator_name(metric: str, lang: str) -> str:
