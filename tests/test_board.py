@@ -3,6 +3,7 @@ its scorecard uses, on the page and in the API, on both databases."""
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Iterator
 
@@ -153,6 +154,70 @@ class TestBoardApiAndPage:
         bad = client.get("/board", params={"dimension": "vibes"})
         assert bad.status_code == 400 and "dimension" in bad.text
         assert client.get("/v1/board", params={"dimension": "vibes"}).status_code == 422
+
+    @pytest.mark.parametrize(("platform", "meant"), [
+        ("nope", None), ("SHOPEE", "shopee"), ("tiktokshop", "tiktok")])
+    def test_a_platform_nobody_knows_is_refused_not_an_empty_board(
+            self, client: TestClient, platform: str, meant: str | None):
+        fleet(client)
+        said = (f"'{platform}' is not a platform"
+                + (f": did you mean '{meant}'?" if meant else "")
+                + " (known: amazon, lazada, shopee, tiktok;")
+        api = client.get("/v1/board", params={"platform": platform})
+        assert api.status_code == 422
+        [error] = api.json()["detail"]
+        assert error["loc"] == ["query", "platform"] and said in error["msg"]
+        listed = client.get("/v1/snapshots", params={"platform": platform})
+        assert listed.status_code == 422 and said in listed.json()["detail"][0]["msg"]
+        for lang, words in (("en", f"'{platform}' is not a platform (known: amazon, lazada, "
+                                   f"shopee, tiktok)"
+                                   + (f"; did you mean '{meant}'?" if meant else "")),
+                            ("zh-CN", f"“{platform}”不是已知平台（已知平台：amazon、lazada、"
+                                      f"shopee、tiktok）"
+                                      + (f"；是否要找“{meant}”？" if meant else ""))):
+            page = client.get("/board", params={"platform": platform, "lang": lang})
+            assert page.status_code == 400 and words in html.unescape(page.text)
+            assert page.text.count('<tr class="board-row"') == 3  # the whole board instead
+
+    def test_a_known_platform_without_stores_and_a_stored_one_are_filters(
+            self, client: TestClient):
+        fleet(client)
+        lazada = client.get("/v1/board", params={"platform": "lazada"})  # a mapping's
+        assert lazada.status_code == 200 and lazada.json()["rows"] == []
+        client.post("/v1/snapshots", json=snapshot("wm-01", platform="walmart", gmv=1))
+        walmart = client.get("/v1/board", params={"platform": "walmart"}).json()
+        assert [r["store"] for r in walmart["rows"]] == ["wm-01"]
+        assert 'data-store="wm-01"' in client.get("/board", params={"platform": "walmart"}).text
+        listed = client.get("/v1/snapshots", params={"platform": "walmart"}).json()
+        assert [s["store"] for s in listed] == ["wm-01"]
+
+    def test_a_platform_declared_in_the_config_is_a_filter_before_any_store(
+            self, pipeline: Pipeline, settings: Settings):
+        own = settings.model_copy(update={"platforms": ("walmart",)})
+        with client_for(pipeline, own, "127.0.0.1") as client:
+            found = client.get("/v1/board", params={"platform": "walmart"})
+            assert found.status_code == 200 and found.json()["rows"] == []
+            assert client.get("/v1/snapshots", params={"platform": "walmart"}).json() == []
+        with client_for(pipeline, settings, "127.0.0.1") as client:
+            assert client.get("/v1/board", params={"platform": "walmart"}).status_code == 422
+
+    def test_a_daily_feed_naming_nobody_leaves_the_store_with_its_operator(
+            self, client: TestClient):
+        fleet(client)  # the monthly export names li.wei for amz-us-01
+        client.post("/v1/snapshots", json=snapshot("amz-us-01", "2026-11-05", operator=None,
+                                                   visitors=420))
+        rows = {r["store"]: r for r in client.get("/v1/board").json()["rows"]}
+        assert rows["amz-us-01"]["operator"] == "li.wei"
+        mine = client.get("/v1/board", params={"operator": "li.wei"}).json()
+        assert [r["store"] for r in mine["rows"]] == ["amz-us-01"]
+
+    def test_filters_that_match_no_store_say_so_in_the_pages_language(
+            self, client: TestClient):
+        fleet(client)
+        html = client.get("/board", params={"operator": "nobody"}).text
+        assert "No store matches these filters." in html and 'href="/board"' in html
+        zh = client.get("/board", params={"operator": "nobody", "lang": "zh-CN"}).text
+        assert "没有店铺符合这些筛选条件。" in zh
 
     def test_viewers_read_the_board_ingest_tokens_do_not(self, client: TestClient,
                                                          db: Database):

@@ -16,7 +16,7 @@ from tests.conftest import ROOT
 from watcher import yamlfile
 from watcher.errors import ConfigError, InputError
 from watcher.rules.loader import load_pack
-from watcher.validation import Format, RawRecord, read_records
+from watcher.validation import Format, RawRecord, Rejection, read_records
 
 FUZZ = ROOT / "fuzz"
 
@@ -48,11 +48,12 @@ class TestParserFindings:
         [record] = records
         assert isinstance(record, RawRecord) and record.data["store"] == "s1"
 
-    def test_a_csv_cell_beyond_the_csv_field_limit_is_a_clear_input_error(self):
-        body = b"store,metrics.gmv\n" + b"x" * 200_000 + b",1\n"
-        with pytest.raises(InputError) as caught:
-            list(read_records(body, Format.CSV))
-        assert caught.value.location == "line 2" and "not valid CSV" in str(caught.value)
+    def test_a_csv_cell_beyond_the_csv_field_limit_rejects_its_line_only(self):
+        body = b"store,metrics.gmv\n" + b"x" * 200_000 + b",1\ns2,5\n"
+        refused, good = list(read_records(body, Format.CSV))
+        assert isinstance(refused, Rejection) and refused.location == "line 2"
+        assert "SHEET_CELL_MAX_BYTES" in refused.error and len(refused.raw) < 1000
+        assert isinstance(good, RawRecord) and good.data["store"] == "s2"
 
     @pytest.mark.parametrize(("header", "says"), [
         (b"store,metrics,metrics.gmv", "both 'metrics' and 'metrics.<id>'"),

@@ -55,7 +55,7 @@ class TestChange:
         verdict = judge(rule(**DROP), days("visitors", [1000] * 7 + [420]))
         assert verdict.firing.title == {
             "en": "Visitors 420, down 58 % from the 7-day mean 1,000",
-            "zh-CN": "访客数 420，较7日均值 1,000下降 58%"}
+            "zh-CN": "访客数 420，较 7 日均值 1,000 下降 58%"}
         assert (verdict.firing.value, verdict.firing.threshold) == (420, 700)
 
     def test_a_value_above_the_line_is_a_recovery(self):

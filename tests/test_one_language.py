@@ -20,7 +20,8 @@ from typing import Any
 import yaml
 from sqlalchemy import select
 
-from tests.conftest import Clock, jsonl, snapshot
+from tests.conftest import ROOT, Clock, jsonl, snapshot
+from tests.test_auth import client_for
 from watcher import indicators
 from watcher.actions import act
 from watcher.alerts import Alert, AlertKind
@@ -35,6 +36,7 @@ from watcher.dispatcher import grouped
 from watcher.monthly import report_alert
 from watcher.period import Period
 from watcher.pipeline import Pipeline
+from watcher.rules.loader import load_pack
 from watcher.silences import Silence
 from watcher.store import repository as repo
 from watcher.store.schema import notifications
@@ -205,3 +207,52 @@ class TestChineseAllTheWay:
 def _now() -> Any:
     from datetime import UTC, datetime
     return datetime(2026, 11, 1, tzinfo=UTC)
+
+
+class TestRuleDescriptions:
+    """A rule's description speaks the page's language: the pack gives each rule one in
+    en and zh-CN, and a Chinese incident page shows no English description."""
+
+    PACK = load_pack(ROOT / "rules")
+
+    def test_every_rule_of_the_default_pack_is_described_in_chinese(self):
+        for rule in self.PACK.rules:
+            zh, en = rule.description_of("zh-CN"), rule.description_of("en")
+            assert zh != en, rule.id
+            assert english_words(zh, NAMES | set(indicators.INDICATORS) | {"UV", "ACOS"}) \
+                == [], rule.id
+
+    def test_a_chinese_incident_page_has_no_english_description(
+            self, pipeline: Pipeline, settings: Settings):
+        with client_for(pipeline, settings, "127.0.0.1") as client:
+            client.post("/v1/snapshots", json=snapshot(account_health_score=86, ahr_score=150))
+            incidents = client.get("/v1/incidents").json()
+            assert {i["rule"] for i in incidents} == {"account-health-low", "ahr-at-risk"}
+            for incident in incidents:
+                rule = self.PACK.get(incident["rule"])
+                assert rule is not None
+                page = html.unescape(client.get(f"/incidents/{incident['id']}",
+                                                params={"lang": "zh-CN"}).text)
+                shown = re.search(r'id="rule-description">([^<]*)<', page)
+                assert shown is not None and shown.group(1) == rule.description_of("zh-CN")
+                assert english_words(shown.group(1), NAMES) == []
+                assert rule.description_of("en") not in page
+                english = html.unescape(client.get(f"/incidents/{incident['id']}",
+                                                   params={"lang": "en"}).text)
+                assert rule.description_of("en") in english
+                assert rule.description_of("zh-CN") not in english
+
+    def test_a_rule_of_some_platforms_says_so_beside_its_description(
+            self, pipeline: Pipeline, settings: Settings):
+        with client_for(pipeline, settings, "127.0.0.1") as client:
+            client.post("/v1/snapshots", json=snapshot(account_health_score=86, ahr_score=150))
+            ids = {i["rule"]: i["id"] for i in client.get("/v1/incidents").json()}
+
+            def scope(rule: str, lang: str) -> str | None:
+                page = client.get(f"/incidents/{ids[rule]}", params={"lang": lang}).text
+                found = re.search(r'id="rule-scope">([^<]*)<', page)
+                return found.group(1) if found else None
+
+            assert scope("ahr-at-risk", "en") == "(Amazon only)"
+            assert scope("ahr-at-risk", "zh-CN") == "（仅 Amazon）"
+            assert scope("account-health-low", "en") is None  # every platform: nothing said

@@ -186,7 +186,14 @@ class TestEngineRefusalIsolated:
 
 class TestEngineNumbers:
     @pytest.mark.parametrize("value", [1e16, 1e20, 1e300, 12345678901234567890])
-    def test_huge_values_reach_the_engine_as_sent(self, default_pack_path, value: float):
+    def test_values_past_the_metric_ceiling_are_refused_before_the_engine(self, value: float):
+        """METRIC_MAX_VALUE (1e15): no count or amount is unbounded."""
+        refused = verdict(snapshot(penalty_count=value))
+        assert isinstance(refused, Rejection) and refused.field == "metrics.penalty_count"
+
+    @pytest.mark.parametrize("value", [1e15, 999_999_999_999_999])
+    def test_the_largest_values_reach_the_engine_as_sent(self, default_pack_path,
+                                                         value: float):
         """durable-rules reads ``1e+16`` as an error (204): such numbers are rewritten."""
         engine = RuleEngine(load_pack(default_pack_path))
         snap = verdict(snapshot(penalty_count=value))

@@ -9,6 +9,7 @@ guard on the fact's lower-case platform and everywhere else by ``Rule.applies_to
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -20,13 +21,18 @@ from tests.conftest import ROOT
 from tests.test_cli import env, watcher  # noqa: F401  (fixture)
 from watcher.assessment.scorecard import snapshot_view, view_criterion
 from watcher.assessment.targets import TargetBook
+from watcher.config import Settings
+from watcher.errors import ConfigError
 from watcher.evaluation import outcome
 from watcher.period import PeriodKind
 from watcher.rules.compiler import compile_pack
 from watcher.rules.engine import RuleEngine
 from watcher.rules.facts import to_fact
+from watcher.rules.loader import load_pack
 from watcher.rules.model import Rule, RulePack
 from watcher.snapshot import Snapshot
+from watcher.sources import builtin_platforms, platforms_for
+from watcher.web.views import rule_scope
 
 MESSAGE = {"en": "{value}", "zh-CN": "{value}"}
 
@@ -56,7 +62,8 @@ class TestTheKey:
         assert CHAT.platforms == ("shopee",)
 
     @pytest.mark.parametrize(("value", "error"), [
-        ("shopee", "a list of platforms"), ([], "at least one platform"),
+        ("shopee", "a list of platform names"), ([], "at least one platform"),
+        (None, "is a list of platform names"), ({"amazon": 1}, "is a list of platform names"),
         (["shopee", "Shopee"], "names a platform twice"), (["shop ee"], "not a platform name"),
         ([3], "not a platform name")])
     def test_a_malformed_list_is_refused_with_the_reason(self, value: Any, error: str):
@@ -167,3 +174,83 @@ class TestBacktest:
         assert (chat["recorded"], chat["would_fire"]) == (1, 2)
         assert {"rule": "shopee-chat-response-low", "subject": "tt1"} in report[
             "would_open_not_recorded"]
+
+
+def pack_file(folder: Path, platforms: str) -> Path:
+    folder.mkdir(exist_ok=True)
+    (folder / "chat.yaml").write_text(
+        "rules:\n"
+        "  - id: chat-low\n"
+        "    description: chat response below the line\n"
+        "    condition: chat_response_rate < 0.7\n"
+        "    severity: high\n"
+        "    audience: ops\n"
+        f"    platforms: {platforms}\n"
+        "    message: {en: '{value}', zh-CN: '{value}'}\n", encoding="utf-8")
+    return folder
+
+
+class TestPlatformNames:
+    """A rule naming a platform no source produces would never fire: it is refused at load,
+    naming the file, line and key, the platform meant and the known ones (issue: the
+    source's name ``tiktokshop`` written for the platform ``tiktok`` passed the check)."""
+
+    def test_the_known_names_are_the_sources_and_mappings_platforms(self):
+        known = builtin_platforms()
+        assert {"amazon", "shopee", "tiktok"} <= known.names  # the platform adapters
+        assert "lazada" in known.names  # only the dianxiaomi mapping's values produce it
+        assert "tiktokshop" not in known.names and "amazon-spapi" not in known.names
+
+    def test_a_source_name_written_for_its_platform_is_refused_with_the_platform(
+            self, tmp_path: Path):
+        with pytest.raises(ConfigError) as caught:
+            load_pack(pack_file(tmp_path / "p", "[amazon, tiktokshop]"))
+        error = caught.value
+        assert error.key == "rules.0.platforms" and error.line == 7
+        assert error.file is not None and error.file.endswith("chat.yaml")
+        assert "'tiktokshop' is not a platform: did you mean 'tiktok'?" in error.reason
+        assert "known: amazon, lazada, shopee, tiktok" in error.reason
+
+    @pytest.mark.parametrize(("name", "hint"), [
+        ("amazom", "is not a platform: did you mean 'amazon'?"),
+        ("nope", "is not a platform (known:")])
+    def test_a_misspelt_or_unknown_platform_is_refused(self, tmp_path: Path, name: str,
+                                                       hint: str):
+        with pytest.raises(ConfigError, match=re.escape(f"'{name}' {hint}")):
+            load_pack(pack_file(tmp_path / "p", f"[{name}]"))
+
+    def test_a_platform_of_ones_own_is_declared_in_the_config(self, tmp_path: Path):
+        folder = pack_file(tmp_path / "p", "[walmart]")
+        with pytest.raises(ConfigError, match="'walmart' is not a platform"):
+            load_pack(folder)
+        settings = Settings(rules=folder, platforms=("walmart",))
+        pack = load_pack(folder, platforms_for(settings))
+        assert pack.rules[0].platforms == ("walmart",)
+        with pytest.raises(ValidationError, match="platforms"):
+            Settings(platforms=("Wal Mart",))
+
+    def test_rules_check_refuses_it_and_accepts_the_declared_one(
+            self, env: Path):  # noqa: F811
+        folder = pack_file(env / "p", "[tiktokshop]")
+        code, out = watcher("rules", "check", str(folder))
+        assert code != 0 and "did you mean 'tiktok'?" in out
+        pack_file(folder, "[walmart]")
+        assert watcher("rules", "check", str(folder))[0] != 0
+        config = env / "own.yaml"
+        config.write_text(f"rules: {folder}\nplatforms: [walmart]\n", encoding="utf-8")
+        code, out = watcher("rules", "check", "--config", str(config))
+        assert code == 0 and "1 rule(s) OK" in out, out
+
+    def test_the_hint_is_never_taken_for_the_name(self):
+        known = builtin_platforms()
+        assert known.problem("tiktok") is None
+        assert "did you mean 'shopee'?" in (known.problem("SHOPEE") or "")
+        assert known.problem("Walmart", seen={"Walmart"}) is None  # stored, so filterable
+
+    def test_the_incident_page_names_the_platforms_by_their_brand(self):
+        both = rule(condition="gmv < 1", platforms=["amazon", "tiktok"])
+        assert rule_scope(both, "en") == "(Amazon, TikTok Shop only)"
+        assert rule_scope(both, "zh-CN") == "（仅 Amazon、TikTok Shop）"
+        assert rule_scope(rule(condition="gmv < 1", platforms=["walmart"]), "en") == \
+            "(walmart only)"  # a name of one's own, as written
+        assert rule_scope(rule(condition="gmv < 1"), "en") is None

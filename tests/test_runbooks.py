@@ -141,3 +141,52 @@ class TestPageAndApi:
         detail = client.get(f"/v1/incidents/{incident['id']}").json()
         assert detail["runbook"] == rules["account-health-low"]["runbook"]
         assert detail["rule_description"] == rules["account-health-low"]["description"]
+
+
+class TestDescriptionLanguages:
+    """``description:`` is one string for every language (as packs always wrote it) or
+    ``{en, zh-CN}``, both required, as ``message`` requires them."""
+
+    def pack(self, tmp_path: Path, description: str) -> Path:
+        file = tmp_path / "rules.yaml"
+        file.write_text(RULE.format(runbook="{en: a, zh-CN: b}").replace(
+            "description: Account health below 90", f"description: {description}"),
+            encoding="utf-8")
+        return file
+
+    def test_a_string_is_every_languages_and_keeps_the_packs_version(self, tmp_path: Path):
+        pack = load_pack(self.pack(tmp_path, "Account health below 90"))
+        [rule] = pack.rules
+        assert rule.descriptions == {"en": "Account health below 90",
+                                     "zh-CN": "Account health below 90"}
+        assert rule.model_dump(mode="json")["description"] == "Account health below 90"
+
+    def test_a_mapping_speaks_each_language(self, tmp_path: Path):
+        [rule] = load_pack(self.pack(tmp_path, "{en: Health below 90, zh-CN: 健康分低于 90}")
+                           ).rules
+        assert (rule.description_of("en"), rule.description_of("zh-CN")) == (
+            "Health below 90", "健康分低于 90")
+        assert rule.description_of("fr") == "Health below 90"
+
+    @pytest.mark.parametrize(("written", "error"), [
+        ("{en: Health below 90}", "needs a description in zh-CN"),
+        ("{en: a, zh-CN: b, fr: c}", "'fr' is not a language"),
+        ("{en: a, zh-CN: ' '}", "the zh-CN text is empty")])
+    def test_a_mapping_without_both_languages_is_refused(self, tmp_path: Path, written: str,
+                                                        error: str):
+        with pytest.raises(ConfigError, match=error) as caught:
+            load_pack(self.pack(tmp_path, written))
+        assert caught.value.key is not None and caught.value.key.startswith(
+            "rules.0.description")
+
+    def test_the_api_gives_the_english_string_and_each_language(self, client: TestClient):
+        rules = {r["id"]: r for r in client.get("/v1/rules").json()["rules"]}
+        health = rules["account-health-low"]
+        assert health["description"] == health["descriptions"]["en"] == \
+            "Account health score below 90 (platform score on a 0-100 scale)"
+        assert health["descriptions"]["zh-CN"] == "账号健康分低于 90（平台评分，0–100 分制）"
+        client.post("/v1/snapshots", json=snapshot(account_health_score=86))
+        [incident] = client.get("/v1/incidents").json()
+        detail = client.get(f"/v1/incidents/{incident['id']}").json()
+        assert detail["rule_descriptions"] == health["descriptions"]
+        assert detail["rule_description"] == health["description"]

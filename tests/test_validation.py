@@ -33,6 +33,22 @@ class TestSnapshot:
             f'{{"store":"s","platform":"p","period":"2026-10","metrics":{metrics}}}')
         assert isinstance(rejection, Rejection) and rejection.field == field
 
+    @pytest.mark.parametrize(("metrics", "error"), [
+        ('{"cs_first_response_hours": 1e308}', "must be within [0, 8760], got 1e+308"),
+        ('{"preparation_days": 400}', "must be within [0, 366], got 400"),
+        ('{"gmv": 1e16}', "must be within [0, 1e+15], got 1e+16"),
+        ('{"orders": 1e300}', "must be within [0, 1e+15], got 1e+300"),
+    ])
+    def test_no_metric_is_unbounded(self, metrics: str, error: str):
+        [rejection] = verdicts(
+            f'{{"store":"s","platform":"p","period":"2026-10","metrics":{metrics}}}')
+        assert isinstance(rejection, Rejection) and rejection.error.endswith(error)
+
+    def test_every_indicator_has_a_finite_range(self):
+        from watcher.indicators import INDICATORS, RAW_FIELDS
+        for indicator in [*INDICATORS.values(), *RAW_FIELDS.values()]:
+            assert indicator.ceiling <= 1e15, indicator.id
+
     @pytest.mark.parametrize("period", ["2026-13", "2026-Q5", "26-10", "2026/10"])
     def test_unknown_period_forms_are_rejected(self, period: str):
         [rejection] = verdicts(
@@ -81,3 +97,28 @@ class TestFormats:
     def test_oversized_bodies_are_refused_with_the_limit(self):
         with pytest.raises(InputTooLarge, match="limit is 10"):
             list(read_records(b"x" * 11, max_bytes=10))
+
+
+class TestCanonicalCsv:
+    """A snapshot CSV row the reader cannot read as written rejects that row alone."""
+
+    HEADER = "store,platform,period,metrics.gmv,note"
+
+    def test_an_oversized_cell_rejects_its_line_only(self):
+        from watcher.limits import SHEET_CELL_MAX_BYTES
+
+        body = "\n".join([self.HEADER, f"a,amazon,2026-10,1,{'x' * (SHEET_CELL_MAX_BYTES + 1)}",
+                          "b,amazon,2026-10,2,ok", ""])
+        refused, good = verdicts(body, Format.CSV)
+        assert isinstance(refused, Rejection) and (refused.location, refused.field) == (
+            "line 2", "note")
+        assert refused.error.startswith(f"cell over {SHEET_CELL_MAX_BYTES} bytes")
+        assert isinstance(good, Snapshot) and good.store == "b"
+
+    def test_an_unterminated_quote_does_not_swallow_the_lines_after_it(self):
+        body = "\n".join([self.HEADER, 'a,amazon,2026-10,1,"broken', "b,amazon,2026-10,2,ok",
+                          ""])
+        refused, good = verdicts(body, Format.CSV)
+        assert isinstance(refused, Rejection) and refused.location == "line 2"
+        assert refused.error.startswith("unterminated quote starting at line 2")
+        assert isinstance(good, Snapshot) and good.store == "b"

@@ -530,7 +530,8 @@ class TestScorecardPages:
             for period in ("2026-10-05", "Q3", "2026-13", "x" * 300, "2026\x00"):
                 response = page.get(url, params={"period": period})
                 assert response.status_code == 400, (url, period)
-                assert "Field &#39;period&#39;: must be a month (2026-10)" in response.text
+                assert ("Field &#39;Period&#39;: must be a week (2026-W45), a month (2026-10)"
+                        in response.text)
                 assert 'class="operator"' not in response.text
                 assert 'class="item"' not in response.text
         kept = page.get("/scorecards", params={"period": "2026-10-05"}).text

@@ -309,6 +309,64 @@ class TestPicturesInABrowser:
             browser.save_screenshot(str(ARTIFACTS / "web-phone-board.png"))
 
 
+class TestTheHistoryRulesChartsInABrowser:
+    def test_the_quick_starts_daily_incidents_show_their_level_and_projection(
+            self, browser: Any, tmp_path: Path):
+        """Issue #16: the drop in visitors against its moving alert level (the 7-day mean
+        less 30 %), the order defect rate's projection to the 1 % limit; in both languages,
+        as screenshots of the charts (``web-incident-{change,trend}-{lang}.png``)."""
+        from selenium.webdriver.common.by import By
+
+        with running(tmp_path, {}, "--with-examples") as daemon:
+            incidents = example_incidents(daemon)
+            drop = next(i for i in incidents if i["rule"] == "visitors-drop")
+            odr = next(i for i in incidents if i["rule"] == "odr-rising")
+            saved = []
+            for lang in ("en", "zh-CN"):
+                browser.set_window_size(1280, 1400)  # a close-up is cut at the window's edge
+                browser.get(f"{daemon.url}/incidents/{drop['id']}?lang={lang}")
+                wide = browser.find_element(By.CSS_SELECTOR, "#chart-history svg.wide")
+                level = wide.find_element(By.CSS_SELECTOR, ".plot .serie-1 path.line")
+                assert level.is_displayed()
+                assert level.value_of_css_property("stroke-dasharray") not in ("none", "")
+                baseline = wide.find_element(By.CSS_SELECTOR, ".plot .serie-4 path.line")
+                assert baseline.value_of_css_property("stroke") == "rgb(92, 101, 119)"
+                [mark] = wide.find_elements(By.CSS_SELECTOR, ".overlay .serie-2 circle")
+                assert mark.value_of_css_property("fill") == "rgb(179, 38, 30)"
+                summary = browser.find_element(By.ID, "chart-history").text
+                assert ("1 of 12 periods with a value breaches it (2026-11-21)" in summary
+                        if lang == "en" else
+                        "有数据的 12 个周期中 1 个未达标（2026-11-21）" in summary)
+                path = ARTIFACTS / f"web-incident-change-{lang}.png"
+                assert browser.find_element(By.ID, "chart-history").screenshot(str(path))
+                saved.append(path)
+
+                browser.get(f"{daemon.url}/incidents/{odr['id']}?lang={lang}")
+                wide = browser.find_element(By.CSS_SELECTOR, "#chart-history svg.wide")
+                projection = wide.find_element(By.CSS_SELECTOR, ".plot .serie-4 path.line")
+                assert projection.value_of_css_property("stroke-dasharray") not in ("none", "")
+                ring = wide.find_element(By.CSS_SELECTOR, "circle.crossing")
+                assert ring.value_of_css_property("stroke") == "rgb(179, 38, 30)"
+                assert wide.find_element(By.CSS_SELECTOR, "text.crossing").text == \
+                    "1.00% ≈ 2026-11-25"
+                summary = browser.find_element(By.ID, "chart-history").text
+                assert ("reaches 1 % in about 4 days" in summary if lang == "en"
+                        else "约 4 天后达到 1 %" in summary)
+                path = ARTIFACTS / f"web-incident-trend-{lang}.png"
+                assert browser.find_element(By.ID, "chart-history").screenshot(str(path))
+                saved.append(path)
+                saved.append(whole_page(browser, f"web-incident-trend-page-{lang}"))
+                browser.set_window_size(390, 1600)  # a phone: the narrow chart, all of it
+                for name, found in (("change", drop), ("trend", odr)):
+                    browser.get(f"{daemon.url}/incidents/{found['id']}?lang={lang}")
+                    narrow = browser.find_element(By.CSS_SELECTOR, "#chart-history svg.narrow")
+                    assert narrow.is_displayed() and narrow.size["width"] <= 390
+                    path = ARTIFACTS / f"web-phone-incident-{name}-{lang}.png"
+                    assert browser.find_element(By.ID, "chart-history").screenshot(str(path))
+                    saved.append(path)
+            assert all(p.stat().st_size > 5_000 for p in saved)
+
+
 def chinese_font_problem() -> str | None:
     """Without a font with Chinese glyphs, zh-CN pages render as boxes: a screenshot of one
     shows nothing worth looking at."""

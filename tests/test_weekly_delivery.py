@@ -354,7 +354,8 @@ routes:
     week = Period.week_of(datetime.now(UTC).date()).text  # the incidents opened just now
     shown = runner.invoke(app, ["digest", "--week", week, "--language", "zh-CN"])
     assert shown.exit_code == 0, shown.output
-    assert f"{week} 周报：路由 0（team=east）" in shown.output
+    # the current week is not over: its digest says so
+    assert f"{week} 周报（截至目前）：路由 0（team=east）" in shown.output
     assert "本周新开 2 · 仍未解决 2" in shown.output
     out = runner.invoke(app, ["--log-json", "digest", "--week", week, "--route", "0",
                               "--format", "json"]).output
@@ -365,5 +366,13 @@ routes:
     assert digest["start"].endswith("+00:00")  # the CLI's one way of writing a moment
     bad = runner.invoke(app, ["digest", "--week", "2026-11"])
     assert bad.exit_code == 2 and "ISO week" in bad.output
+    english = runner.invoke(app, ["digest", "--week", week]).output
+    assert f"Weekly digest {week} so far: route 0" in english
+    numbered = runner.invoke(app, ["digest", "--week", "2026-48"])
+    assert numbered.exit_code == 2
+    assert "'2026-48' is not an ISO week: write YYYY-Www (e.g. 2026-W48)" in numbered.output
+    future = runner.invoke(app, ["digest", "--week", "2099-W01"])
+    assert future.exit_code == 2
+    assert "2099-W01 has not begun (it starts 2098-12-29)" in future.output
     missing = runner.invoke(app, ["digest", "--route", "3"])
     assert missing.exit_code == 2 and "there are 1 routes" in missing.output

@@ -3,6 +3,7 @@ groups them per team, and what it says in each language, within a size."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -15,7 +16,7 @@ from watcher.config import Route, Settings, load_settings, policy, route
 from watcher.errors import ConfigError
 from watcher.incidents import Incident, Status
 from watcher.period import Period
-from watcher.weekly_digest import build, digest_alert, due_week, week_bounds
+from watcher.weekly_digest import build, chosen_week, digest_alert, due_week, week_bounds
 
 W47 = Period.parse("2026-W47")  # Monday 2026-11-16 to Sunday 2026-11-22
 SENT = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)  # the Monday after, 09:00
@@ -86,6 +87,7 @@ class TestConfig:
         ({"digest": {"day": 8}}, "routes.0.digest.day"),
         ({"digest": {"hour": 24}}, "routes.0.digest.hour"),
         ({"digest": "daily"}, "routes.0.digest.every"),
+        ({"digest": True}, 'is "weekly" or {every: weekly, day: monday, hour: 9}, not true'),
         ({"notify": "digest"}, "needs a digest"),
         ({"notify": "sometimes", "digest": "weekly"}, "routes.0.notify"),
         ({"notify": "digest", "digest": "weekly", "repeat_interval": "4h"},
@@ -186,6 +188,35 @@ class TestWords:
         assert "2026-W47 周报：路由 0（team=east）" in chinese
         assert "本周新开 2 · 仍未解决 2 · 本周解决 0" in chinese and "已持续 5 天" in chinese
         assert "团队 east" in chinese and "Team" not in chinese
+
+    def test_a_week_not_yet_closed_is_labelled_so_far_in_both_languages(self):
+        [r] = routes({"match": {"team": "east"}, "channels": ["ops"], "digest": "weekly"
+                      }).routes
+        digest = build(W47, 0, r, opened=[], still_open=[], resolved=[], roster=Roster(),
+                       now=at(19))  # the Thursday of W47
+        assert not digest.closed
+        alert = digest_alert(digest, r, at(19))
+        assert Renderer().render(alert, "text", "en").subject.endswith(
+            "Weekly digest 2026-W47 so far: route 0 (team=east)")
+        assert "2026-W47 周报（截至目前）：路由 0" in Renderer().render(alert, "text",
+                                                                 "zh-CN").body
+        assert alert.title["en"].startswith("Weekly digest 2026-W47 so far")
+        closed = build(W47, 0, r, opened=[], still_open=[], resolved=[], roster=Roster(),
+                       now=SENT)
+        assert closed.closed and "so far" not in digest_alert(closed, r, SENT).title["en"]
+
+    @pytest.mark.parametrize(("text", "says"), [
+        ("2099-W01", "2099-W01 has not begun (it starts 2098-12-29)"),
+        ("2026-W48", "2026-W48 has not begun (it starts 2026-11-23)"),
+        ("2026-48", "'2026-48' is not an ISO week: write YYYY-Www (e.g. 2026-W48)"),
+        ("2026-11", "'2026-11' is not an ISO week: write YYYY-Www (e.g. 2026-W11)"),
+        ("soon", "'soon' is not an ISO week: write YYYY-Www (e.g. 2026-W48)"),
+        ("2026-W54", "'2026-W54' is not a real date"),
+    ])
+    def test_a_week_asked_for_must_be_a_week_that_has_begun(self, text: str, says: str):
+        with pytest.raises(ValueError, match=re.escape(says)):
+            chosen_week(text, at(19))
+        assert chosen_week("2026-W47", at(19)) == W47  # running: allowed, "so far"
 
     def test_a_long_list_names_fewer_and_says_how_many_more(self):
         digest, r = self.digest_of(300)

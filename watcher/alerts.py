@@ -156,6 +156,7 @@ class WeeklyDigest(BaseModel):
     stores: list[WeeklyStore]
     sections: list[WeeklySection]
     link: str | None = None
+    closed: bool = True  # False: the week is still running at ``at`` (a digest "so far")
 
 
 class Alert(BaseModel):

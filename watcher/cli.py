@@ -28,7 +28,7 @@ from watcher.redact import redact_text
 from watcher.rules.loader import load_pack
 from watcher.runtime import Runtime, freeze_heap
 from watcher.silences import Silence, parse_matchers
-from watcher.sources import catalog_for
+from watcher.sources import catalog_for, platforms_for
 from watcher.store import open_database, open_existing
 from watcher.store import repository as repo
 from watcher.store.database import utcnow
@@ -403,8 +403,8 @@ def rules_check(path: Annotated[Path | None, typer.Argument(
         help="Rule file or folder (default: the configured rules)")] = None,
         config: ConfigOpt = None) -> None:
     """Validate rule files; errors name the file and line."""
-    target = path or _settings(config).rules
-    pack = load_pack(Path(target))
+    settings = _settings(config)
+    pack = load_pack(Path(path or settings.rules), platforms_for(settings))
     from watcher.rules.engine import RuleEngine
     RuleEngine(pack)  # compiling onto durable-rules is part of the check
     typer.echo(f"{len(pack.rules)} rule(s) OK in {len(pack.sources)} file(s), "
@@ -418,11 +418,12 @@ def rules_test(paths: Annotated[list[Path] | None, typer.Argument(
     """Run rule unit tests: snapshots in, expected incidents out; exit 1 on a failure."""
     from watcher.rules.testing import rule_test_files, run_files
 
-    roots = paths or [_settings(config).rules]
+    settings = _settings(config)
+    roots = paths or [settings.rules]
     files = [f for root in roots for f in rule_test_files(Path(root))]
     if not files:
         _fail(f"no rule tests (tests/*.yaml or *.test.yaml) under {', '.join(map(str, roots))}")
-    results = run_files(files)
+    results = run_files(files, platforms_for(settings))
     for result in results:
         for line in result.report():
             typer.echo(line)
@@ -452,7 +453,7 @@ def rules_backtest(
     except ValueError as exc:
         _fail(f"--from/--to: {exc}")
         return
-    pack = load_pack(Path(rules or settings.rules))
+    pack = load_pack(Path(rules or settings.rules), platforms_for(settings))
     report = backtest(open_existing(settings.database_url), RuleEngine(pack), settings,
                       first, last)
     data = report.as_dict()
@@ -501,7 +502,8 @@ def scorecard(
         _fail(f"--period: {exc.reason}")
         return
     settings = _settings(config)
-    pack, book = load_pack(Path(settings.rules)), load_optional(settings.targets)
+    pack = load_pack(Path(settings.rules), platforms_for(settings))
+    book = load_optional(settings.targets)
     roster = load_roster(settings.roster)
     one_team = None if team in (None, ALL_TEAMS) else team
     problem = roster.unknown(team=one_team)
@@ -700,17 +702,14 @@ def digest(week: Annotated[str | None, typer.Option(
     worst stores, per team (``digest: weekly`` on a route; sends nothing)."""
     from watcher import weekly
     from watcher.assessment.roster import load_optional as load_roster
-    from watcher.period import Period, PeriodKind
-    from watcher.weekly_digest import digest_alert, due_week
+    from watcher.weekly_digest import chosen_week, digest_alert, due_week
 
     now = utcnow()
     try:
-        chosen = Period.parse(week) if week else due_week(now, 1, 0)
+        chosen = chosen_week(week, now) if week else due_week(now, 1, 0)
     except ValueError as exc:
         _fail(f"--week: {exc}")
         return
-    if chosen.kind is not PeriodKind.WEEK:
-        _fail("--week: a digest covers an ISO week, e.g. 2026-W47")
     if language not in ("en", "zh-CN"):
         _fail(f"--language: en or zh-CN, not {language!r}")
     settings = _settings(config)

@@ -6,6 +6,7 @@ handed the part of ``Settings`` it needs.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -99,7 +100,12 @@ class DigestSchedule(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _shorthand(cls, value: Any) -> Any:
-        return {"every": value} if isinstance(value, str) else value
+        if isinstance(value, str):
+            return {"every": value}
+        if not isinstance(value, dict):  # true, a number, a list
+            raise ValueError(f"is \"weekly\" or {{every: weekly, day: monday, hour: 9}}, "
+                             f"not {json.dumps(value, default=str, ensure_ascii=False)}")
+        return value
 
     @property
     def day_name(self) -> str:
@@ -326,6 +332,10 @@ class Settings(BaseModel):
     mappings: Path | None = Field(
         default_factory=defaults.mappings,
         description="column-mapping files for ERP exports (default: the built-in ones)")
+    platforms: tuple[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")], ...] = Field(
+        default=(), description="platform names of your own (walmart), beside those the "
+                                "sources and mappings produce: rules and filters may name "
+                                "them (watcher/platforms.py)")
     pollers: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")],
                   PollerSettings] = Field(default_factory=dict)
     config_file: Path | None = None

@@ -13,6 +13,8 @@ from typing import Final
 
 from pydantic import BaseModel, ConfigDict
 
+from watcher.limits import METRIC_MAX_DAYS, METRIC_MAX_HOURS, METRIC_MAX_VALUE
+
 
 class Direction(StrEnum):
     HIGHER_IS_BETTER = "higher"
@@ -62,11 +64,26 @@ class Indicator(BaseModel):
     def name(self, language: str) -> str:
         return self.name_zh if language.lower().startswith("zh") else self.name_en
 
+    @property
+    def ceiling(self) -> float:
+        """The largest valid value: ``maximum`` (None: the metric has no bound of its own,
+        and a rollup sums it) or else the unit's ceiling."""
+        return ceiling(self.unit, self.maximum)
+
     def is_worse(self, value: float, reference: float) -> bool:
         """True when ``value`` is on the wrong side of ``reference`` (strictly)."""
         if self.direction is Direction.HIGHER_IS_BETTER:
             return value < reference
         return value > reference
+
+
+def ceiling(unit: Unit, maximum: float | None) -> float:
+    """Nothing is unbounded: a duration past a year, or a count, amount or ratio past
+    METRIC_MAX_VALUE, is an export or unit error, never data (docs/limits.md)."""
+    if maximum is not None:
+        return maximum
+    return {Unit.HOURS: METRIC_MAX_HOURS, Unit.DAYS: METRIC_MAX_DAYS}.get(unit,
+                                                                        METRIC_MAX_VALUE)
 
 
 def _i(id_: str, dim: Dimension, unit: Unit, direction: Direction, cycle: Cycle,
@@ -234,6 +251,10 @@ class DeclaredMetric(BaseModel):
     maximum: float | None
     name_en: str | None = None
     name_zh: str | None = None
+
+    @property
+    def ceiling(self) -> float:
+        return ceiling(self.unit, self.maximum)
 
 
 def get(metric_id: str) -> Indicator | None:

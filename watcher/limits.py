@@ -63,6 +63,22 @@ MAX_SEGMENT_KEYS: Final = 12           # segment keys in one snapshot
 # (the C engine's MAX_OBJECT_PROPERTIES is 255; the 255th is refused with error 302).
 ENGINE_MAX_FACT_ATTRIBUTES: Final = 253
 
+# The ranges of metrics that have no natural bound (watcher/indicators.py): a value past
+# them is a unit or export error (seconds sent as hours, an overflowed cell), never data.
+METRIC_MAX_HOURS: Final = 8_760.0
+"""A duration in hours (a first response, an order's handling): one year."""
+METRIC_MAX_DAYS: Final = 366.0
+"""A duration in days (preparation time): one year."""
+METRIC_MAX_VALUE: Final = 1e15
+"""Any other count, amount or ratio without a bound of its own (a pack's declared metric
+too): beyond every real shop's figures, and within what a float holds to the unit."""
+
+# -- spreadsheets (watcher/sources/sheets.py, watcher/sources/tabular.py) ----------------------
+
+SHEET_CELL_MAX_BYTES: Final = 131_072
+"""One cell of an uploaded CSV or XLSX file, in UTF-8 bytes: Excel's own cell holds at most
+32,767 characters, which fits in any script. A larger cell rejects its row alone."""
+
 
 # -- HTTP requests (watcher/daemon/http.py) ---------------------------------------------------
 
@@ -127,3 +143,18 @@ RUNBOOK_LINK_MAX: Final = 500
 # The longest window a change rule's baseline or a trend rule's fit may span (`baseline:`,
 # `over:`); with `within:` as well. A batch reads this much history per store at most.
 HISTORY_MAX_WINDOW_DAYS: Final = 366
+
+# -- kept views: the health board and the team cards (watcher/assessment/kept.py) ----------
+
+SNAPSHOTS_SETTLE_SECONDS: Final = 60
+"""How late a snapshot transaction may commit after its clock was read (its batch's length,
+plus the clock skew between replicas): a kept board or team card looks this far back
+before the last change for changes it has not seen (``repository.SnapshotsMark``)."""
+KEPT_TEAM_PERIODS: Final = 12
+"""Periods whose team cards are kept (and refreshed after each batch) at once."""
+KEPT_POLL_SECONDS: Final = 5.0
+"""How often the daemon looks for batches other replicas committed, to refresh its kept
+board and team cards before anyone asks (its own batches refresh them at once)."""
+KEPT_REFRESH_GAP_SECONDS: Final = 1.0
+"""The least time between two background refreshes of the kept views while batches keep
+coming, so that refreshing never competes with ingestion for the interpreter."""

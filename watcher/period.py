@@ -10,6 +10,7 @@ from datetime import date, timedelta
 from enum import StrEnum
 from typing import Self
 
+from watcher.echo import shown
 from watcher.numbers import to_ascii
 
 
@@ -73,9 +74,9 @@ class Period:
                 else:
                     start, end = date(year, 1, 1), date(year, 12, 31)
             except ValueError as exc:
-                raise ValueError(f"'{text}' is not a real date: {exc}") from None
+                raise ValueError(f"'{shown(text, 40)}' is not a real date: {exc}") from None
             return cls(start, end, kind, text)
-        raise ValueError(f"'{text}' is not a period; expected {PERIOD_FORMS}")
+        raise ValueError(f"'{shown(text, 40)}' is not a period; expected {PERIOD_FORMS}")
 
     @classmethod
     def month(cls, year: int, month: int) -> Self:

@@ -95,6 +95,8 @@ class Pipeline:
         self.targets = load_optional(settings.targets) if targets is None else targets
         # the roster labels incidents with the operator's team and manager (routes)
         self.roster = people.load_optional(settings.roster) if roster is None else roster
+        # told after each committed batch (the daemon refreshes its kept views)
+        self.on_commit: list[Callable[[], None]] = []
 
     def use_engine(self, engine: RuleEngine) -> None:
         """Swap in a reloaded rule pack; the next batch is evaluated with it."""
@@ -167,6 +169,8 @@ class Pipeline:
                 if attempt == RACE_RETRIES or not (isinstance(exc, IntegrityError) or deadlock):
                     raise
                 log.info("batch_race_retry", attempt=attempt, sources=sorted(set(sources)))
+        for listener in self.on_commit:
+            listener()
         for origin, part in parts.items():
             reports[origin].merge(part)
             kind = source_kind(sources[origin])
@@ -273,7 +277,8 @@ class Pipeline:
             evaluate.sort(key=lambda s: (s.period.end, s.period.start))
             engine = self.engine
             days = history.needed_days(engine.pack.rules)
-            past = history.by_store(history.load_history(conn, evaluate, days)) if days else None
+            past = history.by_store(history.load_history(
+                conn, evaluate, days, history.needed_metrics(engine.pack.rules))) if days else None
             outcomes = self._evaluate(engine, evaluate, owner, parts, sources, past)
             refused = {s.key for s in evaluate} - {o.snapshot.key for o in outcomes}
             for key in refused:
@@ -336,7 +341,7 @@ class Pipeline:
 
     def _evaluate(self, engine: RuleEngine, snapshots: list[Snapshot],
                   owner: dict[str, Statement], parts: dict[int, IngestReport],
-                  sources: list[str], past: dict[str, list[Snapshot]] | None = None,
+                  sources: list[str], past: dict[str, list[history.Dated]] | None = None,
                   ) -> list[Outcome]:
         """Each snapshot's outcome; one the engine cannot take is rejected alone, and
         the rest of the batch (other records, other requests) goes on."""

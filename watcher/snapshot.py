@@ -35,6 +35,7 @@ from watcher.limits import (
     MAX_SEGMENT_KEYS,
     MAX_STRING_LENGTH,
     MAX_TARGETS,
+    METRIC_MAX_VALUE,
 )
 from watcher.numbers import SNAPSHOT_SEPARATORS, read_decimal, to_ascii
 from watcher.period import Period
@@ -296,7 +297,7 @@ def _limits(metric_id: str, declared: Declared) -> tuple[float, float]:
     spec = declared.get(metric_id)
     if spec is None:
         return _registry_limits(metric_id)
-    return _bounds(spec.minimum, spec.maximum)
+    return _bounds(spec.minimum, spec.ceiling)
 
 
 @functools.cache
@@ -304,20 +305,23 @@ def _registry_limits(metric_id: str) -> tuple[float, float]:
     """Valid range of a metric, cached: it is asked for every value of every snapshot."""
     indicator = indicators.get(metric_id)
     if indicator is None:
-        return -math.inf, math.inf
-    return _bounds(indicator.minimum, indicator.maximum)
+        return -METRIC_MAX_VALUE, METRIC_MAX_VALUE
+    return _bounds(indicator.minimum, indicator.ceiling)
 
 
 def _bounds(low: float | None, high: float | None) -> tuple[float, float]:
-    return (-math.inf if low is None else low), (math.inf if high is None else high)
+    """An open low end is -METRIC_MAX_VALUE: no metric is unbounded."""
+    return (-METRIC_MAX_VALUE if low is None else low), (METRIC_MAX_VALUE if high is None
+                                                         else high)
 
 
 def _check_range(field: str, metric_id: str, number: float, declared: Declared) -> None:
     indicator: indicators.Indicator | DeclaredMetric | None = (
         indicators.get(metric_id) or declared.get(metric_id))
     if indicator is None:
-        return
-    low, high = indicator.minimum, indicator.maximum
+        raise FieldRangeError(field, f"must be within [{-METRIC_MAX_VALUE:g}, "
+                                     f"{METRIC_MAX_VALUE:g}] (METRIC_MAX_VALUE), got {number:g}")
+    low, high = _bounds(indicator.minimum, indicator.ceiling)
     if indicator.unit is Unit.COUNT and number < 0:
         raise FieldRangeError(field, f"a count cannot be negative, got {number:g}")
     if indicator.unit is Unit.FRACTION and high is not None and number > high:
@@ -325,5 +329,4 @@ def _check_range(field: str, metric_id: str, number: float, declared: Declared) 
             field, f"a rate is a fraction in [{low:g}, {high:g}], got {number:g} "
             f"(write 3.5 % as 0.035 or \"3.5%\")")
     if (low is not None and number < low) or (high is not None and number > high):
-        bounds = f"[{low if low is not None else '-inf'}, {high if high is not None else 'inf'}]"
-        raise FieldRangeError(field, f"must be within {bounds}, got {number:g}")
+        raise FieldRangeError(field, f"must be within [{low:g}, {high:g}], got {number:g}")

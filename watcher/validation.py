@@ -8,9 +8,7 @@ the rejection keeps the raw text so nothing sent to us is lost.
 from __future__ import annotations
 
 import codecs
-import csv
 import difflib
-import io
 import json
 import re
 from collections.abc import Collection, Iterator, Mapping
@@ -22,6 +20,8 @@ import orjson
 from pydantic import ValidationError
 
 from watcher import indicators
+from watcher.csvrows import csv_rows
+from watcher.echo import shown
 from watcher.errors import InputError, InputTooLarge
 from watcher.feeds import CANONICAL
 from watcher.indicators import DeclaredMetric
@@ -241,26 +241,31 @@ def _json_records(text: str, max_records: int | None = None
 
 
 def _csv_records(text: str) -> Iterator[RawRecord | Rejection]:
-    # newline="": the csv module finds line ends itself (a bare CR is one too).
-    reader = csv.reader(io.StringIO(text, newline=""))
+    """Rows of a canonical CSV; a row the reader cannot read as written (an oversized
+    cell, an unterminated quote: watcher/sources/sheets.py) is one rejection, by line."""
     header: list[str] | None = None
-    try:
-        for row in reader:
-            if header is None:
-                header = [h.strip() for h in row]
-                _check_header(header, f"line {reader.line_num}")
-                continue
-            location = f"line {reader.line_num}"
-            raw = ",".join(row)
-            if not any(cell.strip() for cell in row):
-                continue
-            if len(row) != len(header):
-                yield Rejection("", location, None,
-                                f"has {len(row)} cells; the header has {len(header)}", raw)
-                continue
-            yield RawRecord(location, raw, _csv_row_to_dict(header, row))
-    except csv.Error as exc:  # e.g. a cell longer than the csv module's field limit
-        raise InputError(f"not valid CSV: {exc}", location=f"line {reader.line_num}") from None
+    for row in csv_rows(text, header_row=1, by_line=True):
+        cells = [str(cell) for cell in row.cells]
+        location = f"line {row.line}"
+        if header is None:
+            if row.problem is not None:
+                raise InputError(f"the header {row.problem}", location=location)
+            header = [h.strip() for h in cells]
+            _check_header(header, location)
+            continue
+        raw = ",".join(cells)
+        if row.problem is not None:
+            column = (header[row.column] if row.column is not None and row.column < len(header)
+                      else None)
+            yield Rejection("", location, column, row.problem, raw)
+            continue
+        if not any(cell.strip() for cell in cells):
+            continue
+        if len(cells) != len(header):
+            yield Rejection("", location, None,
+                            f"has {len(cells)} cells; the header has {len(header)}", raw)
+            continue
+        yield RawRecord(location, raw, _csv_row_to_dict(header, cells))
 
 
 def _check_header(header: list[str], location: str) -> None:
@@ -379,7 +384,7 @@ _KNOWN_IDS = (*indicators.INDICATORS, *indicators.RAW_FIELDS)
 def _unknown(metric: str) -> str:
     close = difflib.get_close_matches(metric, _KNOWN_IDS, n=1)
     hint = f"; did you mean '{close[0]}'?" if close else ""
-    return (f"'{metric}' is not in the indicator registry: stored, but no rule knows it"
+    return (f"'{shown(metric, 80)}' is not in the indicator registry: stored, but no rule knows it"
             f"{hint}")
 
 

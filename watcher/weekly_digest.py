@@ -20,6 +20,7 @@ busy channel, this one is a scheduled summary: a document of its own.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime, time, timedelta
@@ -37,8 +38,10 @@ from watcher.alerts import (
 from watcher.apply import labels_of
 from watcher.assessment.roster import Roster
 from watcher.config import Route
+from watcher.echo import shown
 from watcher.incidents import Incident
 from watcher.limits import WEEKLY_MAX_LINES, WEEKLY_MAX_STORES
+from watcher.numbers import to_ascii
 from watcher.period import Period, PeriodKind
 
 # The filters of the page (watcher/web/views.py ListQuery) a route's match can carry.
@@ -51,6 +54,33 @@ def week_bounds(week: Period) -> tuple[datetime, datetime]:
         raise ValueError(f"{week.text} is not a week (YYYY-Www)")
     start = datetime.combine(week.start, time(), UTC)
     return start, start + timedelta(days=7)
+
+
+_MONTH_LIKE = re.compile(r"^([0-9]{4})-?([0-9]{1,2})$")
+
+
+def chosen_week(text: str, now: datetime) -> Period:
+    """A week asked for by name (``watcher digest --week``): an ISO week that has begun.
+    A week still running is allowed (its digest says "so far"); one that has not begun
+    has nothing to say yet, and ``2026-48`` is not guessed to be week 48."""
+    ascii_text = to_ascii(text).strip()
+    if re.match(r"^[0-9]{4}-W", ascii_text):
+        week = Period.parse(ascii_text)  # its own message: 2026-W54 is no real week
+    else:
+        found = _MONTH_LIKE.match(ascii_text)
+        example = (f"{found.group(1)}-W{int(found.group(2)):02d}"
+                   if found and 1 <= int(found.group(2)) <= 53 else "2026-W48")
+        raise ValueError(f"'{shown(text, 40)}' is not an ISO week: write YYYY-Www "
+                         f"(e.g. {example})")
+    start, _ = week_bounds(week)
+    if start > now:
+        raise ValueError(f"{week.text} has not begun (it starts {start.date().isoformat()})")
+    return week
+
+
+def is_closed(week: Period, now: datetime) -> bool:
+    """Whether ``week`` is over at ``now``: a digest of a week still running is so far."""
+    return week_bounds(week)[1] <= now
 
 
 def due_week(now: datetime, day: int, hour: int) -> Period:
@@ -147,7 +177,8 @@ def build(week: Period, index: int, route: Route, *, opened: Sequence[Incident],
                         start=start, end=end, at=now, opened=len(mine[0]),
                         still_open=len(mine[1]), resolved=len(mine[2]),
                         stores=worst_stores(mine[1]), sections=sections,
-                        link=page_link(public_url, route, start, end))
+                        link=page_link(public_url, route, start, end),
+                        closed=end <= now)
 
 
 def digest_alert(digest: WeeklyDigest, route: Route, now: datetime) -> Alert:
@@ -157,9 +188,11 @@ def digest_alert(digest: WeeklyDigest, route: Route, now: datetime) -> Alert:
     where = match_text(route)
     return Alert(kind=AlertKind.WEEKLY, rule="weekly-digest", severity="info",
                  audience="digest", period=digest.week,
-                 title={"en": f"Weekly digest {digest.week}: route {digest.route}"
-                              + (f" ({where})" if where else ""),
-                        "zh-CN": f"{digest.week} 周报：路由 {digest.route}"
+                 title={"en": f"Weekly digest {digest.week}"
+                              + ("" if digest.closed else " so far")
+                              + f": route {digest.route}" + (f" ({where})" if where else ""),
+                        "zh-CN": f"{digest.week} 周报" + ("" if digest.closed else "（截至目前）")
+                                 + f"：路由 {digest.route}"
                                  + (f"（{where}）" if where else "")},
                  labels={"route": str(digest.route), "week": digest.week},
                  link=digest.link, at=now, weekly=digest)

@@ -23,6 +23,7 @@ from watcher.daemon.coalesce import Coalescer
 from watcher.daemon.dropfolder import DropFolder
 from watcher.daemon.http import create_app
 from watcher.errors import ConfigError, InputError
+from watcher.limits import SHEET_CELL_MAX_BYTES
 from watcher.pipeline import Pipeline
 from watcher.runtime import Runtime
 from watcher.sources import BUILTIN, Catalog, TabularSource, load_catalog
@@ -36,6 +37,7 @@ from watcher.sources.tabular import (
     to_number,
     to_period,
 )
+from watcher.store import repository as repo
 from watcher.validation import RawRecord, Rejection
 
 from . import OBSERVED, clock
@@ -495,6 +497,19 @@ class TestEdges:
         assert moved.name.endswith("-october.csv")
         assert {i.store for i in incidents(pipeline)} == {"amz-us-01", "shopee-my-02"}
 
+    def test_the_drop_folder_keeps_the_good_rows_of_a_file_with_an_oversized_cell(
+            self, pipeline: Pipeline, sources: Catalog, tmp_path: Path):
+        drop = DropFolder(tmp_path / "inbox", pipeline.ingest, max_bytes=10_000_000,
+                          sources=sources)
+        huge = GOOD[0].replace("旺季", "x" * 5_000_000)
+        (drop.folder / "erp" / "huge.csv").write_bytes(csv_bytes(huge, GOOD[1]))
+        assert drop.scan(settle=False) == 1
+        assert {i.store for i in incidents(pipeline)} == {"shopee-my-02"}
+        with pipeline.db.engine.connect() as conn:
+            [refused] = repo.list_rejections(conn)
+        assert (refused["location"], refused["field"]) == ("row 2", "备注")
+        assert "Traceback" not in refused["error"]
+
     def test_the_drop_folder_store_names_the_store_of_a_mapping_without_store_column(
             self, pipeline: Pipeline, tmp_path: Path):
         mapping_file(tmp_path / "m", MAPPING.replace("store: {column: 店铺}\n", ""))
@@ -529,3 +544,67 @@ class TestEdges:
         monkeypatch.setenv("WATCHER_CONFIG", str(config))
         result = CliRunner().invoke(cli_app, ["--log-json", "ingest", "--source", "erp", "x"])
         assert result.exit_code == 2 and "mappings folder does not exist" in result.output
+
+
+class TestMalformedRows:
+    """A row the CSV reader cannot read as written is rejected alone, saying what is wrong
+    with it; every other row of the file is read as usual."""
+
+    def test_a_row_with_too_few_or_too_many_cells_is_refused_by_its_count(self, tmp_path: Path):
+        short = "amz-us-02,亚马逊,li.wei"
+        extra = GOOD[1] + ",surplus"
+        records = source(tmp_path).records(csv_bytes(GOOD[0], short, extra))
+        assert accepted(records) == [AMZ]
+        assert [(r.location, r.error) for r in rejected(records)] == [
+            ("row 3", "row 3 has 3 cells, the header 11"),
+            ("row 4", "row 4 has 12 cells, the header 11")]
+
+    def test_an_unterminated_quote_is_named_and_does_not_swallow_the_next_row(
+            self, tmp_path: Path):
+        broken = 'amz-us-02,亚马逊,li.wei,2026年10月,US,"¥1,000,,1%,5,0,'
+        records = source(tmp_path).records(csv_bytes(broken, *GOOD))
+        assert accepted(records) == [AMZ, SHOPEE]
+        [refused] = rejected(records)
+        assert refused.location == "row 2"
+        assert refused.error.startswith("unterminated quote starting at row 2")
+        assert "amz-us-02" in refused.raw  # kept for the rejected log
+
+    def test_an_oversized_cell_rejects_its_row_only(self, tmp_path: Path):
+        huge = GOOD[0].replace("旺季", "x" * (SHEET_CELL_MAX_BYTES + 1))
+        records = source(tmp_path).records(csv_bytes(huge, GOOD[1]))
+        assert accepted(records) == [SHOPEE]
+        [refused] = rejected(records)
+        assert (refused.location, refused.field) == ("row 2", "备注")
+        assert refused.error.startswith(f"cell over {SHEET_CELL_MAX_BYTES} bytes")
+        assert len(refused.raw) < 1000  # the cell is cut in the rejected log
+
+    def test_cells_within_the_limit_are_read_whatever_the_csv_module_default(
+            self, tmp_path: Path):
+        # the csv module refuses fields over 131,072 characters by default, for the whole file
+        long_note = GOOD[0].replace("旺季", "注" * 40_000)  # 120,000 bytes
+        assert len(accepted(source(tmp_path).records(csv_bytes(long_note)))) == 1
+
+    def test_nan_in_a_metric_cell_is_refused_not_read_as_empty(self, tmp_path: Path):
+        row = GOOD[1].replace(",1.2,", ",nan,")
+        [refused] = rejected(source(tmp_path).records(csv_bytes(row)))
+        assert (refused.field, refused.error) == ("纠纷率", "is not a number (percent column): "
+                                                           "'nan'")
+
+    def test_http_answers_an_oversized_cell_per_row_not_500(self, tmp_path: Path,
+                                                           pipeline: Pipeline,
+                                                           settings: Settings):
+        mapping_file(tmp_path / "mappings")
+        engine_thread = ThreadPoolExecutor(max_workers=1)
+        submit = Coalescer(pipeline.ingest_many, engine_thread).ingest_async
+        huge = GOOD[0].replace("旺季", "x" * 5_000_000)
+        with TestClient(create_app(Runtime(settings, pipeline.db, pipeline), submit,
+                                   sources=load_catalog(tmp_path / "mappings")),
+                        base_url=LOCAL) as client:
+            response = client.post("/v1/sources/erp", headers={"content-type": "text/csv"},
+                                   content=csv_bytes(huge, GOOD[1]))
+        engine_thread.shutdown()
+        assert response.status_code == 200
+        body = response.json()
+        assert (body["accepted"], body["rejected"]) == (1, 1)
+        assert (body["errors"][0]["location"], body["errors"][0]["field"]) == ("row 2", "备注")
+

@@ -120,6 +120,21 @@ class TestTheShippedMapping:
         rejected = next(r for r in records if isinstance(r, Rejection))
         assert json.loads(rejected.raw)["Subject"] == "Bad date"  # kept for the log
 
+    @pytest.mark.parametrize(("cell", "error"), [
+        ("1e308", "'1e308' is over 8760 hours, a year (METRIC_MAX_HOURS)"),
+        ("99999", "'99999' is over 8760 hours, a year (METRIC_MAX_HOURS)"),
+        ("nan", "is not a number of hours: 'nan'"),
+        ("NaN hrs", "is not a number of hours: 'NaN hrs'"),
+        ("inf", "is not a number of hours: 'inf'")])
+    def test_an_absurd_or_non_numeric_duration_rejects_its_row_only(self, cell: str,
+                                                                    error: str):
+        bad = f"40210011,Absurd,Shopee MY,Chat,Closed,Lim Wei,02 Nov 2026 10:00 AM,,{cell},X"
+        records = zohodesk(EXPORT.read_bytes() + (bad + "\n").encode())
+        assert rejections(records) == [("row 12", "First Response Time", error)]
+        counted = snapshots(records)
+        assert {k: {m: s.metrics[m] for m in EXPECTED[k]} for k, s in counted.items()} == (
+            EXPECTED)
+
     def test_an_xlsx_export_with_date_cells_counts_the_same(self):
         rows = list(csv.reader(io.StringIO(EXPORT.read_text(encoding="utf-8"))))
         book = openpyxl.Workbook()
@@ -264,8 +279,9 @@ class TestCells:
     def test_hours(self, cell: Any, hours: float):
         assert read_hours(cell) == pytest.approx(hours)
 
-    @pytest.mark.parametrize("cell", ["5:30", "-1", "soon", "1,5"])
-    def test_what_is_not_plainly_hours_is_refused(self, cell: str):
+    @pytest.mark.parametrize("cell", ["5:30", "-1", "soon", "1,5", "8761", 1e308,
+                                      float("nan"), "nan"])
+    def test_what_is_not_plainly_hours_is_refused(self, cell: Any):
         with pytest.raises(ValueError):
             read_hours(cell)
 

@@ -11,19 +11,18 @@ A passing value is *near* when it is closer to its threshold than ``NEAR_SHARE``
 threshold; a threshold of 0 has no near side (no penalty is simply ok).
 
 Pure functions over frozen models; the query is ``repository.latest_snapshots``, and
-``BoardCache`` keeps boards until the data changes.
+``watcher.assessment.kept.BoardCache`` keeps each store's row until its data changes.
 """
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
+from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import NamedTuple
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import Connection
 
 from watcher import indicators
 from watcher.assessment.roster import Roster
@@ -34,10 +33,9 @@ from watcher.assessment.scorecard import (
     view_criterion,
 )
 from watcher.assessment.targets import TargetBook
-from watcher.indicators import Dimension
+from watcher.indicators import Dimension, Indicator
 from watcher.rules.model import RulePack
 from watcher.snapshot import Comparator, Snapshot
-from watcher.store import repository as repo
 
 NEAR_SHARE = 0.10
 
@@ -111,6 +109,164 @@ def cell_status(value: float | None, criterion: Criterion | None) -> CellStatus 
     return CellStatus.OK
 
 
+class StoreEntry(NamedTuple):
+    """One store's latest snapshots (oldest period first), as the board groups them."""
+
+    platform: str
+    store: str
+    operator: str | None  # the newest snapshot's that names one
+    team: str | None      # the operator's, by the roster
+    snaps: list[Snapshot]
+    sent: frozenset[str]  # the indicators its snapshots carry
+
+
+# What a kept board holds of a store beside its row, what it is filtered and faceted by,
+# as a plain tuple (see CompactCell): (platform, store, operator, team, the indicators it
+# sent, the operators of all its latest snapshots)
+KeptStore = tuple[str, str, str | None, str | None, tuple[str, ...], tuple[str, ...]]
+
+
+def kept_store(entry: StoreEntry) -> KeptStore:
+    return (entry.platform, entry.store, entry.operator, entry.team, tuple(sorted(entry.sent)),
+            tuple(sorted({s.operator for s in entry.snaps if s.operator})))
+
+
+def store_entries(latest: Iterable[Snapshot], roster: Roster) -> list[StoreEntry]:
+    by_store: dict[tuple[str, str], list[Snapshot]] = {}
+    for snap in latest:
+        by_store.setdefault((snap.platform, snap.store), []).append(snap)
+    entries = []
+    for (store_platform, store), snaps in by_store.items():
+        snaps.sort(key=lambda s: (s.period.end, s.period.start))
+        # a daily feed often names no operator: the store is still the one whose newest
+        # snapshot of any kind names one (the monthly export's), not nobody's
+        operator = next((s.operator for s in reversed(snaps) if s.operator), None)
+        entries.append(StoreEntry(store_platform, store, operator, roster.team_of(operator),
+                                  snaps, frozenset(m for s in snaps for m in s.metrics)))
+    return entries
+
+
+def shows(store: tuple[str, str | None, str | None], platform: str | None,
+          operator: str | None, team: str | None) -> bool:
+    """Whether a store (its platform, operator and team) passes the filters."""
+    return not ((platform and store[0] != platform) or (operator and store[1] != operator)
+                or (team and store[2] != team))
+
+
+def wanted_indicators(dimension: Dimension | None, sent: set[str]) -> list[Indicator]:
+    """A column for every indicator some shown store sent (a threshold nobody reports on
+    is not news), so only those are judged: a store's other cells could only say "no
+    data"."""
+    return [i for i in indicators.INDICATORS.values()
+            if (dimension is None or i.dimension == dimension) and i.id in sent]
+
+
+# A cell and a row as kept: plain tuples of plain values, which the cyclic garbage
+# collector stops tracking (a tuple subclass it would walk on every full collection: a
+# kept board of 100,000 cells cost 250 ms of every full collection).
+# cell: (indicator, status, value, threshold, comparator, basis, rule, period)
+CompactCell = tuple[str, str, float | None, float | None, str | None, str | None, str | None,
+                    str | None]
+# row: (platform, store, operator, team, cells in column order)
+CompactRow = tuple[str, str, str | None, str | None, tuple[CompactCell, ...]]
+
+
+def cell_of(kept: CompactCell) -> Cell:
+    indicator, status, value, threshold, comparator, basis, rule, period = kept
+    # built from trusted parts: validating 100,000 cells would cost seconds
+    return Cell.model_construct(
+        indicator=indicator, status=CellStatus(status), value=value, threshold=threshold,
+        comparator=Comparator(comparator) if comparator else None, basis=basis, rule=rule,
+        period=period)
+
+
+def row_of(kept: CompactRow) -> BoardRow:
+    platform, store, operator, team, cells = kept
+    return BoardRow.model_construct(platform=platform, store=store, operator=operator,
+                                    team=team, cells={c[0]: cell_of(c) for c in cells})
+
+
+def worst_of(kept: CompactRow) -> int:
+    return max((_STATUS_RANK[c[1]] for c in kept[4]), default=0)
+
+
+_STATUS_RANK = {status.value: rank for status, rank in _RANK.items()}
+
+
+def store_row(entry: StoreEntry, wanted: Sequence[Indicator], pack: RulePack,
+              book: TargetBook) -> CompactRow:
+    """The store's cells of the ``wanted`` indicators: each depends on this store alone."""
+    newest = entry.snaps[-1]
+    cells: list[CompactCell] = []
+    views: dict[int, StoreView] = {}  # by id() of the snapshot: one targets lookup each
+    for indicator in wanted:
+        source = next((s for s in reversed(entry.snaps) if indicator.id in s.metrics), newest)
+        view = views.get(id(source))
+        if view is None:
+            view = views[id(source)] = snapshot_view(source, book)
+        # the card's own lookup, which judges each segment's rule criterion once
+        criterion = view_criterion(indicator.id, view, pack, source.period.kind)
+        value = source.metrics.get(indicator.id)
+        status = cell_status(value, criterion)
+        if status is None:
+            continue
+        cells.append((
+            indicator.id, status.value, value,
+            criterion.threshold if criterion else None,
+            criterion.comparator.value if criterion else None,
+            criterion.basis if criterion else None, criterion.rule if criterion else None,
+            source.period.text if value is not None else None))
+    return (entry.platform, entry.store, entry.operator, entry.team, tuple(cells))
+
+
+def only(row: CompactRow, indicator_ids: set[str]) -> CompactRow:
+    """The row with the cells of these indicators only (itself when it has no other)."""
+    if all(c[0] in indicator_ids for c in row[4]):
+        return row
+    return (*row[:4], tuple(c for c in row[4] if c[0] in indicator_ids))
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """A board as kept: its rows compact, made into models a page at a time."""
+
+    columns: tuple[BoardColumn, ...]
+    rows: tuple[CompactRow, ...]
+    counts: dict[CellStatus, int]
+    _json: dict[tuple[int, int | None], bytes] = field(default_factory=dict, compare=False)
+
+    def page(self, offset: int = 0, limit: int | None = None) -> Board:
+        """The board with the rows from ``offset``, at most ``limit`` of them (worst first);
+        ``total`` and ``counts`` are over all of them."""
+        end = None if limit is None else offset + limit
+        return Board(columns=self.columns, rows=tuple(row_of(r) for r in self.rows[offset:end]),
+                     counts=self.counts, total=len(self.rows))
+
+    def page_json(self, offset: int = 0, limit: int | None = None) -> bytes:
+        """``page`` as JSON, kept with the layout: a page of 1,000 rows is 17,000 cells to
+        build and serialise, the same for every request until the data changes."""
+        found = self._json.get((offset, limit))
+        if found is None:
+            if len(self._json) >= 8:
+                self._json.clear()
+            found = self._json[(offset, limit)] = self.page(offset, limit).model_dump_json(
+                ).encode()
+        return found
+
+
+def assemble(rows: list[CompactRow], wanted: Sequence[Indicator]) -> Layout:
+    """The board of these rows: a column for each wanted indicator some row has a value of,
+    the worst rows first, then by store; the counts over all of them."""
+    used = {c[0] for row in rows for c in row[4] if c[2] is not None}
+    rows = [only(row, used) for row in rows]
+    columns = tuple(BoardColumn(indicator=i.id, name_en=i.name_en, name_zh=i.name_zh,
+                                dimension=i.dimension.value) for i in wanted if i.id in used)
+    rows.sort(key=lambda r: (-worst_of(r), r[1], r[0]))
+    counted = Counter(c[1] for row in rows for c in row[4])
+    counts = {status: counted.get(status.value, 0) for status in CellStatus}
+    return Layout(columns, tuple(rows), counts)
+
+
 def build_board(latest: Iterable[Snapshot], pack: RulePack, book: TargetBook, *,
                 platform: str | None = None, operator: str | None = None,
                 dimension: Dimension | None = None, team: str | None = None,
@@ -118,65 +274,12 @@ def build_board(latest: Iterable[Snapshot], pack: RulePack, book: TargetBook, *,
     """The board of the stores whose latest snapshots are ``latest`` (one or more per store,
     a period kind each), filtered by platform, operator (the latest snapshot's), the
     operator's team (by ``roster``) and the indicators' dimension. Rows are ordered worst
-    first, then by store."""
-    roster = roster or Roster()
-    by_store: dict[tuple[str, str], list[Snapshot]] = {}
-    for snap in latest:
-        by_store.setdefault((snap.platform, snap.store), []).append(snap)
-    wanted = [i for i in indicators.INDICATORS.values()
-              if dimension is None or i.dimension == dimension]
-    shown = []
-    for (store_platform, store), snaps in by_store.items():
-        snaps.sort(key=lambda s: (s.period.end, s.period.start))
-        newest = snaps[-1]
-        store_team = roster.team_of(newest.operator)
-        if not ((platform and store_platform != platform)
-                or (operator and newest.operator != operator)
-                or (team and store_team != team)):
-            shown.append((store_platform, store, store_team, snaps))
-    # A column for every indicator some shown store sent (a threshold nobody reports on is
-    # not news), so only those are judged: a store's other cells could only say "no data".
-    sent = {m for *_key, snaps in shown for s in snaps for m in s.metrics}
-    wanted = [i for i in wanted if i.id in sent]
-    rows = []
-    views: dict[int, StoreView] = {}  # by id() of the snapshot: one targets lookup each
-    for store_platform, store, store_team, snaps in shown:
-        newest = snaps[-1]
-        cells = {}
-        for indicator in wanted:
-            source = next((s for s in reversed(snaps) if indicator.id in s.metrics), newest)
-            view = views.get(id(source))
-            if view is None:
-                view = views[id(source)] = snapshot_view(source, book)
-            # the card's own lookup, which judges each segment's rule criterion once
-            criterion = view_criterion(indicator.id, view, pack, source.period.kind)
-            value = source.metrics.get(indicator.id)
-            status = cell_status(value, criterion)
-            if status is None:
-                continue
-            # built from trusted parts: validating 100,000 cells would cost seconds
-            cells[indicator.id] = Cell.model_construct(
-                indicator=indicator.id, status=status, value=value,
-                threshold=criterion.threshold if criterion else None,
-                comparator=criterion.comparator if criterion else None,
-                basis=criterion.basis if criterion else None,
-                rule=criterion.rule if criterion else None,
-                period=source.period.text if value is not None else None)
-        rows.append(BoardRow.model_construct(platform=store_platform, store=store,
-                                             operator=newest.operator, team=store_team,
-                                             cells=cells))
-    used = {m for row in rows for m, cell in row.cells.items() if cell.value is not None}
-    rows = [row if row.cells.keys() <= used else BoardRow.model_construct(
-        platform=row.platform, store=row.store, operator=row.operator, team=row.team,
-        cells={m: c for m, c in row.cells.items() if m in used}) for row in rows]
-    columns = tuple(BoardColumn(indicator=i.id, name_en=i.name_en, name_zh=i.name_zh,
-                                dimension=i.dimension.value) for i in wanted if i.id in used)
-    rows.sort(key=lambda r: (-r.worst, r.store, r.platform))
-    counts = dict.fromkeys(CellStatus, 0)
-    for row in rows:
-        for cell in row.cells.values():
-            counts[cell.status] += 1
-    return Board(columns=columns, rows=tuple(rows), counts=counts, total=len(rows))
+    first, then by store. (``watcher.assessment.kept.BoardCache`` builds the same board
+    from rows it keeps per store.)"""
+    shown = [e for e in store_entries(latest, roster or Roster())
+             if shows((e.platform, e.operator, e.team), platform, operator, team)]
+    wanted = wanted_indicators(dimension, {m for e in shown for m in e.sent})
+    return assemble([store_row(e, wanted, pack, book) for e in shown], wanted).page()
 
 
 def board_facets(latest: Sequence[Snapshot], roster: Roster | None = None
@@ -188,45 +291,3 @@ def board_facets(latest: Sequence[Snapshot], roster: Roster | None = None
             "team": sorted(teams)}
 
 
-
-class BoardCache:
-    """The boards built since the data last changed, for a fleet too big to judge per request.
-
-    Building a board judges every store's every indicator (seconds for thousands of
-    stores), while its input changes only when a snapshot arrives, is restated or pruned.
-    So boards are kept until the store's watermark (``repository.snapshots_watermark``:
-    how many snapshots, the last change) moves, and per rule pack version, targets book,
-    roster (both replaced whole on reload) and filters. One per router, so one per
-    database.
-    """
-
-    def __init__(self, size: int = 32) -> None:
-        self._lock = threading.Lock()
-        self._mark: tuple[Any, ...] | None = None
-        self._latest: list[Snapshot] = []
-        self._boards: OrderedDict[tuple[Any, ...], tuple[TargetBook, Roster, Board]] = \
-            OrderedDict()
-        self._size = size
-
-    def board(self, conn: Connection, pack: RulePack, book: TargetBook, roster: Roster, *,
-              platform: str | None = None, operator: str | None = None,
-              dimension: Dimension | None = None, team: str | None = None
-              ) -> tuple[Board, list[Snapshot]]:
-        """The board for these filters, and the latest snapshots it was built from."""
-        mark = repo.snapshots_watermark(conn)
-        key = (pack.version, id(book), id(roster), platform, operator, dimension, team)
-        with self._lock:
-            if mark != self._mark:
-                self._latest, self._mark = repo.latest_snapshots(conn), mark
-                self._boards.clear()
-            found = self._boards.get(key)
-            if found is not None and found[0] is book and found[1] is roster:
-                self._boards.move_to_end(key)
-                return found[2], self._latest
-            board = build_board(self._latest, pack, book, platform=platform,
-                                operator=operator, dimension=dimension, team=team,
-                                roster=roster)
-            self._boards[key] = (book, roster, board)
-            while len(self._boards) > self._size:
-                self._boards.popitem(last=False)
-            return board, self._latest

@@ -31,6 +31,7 @@ from watcher import incidents as inc
 from watcher import indicators, limits
 from watcher.assessment.rollup import combine, weights_of
 from watcher.assessment.scorecard_report import number
+from watcher.echo import shown
 from watcher.errors import InputError, InvalidTransition
 from watcher.indicators import Direction
 from watcher.snapshot import Comparator, Snapshot
@@ -160,9 +161,10 @@ def parse_goal(text: str) -> Goal:
             break
     metric = metric.strip()
     if not sep or not metric:
-        raise InputError(f"'{text}' is not METRIC=TARGET (e.g. gmv=150000)", field="goal")
+        raise InputError(f"'{shown(text, 80)}' is not METRIC=TARGET (e.g. gmv=150000)",
+                         field="goal")
     if indicators.get(metric) is None:
-        raise InputError(f"'{metric}' is not a known metric id", field="goal")
+        raise InputError(f"'{shown(metric, 80)}' is not a known metric id", field="goal")
     try:
         target = float(value.strip().rstrip("%")) / (100 if value.strip().endswith("%") else 1)
     except ValueError:

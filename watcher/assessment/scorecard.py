@@ -36,6 +36,7 @@ from watcher.assessment.rollup import Combine, combine, combine_kind, weights_of
 from watcher.assessment.roster import Roster
 from watcher.assessment.targets import TargetBook
 from watcher.assessment.weights import ScorecardSettings
+from watcher.echo import shown
 from watcher.errors import InputError
 from watcher.indicators import Cycle, Dimension, Direction, Indicator
 from watcher.period import Period, PeriodKind
@@ -88,6 +89,9 @@ class CardItem(_Frozen):
     weight: float
     stores: tuple[str, ...]  # the stores whose values (and thresholds) were aggregated
     weighted_by: str | None  # orders, gmv or equal, for a weighted mean
+
+
+_ITEM_FIELDS = set(CardItem.model_fields)
 
 
 class Veto(_Frozen):
@@ -157,8 +161,9 @@ def card_period(text: str) -> Period:
     except ValueError as exc:
         raise InputError(str(exc), field="period") from None
     if period.kind not in CYCLES:
-        raise InputError(f"'{text}' is a day; a scorecard covers a week (2026-W45), a month "
-                         "(2026-10), a quarter (2026-Q3) or a year (2026)", field="period")
+        raise InputError(f"'{shown(text, 40)}' is a day; a scorecard covers a week (2026-W45), "
+                         "a month (2026-10), a quarter (2026-Q3) or a year (2026)",
+                         field="period")
     return period
 
 
@@ -412,7 +417,9 @@ def _item(indicator: Indicator, views: Sequence[_StoreView], pack: _PackRules,
             "dimension": indicator.dimension.value, "value": value, "status": status,
             "weight": weight, "stores": tuple(v.store for v in stores),
             "weighted_by": weighted_by if mean else None, **criterion}
-        return CardItem.model_construct(**fields)  # every field given, of its type
+        # every field given, of its type; one shared set of them (a set per item would be
+        # one more object for the garbage collector to walk, for every card kept)
+        return CardItem.model_construct(_ITEM_FIELDS, **fields)
 
     with_value = [(v, k) for v, k in zip(views, known, strict=True) if metric in v.values]
     if not with_value:

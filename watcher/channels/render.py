@@ -246,7 +246,10 @@ class Renderer:
                              "totals": say("totals", opened=s.opened, open=s.still_open,
                                            resolved=s.resolved), "lists": lists})
         return {
-            "title": say("title", week=w.week, route=route), "kind_prefix": "", "w": words,
+            # a copy of strings.yaml from before "so far" words every week as closed
+            "title": say("title_so_far" if not w.closed and "title_so_far" in words
+                         else "title", week=w.week, route=route),
+            "kind_prefix": "", "w": words,
             "totals": say("totals", opened=w.opened, open=w.still_open, resolved=w.resolved),
             "stores": [say("store", store=s.store, count=s.open,
                            severity=severity.get(s.worst, s.worst.upper()))

@@ -14,10 +14,13 @@ from typing import Annotated, Any, Literal
 import structlog
 from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 
+from watcher import echo
 from watcher.actions import ActionKind, act
 from watcher.auth import Authenticator, Role, bearer
 from watcher.daemon.board import board_router
@@ -27,9 +30,9 @@ from watcher.daemon.schemas import (
     MAX_ID,
     MAX_OFFSET,
     NO_NUL,
-    PERIOD,
     SNAPSHOTS_BODY,
     Name,
+    PeriodText,
     RulesOut,
     RunbookOut,
     SilenceIn,
@@ -42,6 +45,7 @@ from watcher.incidents import Incident, IncidentSort
 from watcher.observability import REGISTRY, watch_store
 from watcher.outage import DATABASE_DOWN
 from watcher.pipeline import IngestReport
+from watcher.rules.model import Severity
 from watcher.runtime import Runtime
 from watcher.silences import Silence
 from watcher.sources import Catalog, catalog_for
@@ -109,7 +113,9 @@ class EventOut(BaseModel):
 class IncidentDetail(IncidentOut):
     events: list[EventOut]
     rule_description: str | None = Field(
-        default=None, description="the rule's description, from the pack in force")
+        default=None, description="the rule's description in English, from the pack in force")
+    rule_descriptions: dict[str, str] | None = Field(
+        default=None, description="the rule's description by language (en, zh-CN)")
     runbook: RunbookOut | None = Field(
         default=None, description="what to do, from the rule in force (GET /v1/rules)")
 
@@ -135,6 +141,17 @@ def database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
                         status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
+async def invalid_request(_request: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's 422, with every value it repeats made safe to show (watcher/echo.py): a
+    bidi override or a control character sent in a parameter is not echoed as sent."""
+    assert isinstance(exc, RequestValidationError)
+    return JSONResponse({"detail": echo.shown_value(jsonable_encoder(exc.errors()),
+                                                    ECHO_MAX)}, status_code=422)
+
+
+ECHO_MAX = 1_000  # characters of one sent value a 422 repeats
+
+
 def create_app(runtime: Runtime, ingest_records: Ingest,
                wake_dispatcher: Callable[[], None] = lambda: None,
                sources: Catalog | None = None) -> FastAPI:
@@ -152,6 +169,7 @@ def create_app(runtime: Runtime, ingest_records: Ingest,
                            allowed=settings.allowed_hosts))
     for error in DATABASE_DOWN:
         app.add_exception_handler(error, database_unavailable)
+    app.add_exception_handler(RequestValidationError, invalid_request)
 
     def require(role: Role) -> Any:
         def check(authorization: Annotated[str | None, Header()] = None) -> None:
@@ -247,7 +265,7 @@ def create_app(runtime: Runtime, ingest_records: Ingest,
              responses={401: {}, 403: {}})
     def list_incidents(
         status: Literal["open", "acknowledged", "resolved"] | None = None,
-        severity: Filter = None, store: Filter = None, operator: Filter = None,
+        severity: Severity | None = None, store: Filter = None, operator: Filter = None,
         rule: Filter = None, since: datetime | None = None, until: datetime | None = None,
         resolved_since: datetime | None = None, resolved_until: datetime | None = None,
         limit: Limit = 100, offset: Offset = 0,
@@ -256,7 +274,8 @@ def create_app(runtime: Runtime, ingest_records: Ingest,
                         "within each): the page's orders")] = "newest",
     ) -> list[dict[str, Any]]:
         with db.engine.connect() as conn:
-            found = repo.list_incidents(conn, status=status, severity=severity, store=store,
+            found = repo.list_incidents(conn, status=status,
+                                        severity=severity.value if severity else None, store=store,
                                         operator=operator, rule=rule, since=since, until=until,
                                         resolved_since=resolved_since,
                                         resolved_until=resolved_until,
@@ -275,7 +294,8 @@ def create_app(runtime: Runtime, ingest_records: Ingest,
         runbook = RunbookOut.of(rule.runbook if rule else None)
         return {**incident_json(incident),
                 "events": [EventOut.model_validate(e).model_dump(mode="json") for e in events],
-                "rule_description": rule.description if rule else None,
+                "rule_description": rule.description_of("en") if rule else None,
+                "rule_descriptions": rule.descriptions if rule else None,
                 "runbook": runbook.model_dump(mode="json") if runbook else None}
 
     def _act(incident_id: int, action: Action, kind: ActionKind) -> dict[str, Any]:
@@ -307,11 +327,20 @@ def create_app(runtime: Runtime, ingest_records: Ingest,
              responses={401: {}, 403: {}})
     def list_snapshots(
         store: Filter = None, platform: Filter = None, operator: Filter = None,
-        period: Annotated[str | None, Query(pattern=PERIOD)] = None,
+        period: Annotated[PeriodText | None, Query(
+            description="2026-10-05, 2026-W41, 2026-10, 2026-Q4 or 2026")] = None,
         limit: Limit = 100, offset: Offset = 0,
     ) -> list[dict[str, Any]]:
-        """Stored snapshots, latest period first (restatements show their revision)."""
+        """Stored snapshots, latest period first (restatements show their revision). A
+        ``platform`` that is neither known nor stored is refused (422) with the name meant."""
         with db.engine.connect() as conn:
+            if platform and platform not in runtime.platforms:
+                stored = repo.list_snapshots(conn, platform=platform, limit=1)
+                problem = runtime.platforms.problem(platform,
+                                                    seen={platform} if stored else ())
+                if problem is not None:
+                    raise HTTPException(422, [{"loc": ["query", "platform"], "msg": problem,
+                                               "type": "value_error"}])
             return repo.list_snapshots(conn, store=store, period=period, platform=platform,
                                        operator=operator, limit=limit, offset=offset)
 
@@ -319,12 +348,15 @@ def create_app(runtime: Runtime, ingest_records: Ingest,
              dependencies=[viewer], responses={404: {}, 401: {}, 403: {}})
     def get_snapshot(platform: Annotated[str, Path(max_length=200, pattern=NO_NUL)],
                      store: Annotated[str, Path(max_length=200, pattern=NO_NUL)],
-                     period: Annotated[str, Path(pattern=PERIOD)]) -> dict[str, Any]:
+                     period: Annotated[PeriodText, Path(
+                         description="2026-10-05, 2026-W41, 2026-10, 2026-Q4 or 2026")]
+                     ) -> dict[str, Any]:
         """The snapshot of one store on one platform for one period (its identity)."""
         with db.engine.connect() as conn:
             found = repo.get_snapshot(conn, platform, store, period)
         if found is None:
-            raise HTTPException(404, f"no snapshot of {store} on {platform} for {period}")
+            raise HTTPException(404, f"no snapshot of {echo.shown(store)} on "
+                                     f"{echo.shown(platform)} for {period}")
         return found
 
     @app.post("/v1/silences", response_model=SilenceOut, status_code=201,

@@ -13,6 +13,7 @@ from fastapi import APIRouter, HTTPException, Path
 from watcher import plans
 from watcher.assessment.pip import Goal, Outcome, passing_side
 from watcher.daemon.schemas import MAX_ID, PipCheckpointIn, PipCloseIn, PipStartIn
+from watcher.echo import shown
 from watcher.errors import InputError, InvalidTransition, NotFound
 from watcher.indicators import get as indicator
 from watcher.plans import PipAction, PipView
@@ -57,7 +58,8 @@ def pip_router(runtime: Runtime, viewer: Any, responder: Any) -> APIRouter:
         for index, goal in enumerate(body.goals or []):
             if indicator(goal.metric) is None:
                 raise HTTPException(422, [{"loc": ["body", "goals", index, "metric"],
-                                           "msg": f"'{goal.metric}' is not a known metric id",
+                                           "msg": f"'{shown(goal.metric, 80)}' is not a "
+                                                  "known metric id",
                                            "type": "value_error"}])
             goals.append(Goal(metric=goal.metric, target=goal.target,
                               comparator=Comparator(goal.comparator) if goal.comparator

@@ -24,6 +24,7 @@ from watcher.assessment.targets import load_targets
 from watcher.errors import ConfigError
 from watcher.observability import record_rule_reload
 from watcher.pipeline import Pipeline
+from watcher.platforms import Platforms
 from watcher.rules import trial
 from watcher.rules.engine import RuleEngine
 from watcher.rules.loader import load_pack, rule_files
@@ -89,8 +90,10 @@ class RuleReloader(_Watcher):
 
     def __init__(self, path: Path, pipeline: Pipeline, engine_thread: Executor,
                  on_reload: Callable[[str], None] = lambda version: None,
-                 status: RulesStatus | None = None) -> None:
+                 status: RulesStatus | None = None,
+                 platforms: Platforms | None = None) -> None:
         self.path = path
+        self.platforms = platforms
         self.pipeline = pipeline
         self.engine_thread = engine_thread
         self.on_reload = on_reload
@@ -99,7 +102,7 @@ class RuleReloader(_Watcher):
 
     def reload(self) -> bool:
         try:
-            pack = load_pack(self.path)
+            pack = load_pack(self.path, self.platforms)
             trial.check(pack)
             engine = self.engine_thread.submit(RuleEngine, pack).result()
         except ConfigError as exc:

@@ -35,6 +35,7 @@ from watcher.daemon.http import create_app
 from watcher.daemon.reload import RosterReloader, RuleReloader, TargetsReloader
 from watcher.dispatcher import Dispatcher
 from watcher.errors import PortInUse
+from watcher.limits import KEPT_POLL_SECONDS, KEPT_REFRESH_GAP_SECONDS
 from watcher.observability import show_rule_pack
 from watcher.outage import DATABASE_DOWN, Outage, when_available
 from watcher.pipeline import IngestReport
@@ -69,7 +70,8 @@ class Daemon:
                              pack=lambda: runtime.pipeline.engine.pack)
         self.retention = Retention(runtime.db, self.settings.retention)
         self.reloader = RuleReloader(Path(self.settings.rules), runtime.pipeline,
-                                     self.engine_thread, status=runtime.rules_status)
+                                     self.engine_thread, status=runtime.rules_status,
+                                     platforms=runtime.platforms)
         show_rule_pack(runtime.pipeline.engine.version)
         self.targets_reloader = (
             TargetsReloader(Path(self.settings.targets), runtime.pipeline, self.engine_thread)
@@ -78,6 +80,8 @@ class Daemon:
             RosterReloader(Path(self.settings.roster), runtime.pipeline, self.engine_thread)
             if self.settings.roster else None)
         self.sources = catalog_for(self.settings)
+        self.kept_due = threading.Event()
+        runtime.pipeline.on_commit.append(self.kept_due.set)
         self.drop = DropFolder(Path(self.settings.drop_folder), self._ingest_on_engine,
                                max_bytes=self.settings.max_file_bytes, sources=self.sources)
         self.pollers = build_pollers(self.settings, self._ingest_on_engine, stop=self.stop,
@@ -107,6 +111,7 @@ class Daemon:
             ("targets-reloader", self._reload_targets),
             ("roster-reloader", self._reload_roster),
             ("nats", self._consume_bus),
+            ("kept-views", self._refresh_kept),
         ):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
@@ -139,6 +144,9 @@ class Daemon:
         if self.roster_reloader is not None:
             self.roster_reloader.run_forever(self.stop, self.settings.rules_poll_seconds)
 
+    def _refresh_kept(self) -> None:
+        refresh_kept_forever(self.runtime, self.stop, self.kept_due)
+
     def _consume_bus(self) -> None:
         if self.bus is not None:
             self.bus.run_forever(self.stop)
@@ -147,6 +155,7 @@ class Daemon:
         log.info("daemon_stopping")
         self.stop.set()
         self.dispatcher.wake.set()
+        self.kept_due.set()
         for thread in self.threads:
             thread.join(timeout=30)
         self.engine_thread.shutdown(wait=True)
@@ -177,6 +186,25 @@ class Daemon:
         config = uvicorn.Config(self.app(), host=self.settings.host, port=self.settings.port,
                                 log_config=None, access_log=False, lifespan="on")
         _Server(config).run(sockets=[sock])
+
+
+def refresh_kept_forever(runtime: Runtime, stop: threading.Event, due: threading.Event,
+                         poll: float = KEPT_POLL_SECONDS) -> None:
+    """The board and team cards rebuilt at start, after each batch (``due``: only what it
+    touched) and after other replicas' batches (every ``poll`` seconds), so that a page
+    never waits for a build."""
+    while not stop.is_set():
+        due.clear()
+        try:
+            runtime.refresh_kept()
+        except Exception:  # the database away, a bad card: the next turn tries again
+            log.warning("kept_views_refresh_failed", exc_info=True)
+        # at most one refresh a gap while batches keep coming (200 posts a second would
+        # otherwise keep this thread refreshing, and holding the GIL, between commits); a
+        # request meanwhile catches up itself
+        if stop.wait(KEPT_REFRESH_GAP_SECONDS):
+            break
+        due.wait(poll)
 
 
 def listen(host: str, port: int) -> socket.socket:

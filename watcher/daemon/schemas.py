@@ -13,23 +13,49 @@ import re
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from watcher.config import MATCH_KEYS, parse_duration
 from watcher.limits import PIP_MAX_DAYS, PIP_MAX_GOALS, PIP_MAX_NOTE
+from watcher.period import Period
 from watcher.rules.history import HistoryFields
 from watcher.rules.model import Rule, RulePack, Runbook
 from watcher.rules.status import ReloadOutcome
 from watcher.silences import Silence
 
 NO_NUL = r"^[^\x00]*$"
-PERIOD = r"^\d{4}(-\d{2}(-\d{2})?|-Q[1-4])?$"
+# The shapes of a period, for the OpenAPI contract only: a parameter is read by
+# Period.parse (PeriodText), whose refusal says which shapes it takes.
+PERIOD = r"^[0-9]{4}(-[0-9]{2}(-[0-9]{2})?|-W[0-9]{2}|-Q[1-4])?$"
 MATCH_KEY = "^(" + "|".join(re.escape(k) for k in MATCH_KEYS) + r"|label\.[^\x00]{1,100})$"
 MAX_ID = 2**31 - 1  # the id columns are 32-bit integers
 MAX_OFFSET = 1_000_000_000
 MAX_SILENCE_SECONDS = 366 * 86400
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=NO_NUL)]
+
+
+def _period_text(text: str) -> str:
+    """A period parameter in the one text it is stored under (``２０２６-10`` is 2026-10);
+    a malformed one is refused with Period.parse's message (a 422 naming the parameter)."""
+    try:
+        return Period.parse(text).text
+    except ValueError as exc:
+        raise PydanticCustomError("value_error", str(exc)) from None
+
+
+# every period a path or query takes: a day, an ISO week, a month, a quarter or a year
+PeriodText = Annotated[str, StringConstraints(max_length=20), AfterValidator(_period_text),
+                       WithJsonSchema({"type": "string", "maxLength": 20, "pattern": PERIOD})]
 MatchKey = Annotated[str, StringConstraints(pattern=MATCH_KEY)]
 
 
@@ -137,7 +163,11 @@ class RunbookOut(BaseModel):
 class RuleOut(BaseModel):
     id: str
     kind: str
-    description: str
+    description: str = Field(description="the description in English (kept for clients "
+                                         "that read one string)")
+    descriptions: dict[str, str] = Field(
+        default_factory=dict, description="the description by language (en, zh-CN): a rule "
+                                          "written with one string has it in both")
     enabled: bool
     severity: str
     severities: dict[str, str] = Field(description="platform_target: severity per metric id")
@@ -170,7 +200,8 @@ class RuleOut(BaseModel):
     @classmethod
     def of(cls, rule: Rule) -> RuleOut:
         return cls(
-            id=rule.id, kind=rule.kind, description=rule.description, enabled=rule.enabled,
+            id=rule.id, kind=rule.kind, description=rule.description_of("en"),
+            descriptions=rule.descriptions, enabled=rule.enabled,
             severity=rule.severity.value,
             severities={k: v.value for k, v in rule.severities.items()},
             audience=rule.audience, subject=rule.subject.value, labels=dict(rule.labels),

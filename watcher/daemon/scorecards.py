@@ -12,14 +12,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
 
-from watcher.assessment.scorecard import Scorecard, TeamRow, card_period, operator_card, team_cards
+from watcher.assessment.scorecard import Scorecard, TeamRow, card_period, operator_card
 from watcher.assessment.trend import SCORE_PERIODS, ScoreHistory, score_history
 from watcher.errors import InputError
 from watcher.limits import SCORE_HISTORY_MAX_PERIODS
 from watcher.period import Period
 from watcher.runtime import Runtime
 
-PeriodQuery = Annotated[str, Query(max_length=20, description="2026-10, 2026-Q3 or 2026")]
+PeriodQuery = Annotated[str, Query(max_length=20, description="2026-W45, 2026-10, 2026-Q3 or 2026")]
 
 
 def _period(text: str) -> Period:
@@ -44,8 +44,8 @@ def scorecard_router(runtime: Runtime, viewer: Any) -> APIRouter:
         failing indicators."""
         chosen = _period(period)
         with runtime.db.engine.connect() as conn:
-            cards = team_cards(conn, chosen, pipeline.engine.pack, pipeline.targets, settings,
-                               pipeline.roster, team)
+            cards = runtime.kept.teams.cards(conn, chosen, pipeline.engine.pack,
+                                             pipeline.targets, settings, pipeline.roster, team)
         return [TeamRow.of(card) for card in cards]
 
     @router.get("/v1/scorecards/{operator}", response_model=Scorecard,

@@ -18,6 +18,7 @@ nothing: at least ``min_periods`` prior periods, by default half the window's.
 
 from __future__ import annotations
 
+import functools
 import re
 import statistics
 from collections.abc import Sequence
@@ -26,7 +27,7 @@ from typing import TYPE_CHECKING, Literal
 
 from watcher.evaluation import PerLanguage
 from watcher.rules.expression import holds, requirements
-from watcher.rules.history import Verdict, Window, amount, enough, fires, prior, settles
+from watcher.rules.history import Dated, Verdict, Window, amount, enough, fires, prior, settles
 from watcher.snapshot import Snapshot
 
 if TYPE_CHECKING:
@@ -45,6 +46,7 @@ class Step:
     size: float
 
     @classmethod
+    @functools.lru_cache(maxsize=256, typed=True)  # asked for each rule on each snapshot
     def parse(cls, value: str | float, direction: Way) -> Step:
         m = _AMOUNT.match(str(value).strip().lower())
         if isinstance(value, bool) or not m:
@@ -83,32 +85,58 @@ def check(rule: Rule) -> None:
         raise ValueError("'crosses' and 'within' belong to trend rules")
 
 
-def evaluate(rule: Rule, version: str, snap: Snapshot, history: Sequence[Snapshot]) -> Verdict:
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    """How a change rule judges one snapshot: its value, its baseline, the level each way
+    (``lines``) and the ways crossed, ``condition:`` included (empty: it does not fire).
+    The engine's verdict and the incident page's chart both read it."""
+
+    value: float
+    base: float
+    window: Window
+    lines: tuple[tuple[Way, float], ...]
+    crossed: tuple[tuple[Way, float], ...]
+
+
+def judgement(rule: Rule, snap: Snapshot, history: Sequence[Dated]) -> Judgement | None:
+    """``snap`` judged against its own trailing baseline in ``history``; None when the rule
+    cannot judge it (no value, too short a history, too small a baseline, ...)."""
     metric = rule.metric
     assert metric is not None and rule.baseline is not None
     value = snap.metrics.get(metric)
     targets = {k: t.value for k, t in snap.targets.items()}
     if value is None or (rule.compiled is not None and not _evaluable(rule, snap, targets)):
-        return Verdict()
+        return None
     window = Window.parse(rule.baseline)
     past = [s.metrics[metric] for s in prior(snap, history, window) if metric in s.metrics]
     if not enough(rule, window, snap.period.kind, len(past)):
-        return Verdict()
+        return None
     base = statistics.median(past) if rule.statistic == "median" else statistics.fmean(past)
     if rule.min_baseline is not None and base < rule.min_baseline:
-        return Verdict()
+        return None
     ways = steps(rule)
     if base <= 0 and any(step.how != "absolute" for _, step in ways):
-        return Verdict()  # no relative change from nothing
-    lines = [(way, step.line(base, way)) for way, step in ways]
-    crossed = [(way, line) for way, line in lines
-               if (value <= line if way == "drop" else value >= line)]
-    if crossed and rule.compiled is not None:
-        crossed = crossed if holds(rule.compiled, snap.metrics, targets) else []
+        return None  # no relative change from nothing
+    lines = tuple((way, step.line(base, way)) for way, step in ways)
+    crossed = tuple((way, line) for way, line in lines
+                    if (value <= line if way == "drop" else value >= line))
+    if crossed and rule.compiled is not None \
+            and not holds(rule.compiled, snap.metrics, targets):
+        crossed = ()
+    return Judgement(value, base, window, lines, crossed)
+
+
+def evaluate(rule: Rule, version: str, snap: Snapshot, history: Sequence[Dated]) -> Verdict:
+    found = judgement(rule, snap, history)
+    if found is None:
+        return Verdict()
+    metric = rule.metric
+    assert metric is not None
+    value, base, window = found.value, found.base, found.window
     words = describe(rule, metric, value, base, window)
-    if not crossed:
+    if not found.crossed:
         return settles(rule, snap, f"recovered: {words['en']} in {snap.period.text}")
-    direction, line = crossed[0]
+    direction, line = found.crossed[0]
     return fires(rule, version, snap, metric, value, line, {
         "baseline": amount(metric, base), "summary": PerLanguage(words),
         "change": PerLanguage(_change(value, base)),
@@ -140,8 +168,8 @@ def describe(rule: Rule, metric: str, value: float, base: float, window: Window
     return {
         "en": f"{name_en} {amount(metric, value)}, {change['en']} from the "
               f"{window.words('en')} {stat_en} {amount(metric, base)}",
-        "zh-CN": f"{name_zh} {amount(metric, value)}，较{window.words('zh-CN')}{stat_zh} "
-                 f"{amount(metric, base)}{change['zh-CN']}",
+        "zh-CN": f"{name_zh} {amount(metric, value)}，较 {window.words('zh-CN')}{stat_zh} "
+                 f"{amount(metric, base)} {change['zh-CN']}",
     }
 
 

@@ -18,6 +18,7 @@ from watcher import indicators, yamlfile
 from watcher.errors import ConfigError
 from watcher.indicators import DeclaredMetric
 from watcher.limits import RULE_FILE_MAX_BYTES, RULE_PACK_MAX_RULES
+from watcher.platforms import Platforms
 from watcher.rules.expression import METRIC_ID, Condition, comparisons
 from watcher.rules.history import history_metrics
 from watcher.rules.model import MetricDeclaration, Rule, RulePack
@@ -41,7 +42,13 @@ def is_test_file(file: Path, folder: Path) -> bool:
             or "tests" in file.relative_to(folder).parts)
 
 
-def load_pack(path: Path) -> RulePack:
+def load_pack(path: Path, platforms: Platforms | None = None) -> RulePack:
+    """``platforms``: the names a rule's ``platforms:`` may use (watcher/platforms.py);
+    default: those of the built-in sources and mappings."""
+    if platforms is None:
+        from watcher.sources import builtin_platforms  # the sources import the config
+
+        platforms = builtin_platforms()
     files = rule_files(path)
     if not files:
         raise ConfigError("holds no rule files (*.yaml)", file=str(path))
@@ -70,6 +77,7 @@ def load_pack(path: Path) -> RulePack:
         loaded.append(part)
     for part in loaded:
         _check_metrics(part, metrics)
+        _check_platforms(part, platforms)
     return RulePack(rules=tuple(rule for part in loaded for rule, _, _ in part.rules),
                     sources=tuple(str(f) for f in files), origins=origins, metrics=metrics)
 
@@ -162,6 +170,20 @@ def _check_metrics(part: _File, declared: dict[str, DeclaredMetric]) -> None:
                     _unknown(metric, declared), file=part.name,
                     line=yamlfile.line_of(part.lines, path),
                     key=".".join(str(p) for p in path))
+
+
+def _check_platforms(part: _File, platforms: Platforms) -> None:
+    """A rule on a platform no source produces would never fire: refused, with the name
+    meant (``tiktokshop`` is the source, ``tiktok`` its platform)."""
+    for rule, index, _line in part.rules:
+        for number, name in enumerate(rule.platforms):
+            problem = platforms.problem(name)
+            if problem is not None:
+                raise ConfigError(problem, file=part.name, key=f"rules.{index}.platforms",
+                                  line=yamlfile.line_of(part.lines,
+                                                        ("rules", index, "platforms", number))
+                                  or yamlfile.line_of(part.lines,
+                                                      ("rules", index, "platforms")))
 
 
 def _unknown(metric: str, declared: dict[str, DeclaredMetric]) -> str:

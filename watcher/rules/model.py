@@ -224,7 +224,9 @@ class Rule(HistoryFields, _Frozen):
     ``HistoryFields`` (watcher/rules/history.py)."""
 
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", max_length=120)
-    description: str
+    description: str | dict[str, str] = Field(
+        description="what the rule watches: one text shown in every language, or "
+                    "{en: ..., zh-CN: ...} (both, as 'message')")
     kind: Literal["threshold", "streak", "platform_target", "change", "trend"] = "threshold"
     condition: str | None = None
     resolve: str | None = Field(
@@ -273,14 +275,41 @@ class Rule(HistoryFields, _Frozen):
     def _languages(cls, value: dict[str, str]) -> dict[str, str]:
         return _with_languages(value)
 
+    @field_validator("description")
+    @classmethod
+    def _description(cls, value: str | dict[str, str]) -> str | dict[str, str]:
+        if isinstance(value, dict):
+            for lang, text in value.items():
+                if lang not in LANGUAGES:
+                    raise ValueError(f"'{lang}' is not a language of the pack "
+                                     f"({', '.join(LANGUAGES)})")
+                if not text.strip():
+                    raise ValueError(f"the {lang} text is empty")
+            missing = [lang for lang in LANGUAGES if lang not in value]
+            if missing:
+                raise ValueError(f"needs a description in {', '.join(missing)} (or one "
+                                 "string for every language)")
+        return value
+
+    @property
+    def descriptions(self) -> dict[str, str]:
+        """The description by language: one string stands for every language."""
+        if isinstance(self.description, str):
+            return dict.fromkeys(LANGUAGES, self.description)
+        return dict(self.description)
+
+    def description_of(self, language: str) -> str:
+        """The description in ``language`` (English for a language the pack has not)."""
+        found = self.descriptions
+        return found.get(language) or found["en"]
+
     @field_validator("platforms", mode="before")
     @classmethod
     def _platforms(cls, value: Any) -> Any:
         """Platform names as the facts compare them: lower case, each once, never empty."""
-        if isinstance(value, str):
-            raise ValueError("is a list of platforms: [shopee] or [amazon, shopee]")
-        if not isinstance(value, list | tuple):
-            return value
+        if not isinstance(value, list | tuple):  # a name, null, a number, a mapping
+            raise ValueError("is a list of platform names: [shopee] or [amazon, shopee] "
+                             "(leave the key out for every platform)")
         names = []
         for item in value:
             if not isinstance(item, str) or not _PLATFORM.match(item.strip().lower()):

@@ -30,6 +30,7 @@ from watcher.config import Settings
 from watcher.errors import ConfigError
 from watcher.incidents import Incident
 from watcher.indicators import DeclaredMetric
+from watcher.platforms import Platforms
 from watcher.rules.engine import RuleEngine
 from watcher.rules.loader import RULE_SUFFIXES, is_test_file, load_pack
 from watcher.rules.model import Severity
@@ -171,12 +172,13 @@ def rule_test_files(path: Path) -> list[Path]:
                   if p.suffix in RULE_SUFFIXES and is_test_file(p, root))
 
 
-def run_files(paths: Iterable[Path]) -> list[FileResult]:
+def run_files(paths: Iterable[Path], platforms: Platforms | None = None) -> list[FileResult]:
     engines: dict[Path, RuleEngine] = {}
-    return [run_file(path, engines) for path in paths]
+    return [run_file(path, engines, platforms) for path in paths]
 
 
-def run_file(path: Path, engines: dict[Path, RuleEngine] | None = None) -> FileResult:
+def run_file(path: Path, engines: dict[Path, RuleEngine] | None = None,
+             platforms: Platforms | None = None) -> FileResult:
     """Run one test file; a malformed file or snapshot raises ConfigError (file, line, key)."""
     data, lines = yamlfile.load(path)
     try:
@@ -186,7 +188,7 @@ def run_file(path: Path, engines: dict[Path, RuleEngine] | None = None) -> FileR
     rules = (path.parent / spec.rules) if spec.rules else default_rules(path)
     engines = {} if engines is None else engines
     if rules not in engines:
-        engines[rules] = RuleEngine(load_pack(rules))
+        engines[rules] = RuleEngine(load_pack(rules, platforms))
     engine = engines[rules]
     results = []
     for index, case in enumerate(spec.tests):

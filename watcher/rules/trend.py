@@ -17,13 +17,14 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from watcher import indicators
 from watcher.evaluation import PerLanguage
 from watcher.indicators import Unit
 from watcher.rules.expression import Comparison, ExpressionError, parse
-from watcher.rules.history import Verdict, Window, amount, enough, fires, prior, settles
+from watcher.rules.history import Dated, Verdict, Window, amount, enough, fires, prior, settles
 from watcher.snapshot import Snapshot
 
 if TYPE_CHECKING:
@@ -71,37 +72,75 @@ def fit(points: Sequence[tuple[float, float]]) -> tuple[float, float]:
     return mean_y - slope * mean_x, slope
 
 
-def evaluate(rule: Rule, version: str, snap: Snapshot, history: Sequence[Snapshot]) -> Verdict:
+@dataclass(frozen=True, slots=True)
+class Projection:
+    """How a trend rule judges one snapshot: the least-squares line through ``points`` (x in
+    days from the snapshot's period, 0 the snapshot) and where it stands ``horizon`` days on.
+    ``fires``: it moves towards ``threshold`` and is across it by then; ``days``: when it
+    crosses (0: already across). The engine's verdict and the incident page's chart both
+    read it."""
+
+    metric: str
+    value: float
+    threshold: float
+    op: str
+    points: tuple[tuple[float, float], ...]
+    level: float
+    slope: float
+    horizon: int
+    projected: float
+    fires: bool
+    days: float
+
+    def at(self, x: float) -> float:
+        """The fitted line's value ``x`` days from the snapshot's period."""
+        return self.level + self.slope * x
+
+
+def projection(rule: Rule, snap: Snapshot, history: Sequence[Dated]) -> Projection | None:
+    """``snap``'s metric over ``over:`` fitted and projected ``within:`` ahead; None when the
+    rule cannot judge it (no value, too short a history)."""
     assert rule.crosses is not None and rule.within is not None
     line = line_of(rule.crosses)
     metric, threshold = line.metric, float(line.value or 0.0)
     value = snap.metrics.get(metric)
     if value is None:
-        return Verdict()
+        return None
     window = Window.parse(rule.over)
     past = [s for s in prior(snap, history, window) if metric in s.metrics]
     if not enough(rule, window, snap.period.kind, len(past)):
-        return Verdict()
+        return None
     now = snap.period.end
-    points = [(float((s.period.end - now).days), s.metrics[metric]) for s in past]
-    level, slope = fit([*points, (0.0, value)])
+    points = (*((float((s.period.end - now).days), s.metrics[metric]) for s in past),
+              (0.0, value))
+    level, slope = fit(points)
     horizon = Window.parse(rule.within).days
-    upward = line.op in _UPWARD
-    toward = slope > 0 if upward else slope < 0
+    toward = slope > 0 if line.op in _UPWARD else slope < 0
     projected = level + slope * horizon
-    if not (toward and line.holds({metric: projected}, {})):
+    fires = toward and line.holds({metric: projected}, {})
+    days = max(0.0, (threshold - level) / slope) if fires else math.inf
+    if fires and line.holds({metric: value}, {}):
+        days = 0.0  # already across, and still moving the wrong way
+    return Projection(metric, value, threshold, line.op, points, level, slope, horizon,
+                      projected, fires, days)
+
+
+def evaluate(rule: Rule, version: str, snap: Snapshot, history: Sequence[Dated]) -> Verdict:
+    found = projection(rule, snap, history)
+    if found is None:
+        return Verdict()
+    metric, value, projected = found.metric, found.value, found.projected
+    if not found.fires:
         return settles(rule, snap, f"recovered: {metric} projected at "
                        f"{amount(metric, projected)} in {rule.within}, not crossing "
                        f"{rule.crosses} ({snap.period.text})")
-    days = max(0.0, (threshold - level) / slope)
-    if line.holds({metric: value}, {}):
-        days = 0.0  # already across, and still moving the wrong way
-    return fires(rule, version, snap, metric, value, threshold, {
-        "summary": PerLanguage(describe(metric, value, slope, threshold, days)),
-        "projected": amount(metric, projected), "days": str(max(1, round(days))),
-        "slope": PerLanguage(_pace(metric, slope)),
+    return fires(rule, version, snap, metric, value, found.threshold, {
+        "summary": PerLanguage(describe(metric, value, found.slope, found.threshold,
+                                        found.days)),
+        "projected": amount(metric, projected), "days": str(max(1, round(found.days))),
+        "slope": PerLanguage(_pace(metric, found.slope)),
     }, {"period": f"{snap.period.text} + {rule.within}", "value": projected,
-        "target": threshold, "comparator": line.op})
+        "target": found.threshold, "comparator": found.op})
 
 
 def describe(metric: str, value: float, slope: float, threshold: float, days: float

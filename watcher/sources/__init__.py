@@ -10,14 +10,17 @@ drop folder's ``<source>/`` folders) looks names up in.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
+from watcher import defaults
 from watcher.config import Settings
 from watcher.errors import ConfigError, InputError
 from watcher.feeds import CANONICAL
+from watcher.platforms import Platforms
 from watcher.sources.amazon_spapi import AmazonSpApiSource
 from watcher.sources.base import Source
 from watcher.sources.lingxing import LingxingSource
@@ -75,6 +78,20 @@ class Catalog:
     def __contains__(self, name: object) -> bool:
         return name in SOURCES or name in self.mappings
 
+    def platforms(self) -> Platforms:
+        """The platforms these sources produce: each adapter's, and each mapping's constant
+        or translated (``values:``) platform; a mapping that copies a column as is adds
+        none (its names are the user's, declared under ``platforms:``)."""
+        names = {source.platform for source in _ALL}
+        aliases = {source.name: source.platform for source in _ALL}
+        for mapping in self.mappings.values():
+            spec = mapping.mapping.platform
+            produced = ({spec.value} if spec.value is not None else set(spec.values.values()))
+            names.update(name.strip().lower() for name in produced)
+            if len(produced) == 1:
+                aliases[mapping.name] = next(iter(produced)).strip().lower()
+        return Platforms(frozenset(names), aliases)
+
     def check(self, name: str) -> None:
         """An unknown name is a ConfigError listing the known ones."""
         if name not in self:
@@ -127,6 +144,19 @@ def catalog_for(settings: Settings) -> Catalog:
     return load_catalog(settings.mappings, required="mappings" in settings.model_fields_set)
 
 
+@functools.cache
+def builtin_platforms() -> Platforms:
+    """The names the built-in adapters and mappings produce: what a pack loaded without a
+    config (``watcher rules test`` on a folder) may name."""
+    return load_catalog(defaults.mappings()).platforms()
+
+
+def platforms_for(settings: Settings, catalog: Catalog | None = None) -> Platforms:
+    """The platform names a config knows: its sources' and its own ``platforms:``."""
+    found = (catalog if catalog is not None else catalog_for(settings)).platforms()
+    return found.with_names(settings.platforms)
+
+
 __all__ = [
     "BUILTIN",
     "SOURCES",
@@ -137,8 +167,10 @@ __all__ = [
     "Source",
     "TabularSource",
     "TikTokShopSource",
+    "builtin_platforms",
     "catalog_for",
     "get_source",
     "load_catalog",
+    "platforms_for",
     "records",
 ]

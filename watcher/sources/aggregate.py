@@ -19,6 +19,7 @@ minutes, or minutes and seconds?) is refused unless it says ``hrs``.
 from __future__ import annotations
 
 import functools
+import math
 import re
 import statistics
 from collections.abc import Callable, Iterator, Mapping
@@ -31,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from watcher import indicators
 from watcher.indicators import Unit
+from watcher.limits import METRIC_MAX_HOURS
 from watcher.numbers import SHEET_SEPARATORS, AmbiguousNumber
 from watcher.snapshot import parse_number
 from watcher.sources.sheets import Cell, RowError
@@ -98,6 +100,14 @@ def _in_zone(moment: datetime, zone: tzinfo) -> datetime:
     return moment.replace(tzinfo=zone) if moment.tzinfo is None else moment.astimezone(zone)
 
 
+def is_nan(cell: Cell) -> bool:
+    """``nan`` in a spreadsheet cell is a formula or an export that failed, not an empty
+    cell: a metric cell holding it is refused, never read as no data."""
+    if isinstance(cell, float):
+        return math.isnan(cell)
+    return isinstance(cell, str) and cell.strip().lower() == "nan"
+
+
 def read_hours(cell: Cell) -> float:
     """A duration cell in hours: ``5.5``, ``"5.5"``, ``"5:30 hrs"``; ``"5:30"`` alone could
     be minutes and seconds, and is refused."""
@@ -120,8 +130,13 @@ def read_hours(cell: Cell) -> float:
             raise ValueError(f"is not a number of hours: {cell!r}") from None
     else:
         value = float(cell)
+    if not math.isfinite(value):
+        raise ValueError(f"is not a number of hours: {cell!r}")
     if value < 0:
         raise ValueError(f"is a negative duration: {cell!r}")
+    if value > METRIC_MAX_HOURS:
+        raise ValueError(f"{cell!r} is over {METRIC_MAX_HOURS:g} hours, a year "
+                         "(METRIC_MAX_HOURS)")
     return value
 
 
@@ -285,6 +300,9 @@ class Tally:
             return True
         if measure.column is not None:
             if text(measure.column) is None:
+                if is_nan(read(measure.column)):  # a failed formula, not an empty cell
+                    raise RowError(measure.column, f"is not a number of hours: "
+                                                   f"{read(measure.column)!r}")
                 return None  # not answered yet: no duration to count
             try:
                 return read_hours(read(measure.column))
@@ -292,6 +310,8 @@ class Tally:
                 raise RowError(measure.column, str(exc)) from None
         assert measure.from_ is not None and measure.to is not None
         if text(measure.to) is None:
+            if is_nan(read(measure.to)):
+                raise RowError(measure.to, f"is not a timestamp: {read(measure.to)!r}")
             return None  # not answered yet
         start = self._moment(measure.from_, read)
         end = self._moment(measure.to, read)

@@ -15,17 +15,16 @@ so that a percent column reads it right whichever way the author typed it.
 from __future__ import annotations
 
 import codecs
-import csv
 import io
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Final
 
+from watcher.csvrows import Cell as Cell
+from watcher.csvrows import Row as Row
+from watcher.csvrows import csv_rows, sized
 from watcher.errors import InputError
-
-Cell = str | int | float | bool | datetime | date | None
 
 XLSX_MAGIC: Final = b"PK\x03\x04"
 OLE2_MAGIC: Final = b"\xd0\xcf\x11\xe0"
@@ -43,28 +42,19 @@ class RowError(ValueError):
         super().__init__(message)
 
 
-@dataclass(frozen=True, slots=True)
-class Row:
-    number: int
-    cells: tuple[Cell, ...]
-
-    def is_blank(self) -> bool:
-        return all(cell is None or (isinstance(cell, str) and not cell.strip())
-                   for cell in self.cells)
-
-
 def read_rows(content: bytes, *, source: str, encoding: str = "auto", delimiter: str = ",",
-              sheet: str | None = None) -> Iterator[Row]:
+              sheet: str | None = None, header_row: int | None = None) -> Iterator[Row]:
     """Every row of the first (or the named) sheet, blank ones included, numbered from 1."""
     if content.startswith(XLSX_MAGIC):
         yield from _xlsx_rows(content, source=source, sheet=sheet)
     elif content.startswith(OLE2_MAGIC):
         raise InputError("a legacy .xls workbook: save it as .xlsx or CSV", location=source)
     else:
-        text = decode(content, encoding, source=source)
-        reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-        for number, cells in enumerate(reader, start=1):
-            yield Row(number, tuple(cells))
+        yield from csv_rows(decode(content, encoding, source=source), delimiter, header_row)
+
+
+def is_workbook(content: bytes) -> bool:
+    return content.startswith((XLSX_MAGIC, OLE2_MAGIC))
 
 
 def decode(content: bytes, encoding: str, *, source: str) -> str:
@@ -109,8 +99,9 @@ def _xlsx_rows(content: bytes, *, source: str, sheet: str | None) -> Iterator[Ro
         # Exporters often write a wrong <dimension>; without a reset rows would be cut off.
         worksheet.reset_dimensions()
         for number, cells in enumerate(worksheet.iter_rows(), start=1):
-            yield Row(number, tuple(_xlsx_value(cell.value, getattr(cell, "number_format", ""))
-                                    for cell in cells))
+            values = tuple(_xlsx_value(cell.value, getattr(cell, "number_format", ""))
+                           for cell in cells)
+            yield sized(number, values)
     finally:
         book.close()
 

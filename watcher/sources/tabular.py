@@ -40,9 +40,15 @@ from watcher.errors import ConfigError, InputError
 from watcher.numbers import SHEET_SEPARATORS, AmbiguousNumber, to_ascii
 from watcher.period import Period, PeriodKind
 from watcher.snapshot import Comparator, parse_number
-from watcher.sources.aggregate import AggregateSpec, Tally, parse_zone, read_timestamp
+from watcher.sources.aggregate import (
+    AggregateSpec,
+    Tally,
+    is_nan,
+    parse_zone,
+    read_timestamp,
+)
 from watcher.sources.base import Clock, is_missing, period_for_range, tidy
-from watcher.sources.sheets import Cell, Row, RowError, read_rows, sheet_text
+from watcher.sources.sheets import Cell, Row, RowError, is_workbook, read_rows, sheet_text
 from watcher.validation import RawRecord, Rejection, validate
 
 NAME_PATTERN: Final = r"^[a-z0-9][a-z0-9_-]{0,62}$"
@@ -446,20 +452,28 @@ class TabularSource:
                              location=self.name, field="period")
         rows = self._data_rows(content)
         header = next(rows)
+        if header.problem is not None:
+            raise InputError(f"the header (row {header.number}) {header.problem}",
+                             location=self.name)
+        # A CSV row has as many cells as its header; a workbook's rows may stop short.
+        width = None if is_workbook(content) else len(header.cells)
         columns = self._columns(header)
         observed = self._clock().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         defaults = {"store": store, "operator": operator, "period": period,
                     "observed_at": observed}
         names = _names(header)
         if self.mapping.aggregate is not None:
-            return self._aggregated(rows, names, columns, defaults)
+            return self._aggregated(rows, names, columns, defaults, width)
         out: list[RawRecord | Rejection] = []
         first_row: dict[str, int] = {}
         for row in rows:
-            if row.is_blank() or self._skipped(row, columns):
+            if row.problem is None and (row.is_blank() or self._skipped(row, columns)):
                 continue
             raw = _raw(names, row)
             location = f"row {row.number}"
+            if (refused := self._unreadable(row, names, width, raw)) is not None:
+                out.append(refused)
+                continue
             try:
                 record, origins = self._record(row, columns, defaults)
             except RowError as exc:
@@ -481,7 +495,8 @@ class TabularSource:
         return out
 
     def _aggregated(self, rows: Iterator[Row], names: list[str], columns: Mapping[str, int],
-                    defaults: Mapping[str, str | None]) -> list[RawRecord | Rejection]:
+                    defaults: Mapping[str, str | None], width: int | None
+                    ) -> list[RawRecord | Rejection]:
         """One record per store, platform and period of the rows; a bad row is rejected
         alone and counts for nothing."""
         spec = self.mapping.aggregate
@@ -491,9 +506,12 @@ class TabularSource:
                       (period.zone if period else None) or UTC)
         out: list[RawRecord | Rejection] = []
         for row in rows:
-            if row.is_blank() or self._skipped(row, columns):
+            if row.problem is None and (row.is_blank() or self._skipped(row, columns)):
                 continue
             raw = _raw(names, row)
+            if (refused := self._unreadable(row, names, width, raw)) is not None:
+                out.append(refused)
+                continue
 
             def read(column: str, row: Row = row) -> Cell:
                 return _cell(row, columns, column)
@@ -514,10 +532,27 @@ class TabularSource:
                 out.append(RawRecord(location, raw, record, self.name))
         return out
 
+    def _unreadable(self, row: Row, names: list[str], width: int | None, raw: str
+                    ) -> Rejection | None:
+        """A row not read as written (sheets.Row.problem), or a CSV row whose cells do not
+        line up with the header: a missing or extra cell would shift every value after it
+        into the wrong column."""
+        location = f"row {row.number}"
+        if row.problem is not None:
+            column = (names[row.column] if row.column is not None and row.column < len(names)
+                      else None)
+            return Rejection(self.name, location, column, row.problem, raw)
+        if width is not None and len(row.cells) != width:
+            return Rejection(self.name, location, None,
+                             f"row {row.number} has {len(row.cells)} cells, the header "
+                             f"{width}", raw)
+        return None
+
     def _data_rows(self, content: bytes) -> Iterator[Row]:
         mapping = self.mapping
         rows = read_rows(content, source=self.name, encoding=mapping.encoding,
-                         delimiter=mapping.delimiter, sheet=mapping.sheet)
+                         delimiter=mapping.delimiter, sheet=mapping.sheet,
+                         header_row=mapping.header_row)
         for row in rows:
             if row.number == mapping.header_row:
                 yield row
@@ -613,6 +648,8 @@ class TabularSource:
         if column not in columns:
             return
         cell = _cell(row, columns, column)
+        if is_nan(cell):
+            raise RowError(column, f"is not a number ({spec.unit.value} column): {cell!r}")
         if is_blank(cell):
             return
         record["metrics"][spec.metric] = _number(cell, spec.unit, column)
@@ -622,6 +659,9 @@ class TabularSource:
             return
         if target.column is not None:
             raw_target: Cell | float = _cell(row, columns, target.column)
+            if is_nan(raw_target):
+                raise RowError(target.column, f"is not a number ({spec.unit.value} column): "
+                                              f"{raw_target!r}")
             if is_blank(raw_target):
                 return
             origins[f"targets.{spec.metric}"] = target.column

@@ -9,8 +9,8 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
-from typing import Any, TypeVar
+from datetime import date, datetime, timedelta
+from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import (
     Connection,
@@ -36,6 +36,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from watcher import feeds
 from watcher.alerts import SEVERITY_RANK, Alert
 from watcher.incidents import Event, Incident, IncidentSort, Status
+from watcher.limits import SNAPSHOTS_SETTLE_SECONDS
 from watcher.period import PeriodKind
 from watcher.silences import Silence
 from watcher.snapshot import Snapshot
@@ -264,15 +265,24 @@ def get_snapshot(conn: Connection, platform: str, store: str,
 
 
 def snapshots_within(conn: Connection, first: date, last: date,
-                     operator: str | None = None) -> list[Snapshot]:
+                     operator: str | None = None, *,
+                     operators: Sequence[str] | None = None) -> list[Snapshot]:
     """Snapshots with an operator whose period lies within [first, last] (the scorecards'
-    input): one operator's, or every operator's when ``operator`` is None."""
+    input): one operator's, these ``operators``', or every operator's."""
+    if operators is not None:
+        return [snap for chunk in _chunks(sorted(set(operators)), 500)
+                for snap in _within(conn, first, last, snapshots.c.operator.in_(chunk))]
+    return _within(conn, first, last, snapshots.c.operator.is_not(None) if operator is None
+                   else snapshots.c.operator == operator)
+
+
+def _within(conn: Connection, first: date, last: date, whose: Any) -> list[Snapshot]:
     query = select(snapshots.c.store, snapshots.c.platform, snapshots.c.period,
                    snapshots.c.operator, snapshots.c.observed_at, snapshots.c.segment,
                    snapshots.c.metrics, snapshots.c.targets).where(
-        snapshots.c.period_start >= first, snapshots.c.period_end <= last,
-        snapshots.c.operator.is_not(None) if operator is None
-        else snapshots.c.operator == operator,
+        # period_start <= last (implied) bounds the index range of the period
+        snapshots.c.period_start >= first, snapshots.c.period_start <= last,
+        snapshots.c.period_end <= last, whose,
     ).order_by(snapshots.c.operator, snapshots.c.period_end, snapshots.c.period_start,
                snapshots.c.platform, snapshots.c.store)
     return [Snapshot.model_validate(dict(row._mapping)) for row in conn.execute(query)]
@@ -874,24 +884,140 @@ def store_history(conn: Connection, platform: str, store: str, kind: str,
     return found
 
 
-def latest_snapshots(conn: Connection) -> list[Snapshot]:
-    """Every store's latest snapshot of each period kind (the health board's input)."""
+def latest_snapshots(conn: Connection, stores: Iterable[tuple[str, str]] | None = None
+                     ) -> list[Snapshot]:
+    """Every store's latest snapshot of each period kind (the health board's input); with
+    ``stores`` ((platform, store) pairs), those stores' only."""
+    if stores is None:
+        return _latest_of(conn, None)
+    found: list[Snapshot] = []
+    for chunk in _chunks(sorted(set(stores)), 500):
+        found += _latest_of(conn, chunk)
+    return found
+
+
+def _latest_of(conn: Connection, stores: list[tuple[str, str]] | None) -> list[Snapshot]:
     keys = (snapshots.c.platform, snapshots.c.store, snapshots.c.period_kind)
-    newest = select(*keys, func.max(snapshots.c.period_start).label("start")) \
-        .group_by(*keys).subquery()
+    newest = select(*keys, func.max(snapshots.c.period_start).label("start"))
+    if stores is not None:
+        newest = newest.where(snapshots.c.store.in_({store for _p, store in stores}))
+    newest_q = newest.group_by(*keys).subquery()
     query = select(snapshots.c.store, snapshots.c.platform, snapshots.c.period,
                    snapshots.c.operator, snapshots.c.observed_at, snapshots.c.segment,
-                   snapshots.c.metrics, snapshots.c.targets).join(newest, and_(
-                       snapshots.c.platform == newest.c.platform,
-                       snapshots.c.store == newest.c.store,
-                       snapshots.c.period_kind == newest.c.period_kind,
-                       snapshots.c.period_start == newest.c.start))
-    return [Snapshot.model_validate(dict(row._mapping)) for row in conn.execute(query)]
+                   snapshots.c.metrics, snapshots.c.targets).join(newest_q, and_(
+                       snapshots.c.platform == newest_q.c.platform,
+                       snapshots.c.store == newest_q.c.store,
+                       snapshots.c.period_kind == newest_q.c.period_kind,
+                       snapshots.c.period_start == newest_q.c.start))
+    rows = conn.execute(query)
+    if stores is not None:  # the store names matched; the platform must too
+        wanted = set(stores)
+        rows = (r for r in rows if (r.platform, r.store) in wanted)  # type: ignore[assignment]
+    return [Snapshot.model_validate(dict(row._mapping)) for row in rows]
 
 
-def snapshots_watermark(conn: Connection) -> tuple[int, int, datetime | None]:
-    """How many snapshots are stored, their revisions and when one last changed: moves on
-    every insert, restatement and prune (what the health board's cache watches)."""
-    row = conn.execute(select(func.count(), func.coalesce(func.sum(snapshots.c.revision), 0),
-                              func.max(snapshots.c.updated_at))).one()
-    return int(row[0]), int(row[1]), row[2]
+SETTLE = timedelta(seconds=SNAPSHOTS_SETTLE_SECONDS)
+
+
+class SnapshotsMark(NamedTuple):
+    """Where the snapshots stand, read from index ends and the recent index range only.
+
+    ``newest`` (the last change) and ``last_id`` move with every insert and restatement
+    that commits in time order. A transaction that commits after a later one (its clock
+    was read first; another replica's clock runs behind) stamps a time before ``newest``:
+    so the rows changed within ``SETTLE`` of ``newest`` are counted, with their
+    revisions, and a late insert or restatement moves those. Snapshots are never deleted
+    (retention clears only their raw payload)."""
+
+    newest: datetime | None
+    last_id: int
+    recent: int
+    revisions: int
+
+    @property
+    def since(self) -> datetime | None:
+        """From when a reader that saw this mark must look for changes."""
+        return None if self.newest is None else self.newest - SETTLE
+
+
+def snapshots_mark(conn: Connection) -> SnapshotsMark:
+    # one aggregate a statement: SQLite reads a lone max() from the index end
+    newest = as_utc(conn.execute(select(func.max(snapshots.c.updated_at))).scalar_one())
+    if newest is None:
+        return SnapshotsMark(None, 0, 0, 0)
+    last_id = conn.execute(select(func.max(snapshots.c.id))).scalar_one()
+    return SnapshotsMark(newest, int(last_id), *snapshots_counted(conn, newest - SETTLE))
+
+
+def snapshots_counted(conn: Connection, first: datetime, last: datetime | None = None
+                      ) -> tuple[int, int]:
+    """How many snapshots changed from ``first`` (to ``last``), and their revisions summed
+    (from the index on ``updated_at, revision`` alone)."""
+    query = select(func.count(), func.coalesce(func.sum(snapshots.c.revision), 0)).where(
+        snapshots.c.updated_at >= first)
+    if last is not None:
+        query = query.where(snapshots.c.updated_at <= last)
+    recent, revisions = conn.execute(query).one()
+    return int(recent), int(revisions)
+
+
+class Changed(NamedTuple):
+    key: str
+    platform: str
+    store: str
+    operator: str | None
+    period_start: date
+    period_end: date
+
+
+# A snapshot's revision and its change time as the driver hands it back (SQLite: text):
+# compared only with ``driver_time``, never read as a time.
+Seen = tuple[int, Any]
+
+
+def driver_time(conn: Connection, moment: datetime) -> Any:
+    """``moment`` as the driver stores ``updated_at`` (what ``snapshots_window`` returns)."""
+    column = snapshots.c.updated_at.type
+    stamp = column.dialect_impl(conn.dialect).bind_processor(conn.dialect)  # SQLite: text
+    return stamp(moment) if stamp is not None else moment
+
+
+def snapshots_window(conn: Connection, since: datetime | None, *, after: bool = False
+                     ) -> dict[int, Seen]:
+    """``id -> (revision, change time)`` of the snapshots changed at or (``after``) after
+    ``since`` (all without it), from the index on ``updated_at, revision, id`` alone."""
+    query = select(snapshots.c.id, snapshots.c.revision, snapshots.c.updated_at)
+    if since is not None:
+        query = query.where(snapshots.c.updated_at > since if after
+                            else snapshots.c.updated_at >= since)
+    # Right after a backfill the window holds its every row: read through the driver's own
+    # cursor (plain values), a fifth of the time SQLAlchemy's rows take.
+    compiled = query.compile(dialect=conn.dialect)
+    values = {k: driver_time(conn, v) if isinstance(v, datetime) else v
+              for k, v in compiled.construct_params().items()}
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        if compiled.positiontup is not None:  # qmark (SQLite) or format (psycopg)
+            cursor.execute(str(compiled), [values[k] for k in compiled.positiontup])
+        else:
+            cursor.execute(str(compiled), values)
+        return {row[0]: (row[1], row[2]) for row in cursor.fetchall()}
+    finally:
+        cursor.close()
+
+
+def snapshots_of(conn: Connection, ids: Iterable[int]) -> list[Changed]:
+    """What kept views need to know of these snapshots: whose, and which period."""
+    found: list[Changed] = []
+    for chunk in _chunks(sorted(set(ids)), 500):
+        found += [Changed(*row) for row in conn.execute(select(
+            snapshots.c.key, snapshots.c.platform, snapshots.c.store, snapshots.c.operator,
+            snapshots.c.period_start, snapshots.c.period_end).where(snapshots.c.id.in_(chunk)))]
+    return found
+
+
+def latest_month(conn: Connection) -> date | None:
+    """The start of the latest month any snapshot reports."""
+    return conn.execute(select(snapshots.c.period_start)
+                        .where(snapshots.c.period_kind == "month")
+                        .order_by(snapshots.c.period_start.desc()).limit(1)).scalar()

@@ -61,6 +61,12 @@ snapshots = Table(
     Column("updated_at", TS, nullable=False),
     Index("ix_snapshots_store_period", "store", "period_start"),
     Index("ix_snapshots_operator_period", "operator", "period_start"),
+    # each store's latest snapshot of a kind (the health board), and what changed since a
+    # moment (the watermark of the kept board and team cards: repository.snapshots_mark)
+    Index("ix_snapshots_store_kind_start", "platform", "store", "period_kind", "period_start"),
+    Index("ix_snapshots_updated", "updated_at", "revision", "id"),
+    # the snapshots of a period (the team's cards)
+    Index("ix_snapshots_period_start", "period_start", "period_end"),
 )
 
 rejected_inputs = Table(

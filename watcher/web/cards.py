@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import date
 from urllib.parse import quote, urlencode
 
+from watcher import echo
 from watcher.assessment.scorecard import CardItem, Scorecard, Veto, card_period
 from watcher.assessment.scorecard_report import needs, number, score_text
 from watcher.errors import InputError
@@ -41,7 +42,7 @@ def chosen_period(text: str) -> Period:
 
 def printable(text: str) -> str:
     """Text typed into a URL, fit to be shown back: control characters as U+FFFD."""
-    return "".join(c if c.isprintable() else "\ufffd" for c in text)
+    return echo.shown(text)
 
 
 def known_operator(name: str) -> bool:

@@ -10,7 +10,10 @@ can name them:
 ``serie-0``  the value, a line through the periods that have one;
 ``serie-1``  the threshold or target (dashed);
 ``serie-2``  the periods that breach it (a large red dot);
-``serie-3``  the restated periods (a ring around the dot).
+``serie-3``  the restated periods (a ring around the dot);
+``serie-4``  a guide, when the rule has one (faint): a change rule's baseline (the 7-day
+             mean the alert level is taken from), a trend rule's fitted line projected to
+             its horizon, with a ring and a label where it meets the level.
 
 The score chart (``score_chart``) draws an operator's card score over periods on a 0-1
 scale, with the grade bands behind it (alternate stripes, each band's grade named in the
@@ -18,12 +21,14 @@ right margin, a guide line at each band's lower bound), the pass mark as ``serie
 the failed periods as ``serie-2`` and each card's grade written above its point.
 
 An SVG carries its ``<title>`` and a ``<desc>`` with the text summary, and the page shows
-that summary beside it, so a screen reader or a printout loses nothing. Pure: data in,
-markup out.
+that summary beside it, so a screen reader or a printout loses nothing; pygal's own
+``<desc>`` per point (raw coordinates, for its script's tooltips) is dropped as noise.
+Pure: data in, markup out.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -54,6 +59,7 @@ class Point:
     threshold: float | None
     breaching: bool = False
     restated: bool = False
+    guide: float | None = None  # serie-4: a baseline, a projection
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +71,15 @@ class Legend:
     breaching: str
     restated: str
     no_data: str
+    guide: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Crossing:
+    """Where the guide meets the threshold: ``at`` a (fractional) index of the points."""
+
+    at: float
+    label: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,27 +103,36 @@ SMALL = _Size("small", 320, 200, _SMALL, False, 4, 3, max_scale=4)
 
 
 def line_chart(title: str, summary: str, metric: str, points: Sequence[Point],
-               legend: Legend, *, small: bool = False) -> Markup:
+               legend: Legend, *, small: bool = False,
+               crossing: Crossing | None = None) -> Markup:
     """``points`` in period order as SVG line charts with the threshold as a line: one
     small chart, or a wide and a narrow one (for a phone) of the same data."""
     sizes = (SMALL,) if small else (WIDE, NARROW)
-    return Markup("").join(_render(title, summary, metric, points, legend, size)
+    return Markup("").join(_render(title, summary, metric, points, legend, size, crossing)
                            for size in sizes)
 
 
 def _render(title: str, summary: str, metric: str, points: Sequence[Point], legend: Legend,
-            size: _Size) -> Markup:
+            size: _Size, crossing: Crossing | None = None) -> Markup:
     """One chart. A threshold that is the same in every period that has one is drawn across
     the whole chart; one that changes is drawn where it is known."""
     known = {p.threshold for p in points if p.threshold is not None}
     constant = known.pop() if len(known) == 1 else None
+    guided = [i for i, p in enumerate(points) if p.guide is not None]
+    series = 5 if guided else 4
+    # a fifth series (the guide) fits the wide chart's legend row; the narrow one's takes
+    # a row more, and a phone names every few periods when there are many
+    columns = size.legend_columns + (1 if guided and size.legend_columns > 2 else 0)
+    crowded = size.kind == "narrow" and len(points) > 12
     chart = pygal.Line(
         js=[], css=[], no_prefix=True, disable_xml_declaration=True, explicit_size=False,
         width=size.width, height=size.height, style=size.style, allow_interruptions=True,
         show_legend=size.legend, legend_at_bottom=True, truncate_legend=-1,
-        legend_at_bottom_columns=size.legend_columns,
-        legend_box_size=11, margin=10, margin_right=28, spacing=8,
-        x_label_rotation=0 if len(points) <= size.rotate_after else 40, truncate_label=-1,
+        legend_at_bottom_columns=columns, legend_box_size=11, margin=10,
+        margin_bottom=10 + _legend_rows_short(series, columns, size.style), margin_right=28,
+        spacing=8, x_label_rotation=0 if len(points) <= size.rotate_after else 40,
+        truncate_label=-1, show_minor_x_labels=not crowded,
+        x_labels_major_every=math.ceil(len(points) / 6) if crowded else None,
         show_x_guides=False, dots_size=size.dots, max_scale=size.max_scale,
         value_formatter=_formatter(metric), no_data_text=legend.no_data)
     chart.x_labels = [p.period for p in points]
@@ -120,10 +144,51 @@ def _render(title: str, summary: str, metric: str, points: Sequence[Point], lege
               stroke=False, dots_size=size.dots * 1.7)
     chart.add(legend.restated, [p.value if p.restated else None for p in points],
               stroke=False, dots_size=size.dots * 2.6)
+    if guided:
+        chart.add(legend.guide, [p.guide for p in points], show_dots=False)
     chart.xml_filters.append(_fit_for_page(title, summary, size.kind))
     if constant is not None:
         chart.xml_filters.append(_label_line(1, format_value(metric, constant)))
+    if crossing is not None and guided:
+        chart.xml_filters.append(_mark_crossing(4, guided, crossing))
     return Markup(chart.render(is_unicode=True))
+
+
+def _legend_rows_short(series: int, columns: int, style: Style) -> float:
+    """The height pygal leaves out under a legend whose last row is not full: it counts
+    ``series // columns`` rows, not the rows drawn."""
+    if not columns:
+        return 0.0
+    missing = math.ceil(series / columns) - series // columns
+    return float(missing * max(float(style.legend_font_size), 11.0) * 1.5)
+
+
+def _mark_crossing(series: int, indices: Sequence[int], crossing: Crossing
+                   ) -> Callable[[Any], Any]:
+    """A ring on series ``series``'s line at ``crossing.at`` (an index of the points; the
+    line's vertices are the points ``indices``, consecutive), and its label beside it."""
+    def mark(root: Any) -> Any:
+        group = next((g for g in root.iter() if _name(g) == "g"
+                      and {"series", f"serie-{series}"} <= set(g.get("class", "").split())
+                      and any(_name(c) == "path" for c in g)), None)
+        path = next((c for c in group if _name(c) == "path"), None) \
+            if group is not None else None
+        numbers = [float(n) for n in _NUMBER.findall(path.get("d", ""))] \
+            if path is not None else []
+        vertices = list(zip(numbers[0::2], numbers[1::2], strict=False))
+        if group is None or len(vertices) != len(indices) or len(vertices) < 2:
+            return root
+        j = min(max(int(crossing.at - indices[0]), 0), len(vertices) - 2)
+        share = crossing.at - indices[0] - j
+        (x0, y0), (x1, y1) = vertices[j], vertices[j + 1]
+        x, y = x0 + (x1 - x0) * share, y0 + (y1 - y0) * share
+        etree.SubElement(group, "circle", {"class": "crossing", "cx": f"{x:.2f}",
+                                           "cy": f"{y:.2f}", "r": "6"})
+        text = etree.SubElement(group, "text", {  # left of the ring, above the line
+            "class": "crossing", "x": f"{x - 8:.2f}", "y": f"{y - 10:.2f}"})
+        text.text = crossing.label
+        return root
+    return mark
 
 
 def _label_line(series: int, text: str) -> Callable[[Any], Any]:
@@ -283,7 +348,10 @@ def _name(node: Any) -> str:
 
 
 def _dropped(node: Any) -> bool:
-    return (_name(node) in ("", "style", "script")
+    """What the page cannot use: styles, scripts, the tooltips' layer and pygal's per-point
+    ``<desc>`` (raw coordinates, noise to a screen reader; the chart's own ``<desc>``, the
+    summary, is put back by ``_fit_for_page``)."""
+    return (_name(node) in ("", "style", "script", "desc")
             or "tooltip-overlay" in node.get("class", "").split())
 
 

@@ -23,9 +23,8 @@ from jinja2.runtime import Context
 
 from watcher import plans
 from watcher.actions import ActionKind, act
-from watcher.assessment.board import BoardCache, board_facets
 from watcher.assessment.pip import GoalValue, Outcome, parse_goal, status_of
-from watcher.assessment.scorecard import Scorecard, operator_card, team_cards
+from watcher.assessment.scorecard import Scorecard, operator_card
 from watcher.assessment.trend import SCORE_PERIODS, operator_cards
 from watcher.assessment.trend import history_of as score_history_of
 from watcher.auth import Authenticator, Role
@@ -53,9 +52,9 @@ from watcher.web.cards import (
 )
 from watcher.web.history import (
     CARD_PERIODS,
-    HISTORY_PERIODS,
     Figure,
     card_figures,
+    history_needed,
     incident_figure,
     previous_periods,
     score_figure,
@@ -66,8 +65,10 @@ from watcher.web.views import (
     ListQuery,
     QueryProblem,
     evidence_rows,
+    field_label,
     indicator_name,
     recommendation,
+    rule_scope,
     shown,
     timeline,
     title_of,
@@ -172,8 +173,6 @@ def page_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         """The rules that recommend a PIP, from the pack in force."""
         return [r.id for r in runtime.pipeline.engine.pack.rules if r.kind == "streak"]
 
-    boards = BoardCache()
-
     def history_of(incident: Incident, lang: str) -> Figure | None:
         """The incident's store and metric over its last periods, judged by its rule."""
         if not (incident.store and incident.platform and incident.metric and incident.period):
@@ -182,7 +181,7 @@ def page_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         with db.engine.connect() as conn:
             history = repo.store_history(conn, incident.platform, incident.store,
                                          Period.parse(incident.period).kind.value,
-                                         HISTORY_PERIODS, incident.metric)
+                                         history_needed(rule), incident.metric)
         return incident_figure(rule, incident.metric, incident.store, history, lang)
 
     def card_trend(operator: str, period: Period, lang: str
@@ -237,6 +236,7 @@ def page_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
             return message(request, 404, "error.not_found", who, id=incident_id)
         lang = language(request)
         form = form or {"by": unquote(request.cookies.get(NAME_COOKIE, "")), "note": ""}
+        rule = runtime.pipeline.engine.pack.get(incident.rule.partition("/")[0])
         return page(request, "incident.html", status, who, error=error, incident=incident,
                     title=title_of(incident, lang), evidence=evidence_rows(incident, lang),
                     metric_name=indicator_name(incident.metric or "", lang),
@@ -244,7 +244,7 @@ def page_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
                     threshold=format_value(incident.metric, incident.threshold),
                     timeline=timeline(events, lang), form=form,
                     can_act=who.can(Role.RESPONDER), figure=history_of(incident, lang),
-                    rule=runtime.pipeline.engine.pack.get(incident.rule.partition("/")[0]))
+                    rule=rule, rule_scope=rule_scope(rule, lang) if rule else None)
 
     @router.get("/incidents/{incident_id}", response_class=HTMLResponse)
     def incident_detail(request: Request,
@@ -339,7 +339,9 @@ def page_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
                       runtime.pipeline.clock(), by=by, note=note or None, **parsed)
         except InputError as exc:
             return plan_page(request, who, incident_id, 400,
-                             t("error.field", field=exc.field, message=exc.reason), form)
+                             t("error.field", field=field_label(language(request), exc.field,
+                                                                "pip.form"),
+                               message=exc.reason), form)
         except NotFound:
             return message(request, 404, "pip.not_found", who, id=incident_id)
         except InvalidTransition as exc:
@@ -355,7 +357,8 @@ def page_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         except InputError:
             t = translator(language(request))
             return (printable(text), None,
-                    t("error.field", field="period", message=t("error.period")))
+                    t("error.field", field=field_label(language(request), "period", "team"),
+                      message=t("error.period")))
 
     @router.get("/scorecards", response_class=HTMLResponse)
     def team_page(request: Request) -> Response:
@@ -367,9 +370,9 @@ def page_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         cards: list[Scorecard] = []
         if period is not None:
             with db.engine.connect() as conn:
-                cards = team_cards(conn, period, runtime.pipeline.engine.pack,
-                                   runtime.pipeline.targets, runtime.settings.scorecard,
-                                   runtime.pipeline.roster, team or None)
+                cards = runtime.kept.teams.cards(
+                    conn, period, runtime.pipeline.engine.pack, runtime.pipeline.targets,
+                    runtime.settings.scorecard, runtime.pipeline.roster, team or None)
         return page(request, "scorecards.html", 400 if error else 200, who, error=error,
                     period=period.text if period else None, period_text=text, team_text=team,
                     form_action="/scorecards", lines=team_lines(cards, language(request)))
@@ -416,17 +419,32 @@ def page_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
             chosen, error = BoardFilter.parse(request.query_params), None
         except InputError as exc:
             t = translator(lang)
-            chosen, error = BoardFilter(), t("error.field", field=exc.field, message=exc.reason)
+            chosen, error = BoardFilter(), t("error.field",
+                                             field=field_label(lang, exc.field, "board"),
+                                             message=exc.reason)
         pipeline = runtime.pipeline
         with db.engine.connect() as conn:
-            board, latest = boards.board(conn, pipeline.engine.pack, pipeline.targets,
-                                         pipeline.roster, platform=chosen.platform,
-                                         operator=chosen.operator,
-                                         dimension=chosen.dimension, team=chosen.team)
+            board = runtime.kept.board.board(
+                conn, pipeline.engine.pack, pipeline.targets, pipeline.roster,
+                platform=chosen.platform, operator=chosen.operator,
+                dimension=chosen.dimension, team=chosen.team).page(chosen.offset, PER_PAGE)
+            unknown = (runtime.platforms.unknown(
+                chosen.platform, seen=runtime.kept.board.facets()["platform"])
+                       if chosen.platform else None)
+            if unknown is not None:  # the whole board, with the reason, not an empty one
+                t = translator(lang)
+                reason = t("error.platform", name=unknown.name,
+                           known=t("list.names").join(unknown.known))
+                if unknown.hint:
+                    reason += t("error.platform_hint", hint=unknown.hint)
+                chosen, error = BoardFilter(), t("error.field", field="platform",
+                                                 message=reason)
+                board = runtime.kept.board.board(
+                    conn, pipeline.engine.pack, pipeline.targets, pipeline.roster
+                ).page(0, PER_PAGE)
         return page(request, "board.html", 400 if error else 200, who, error=error,
-                    chosen=chosen, facets=board_facets(latest, runtime.pipeline.roster),
-                    board=board, per=PER_PAGE,
-                    rows=board_rows(board.page(chosen.offset, PER_PAGE), lang))
+                    chosen=chosen, facets=runtime.kept.board.facets(),
+                    board=board, per=PER_PAGE, rows=board_rows(board, lang))
 
     @router.get("/login", response_class=HTMLResponse)
     def login_form(request: Request) -> Response:

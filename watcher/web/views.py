@@ -25,13 +25,14 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from watcher import indicators
+from watcher import echo, indicators
 from watcher.errors import InputError
 from watcher.evaluation import format_value
 from watcher.incidents import INCIDENT_SORTS, Incident, IncidentSort
 from watcher.numbers import to_ascii
+from watcher.platforms import brand
 from watcher.redact import redact_text, redact_url
-from watcher.rules.model import Severity
+from watcher.rules.model import Rule, Severity
 from watcher.web.i18n import MESSAGES, translator, when
 
 Translate = Callable[..., str]
@@ -46,8 +47,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
 
 def shown(text: str) -> str:
     """A value typed into a URL, fit to be repeated on the page: printable, cut short."""
-    clean = "".join(c if c.isprintable() else "\ufffd" for c in text)
-    return clean if len(clean) <= SHOWN_MAX else clean[:SHOWN_MAX - 1] + "…"
+    return echo.shown(text, SHOWN_MAX)
 
 
 def parse_day(text: str) -> date:
@@ -55,8 +55,18 @@ def parse_day(text: str) -> date:
     as in a period): nothing else is guessed at (not ``11/05/2026``, not a timestamp)."""
     ascii_text = to_ascii(text).strip()
     if not DAY.match(ascii_text):
-        raise ValueError(f"'{text}' is not a day written YYYY-MM-DD")
+        raise ValueError(f"'{shown(text)}' is not a day written YYYY-MM-DD")
     return date.fromisoformat(ascii_text)  # ValueError for 2026-02-30
+
+
+def field_label(lang: str, field: str | None, *sections: str) -> str:
+    """The label a form shows for ``field`` (its key in the first of ``sections`` that has
+    one), so that an error names the field as the visitor sees it, in their language."""
+    for section in (*sections, "filter"):
+        key = f"{section}.{field}"
+        if key in MESSAGES[lang]:
+            return translator(lang)(key)
+    return str(field)
 
 
 class QueryProblem(InputError):
@@ -69,9 +79,8 @@ class QueryProblem(InputError):
 
     def text(self, lang: str) -> str:
         t = translator(lang)
-        label = f"filter.{self.field}"
-        name = t(label) if label in MESSAGES[lang] else str(self.field)
-        return t("error.field", field=name, message=t(self.key, **self.values))
+        return t("error.field", field=field_label(lang, self.field),
+                 message=t(self.key, **self.values))
 
 
 class ListQuery(BaseModel):
@@ -126,8 +135,9 @@ class ListQuery(BaseModel):
             name = ".".join(str(p) for p in first["loc"])
             kind, ctx = first["type"], first.get("ctx") or {}
             if kind == "day_order":
-                raise QueryProblem("until", "error.date_order", since=params.get("since", ""),
-                                   until=params.get("until", "")) from None
+                raise QueryProblem("until", "error.date_order",
+                                   since=shown(params.get("since", "")),
+                                   until=shown(params.get("until", ""))) from None
             value = shown(str(params.get(name, "")))
             if kind == "day":
                 raise QueryProblem(name, "error.date", value=value) from None
@@ -190,6 +200,15 @@ class Recommendation:
 
 def title_of(incident: Incident, lang: str) -> str:
     return incident.title.get(lang) or incident.title.get("en") or incident.rule
+
+
+def rule_scope(rule: Rule, lang: str) -> str | None:
+    """A rule limited to some platforms says so beside its description: "(Amazon only)"."""
+    if not rule.platforms:
+        return None
+    t = translator(lang)
+    names = t("list.names").join(brand(p) for p in rule.platforms)
+    return t("incident.platforms_only", platforms=names)
 
 
 def indicator_name(metric: str, lang: str) -> str:

@@ -1,7 +1,7 @@
 """snapshot parts: one snapshot stated in parts by different feeds
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0013
+Revises: 0012
 Create Date: 2026-11-29 22:20:00.000000
 
 ``feed`` names the one feed of a snapshot only one feed states (its columns are the part,
@@ -12,8 +12,8 @@ names (watcher/feeds.py, ``legacy_feed``): no rewrite of the table.
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0012'
-down_revision = '0011'
+revision = '0013'
+down_revision = '0012'
 branch_labels = None
 depends_on = None
 
