@@ -59,7 +59,18 @@ class TestDerivedMetrics:
 
     def test_one_part_alone_derives_nothing(self):
         assert derived_metrics({"disputes": 3}, MONTH) == {}
-        assert derived_metrics({"orders": 100, "visitors": 0}, MONTH) == {}
+        assert derived_metrics({"visitors": 0, "orders": 0}, MONTH) == {}
+
+    def test_a_part_of_a_whole_of_zero_is_refused_naming_the_part(self):
+        for part, whole in (("orders", "visitors"), ("tickets_resolved", "tickets"),
+                            ("disputes", "orders")):
+            with pytest.raises(InputError, match=rf"more than {whole} \(0\)") as caught:
+                derived_metrics({part: 2, whole: 0}, MONTH)
+            assert caught.value.field == f"metrics.{part}"
+
+    def test_a_quotient_with_no_upper_bound_over_zero_derives_nothing(self):
+        # ad spend with no ad sales: no ACOS (of no number), not a contradiction; ROI 0
+        assert derived_metrics({"ad_spend": 50, "gmv_ads": 0}, MONTH) == {"ad_roi": 0.0}
 
     def test_a_quotient_on_a_threshold_is_exactly_the_threshold(self):
         derived = derived_metrics({"disputes": 3, "orders": 100, "positive_reviews": 90,

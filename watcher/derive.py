@@ -8,7 +8,8 @@ stored snapshot then shows exactly what the rules saw.
 
 * A rate that was sent always wins: the sender may know better (e.g. a
   platform's own dispute rate counts only some kinds of dispute).
-* A zero denominator derives nothing: "no orders" is not "no disputes".
+* A zero denominator derives nothing: "no orders" is not "no disputes". But a part of
+  a whole of zero (3 disputes of 0 orders) is refused as the contradiction it is.
 * A numerator larger than its denominator cannot make a rate (a rate outside
   [0, 1] is a rejected record, whether sent or derived): the record is refused,
   naming the numerator, so the contradiction is fixed at its source. The same holds
@@ -82,11 +83,20 @@ def derived_metrics(metrics: Mapping[str, float], period: PeriodKind) -> dict[st
         if ratio.metric in metrics:
             continue
         top, bottom = metrics.get(ratio.numerator), metrics.get(ratio.denominator)
-        if top is None or bottom is None or bottom == 0:
+        if top is None or bottom is None:
+            continue
+        ceiling = None if ratio.annualised else _ceiling(ratio.metric)
+        if ceiling == 1 and bottom == 0 and top > 0:
+            # a part of nothing (2 tickets resolved of 0): no rate, and no consistent data
+            raise InputError(
+                f"{top:g} is more than {ratio.denominator} (0): {ratio.numerator} counts a "
+                f"part of {ratio.denominator}; correct the counts, or send {ratio.metric} "
+                "itself", field=f"metrics.{ratio.numerator}")
+        if bottom == 0:
             continue
         if ratio.annualised:
             top *= PER_YEAR[period]
-        elif (ceiling := _ceiling(ratio.metric)) is not None and top > bottom * ceiling:
+        elif ceiling is not None and top > bottom * ceiling:
             what = ("more than" if ceiling == 1 else
                     f"more than {ceiling:g} times") + f" {ratio.denominator} ({bottom:g})"
             raise InputError(

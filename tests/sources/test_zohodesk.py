@@ -125,7 +125,9 @@ class TestTheShippedMapping:
         ("99999", "'99999' is over 8760 hours, a year (METRIC_MAX_HOURS)"),
         ("nan", "is not a number of hours: 'nan'"),
         ("NaN hrs", "is not a number of hours: 'NaN hrs'"),
-        ("inf", "is not a number of hours: 'inf'")])
+        ("inf", "is not a number of hours: 'inf'"),
+        ("8760:59 hrs", "'8760:59 hrs' is over 8760 hours, a year (METRIC_MAX_HOURS)"),
+        ("99999:00 hrs", "'99999:00 hrs' is over 8760 hours, a year (METRIC_MAX_HOURS)")])
     def test_an_absurd_or_non_numeric_duration_rejects_its_row_only(self, cell: str,
                                                                     error: str):
         bad = f"40210011,Absurd,Shopee MY,Chat,Closed,Lim Wei,02 Nov 2026 10:00 AM,,{cell},X"
@@ -280,7 +282,7 @@ class TestCells:
         assert read_hours(cell) == pytest.approx(hours)
 
     @pytest.mark.parametrize("cell", ["5:30", "-1", "soon", "1,5", "8761", 1e308,
-                                      float("nan"), "nan"])
+                                      float("nan"), "nan", "8761:00 hrs"])
     def test_what_is_not_plainly_hours_is_refused(self, cell: Any):
         with pytest.raises(ValueError):
             read_hours(cell)

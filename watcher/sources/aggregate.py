@@ -113,23 +113,30 @@ def read_hours(cell: Cell) -> float:
     be minutes and seconds, and is refused."""
     if isinstance(cell, bool) or not isinstance(cell, int | float | str):
         raise ValueError(f"is not a number of hours: {cell!r}")
-    if isinstance(cell, str):
-        text = cell.strip()
-        m = _HOURS_MINUTES.match(text)
-        if m:
-            return int(m.group(1)) + int(m.group(2)) / 60
-        if ":" in text:
-            raise ValueError(f"{text!r} could be hours:minutes or minutes:seconds; write "
-                             "5.5 or '5:30 hrs'")
-        text = re.sub(r"\s*(?:hrs?|hours?)$", "", text, flags=re.IGNORECASE)
-        try:
-            value = parse_number(text, SHEET_SEPARATORS)
-        except AmbiguousNumber as exc:
-            raise ValueError(str(exc)) from None
-        except ValueError:
-            raise ValueError(f"is not a number of hours: {cell!r}") from None
-    else:
-        value = float(cell)
+    return checked_hours(_hours_text(cell) if isinstance(cell, str) else float(cell), cell)
+
+
+def _hours_text(cell: str) -> float:
+    text = cell.strip()
+    m = _HOURS_MINUTES.match(text)
+    if m:
+        return int(m.group(1)) + int(m.group(2)) / 60
+    if ":" in text:
+        raise ValueError(f"{text!r} could be hours:minutes or minutes:seconds; write "
+                         "5.5 or '5:30 hrs'")
+    text = re.sub(r"\s*(?:hrs?|hours?)$", "", text, flags=re.IGNORECASE)
+    try:
+        return parse_number(text, SHEET_SEPARATORS)
+    except AmbiguousNumber as exc:
+        raise ValueError(str(exc)) from None
+    except ValueError:
+        raise ValueError(f"is not a number of hours: {cell!r}") from None
+
+
+def checked_hours(value: float, cell: object) -> float:
+    """Every duration, whichever way it was written (a number, ``H:MM hrs``, the time
+    between two timestamps), within [0, METRIC_MAX_HOURS]: a row over it is refused
+    alone, before it can move its day's mean."""
     if not math.isfinite(value):
         raise ValueError(f"is not a number of hours: {cell!r}")
     if value < 0:
@@ -318,7 +325,11 @@ class Tally:
         if end < start:
             raise RowError(measure.to, f"is before '{measure.from_}' "
                                        f"({end.isoformat()} < {start.isoformat()})")
-        return (end - start).total_seconds() / 3600
+        try:
+            return checked_hours((end - start).total_seconds() / 3600,
+                                 f"{start.isoformat()} .. {end.isoformat()}")
+        except ValueError as exc:
+            raise RowError(measure.to, str(exc)) from None
 
     def _moment(self, column: str, read: Read) -> datetime:
         try:
