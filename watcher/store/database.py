@@ -18,7 +18,9 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, Table, create_engine, event, text
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 
 from watcher.errors import ConfigError, MissingDatabase
@@ -28,6 +30,16 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def claim_once(conn: Connection, table: Table, values: dict[str, Any]) -> bool:
+    """Insert ``values`` unless a row with the same unique key exists; True when this call
+    inserted it. A claim committed with the messages it sends: a second replica or a
+    restarted daemon finds it and sends nothing, a rolled-back send leaves no claim."""
+    statement = (postgresql_insert(table) if conn.dialect.name == "postgresql"
+                 else sqlite_insert(table)).values(**values)
+    key = next(iter(table.primary_key.columns))
+    return conn.execute(statement.on_conflict_do_nothing().returning(key)).first() is not None
 
 
 def as_utc(value: datetime | None) -> datetime | None:

@@ -11,9 +11,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import Connection, select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from watcher.store.database import claim_once
 from watcher.store.schema import digest_deliveries
 
 
@@ -27,9 +26,5 @@ def digested(conn: Connection, week: str) -> set[str]:
 def claim_digest(conn: Connection, route_key: str, week: str, now: datetime) -> bool:
     """Record that the route's digest for ``week`` goes out; False when it already did
     (here or in another replica). Commit it with the notifications it sends."""
-    values = {"route_key": route_key, "week": week, "sent_at": now}
-    statement = (postgresql_insert(digest_deliveries) if conn.dialect.name == "postgresql"
-                 else sqlite_insert(digest_deliveries)).values(**values)
-    inserted = conn.execute(statement.on_conflict_do_nothing()
-                            .returning(digest_deliveries.c.route_key)).first()
-    return inserted is not None
+    return claim_once(conn, digest_deliveries,
+                      {"route_key": route_key, "week": week, "sent_at": now})

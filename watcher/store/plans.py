@@ -12,10 +12,9 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import Connection, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from watcher.assessment.pip import ACTIVE, Plan
+from watcher.store.database import claim_once
 from watcher.store.schema import pip_plans, report_deliveries
 
 
@@ -72,9 +71,5 @@ def reported(conn: Connection, period: str) -> set[str]:
 def claim_report(conn: Connection, manager: str, period: str, now: datetime) -> bool:
     """Record that ``manager``'s report for ``period`` goes out; False when it already
     did (here or in another replica). Commit it with the notifications it sends."""
-    values = {"manager": manager, "period": period, "sent_at": now}
-    statement = (postgresql_insert(report_deliveries) if conn.dialect.name == "postgresql"
-                 else sqlite_insert(report_deliveries)).values(**values)
-    inserted = conn.execute(statement.on_conflict_do_nothing()
-                            .returning(report_deliveries.c.manager)).first()
-    return inserted is not None
+    return claim_once(conn, report_deliveries,
+                      {"manager": manager, "period": period, "sent_at": now})
