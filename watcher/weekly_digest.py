@@ -78,11 +78,6 @@ def chosen_week(text: str, now: datetime) -> Period:
     return week
 
 
-def is_closed(week: Period, now: datetime) -> bool:
-    """Whether ``week`` is over at ``now``: a digest of a week still running is so far."""
-    return week_bounds(week)[1] <= now
-
-
 def due_week(now: datetime, day: int, hour: int) -> Period:
     """The week whose digest is due at ``now`` for a route sending on ``day`` (1-7, ISO)
     at ``hour`` (UTC): the week before the latest such moment. A daemon that was down

@@ -282,12 +282,17 @@ def build_board(latest: Iterable[Snapshot], pack: RulePack, book: TargetBook, *,
     return assemble([store_row(e, wanted, pack, book) for e in shown], wanted).page()
 
 
+def facet_values(platforms: Iterable[str], operators: Iterable[str], roster: Roster
+           ) -> dict[str, list[str]]:
+    """The platforms, operators and teams (by the roster) a board can be filtered by."""
+    people = set(operators)
+    return {"platform": sorted(set(platforms)), "operator": sorted(people),
+            "team": sorted({t for o in people if (t := roster.team_of(o))})}
+
+
 def board_facets(latest: Sequence[Snapshot], roster: Roster | None = None
                  ) -> dict[str, list[str]]:
-    """The platforms, operators and teams a board can be filtered by."""
-    operators = {s.operator for s in latest if s.operator}
-    teams = {t for o in operators if (t := (roster or Roster()).team_of(o))}
-    return {"platform": sorted({s.platform for s in latest}), "operator": sorted(operators),
-            "team": sorted(teams)}
+    return facet_values((s.platform for s in latest), (s.operator for s in latest if s.operator),
+                  roster or Roster())
 
 

@@ -36,6 +36,7 @@ from watcher.assessment.board import (
     KeptStore,
     Layout,
     assemble,
+    facet_values,
     kept_store,
     only,
     shows,
@@ -251,12 +252,10 @@ class BoardCache:
         """The platforms, operators and teams the kept board can be filtered by."""
         with self._lock:
             if self._facets is None:
-                roster = self._context[2] if self._context else Roster()
-                operators = {o for e, _row in self._stores.values() for o in e[5]}
-                teams = {t for o in operators if (t := roster.team_of(o))}
-                self._facets = {
-                    "platform": sorted({e[0] for e, _row in self._stores.values()}),
-                    "operator": sorted(operators), "team": sorted(teams)}
+                kept = self._stores.values()
+                self._facets = facet_values((e[0] for e, _row in kept),
+                                            (o for e, _row in kept for o in e[5]),
+                                            self._context[2] if self._context else Roster())
             return self._facets
 
 
